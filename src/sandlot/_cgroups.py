@@ -1,0 +1,209 @@
+"""Host side of cgroups: one memory+pids cgroup per sandbox, v1 or v2.
+
+Each controller is looked up where this host has it: on this machine type the
+memory and pids controllers are on cgroup v1 hierarchies while the cgroup2
+mount has neither, elsewhere both may be on cgroup2. sandlot nests its cgroups
+under the server's own cgroup (``…/<ours>/sandlot-<pid>/sb-<uid>``), so limits
+an operator placed on the server still bound all sandboxes together.
+
+The sandbox moves itself in (``sandlot_runtime.cgroups``); the host creates the
+cgroup, sets its limits, reads its counters after a run (to tell an OOM kill
+from other deaths) and removes it once the sandbox is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+CONTROLLERS = ("memory", "pids")
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """Where one controller lives: its mount, cgroup version, and our cgroup in it."""
+
+    controller: str
+    version: int
+    mount: str
+    own_path: str
+
+    @property
+    def own_dir(self) -> str:
+        return os.path.join(self.mount, self.own_path.lstrip("/"))
+
+
+def detect() -> dict[str, Hierarchy]:
+    """The hierarchies that carry the memory and pids controllers for this process."""
+    own_paths = _own_cgroup_paths()
+    found: dict[str, Hierarchy] = {}
+    for mount_point, fstype, options in _cgroup_mounts():
+        if fstype == "cgroup":
+            for controller in CONTROLLERS:
+                if controller in options and controller in own_paths:
+                    found.setdefault(controller, Hierarchy(controller, 1, mount_point, own_paths[controller]))
+        elif fstype == "cgroup2" and "" in own_paths:
+            own = os.path.join(mount_point, own_paths[""].lstrip("/"))
+            available = _read(os.path.join(own, "cgroup.controllers")).split()
+            for controller in CONTROLLERS:
+                if controller in available:
+                    found.setdefault(controller, Hierarchy(controller, 2, mount_point, own_paths[""]))
+    return found
+
+
+class SandboxCgroup:
+    """The cgroups of one sandbox (one directory per hierarchy)."""
+
+    def __init__(self, dirs: dict[str, tuple[Hierarchy, str]]) -> None:
+        self._dirs = dirs
+
+    @property
+    def procs_files(self) -> list[str]:
+        return sorted({os.path.join(path, "cgroup.procs") for _, path in self._dirs.values()})
+
+    def oom_kills(self) -> int:
+        memory = self._dirs.get("memory")
+        if memory is None:
+            return 0
+        hierarchy, path = memory
+        name = "memory.oom_control" if hierarchy.version == 1 else "memory.events"
+        return _counter(os.path.join(path, name), "oom_kill")
+
+    def pids_limit_hits(self) -> int:
+        pids = self._dirs.get("pids")
+        return 0 if pids is None else _counter(os.path.join(pids[1], "pids.events"), "max")
+
+    def peak_memory(self) -> int | None:
+        memory = self._dirs.get("memory")
+        if memory is None:
+            return None
+        hierarchy, path = memory
+        name = "memory.max_usage_in_bytes" if hierarchy.version == 1 else "memory.peak"
+        try:
+            return int(_read(os.path.join(path, name)))
+        except (OSError, ValueError):
+            return None
+
+    def reset_peak_memory(self) -> None:
+        memory = self._dirs.get("memory")
+        if memory is not None and memory[0].version == 1:
+            with contextlib.suppress(OSError):
+                _write(os.path.join(memory[1], "memory.max_usage_in_bytes"), "0")
+
+    def is_empty(self) -> bool:
+        return all(not _read(os.path.join(path, "cgroup.procs")).strip() for _, path in self._dirs.values())
+
+    def remove(self) -> bool:
+        """Remove the directories; False while processes are still inside."""
+        done = True
+        for _, path in self._dirs.values():
+            try:
+                os.rmdir(path)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                done = False
+        return done
+
+
+class CgroupManager:
+    """Creates per-sandbox cgroups under ``<our cgroup>/sandlot-<pid>/``."""
+
+    def __init__(self, hierarchies: dict[str, Hierarchy], instance: str) -> None:
+        self.hierarchies = hierarchies
+        self._parents: dict[str, str] = {}
+        for controller, hierarchy in hierarchies.items():
+            parent = os.path.join(hierarchy.own_dir, instance)
+            os.makedirs(parent, exist_ok=True)
+            if hierarchy.version == 2:
+                _enable_v2_controllers(parent, [c for c, h in hierarchies.items() if h.mount == hierarchy.mount])
+            self._parents[controller] = parent
+
+    def create(self, name: str, *, memory_bytes: int, pids: int) -> SandboxCgroup:
+        dirs: dict[str, tuple[Hierarchy, str]] = {}
+        for controller, hierarchy in self.hierarchies.items():
+            path = os.path.join(self._parents[controller], name)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(path)
+            dirs[controller] = (hierarchy, path)
+            if controller == "memory":
+                _set_memory_limit(hierarchy.version, path, memory_bytes)
+            else:
+                _write(os.path.join(path, "pids.max"), str(pids))
+        return SandboxCgroup(dirs)
+
+    def remove_all(self) -> None:
+        """Remove the per-instance parents (their children must be gone already)."""
+        for parent in set(self._parents.values()):
+            for child in _subdirs(parent):
+                with contextlib.suppress(OSError):
+                    os.rmdir(child)
+            with contextlib.suppress(OSError):
+                os.rmdir(parent)
+
+
+def _set_memory_limit(version: int, path: str, limit: int) -> None:
+    if version == 1:
+        _write(os.path.join(path, "memory.limit_in_bytes"), str(limit))
+        # Where swap is accounted, cap memory+swap too, so the limit cannot spill into swap.
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            _write(os.path.join(path, "memory.memsw.limit_in_bytes"), str(limit))
+    else:
+        _write(os.path.join(path, "memory.max"), str(limit))
+        with contextlib.suppress(FileNotFoundError):
+            _write(os.path.join(path, "memory.swap.max"), "0")
+
+
+def _enable_v2_controllers(parent: str, controllers: list[str]) -> None:
+    _write(os.path.join(parent, "cgroup.subtree_control"), " ".join("+" + c for c in controllers))
+
+
+def _own_cgroup_paths() -> dict[str, str]:
+    """controller name -> our path in its hierarchy ("" for the cgroup2 hierarchy)."""
+    paths: dict[str, str] = {}
+    for line in _read("/proc/self/cgroup").splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            paths[""] = path
+        for controller in controllers.split(","):
+            paths[controller] = path
+    return paths
+
+
+def _cgroup_mounts() -> list[tuple[str, str, set[str]]]:
+    mounts = []
+    for line in _read("/proc/self/mountinfo").splitlines():
+        before, _, after = line.partition(" - ")
+        fields, tail = before.split(), after.split()
+        if len(tail) >= 3 and tail[0] in ("cgroup", "cgroup2"):
+            mounts.append((fields[4], tail[0], set(tail[2].split(","))))
+    return mounts
+
+
+def _subdirs(path: str) -> list[str]:
+    try:
+        return [entry.path for entry in os.scandir(path) if entry.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
+
+
+def _counter(path: str, key: str) -> int:
+    try:
+        for line in _read(path).splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _write(path: str, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)

@@ -1,0 +1,99 @@
+"""sandlot's exceptions: one root, each leaf says when it is raised.
+
+An exception in *user code* is never one of these: it is data in the
+``ExecutionResult`` (``status="error"``). These are infrastructure failures.
+Each class carries the HTTP status and the CLI exit code it maps to, so the
+server and the CLI need no special cases.
+
+    SandlotError
+    ├── SetupError               the host cannot give the isolation asked for
+    ├── SandboxError             one sandbox failed (not the user's code)
+    │   ├── SpawnError           a sandbox could not start or contain itself
+    │   └── ProtocolError        a sandbox broke the channel protocol
+    ├── CapacityError            no capacity left right now (retry later)
+    ├── ClosedError              you used something after closing it
+    ├── NotFoundError            no such session or file
+    ├── InvalidRequestError      a request is malformed (bad path, bad limits)
+    └── TooLargeError            code or upload over its size limit
+"""
+
+from __future__ import annotations
+
+
+class SandlotError(Exception):
+    """Root of every sandlot infrastructure error."""
+
+    http_status = 500
+    error_type = "internal_error"
+    exit_code = 1
+
+
+class SetupError(SandlotError):
+    """The host cannot provide what the configuration asks for (for example
+    ``isolation="strict"`` without namespaces, or no seccomp library)."""
+
+    http_status = 503
+    error_type = "setup_error"
+    exit_code = 3
+
+
+class SandboxError(SandlotError):
+    """A sandbox failed for a reason that is not the user's code."""
+
+    http_status = 500
+    error_type = "sandbox_error"
+
+
+class SpawnError(SandboxError):
+    """A sandbox could not be started or could not contain itself."""
+
+    error_type = "spawn_error"
+
+
+class ProtocolError(SandboxError):
+    """A sandbox sent frames that break the channel protocol."""
+
+    error_type = "protocol_error"
+
+
+class CapacityError(SandlotError):
+    """No sandbox capacity is left right now; retry after ``retry_after`` seconds."""
+
+    http_status = 429
+    error_type = "capacity"
+    exit_code = 4
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ClosedError(SandlotError):
+    """The engine, session or sandbox was closed by its owner and cannot be used."""
+
+    http_status = 409
+    error_type = "closed"
+
+
+class NotFoundError(SandlotError):
+    """No session or file by that name."""
+
+    http_status = 404
+    error_type = "not_found"
+    exit_code = 2
+
+
+class InvalidRequestError(SandlotError):
+    """The request itself is invalid: a path leaving the workspace, limits out of range."""
+
+    http_status = 400
+    error_type = "invalid_request"
+    exit_code = 2
+
+
+class TooLargeError(SandlotError):
+    """Code or an upload is over its size limit."""
+
+    http_status = 413
+    error_type = "too_large"
+    exit_code = 2

@@ -1,0 +1,80 @@
+"""The containment checklist: every mechanism, applied in order.
+
+Read this function top to bottom and you know how a sandbox is contained. It
+runs in the child the zygote has just forked (already pid 1 of a fresh pid
+namespace in ``namespaces`` mode) and either completes every step or raises,
+in which case the child exits without running any user code.
+
+Order matters:
+ 1. die with the zygote          (PR_SET_PDEATHSIG)
+ 2. keep only our fds            (the zygote's control socket must not leak)
+ 3. join the memory+pids cgroups (before the cgroup namespace, so it is its root)
+ 4. unshare mount/net/ipc/uts/cgroup namespaces
+ 5. build the root and pivot     (needs root; /proc of the new pid namespace)
+ 6. hostname                     (in the new UTS namespace)
+ -- degraded mode replaces 3-6 with: own process group + Landlock rules --
+ 7. rlimits                      (before dropping privileges: raising needs root)
+ 8. drop capabilities and uid/gid
+ 9. no_new_privs, then seccomp   (last: the filter would deny the steps above)
+10. a clean environment
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from . import _libc, cgroups, credentials, fds, landlock, limits, namespaces, rootfs, seccomp
+from .spec import LANDLOCK, NAMESPACES, SandboxSpec, ZygoteSetup
+
+WORKDIR = rootfs.WORKSPACE
+
+
+def contain(setup: ZygoteSetup, spec: SandboxSpec, channel_fd: int, stdout_fd: int, stderr_fd: int) -> int:
+    """Contain the calling process; returns the channel's fd number afterwards."""
+    _libc.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    channel_fd = fds.install(channel_fd, stdout_fd, stderr_fd)
+
+    if setup.isolation == NAMESPACES:
+        cgroups.join(spec.cgroup_procs)
+        namespaces.unshare_all_but_pid()
+        rootfs.build_and_enter(
+            mountpoint=setup.root_mountpoint, ro_dirs=setup.ro_dirs, ro_files=setup.ro_files,
+            workspace=spec.workspace, tmp_size=spec.tmp_size, uid=spec.uid, gid=spec.uid,
+            hostname=setup.hostname,
+        )
+        _libc.sethostname(setup.hostname)
+        workdir, tmpdir = WORKDIR, "/tmp"
+    elif setup.isolation == LANDLOCK:
+        os.setpgid(0, 0)  # the host kills the whole group; seccomp then forbids leaving it
+        landlock.restrict(read_only=setup.ro_dirs + setup.ro_files, read_write=[spec.workspace, spec.tmp_dir])
+        os.chdir(spec.workspace)
+        workdir, tmpdir = spec.workspace, spec.tmp_dir
+    else:
+        raise ValueError(f"unknown isolation {setup.isolation!r}")
+
+    limits.apply(spec.rlimits)
+    if os.getuid() == 0:
+        credentials.drop_to(spec.uid, spec.uid)
+    seccomp.set_no_new_privs()
+    seccomp.load(setup.seccomp_bpf)
+
+    os.environ.clear()
+    os.environ.update(base_environment(workdir, tmpdir))
+    os.environ.update(spec.env)
+    return channel_fd
+
+
+def base_environment(workdir: str, tmpdir: str) -> dict[str, str]:
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": workdir,
+        "TMPDIR": tmpdir,
+        "LANG": "C.UTF-8",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": tmpdir + "/matplotlib",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }

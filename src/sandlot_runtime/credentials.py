@@ -1,0 +1,24 @@
+"""Mechanism: give up root for good.
+
+Drop every capability from the bounding set (so nothing can be regained, even
+through a setuid binary), then switch group and user ids. With all of real,
+effective and saved uid non-zero, the kernel clears the permitted and effective
+capability sets as well.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import _libc
+
+
+def drop_to(uid: int, gid: int) -> None:
+    with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
+        last_cap = int(f.read())
+    for cap in range(last_cap + 1):
+        _libc.prctl(_libc.PR_CAPBSET_DROP, cap)
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+

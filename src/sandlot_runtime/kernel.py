@@ -1,0 +1,148 @@
+"""Protocol: the sandbox's end of the channel.
+
+Counting, flushing and replying live here; running code lives in ``execute``.
+A reader thread receives frames (so an ``interrupt`` can arrive while a cell
+runs, and later, replies to the sandbox's own calls to the host); the main
+thread runs cells one at a time.
+
+Messages from the host: ``exec`` {id, code, count, cpu_seconds, env?},
+``interrupt``. Messages to the host: ``ready``, ``output`` {id, output},
+``done`` {id, status, error, cpu_ms, peak_rss}.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import queue
+import resource
+import signal
+import socket
+import sys
+import threading
+from typing import Any
+
+from . import framing
+from .execute import CellRunner, CpuTimeExceeded
+
+
+class Channel:
+    """The socket to the host; sends are serialized because two threads send."""
+
+    def __init__(self, fd: int) -> None:
+        self.sock = socket.socket(fileno=fd)
+        self._send_lock = threading.Lock()
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = framing.encode(message)
+        with self._send_lock:
+            self.sock.sendall(data)
+
+
+class Kernel:
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.requests: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self.running_id: int | None = None
+        self.main_thread = threading.main_thread().ident
+        self.runner = CellRunner(emit=self._emit, flush_streams=_flush_streams)
+
+    def serve(self) -> None:
+        signal.signal(signal.SIGINT, self._on_sigint)
+        signal.signal(signal.SIGXCPU, self._on_sigxcpu)
+        threading.Thread(target=self._read_loop, name="sandlot-channel", daemon=True).start()
+        self.channel.send({"t": "ready"})
+        while True:
+            request = self.requests.get()
+            self._execute(request)
+
+    def _execute(self, request: dict[str, Any]) -> None:
+        env = request.get("env")
+        if isinstance(env, dict):
+            os.environ.update({str(k): str(v) for k, v in env.items()})
+        cpu_seconds = request.get("cpu_seconds")
+        if isinstance(cpu_seconds, (int, float)) and cpu_seconds > 0:
+            _set_cpu_budget(cpu_seconds)
+        before = _cpu_seconds()
+        self.running_id = request.get("id")
+        try:
+            status, error = self.runner.run(str(request.get("code", "")), int(request.get("count", 1)))
+        except CpuTimeExceeded:  # landed between the cell's end and here
+            status, error = "timeout", None
+        finally:
+            self.running_id = None
+        _flush_streams()
+        self.channel.send({
+            "t": "done",
+            "id": request.get("id"),
+            "status": status,
+            "error": error,
+            "cpu_ms": (_cpu_seconds() - before) * 1000.0,
+            "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        })
+
+    def _emit(self, output: dict[str, Any]) -> None:
+        self.channel.send({"t": "output", "id": self.running_id, "output": output})
+
+    def _read_loop(self) -> None:
+        try:
+            while True:
+                message = framing.read_message(self.channel.sock)
+                if message is None:
+                    break
+                kind = message.get("t")
+                if kind == "exec":
+                    self.requests.put(message)
+                elif kind == "interrupt" and self.running_id is not None and self.main_thread is not None:
+                    signal.pthread_kill(self.main_thread, signal.SIGINT)
+        except (OSError, framing.FrameError):
+            pass
+        # The host is gone or broke the protocol: nobody is left to serve.
+        os._exit(0)
+
+    def _on_sigint(self, _signum: int, _frame: Any) -> None:
+        if self.running_id is not None:
+            raise KeyboardInterrupt
+
+    def _on_sigxcpu(self, _signum: int, _frame: Any) -> None:
+        if self.running_id is not None:
+            raise CpuTimeExceeded("the cell used up its CPU time")
+
+
+def _flush_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass  # user code may have replaced or closed them
+
+
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _set_cpu_budget(seconds: float) -> None:
+    """Let this cell use ``seconds`` more CPU before SIGXCPU; the hard limit stays as the host set it."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = math.ceil(_cpu_seconds() + seconds)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def install_std_streams() -> None:
+    """Line-buffered text streams over fds 1 and 2 (pipes the host reads)."""
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
+                                  errors="backslashreplace", line_buffering=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
+                                  errors="backslashreplace", line_buffering=True)
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+
+
+def run(channel_fd: int) -> None:
+    """Serve the host on ``channel_fd`` until it goes away; never returns."""
+    install_std_streams()
+    Kernel(Channel(channel_fd)).serve()

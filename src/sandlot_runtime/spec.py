@@ -1,0 +1,77 @@
+"""What the host tells the zygote: its setup once, then one spec per sandbox.
+
+Plain dataclasses with JSON round trips, so host and zygote share one
+definition. Host-to-zygote messages are trusted (the host wrote them); nothing
+here is ever read back from a sandbox.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+NAMESPACES = "namespaces"
+LANDLOCK = "landlock"
+
+
+@dataclass(frozen=True)
+class ZygoteSetup:
+    isolation: str
+    """``namespaces`` (full containment, needs root) or ``landlock`` (degraded mode)."""
+    seccomp_bpf: bytes
+    """The compiled seccomp program, loaded as-is by every sandbox."""
+    preload: list[str] = field(default_factory=list)
+    """Modules the zygote imports once, so sandboxes start with them loaded."""
+    root_mountpoint: str = ""
+    """An empty host directory on which each sandbox mounts its private root (namespaces mode)."""
+    ro_dirs: list[str] = field(default_factory=list)
+    """Host directories the sandbox sees read-only at the same path (/usr, the Python prefix)."""
+    ro_files: list[str] = field(default_factory=list)
+    """Host files the sandbox sees read-only at the same path (/etc/ld.so.cache)."""
+    hostname: str = "sandbox"
+
+    def to_json(self) -> bytes:
+        return _dump(self, bytes_field="seccomp_bpf")
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> ZygoteSetup:
+        return cls(**_load(raw, bytes_field="seccomp_bpf"))
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    uid: int
+    """The unprivileged uid (and gid) no other live sandbox has."""
+    workspace: str
+    """Host directory mounted read-write at /workspace (namespaces) or allowed by Landlock."""
+    cgroup_procs: list[str] = field(default_factory=list)
+    """``cgroup.procs`` files of the sandbox's own memory and pids cgroups."""
+    tmp_dir: str = ""
+    """Degraded mode only: a private host directory used as TMPDIR."""
+    tmp_size: int = 64 << 20
+    rlimits: dict[str, list[int]] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return _dump(self)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> SandboxSpec:
+        return cls(**_load(raw))
+
+
+def _dump(obj: Any, bytes_field: str | None = None) -> bytes:
+    data = dataclasses.asdict(obj)
+    if bytes_field:
+        data[bytes_field] = base64.b64encode(data[bytes_field]).decode()
+    return json.dumps(data).encode()
+
+
+def _load(raw: bytes, bytes_field: str | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(raw)
+    if bytes_field:
+        data[bytes_field] = base64.b64decode(data[bytes_field])
+    return data

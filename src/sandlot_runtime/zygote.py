@@ -1,0 +1,174 @@
+"""The zygote: imports the common libraries once, then forks sandboxes on request.
+
+Started by the host as ``python -I -m sandlot_runtime.zygote FD`` with a clean
+environment (every sandbox can read every page it inherits from here, so no
+secret may ever be in this process). It must stay single-threaded: forking a
+threaded process can leave locks held forever in the child.
+
+Control protocol over the SOCK_SEQPACKET socket ``FD`` (one JSON message per
+packet): the host sends a ``ZygoteSetup`` first and gets ``ready``; then
+``spawn`` {req, spec} with three fds (channel, stdout, stderr) gets
+``spawned`` {req, pid} with a pidfd, or ``spawn_failed`` {req, message}; and
+the zygote reports each sandbox's end as ``exited`` {pid, status, cpu_ms}.
+The host closing the socket ends the zygote, and with it every sandbox.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+from . import _libc, contain, display, execute, framing, kernel, namespaces  # noqa: F401 (loaded before forking)
+from .spec import NAMESPACES, SandboxSpec, ZygoteSetup
+
+MAX_CONTROL_MESSAGE = 1 << 20
+
+
+class Zygote:
+    def __init__(self, control: socket.socket, setup: ZygoteSetup) -> None:
+        self.control = control
+        self.setup = setup
+        self.own_pid_ns = namespaces.open_own_pid_namespace() if setup.isolation == NAMESPACES else -1
+        self.wakeup_r, self.wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def serve(self) -> None:
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(self.wakeup_w)
+        while True:
+            readable, _, _ = select.select([self.control, self.wakeup_r], [], [])
+            if self.wakeup_r in readable:
+                _drain(self.wakeup_r)
+            self._reap()
+            if self.control in readable and not self._handle_request():
+                return
+
+    def _handle_request(self) -> bool:
+        try:
+            raw, fds, _flags, _addr = socket.recv_fds(self.control, MAX_CONTROL_MESSAGE, 3)
+        except InterruptedError:
+            return True
+        if not raw:
+            return False
+        request = json.loads(raw)
+        if request.get("t") == "spawn":
+            self._spawn(request, fds)
+        for fd in fds:
+            os.close(fd)
+        return True
+
+    def _spawn(self, request: dict[str, Any], fds: list[int]) -> None:
+        req = request["req"]
+        try:
+            if len(fds) != 3:
+                raise ValueError(f"spawn needs 3 fds, got {len(fds)}")
+            spec = SandboxSpec.from_json(json.dumps(request["spec"]).encode())
+            pid = self._fork(spec, *fds)
+            pidfd = os.pidfd_open(pid)
+        except Exception as exc:
+            self._send({"t": "spawn_failed", "req": req, "message": f"{type(exc).__name__}: {exc}"})
+            return
+        try:
+            self._send({"t": "spawned", "req": req, "pid": pid}, [pidfd])
+        finally:
+            os.close(pidfd)
+
+    def _fork(self, spec: SandboxSpec, channel_fd: int, stdout_fd: int, stderr_fd: int) -> int:
+        if self.own_pid_ns >= 0:
+            namespaces.children_in_new_pid_namespace()
+        try:
+            pid = os.fork()
+            if pid == 0:
+                self._become_sandbox(spec, channel_fd, stdout_fd, stderr_fd)
+        finally:
+            if self.own_pid_ns >= 0 and os.getpid() != 1:
+                namespaces.children_in_own_pid_namespace(self.own_pid_ns)
+        return pid
+
+    def _become_sandbox(self, spec: SandboxSpec, channel_fd: int, stdout_fd: int, stderr_fd: int) -> None:
+        """In the child: contain, then serve user code. Never returns."""
+        try:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            channel_fd = contain.contain(self.setup, spec, channel_fd, stdout_fd, stderr_fd)
+        except BaseException as exc:
+            try:
+                os.write(channel_fd, framing.encode({"t": "fatal", "message": f"containment failed: {exc!r}"}))
+            finally:
+                os._exit(70)
+        try:
+            kernel.run(channel_fd)
+        finally:
+            os._exit(0)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            cpu_ms = (usage.ru_utime + usage.ru_stime) * 1000.0
+            self._send({"t": "exited", "pid": pid, "status": status, "cpu_ms": cpu_ms})
+
+    def _send(self, message: dict[str, Any], fds: list[int] | None = None) -> None:
+        data = json.dumps(message).encode()
+        if fds:
+            socket.send_fds(self.control, [data], fds)
+        else:
+            self.control.send(data)
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _preload(modules: list[str]) -> None:
+    for name in modules:
+        importlib.import_module(name)
+    if "matplotlib" in modules or "matplotlib.pyplot" in modules:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        # Warm the font cache and the first-figure code paths.
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, 1])
+        ax.set_title("warm-up")
+        import io
+
+        fig.savefig(io.BytesIO(), format="png")
+        plt.close(fig)
+
+
+def main() -> None:
+    control = socket.socket(fileno=int(sys.argv[1]))
+    _libc.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the host decides when we stop
+    setup = ZygoteSetup.from_json(control.recv(MAX_CONTROL_MESSAGE))
+    started = time.perf_counter()
+    _preload(setup.preload)
+    preload_ms = (time.perf_counter() - started) * 1000
+    gc.collect()
+    gc.freeze()  # keep the collector from touching (and copying) inherited objects
+    zygote = Zygote(control, setup)
+    zygote._send({"t": "ready", "pid": os.getpid(), "preload_ms": preload_ms,
+                  "threads": len(os.listdir("/proc/self/task"))})
+    zygote.serve()
+
+
+if __name__ == "__main__":
+    main()
