@@ -136,11 +136,16 @@ class CgroupManager:
     def remove_all(self) -> None:
         """Remove the per-instance parents (their children must be gone already)."""
         for parent in set(self._parents.values()):
-            for child in _subdirs(parent):
-                with contextlib.suppress(OSError):
-                    os.rmdir(child)
+            self.remove_tree(parent)
+
+    @staticmethod
+    def remove_tree(parent: str) -> None:
+        """rmdir a cgroup and its child cgroups; cgroups with processes left in them stay."""
+        for child in _subdirs(parent):
             with contextlib.suppress(OSError):
-                os.rmdir(parent)
+                os.rmdir(child)
+        with contextlib.suppress(OSError):
+            os.rmdir(parent)
 
 
 def _set_memory_limit(version: int, path: str, limit: int) -> None:

@@ -1,0 +1,100 @@
+"""Configuration: one typed object, value objects for limits, safe defaults.
+
+``Limits`` is the sandbox policy's resource half: every field has a safe
+default, and a request may ask for different values only up to the operator's
+``max_limits``. ``EngineConfig`` holds everything the sandbox engine needs;
+the server's config (a later layer) embeds it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._errors import InvalidRequestError
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MEMORY = 1 * GiB
+DEFAULT_PIDS = 128
+DEFAULT_PRELOAD = ("numpy", "pandas", "matplotlib")
+
+Isolation = Literal["auto", "strict", "landlock"]
+"""``strict``: namespaces, cgroups and seccomp or refuse to start. ``auto``: the
+same where the host allows it, else the degraded Landlock mode (said loudly).
+``landlock``: the degraded mode on purpose."""
+
+
+class Limits(BaseModel):
+    """Per-run resource limits. Each maps to a distinct result status when hit."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timeout: float = Field(DEFAULT_TIMEOUT, gt=0, description="Wall-clock seconds per run (status `timeout`).")
+    cpu_time: float | None = Field(None, gt=0, description="CPU seconds per run; defaults to the timeout (status `timeout`).")
+    memory: int = Field(DEFAULT_MEMORY, ge=32 * MiB, description="Bytes of memory, cgroup-enforced (status `memory`).")
+    pids: int = Field(DEFAULT_PIDS, ge=8, description="Processes and threads at once (fork fails beyond).")
+    file_size: int = Field(256 * MiB, ge=MiB, description="Largest file a sandbox may write (RLIMIT_FSIZE).")
+    open_files: int = Field(1024, ge=64, description="Open file descriptors (RLIMIT_NOFILE).")
+    address_space: int = Field(16 * GiB, ge=GiB, description="Virtual memory (RLIMIT_AS); the only memory limit in degraded mode.")
+    workspace_size: int = Field(512 * MiB, ge=MiB, description="Bytes of files in /workspace.")
+    tmp_size: int = Field(256 * MiB, ge=MiB, description="Bytes of files in /tmp.")
+    output_size: int = Field(1 * MiB, ge=1024, description="Bytes of stdout+stderr kept per run; the rest is dropped (`truncated`).")
+    rich_output_size: int = Field(32 * MiB, ge=MiB, description="Bytes of rich outputs (images, HTML) kept per run.")
+
+    @property
+    def cpu_seconds(self) -> float:
+        return self.cpu_time if self.cpu_time is not None else self.timeout
+
+    def override(self, maximum: Limits, **changes: float | int | None) -> Limits:
+        """These limits with ``changes`` applied, refused beyond ``maximum``."""
+        wanted = {k: v for k, v in changes.items() if v is not None}
+        if not wanted:
+            return self
+        for name, value in wanted.items():
+            ceiling = getattr(maximum, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise InvalidRequestError(f"{name} must be a positive number")
+            if ceiling is not None and value > ceiling:
+                raise InvalidRequestError(f"{name}={value} is above the server's maximum of {ceiling}")
+        return self.model_copy(update=wanted)
+
+
+DEFAULT_MAX_LIMITS = Limits(timeout=600.0, memory=8 * GiB, pids=1024, file_size=4 * GiB,
+                            workspace_size=8 * GiB, tmp_size=4 * GiB, output_size=64 * MiB)
+
+
+def default_state_dir() -> str:
+    if os.geteuid() == 0:
+        return "/run/sandlot"
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    return os.path.join(runtime_dir, "sandlot") if runtime_dir else f"/tmp/sandlot-{os.geteuid()}"
+
+
+def default_cache_dir() -> str:
+    return os.path.join(os.path.expanduser("~"), ".cache", "sandlot")
+
+
+class EngineConfig(BaseModel):
+    """Everything the sandbox engine needs. Defaults are safe and work out of the box."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    isolation: Isolation = "auto"
+    preload: tuple[str, ...] = DEFAULT_PRELOAD
+    pool_size: int = Field(4, ge=0, le=256, description="Sandboxes kept forked and waiting.")
+    max_sandboxes: int = Field(64, ge=1, description="Sandboxes alive at once (pool, runs and sessions).")
+    limits: Limits = Limits()
+    max_limits: Limits = DEFAULT_MAX_LIMITS
+    session_idle_timeout: float = Field(600.0, gt=0, description="Seconds a session may sit unused.")
+    session_max_lifetime: float = Field(24 * 3600.0, gt=0, description="Seconds a session may live at all.")
+    interrupt_grace: float = Field(2.0, gt=0, description="Seconds a timed-out session cell gets to stop after an interrupt.")
+    state_dir: str = Field(default_factory=default_state_dir, description="Where workspaces and mount points live.")
+    cache_dir: str = Field(default_factory=default_cache_dir, description="Persistent caches (matplotlib's font list).")
+    uid_base: int = Field(600_000, ge=1000, description="First uid handed to sandboxes; one uid per live sandbox.")
+    uid_count: int = Field(10_000, ge=16)
+    hostname: str = "sandbox"

@@ -1,0 +1,484 @@
+"""The engine: zygote, warm pool, stateless runs and sessions, in one object.
+
+``Engine`` is async and owns every sandbox. ``execute`` takes a sandbox from
+the warm pool (or starts one on demand when the pool is empty), runs the code,
+and destroys the sandbox in the background: the request never waits for a
+fork or an exit. Sessions adopt a pooled sandbox and keep it. A sandbox is
+never reused across runs or sessions.
+
+Life of a sandbox, as the engine sees it::
+
+    uid + cgroup + workspace ──spawn──▶ starting ──ready──▶ pool ──take──▶ run ──▶ destroyed
+                                                                  └─────▶ session (kept; after a kill,
+                                                                          a new one with the same workspace)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import socket
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from sandlot_runtime import _libc
+from sandlot_runtime.spec import LANDLOCK, NAMESPACES, SandboxSpec, ZygoteSetup
+
+from . import _cgroups, _host, _seccomp
+from ._config import EngineConfig, Limits
+from ._errors import CapacityError, ClosedError, NotFoundError, SpawnError, TooLargeError
+from ._models import ExecutionResult, Usage
+from ._pool import PoolState
+from ._sandbox import EventCallback, RunOutcome, Sandbox
+from ._session import Session
+from ._workspace import Workspace, WorkspaceManager, remove_tree
+
+log = logging.getLogger("sandlot")
+
+READY_TIMEOUT = 30.0
+MAX_CODE_BYTES = 1 << 20
+
+
+class UidAllocator:
+    """One uid per live sandbox, so rlimits and /proc visibility never mix two sandboxes."""
+
+    def __init__(self, base: int, count: int) -> None:
+        self._free = list(range(base + count - 1, base - 1, -1))
+        self._used: set[int] = set()
+
+    def take(self) -> int:
+        if not self._free:
+            raise CapacityError("no sandbox uid is free", retry_after=1.0)
+        uid = self._free.pop()
+        self._used.add(uid)
+        return uid
+
+    def release(self, uid: int) -> None:
+        if uid in self._used:
+            self._used.remove(uid)
+            self._free.append(uid)
+
+
+class Engine:
+    """Runs untrusted Python in contained sandboxes. Use ``async with Engine() as engine``."""
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        self.isolation: str | None = None
+        self.support: _host.HostSupport | None = None
+        self.sessions: dict[str, Session] = {}
+        self.stats: dict[str, int] = {"runs": 0, "sandboxes_started": 0, "sandboxes_destroyed": 0}
+        self.status_counts: dict[str, int] = {}
+        self._pool: PoolState[Sandbox] = PoolState(self.config.pool_size)
+        self._alive: set[Sandbox] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._pool_wakeup = asyncio.Event()
+        self._closed = False
+        self._started = False
+        self._instance = f"sandlot-{os.getpid()}-{secrets.token_hex(3)}"
+        self._instance_dir = os.path.join(self.config.state_dir, self._instance)
+
+    def __repr__(self) -> str:
+        return (f"<Engine isolation={self.isolation} alive={len(self._alive)} sessions={len(self.sessions)} "
+                f"pool={self._pool!r}>")
+
+    @property
+    def pool(self) -> PoolState[Sandbox]:
+        return self._pool
+
+    @property
+    def sandboxes_alive(self) -> int:
+        return len(self._alive)
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ---- lifecycle -------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self.support = await asyncio.to_thread(_host.probe)
+        self.isolation = _host.choose_isolation(self.config.isolation, self.support)
+        if self.isolation == LANDLOCK:
+            log.warning("sandlot: DEGRADED ISOLATION. No namespaces or cgroups here: sandboxes use Landlock, "
+                        "seccomp and rlimits only, and share the host's pid and network view. "
+                        "Run `sandlot doctor` for details; `--isolation strict` refuses to run like this.")
+        cleanup_stale_instances(self.config.state_dir)
+        os.makedirs(self._instance_dir, mode=0o711)
+        root = os.geteuid() == 0
+        hierarchies = _cgroups.detect() if root else {}
+        self._cgroups = _cgroups.CgroupManager(hierarchies, self._instance) if hierarchies else None
+        self._workspaces = WorkspaceManager(os.path.join(self._instance_dir, "ws"), use_tmpfs=root)
+        self._uids = UidAllocator(self.config.uid_base, self.config.uid_count)
+        root_mountpoint = os.path.join(self._instance_dir, "root")
+        os.mkdir(root_mountpoint, 0o755)
+        ro_dirs, ro_files = sandbox_view()
+        bpf = _seccomp.build_program(allow_process_groups=self.isolation == NAMESPACES)
+        setup = ZygoteSetup(isolation=self.isolation, seccomp_bpf=bpf, preload=list(self.config.preload),
+                            root_mountpoint=root_mountpoint, ro_dirs=ro_dirs, ro_files=ro_files,
+                            hostname=self.config.hostname)
+        from ._zygote import Zygote
+
+        self._zygote = Zygote(setup, zygote_environment(self.config.cache_dir))
+        try:
+            await self._zygote.start()
+        except BaseException:
+            await self._cleanup_instance()
+            raise
+        log.info("sandlot: zygote ready (isolation=%s, preloaded %s in %.0f ms)", self.isolation,
+                 ",".join(self.config.preload) or "nothing", self._zygote.info.get("preload_ms", 0.0))
+        self._spawn_background(self._refill_loop())
+        self._pool_wakeup.set()
+        self._spawn_background(self._session_reaper())
+
+    async def close(self) -> None:
+        """Stop everything: every sandbox, the zygote, and all our mounts, cgroups and directories."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in list(self._background):
+            task.cancel()
+        for task in list(self._background):
+            with contextlib.suppress(BaseException):
+                await task
+        if not self._started or not hasattr(self, "_zygote"):
+            return
+        for sandbox in list(self._alive):
+            sandbox.kill("shutdown")
+        await asyncio.gather(*(self._destroy(s, keep_workspace=False) for s in list(self._alive)),
+                             return_exceptions=True)
+        for session in list(self.sessions.values()):
+            self._workspaces.remove(session.workspace)
+            self._uids.release(session.uid)
+        self.sessions.clear()
+        await self._zygote.stop()
+        await self._cleanup_instance()
+
+    async def _cleanup_instance(self) -> None:
+        if getattr(self, "_cgroups", None) is not None:
+            for _ in range(100):
+                self._cgroups.remove_all()
+                if not any(os.path.isdir(os.path.join(h.own_dir, self._instance))
+                           for h in self._cgroups.hierarchies.values()):
+                    break
+                await asyncio.sleep(0.02)
+        if getattr(self, "_workspaces", None) is not None:
+            self._workspaces.remove_all()
+        shutil.rmtree(self._instance_dir, ignore_errors=True)
+
+    # ---- stateless runs -------------------------------------------------
+
+    async def execute(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes] | None = None,
+                      env: Mapping[str, str] | None = None, on_event: EventCallback | None = None) -> ExecutionResult:
+        """Run ``code`` in a fresh single-use sandbox, destroyed afterwards."""
+        self._check_open()
+        check_code(code)
+        limits = self.config.limits.override(self.config.max_limits, timeout=timeout)
+        sandbox = self._pool.take()
+        self._pool_wakeup.set()
+        if sandbox is None:
+            sandbox = await self._start_sandbox(self.config.limits)
+        try:
+            for path, data in (files or {}).items():
+                sandbox.workspace.write(path, data)
+            outcome = await sandbox.run(code, count=1, limits=limits, env=dict(env or {}), on_event=on_event)
+        finally:
+            # Never on the request path: teardown happens in the background.
+            self._spawn_background(self._destroy(sandbox, keep_workspace=False))
+        return self.result(outcome, execution_count=1)
+
+    def result(self, outcome: RunOutcome, *, execution_count: int, restarted: bool = False) -> ExecutionResult:
+        self.stats["runs"] += 1
+        self.status_counts[outcome.status] = self.status_counts.get(outcome.status, 0) + 1
+        return ExecutionResult(
+            id="exe_" + secrets.token_hex(8), status=outcome.status, stdout=outcome.stdout, stderr=outcome.stderr,
+            outputs=outcome.outputs, error=outcome.error, execution_count=execution_count,
+            duration_ms=round(outcome.duration_ms, 3),
+            usage=Usage(cpu_ms=round(outcome.cpu_ms, 3), peak_memory_bytes=outcome.peak_memory_bytes),
+            truncated=outcome.truncated, restarted=restarted,
+        )
+
+    # ---- sessions ---------------------------------------------------------
+
+    async def create_session(self, *, timeout: float | None = None, idle_timeout: float | None = None,
+                             env: Mapping[str, str] | None = None) -> Session:
+        """A persistent interpreter whose variables and files carry over between cells."""
+        self._check_open()
+        limits = self.config.limits.override(self.config.max_limits, timeout=timeout)
+        idle = min(idle_timeout or self.config.session_idle_timeout, self.config.session_max_lifetime)
+        sandbox = self._pool.take()
+        self._pool_wakeup.set()
+        if sandbox is None:
+            sandbox = await self._start_sandbox(self.config.limits)
+        session = Session(self, sandbox, limits=limits, idle_timeout=idle, env=dict(env or {}))
+        self.sessions[session.id] = session
+        return session
+
+    def get_session(self, session_id: str) -> Session:
+        session = self.sessions.get(session_id)
+        if session is None or session.closed:
+            raise NotFoundError(f"no session {session_id!r}")
+        return session
+
+    async def close_session(self, session_id: str) -> None:
+        session = self.sessions.pop(session_id, None)
+        if session is None:
+            raise NotFoundError(f"no session {session_id!r}")
+        await session._close()
+
+    async def _restart_sandbox(self, session: Session) -> Sandbox:
+        """A fresh interpreter for ``session``: same uid, same workspace (files intact)."""
+        return await self._start_sandbox(self.config.limits, uid=session.uid, workspace=session.workspace)
+
+    async def _retire_sandbox(self, sandbox: Sandbox) -> None:
+        """Destroy a session's dead or closed sandbox but keep its workspace and uid."""
+        await self._destroy(sandbox, keep_workspace=True, keep_uid=True)
+
+    def _release_session_resources(self, session: Session) -> None:
+        self._workspaces.remove(session.workspace)
+        self._uids.release(session.uid)
+
+    # ---- sandboxes --------------------------------------------------------
+
+    async def _start_sandbox(self, limits: Limits, *, uid: int | None = None,
+                             workspace: Workspace | None = None) -> Sandbox:
+        self._check_open()
+        if len(self._alive) >= self.config.max_sandboxes:
+            raise CapacityError(f"all {self.config.max_sandboxes} sandboxes are in use", retry_after=1.0)
+        own_uid = uid is None
+        own_workspace = workspace is None
+        uid = self._uids.take() if uid is None else uid
+        cgroup = None
+        channel = ours = None
+        fds: list[int] = []
+        try:
+            if workspace is None:
+                workspace = self._workspaces.create(f"u{uid}", owner_uid=uid, size_bytes=limits.workspace_size)
+            tmp_dir = ""
+            if self.isolation == LANDLOCK:
+                tmp_dir = workspace.path + ".tmp"
+                os.makedirs(tmp_dir, 0o700, exist_ok=True)
+                if os.geteuid() == 0:
+                    os.chown(tmp_dir, uid, uid)
+            if self._cgroups is not None:
+                cgroup = self._cgroups.create(f"sb-{uid}-{secrets.token_hex(2)}", memory_bytes=limits.memory,
+                                              pids=limits.pids)
+            spec = SandboxSpec(uid=uid, workspace=workspace.path, tmp_dir=tmp_dir, tmp_size=limits.tmp_size,
+                               cgroup_procs=cgroup.procs_files if cgroup else [], rlimits=rlimits_for(limits))
+            ours, channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            fds = [out_r, err_r]
+            try:
+                pid, pidfd = await self._zygote.spawn(spec, channel.fileno(), out_w, err_w)
+            finally:
+                channel.close()
+                os.close(out_w)
+                os.close(err_w)
+            sandbox = Sandbox(pid=pid, pidfd=pidfd, uid=uid, channel=ours, stdout_fd=out_r, stderr_fd=err_r,
+                              cgroup=cgroup, workspace=workspace, zygote=self._zygote,
+                              process_group=self.isolation == LANDLOCK, max_frame=limits.rich_output_size + (1 << 20))
+        except BaseException:
+            if ours is not None:
+                ours.close()
+            for fd in fds:
+                os.close(fd)
+            if cgroup is not None:
+                cgroup.remove()
+            if own_workspace and workspace is not None:
+                self._workspaces.remove(workspace)
+            if own_uid:
+                self._uids.release(uid)
+            raise
+        self._alive.add(sandbox)
+        self.stats["sandboxes_started"] += 1
+        try:
+            await sandbox.wait_ready(READY_TIMEOUT)
+        except BaseException:
+            await self._destroy(sandbox, keep_workspace=not own_workspace, keep_uid=not own_uid)
+            raise
+        return sandbox
+
+    async def _destroy(self, sandbox: Sandbox, *, keep_workspace: bool, keep_uid: bool = False) -> None:
+        """Kill a sandbox and release what it held. Safe to call twice."""
+        if sandbox not in self._alive:
+            return
+        self._alive.discard(sandbox)
+        sandbox.kill("destroyed")
+        await sandbox.wait_exit(10.0)
+        sandbox.close_io()
+        if sandbox.cgroup is not None:
+            for _ in range(250):
+                if sandbox.cgroup.remove():
+                    break
+                await asyncio.sleep(0.02)
+        if not keep_workspace:
+            self._workspaces.remove(sandbox.workspace)
+            if self.isolation == LANDLOCK:
+                remove_tree(sandbox.workspace.path + ".tmp", is_mount=False)
+        if not keep_uid:
+            self._uids.release(sandbox.uid)
+        self.stats["sandboxes_destroyed"] += 1
+
+    async def _refill_loop(self) -> None:
+        failures = 0
+        while True:
+            await self._pool_wakeup.wait()
+            self._pool_wakeup.clear()
+            needed = self._pool.starts_needed()
+            for _ in range(needed):
+                self._spawn_background(self._refill_one())
+            if needed == 0 and self._pool.failed_total > failures:
+                failures = self._pool.failed_total
+                # Back off after failures, so a broken host does not spin.
+                await asyncio.sleep(min(5.0, 0.05 * 2 ** min(failures, 7)))
+                self._pool_wakeup.set()
+
+    async def _refill_one(self) -> None:
+        sandbox = None
+        try:
+            if len(self._alive) < self.config.max_sandboxes:
+                sandbox = await self._start_sandbox(self.config.limits)
+        except (SpawnError, CapacityError) as exc:
+            log.warning("sandlot: could not refill the pool: %s", exc)
+        except ClosedError:
+            pass
+        finally:
+            self._pool.start_finished(sandbox)
+            if sandbox is not None:
+                self._pool_wakeup.set()
+
+    async def _session_reaper(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for session in list(self.sessions.values()):
+                if session.expired(now):
+                    log.info("sandlot: session %s expired", session.id)
+                    self.sessions.pop(session.id, None)
+                    self._spawn_background(session._close())
+
+    def _spawn_background(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("the engine is closed")
+        if not self._started:
+            raise ClosedError("the engine is not started; use `async with Engine()` or `await engine.start()`")
+
+    def kick_pool(self) -> None:
+        self._pool_wakeup.set()
+
+
+def check_code(code: str) -> None:
+    if not isinstance(code, str):
+        raise TypeError("code must be a string")
+    if len(code.encode("utf-8", "surrogatepass")) > MAX_CODE_BYTES:
+        raise TooLargeError(f"code is over the limit of {MAX_CODE_BYTES} bytes")
+
+
+def rlimits_for(limits: Limits) -> dict[str, list[int]]:
+    cpu = max(1, int(limits.cpu_seconds + 0.999))
+    return {
+        # Soft: this run's CPU budget (the runtime moves it per cell). Hard: unlimited, the
+        # host's wall-clock timeout is the backstop that always holds.
+        "cpu": [cpu, -1],
+        "fsize": [limits.file_size, limits.file_size],
+        "nofile": [limits.open_files, limits.open_files],
+        "nproc": [limits.pids, limits.pids],
+        "core": [0, 0],
+        "as": [limits.address_space, limits.address_space],
+    }
+
+
+def sandbox_view() -> tuple[list[str], list[str]]:
+    """Host paths a sandbox sees read-only: /usr, the Python installation, the dynamic linker's cache."""
+    candidates = {"/usr", sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    candidates.update(p for p in sys.path if p and os.path.isdir(p) and "site-packages" in p)
+    dirs: list[str] = []
+    for path in sorted(os.path.realpath(p) for p in candidates if os.path.isdir(p)):
+        if not any(path == d or path.startswith(d + "/") for d in dirs):
+            dirs.append(path)
+    files = [f for f in ("/etc/ld.so.cache", "/etc/mime.types") if os.path.isfile(f)]
+    return dirs, files
+
+
+def zygote_environment(cache_dir: str) -> dict[str, str]:
+    """The zygote's whole environment: nothing of the server's, nothing secret."""
+    mpl = os.path.join(cache_dir, "matplotlib")
+    os.makedirs(mpl, exist_ok=True)
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "NUMEXPR_NUM_THREADS": "1",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": mpl,
+    }
+
+
+def cleanup_stale_instances(state_dir: str) -> None:
+    """Remove what dead sandlot processes left behind: mounts, directories, cgroups."""
+    if not os.path.isdir(state_dir):
+        os.makedirs(state_dir, mode=0o711, exist_ok=True)
+        return
+    for name in os.listdir(state_dir):
+        pid = _instance_pid(name)
+        if pid is None or _pid_alive(pid):
+            continue
+        path = os.path.join(state_dir, name)
+        for mount_point in sorted(_mounts_under(path), reverse=True):
+            with contextlib.suppress(OSError):
+                _libc.umount2(mount_point, _libc.MNT_DETACH)
+        shutil.rmtree(path, ignore_errors=True)
+    if os.geteuid() == 0:
+        for hierarchy in _cgroups.detect().values():
+            with contextlib.suppress(OSError):
+                for name in os.listdir(hierarchy.own_dir):
+                    pid = _instance_pid(name)
+                    if pid is not None and not _pid_alive(pid):
+                        _cgroups.CgroupManager.remove_tree(os.path.join(hierarchy.own_dir, name))
+
+
+def _instance_pid(name: str) -> int | None:
+    parts = name.split("-")
+    if len(parts) == 3 and parts[0] == "sandlot" and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _mounts_under(path: str) -> list[str]:
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mount_point = line.split()[4]
+            if mount_point == path or mount_point.startswith(path + "/"):
+                found.append(mount_point)
+    return found

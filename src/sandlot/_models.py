@@ -1,0 +1,116 @@
+"""Result types, and the schema every message from a sandbox must pass.
+
+Outputs are Jupyter nbformat v4 output objects, exactly. Messages from the
+sandbox are hostile input: after the framing layer has checked their size,
+``parse_sandbox_message`` checks their shape, and nothing else reaches the
+engine.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from ._errors import ProtocolError
+
+Status = Literal["ok", "error", "timeout", "memory", "killed"]
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StreamOutput(_Output):
+    output_type: Literal["stream"] = "stream"
+    name: Literal["stdout", "stderr"]
+    text: str
+
+
+class DisplayData(_Output):
+    output_type: Literal["display_data"] = "display_data"
+    data: dict[str, Any]
+    metadata: dict[str, Any] = {}
+
+
+class ExecuteResult(_Output):
+    output_type: Literal["execute_result"] = "execute_result"
+    execution_count: int | None
+    data: dict[str, Any]
+    metadata: dict[str, Any] = {}
+
+
+class ErrorOutput(_Output):
+    output_type: Literal["error"] = "error"
+    ename: str
+    evalue: str
+    traceback: list[str]
+
+
+Output = Annotated[StreamOutput | DisplayData | ExecuteResult | ErrorOutput, Field(discriminator="output_type")]
+
+
+class ExecutionError(BaseModel):
+    """The exception user code raised: data, not a Python exception of ours."""
+
+    ename: str
+    evalue: str
+    traceback: list[str]
+
+
+class Usage(BaseModel):
+    cpu_ms: float = 0.0
+    peak_memory_bytes: int | None = None
+
+
+class ExecutionResult(BaseModel):
+    """What every run returns (see API.md, "Execution result")."""
+
+    id: str
+    status: Status
+    stdout: str = ""
+    stderr: str = ""
+    outputs: list[Output] = []
+    error: ExecutionError | None = None
+    execution_count: int | None = None
+    duration_ms: float = 0.0
+    usage: Usage = Usage()
+    truncated: bool = False
+    restarted: bool = False
+
+
+# ---- messages from the sandbox -------------------------------------------
+
+class ReadyMessage(BaseModel):
+    t: Literal["ready"]
+
+
+class FatalMessage(BaseModel):
+    t: Literal["fatal"]
+    message: str = Field(max_length=4096)
+
+
+class OutputMessage(BaseModel):
+    t: Literal["output"]
+    id: int | None
+    output: Output
+
+
+class DoneMessage(BaseModel):
+    t: Literal["done"]
+    id: int | None
+    status: Literal["ok", "error", "timeout", "memory"]
+    error: ExecutionError | None
+    cpu_ms: float = Field(ge=0)
+    peak_rss: int = Field(ge=0)
+
+
+SandboxMessage = Annotated[ReadyMessage | FatalMessage | OutputMessage | DoneMessage, Field(discriminator="t")]
+_sandbox_message: TypeAdapter[SandboxMessage] = TypeAdapter(SandboxMessage)
+
+
+def parse_sandbox_message(raw: dict[str, Any]) -> SandboxMessage:
+    try:
+        return _sandbox_message.validate_python(raw)
+    except ValidationError as exc:
+        raise ProtocolError(f"malformed message from the sandbox: {exc.error_count()} schema errors") from None

@@ -1,0 +1,66 @@
+"""The warm pool's bookkeeping: a pure state change that says what I/O to do.
+
+``PoolState`` never forks or waits; it records which sandboxes are ready and
+how many are starting, and answers "how many should I start now?". The engine
+does the I/O outside it. Only the event loop's thread touches it, so it needs
+no lock. ``repr`` shows the counts; tests assert on it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Generic, Protocol, TypeVar
+
+
+class _Poolable(Protocol):
+    @property
+    def is_ready(self) -> bool: ...
+
+
+T = TypeVar("T", bound=_Poolable)
+
+
+class PoolState(Generic[T]):
+    def __init__(self, target: int, max_starting: int = 4) -> None:
+        self.target = target
+        self.max_starting = max_starting
+        self.ready: deque[T] = deque()
+        self.starting = 0
+        self.taken = 0
+        self.started_total = 0
+        self.failed_total = 0
+
+    def __repr__(self) -> str:
+        return (f"<PoolState ready={len(self.ready)} starting={self.starting} target={self.target} "
+                f"taken={self.taken} failed={self.failed_total}>")
+
+    def take(self) -> T | None:
+        """A ready sandbox, or None when the pool is empty (the caller starts one on demand)."""
+        while self.ready:
+            item = self.ready.popleft()
+            if item.is_ready:
+                self.taken += 1
+                return item
+        return None
+
+    def starts_needed(self) -> int:
+        """How many sandboxes to start now; they count as starting from here on."""
+        want = self.target - len(self.ready) - self.starting
+        n = max(0, min(want, self.max_starting - self.starting))
+        self.starting += n
+        return n
+
+    def start_finished(self, item: T | None) -> None:
+        """A start has ended, with a ready sandbox or (None) a failure."""
+        self.starting -= 1
+        if item is None:
+            self.failed_total += 1
+        else:
+            self.started_total += 1
+            self.ready.append(item)
+
+    def drain(self) -> list[T]:
+        """Everything ready, removed (at shutdown)."""
+        items = list(self.ready)
+        self.ready.clear()
+        return items

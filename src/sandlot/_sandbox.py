@@ -1,0 +1,371 @@
+"""Host side of one sandbox: its channel, its output pipes, its life and death.
+
+A ``Sandbox`` is one contained interpreter. It runs cells (``run``), can be
+interrupted and killed, and tells why it died. Everything it reads from the
+sandbox is hostile: frames are size-capped and schema-checked, output beyond
+the limits is dropped (``truncated``), and a protocol violation kills it.
+
+Output order: stdout and stderr arrive on pipes (so subprocesses and C code
+are captured too), rich outputs on the channel. The runtime flushes its
+streams before it sends a frame, and the host drains the pipes before it
+handles a frame, so Python-level output keeps its order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandlot_runtime import framing
+
+from ._cgroups import SandboxCgroup
+from ._config import Limits
+from ._errors import ProtocolError, SpawnError
+from ._models import (
+    DoneMessage,
+    ErrorOutput,
+    ExecutionError,
+    FatalMessage,
+    Output,
+    OutputMessage,
+    ReadyMessage,
+    Status,
+    StreamOutput,
+    parse_sandbox_message,
+)
+from ._workspace import Workspace
+from ._zygote import Exit, Zygote
+
+EventCallback = Callable[[str, Any], None]
+"""Called with ("stdout" | "stderr", text) or ("output", Output) as a run produces them."""
+
+_STREAMS = ("stdout", "stderr")
+
+
+@dataclass
+class RunOutcome:
+    """A finished run, before it is dressed up as an ExecutionResult."""
+
+    status: Status
+    outputs: list[Output]
+    stdout: str
+    stderr: str
+    error: ExecutionError | None
+    duration_ms: float
+    cpu_ms: float
+    peak_memory_bytes: int | None
+    truncated: bool
+    sandbox_died: bool
+
+
+@dataclass
+class _Collector:
+    """One run's outputs, in order, within the output limits."""
+
+    limits: Limits
+    on_event: EventCallback | None
+    segments: list[Any] = field(default_factory=list)  # Output, or [name, [texts]] for a stream run
+    text: dict[str, list[str]] = field(default_factory=lambda: {"stdout": [], "stderr": []})
+    text_bytes: int = 0
+    channel_bytes: int = 0
+    truncated: bool = False
+
+    def add_stream(self, name: str, text: str) -> None:
+        room = self.limits.output_size - self.text_bytes
+        encoded = text.encode("utf-8", "surrogatepass")
+        if len(encoded) > room:
+            self.truncated = True
+            if room <= 0:
+                return
+            text = encoded[:room].decode("utf-8", "ignore")
+            encoded = encoded[:room]
+        self.text_bytes += len(encoded)
+        self.text[name].append(text)
+        last = self.segments[-1] if self.segments else None
+        if isinstance(last, list) and last[0] == name:
+            last[1].append(text)
+        else:
+            self.segments.append([name, [text]])
+        if self.on_event is not None:
+            self.on_event(name, text)
+
+    def add_output(self, output: Output) -> None:
+        if self.channel_bytes > self.limits.rich_output_size:
+            self.truncated = True
+            return
+        self.segments.append(output)
+        if self.on_event is not None:
+            self.on_event("output", output)
+
+    def outputs(self) -> list[Output]:
+        return [StreamOutput(name=seg[0], text="".join(seg[1])) if isinstance(seg, list) else seg
+                for seg in self.segments]
+
+
+class Sandbox:
+    """A contained interpreter, forked by the zygote, owned by the engine."""
+
+    def __init__(self, *, pid: int, pidfd: int, uid: int, channel: socket.socket, stdout_fd: int, stderr_fd: int,
+                 cgroup: SandboxCgroup | None, workspace: Workspace, zygote: Zygote, process_group: bool,
+                 max_frame: int) -> None:
+        self.pid = pid
+        self.uid = uid
+        self.cgroup = cgroup
+        self.workspace = workspace
+        self.created_at = time.monotonic()
+        self._pidfd = pidfd
+        self._channel = channel
+        self._pipes = {"stdout": stdout_fd, "stderr": stderr_fd}
+        self._utf8 = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in _STREAMS}
+        self._zygote = zygote
+        self._process_group = process_group
+        self._decoder = framing.FrameDecoder(max_frame)
+        self._loop = asyncio.get_running_loop()
+        self._ready: asyncio.Future[None] = self._loop.create_future()
+        self._done: asyncio.Future[DoneMessage | None] | None = None
+        self._collector: _Collector | None = None
+        self._run_id = 0
+        self._killed_for: str | None = None
+        self._problem: str | None = None
+        self.alive = True
+        self.used = False
+        channel.setblocking(False)
+        self._loop.add_reader(channel.fileno(), self._on_channel)
+        for name, fd in self._pipes.items():
+            os.set_blocking(fd, False)
+            self._loop.add_reader(fd, self._on_pipe, name)
+
+    def __repr__(self) -> str:
+        state = "alive" if self.alive else "dead"
+        return f"<Sandbox pid={self.pid} uid={self.uid} {state}{' used' if self.used else ''}>"
+
+    async def wait_ready(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+        except asyncio.TimeoutError:
+            self.kill()
+            raise SpawnError(f"the sandbox was not ready within {timeout:.0f}s") from None
+
+    @property
+    def is_ready(self) -> bool:
+        return self._ready.done() and self._ready.exception() is None and self.alive
+
+    async def run(self, code: str, *, count: int, limits: Limits, env: dict[str, str] | None = None,
+                  on_event: EventCallback | None = None, interrupt_grace: float | None = None) -> RunOutcome:
+        """Run one cell. With ``interrupt_grace``, a timeout first interrupts (session); else it kills."""
+        if not self.alive:
+            raise SpawnError("the sandbox is not running")
+        self.used = True
+        self._run_id += 1
+        self._collector = _Collector(limits, on_event)
+        self._done = self._loop.create_future()
+        if self.cgroup is not None:
+            self.cgroup.reset_peak_memory()
+        message: dict[str, Any] = {"t": "exec", "id": self._run_id, "code": code, "count": count,
+                                   "cpu_seconds": limits.cpu_seconds}
+        if env:
+            message["env"] = env
+        started = time.perf_counter()
+        timed_out = False
+        try:
+            await self._loop.sock_sendall(self._channel, framing.encode(message))
+            done = await asyncio.wait_for(asyncio.shield(self._done), limits.timeout)
+        except asyncio.TimeoutError:
+            timed_out = True
+            done = await self._stop_after_timeout(interrupt_grace)
+        except OSError:
+            done = None  # the sandbox is already gone; the channel says why below
+        except asyncio.CancelledError:
+            self.kill("cancelled")  # a cancelled run leaves nothing running
+            raise
+        duration_ms = (time.perf_counter() - started) * 1000.0
+        self._drain_pipes()
+        collector, self._collector, self._done = self._collector, None, None
+        return await self._outcome(collector, done, timed_out, duration_ms, limits)
+
+    def interrupt(self) -> None:
+        """Ask the running cell to stop (KeyboardInterrupt), as Jupyter's interrupt does."""
+        if self.alive:
+            with contextlib.suppress(OSError):
+                self._channel.send(framing.encode({"t": "interrupt"}))
+
+    def kill(self, reason: str = "killed") -> None:
+        """SIGKILL pid 1; the kernel then kills everything in its pid namespace."""
+        if self._killed_for is None:
+            self._killed_for = reason
+        if self._process_group:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+        if self._pidfd >= 0:
+            with contextlib.suppress(ProcessLookupError, OSError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+
+    async def wait_exit(self, timeout: float) -> Exit | None:
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._zygote.exit_of(self.pid)), timeout)
+        except asyncio.TimeoutError:
+            return None
+
+    def close_io(self) -> None:
+        """Stop watching and close our ends of the channel and pipes."""
+        self.alive = False
+        with contextlib.suppress(Exception):
+            self._loop.remove_reader(self._channel.fileno())
+        self._channel.close()
+        for fd in self._pipes.values():
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._pipes = {}
+        if self._pidfd >= 0:
+            os.close(self._pidfd)
+            self._pidfd = -1
+        self._zygote.forget(self.pid)
+
+    # ---- internals ---------------------------------------------------------
+
+    async def _stop_after_timeout(self, interrupt_grace: float | None) -> DoneMessage | None:
+        assert self._done is not None
+        if interrupt_grace is not None:
+            self.interrupt()
+            try:
+                return await asyncio.wait_for(asyncio.shield(self._done), interrupt_grace)
+            except asyncio.TimeoutError:
+                pass
+        self.kill("timeout")
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._done), 2.0)
+        return None
+
+    async def _outcome(self, collector: _Collector, done: DoneMessage | None, timed_out: bool,
+                       duration_ms: float, limits: Limits) -> RunOutcome:
+        if done is not None:
+            status: Status = "timeout" if timed_out else done.status
+            cpu_ms = done.cpu_ms
+            peak = self.cgroup.peak_memory() if self.cgroup is not None else None
+            return RunOutcome(status, collector.outputs(), "".join(collector.text["stdout"]),
+                              "".join(collector.text["stderr"]), done.error, duration_ms, cpu_ms,
+                              peak if peak is not None else done.peak_rss, collector.truncated, False)
+        # The sandbox died (or was killed) before finishing: find out why.
+        self.kill()
+        exit_info = await self.wait_exit(2.0)
+        status, note = self._classify_death(exit_info, timed_out, limits)
+        collector.add_stream("stderr", f"\n[sandlot] {note}\n")
+        peak = self.cgroup.peak_memory() if self.cgroup is not None else None
+        outputs = collector.outputs()
+        error = ExecutionError(ename=_ENAMES[status], evalue=note, traceback=[])
+        outputs.append(ErrorOutput(ename=error.ename, evalue=error.evalue, traceback=[]))
+        return RunOutcome(status, outputs, "".join(collector.text["stdout"]), "".join(collector.text["stderr"]),
+                          error, duration_ms, exit_info.cpu_ms if exit_info else 0.0, peak, collector.truncated, True)
+
+    def _classify_death(self, exit_info: Exit | None, timed_out: bool, limits: Limits) -> tuple[Status, str]:
+        if timed_out or self._killed_for == "timeout":
+            return "timeout", f"the run exceeded its time limit of {limits.timeout:g}s and was stopped"
+        if self.cgroup is not None and self.cgroup.oom_kills() > 0:
+            return "memory", f"the run exceeded its memory limit of {limits.memory} bytes and was killed"
+        if self._problem is not None:
+            return "killed", f"the sandbox was stopped: {self._problem}"
+        if exit_info is not None and exit_info.signal == signal.SIGKILL and \
+                exit_info.cpu_ms >= limits.cpu_seconds * 1000.0 * 0.95:
+            return "timeout", f"the run exceeded its CPU time limit of {limits.cpu_seconds:g}s and was killed"
+        if exit_info is not None and exit_info.signal is not None:
+            return "killed", f"the sandbox was killed by signal {signal.Signals(exit_info.signal).name}"
+        code = os.WEXITSTATUS(exit_info.status) if exit_info is not None and os.WIFEXITED(exit_info.status) else None
+        return "killed", f"the interpreter exited (exit code {code})" if code is not None else "the sandbox ended"
+
+    def _on_channel(self) -> None:
+        try:
+            data = self._channel.recv(1 << 18)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._on_channel_closed()
+            return
+        if self._collector is not None:
+            self._collector.channel_bytes += len(data)
+        try:
+            for raw in self._decoder.feed(data):
+                self._handle(parse_sandbox_message(raw))
+        except (framing.FrameError, ProtocolError) as exc:
+            self._violation(str(exc))
+
+    def _handle(self, message: Any) -> None:
+        if isinstance(message, ReadyMessage):
+            if not self._ready.done():
+                self._ready.set_result(None)
+        elif isinstance(message, FatalMessage):
+            if not self._ready.done():
+                self._ready.set_exception(SpawnError(message.message))
+            self.kill()
+        elif isinstance(message, OutputMessage):
+            if self._collector is not None and message.id == self._run_id:
+                self._drain_pipes()
+                self._collector.add_output(message.output)
+        elif isinstance(message, DoneMessage):
+            if self._done is not None and not self._done.done():
+                if message.id != self._run_id:
+                    raise ProtocolError("a reply to a request that was never made")
+                self._drain_pipes()
+                self._done.set_result(message)
+
+    def _violation(self, problem: str) -> None:
+        self._problem = problem
+        self.kill("protocol")
+        self._on_channel_closed()
+
+    def _on_channel_closed(self) -> None:
+        with contextlib.suppress(Exception):
+            self._loop.remove_reader(self._channel.fileno())
+        self.alive = False
+        if not self._ready.done():
+            self._ready.set_exception(SpawnError(self._problem or "the sandbox exited before it was ready"))
+            self._ready.exception()  # mark retrieved: nobody may be waiting
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
+
+    def _on_pipe(self, name: str) -> None:
+        fd = self._pipes.get(name)
+        if fd is None:
+            return
+        try:
+            data = os.read(fd, 1 << 16)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(fd)
+            return
+        text = self._utf8[name].decode(data)
+        if self._collector is not None and text:
+            self._collector.add_stream(name, text)
+
+    def _drain_pipes(self) -> None:
+        for name, fd in list(self._pipes.items()):
+            for _ in range(64):  # bounded: a flood keeps its place in line with the other readers
+                try:
+                    data = os.read(fd, 1 << 16)
+                except (BlockingIOError, InterruptedError, OSError):
+                    break
+                if not data:
+                    break
+                text = self._utf8[name].decode(data)
+                if self._collector is not None and text:
+                    self._collector.add_stream(name, text)
+
+
+_ENAMES: dict[Status, str] = {
+    "timeout": "TimeoutError", "memory": "MemoryError", "killed": "SandboxKilled", "ok": "", "error": "",
+}

@@ -1,0 +1,128 @@
+"""Sessions: a persistent interpreter, like a notebook kernel.
+
+Variables, imports and files carry over from cell to cell. Calls run one at a
+time, in arrival order (``asyncio.Lock`` is fair). A cell that times out is
+interrupted (KeyboardInterrupt, state kept) when the interpreter responds; when
+it must be killed instead (memory, a hard kill, unresponsive), the session's
+next call gets a fresh interpreter with the same workspace, files intact, and
+says so with ``restarted: true``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from ._config import Limits
+from ._errors import ClosedError
+from ._models import ExecutionResult, Output
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+    from ._sandbox import EventCallback, Sandbox
+
+
+class Cell:
+    """One executed cell, for the notebook export."""
+
+    def __init__(self, execution_count: int, code: str, outputs: list[Output]) -> None:
+        self.execution_count = execution_count
+        self.code = code
+        self.outputs = outputs
+
+
+class Session:
+    """A stateful sandbox. Get one from ``Engine.create_session``."""
+
+    def __init__(self, engine: Engine, sandbox: Sandbox, *, limits: Limits, idle_timeout: float,
+                 env: dict[str, str]) -> None:
+        self.id = "ses_" + secrets.token_hex(12)
+        self.created_at = datetime.now(timezone.utc)
+        self.limits = limits
+        self.idle_timeout = idle_timeout
+        self.execution_count = 0
+        self.history: list[Cell] = []
+        self.closed = False
+        self._engine = engine
+        self._sandbox: Sandbox | None = sandbox
+        self._env = env
+        self._env_sent = False
+        self._restart_pending = False
+        self._lock = asyncio.Lock()
+        self._started_mono = time.monotonic()
+        self._last_used = self._started_mono
+        self.uid = sandbox.uid
+        self.workspace = sandbox.workspace
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} cells={self.execution_count} busy={self._lock.locked()}>"
+
+    @property
+    def expires_at(self) -> datetime:
+        remaining = min(self._last_used + self.idle_timeout,
+                        self._started_mono + self._engine.config.session_max_lifetime) - time.monotonic()
+        return datetime.now(timezone.utc) + timedelta(seconds=max(0.0, remaining))
+
+    def expired(self, now: float) -> bool:
+        if self._lock.locked():
+            return False  # never expire in the middle of a cell
+        return (now - self._last_used > self.idle_timeout
+                or now - self._started_mono > self._engine.config.session_max_lifetime)
+
+    async def execute(self, code: str, *, timeout: float | None = None,
+                      on_event: EventCallback | None = None) -> ExecutionResult:
+        """Run a cell; user-code failures come back as data in the result."""
+        from ._engine import check_code
+
+        check_code(code)
+        limits = self.limits.override(self._engine.config.max_limits, timeout=timeout)
+        async with self._lock:
+            if self.closed:
+                raise ClosedError(f"session {self.id} is closed")
+            self._last_used = time.monotonic()
+            restarted = False
+            if self._sandbox is None:
+                self._sandbox = await self._engine._restart_sandbox(self)
+                self._env_sent = False
+                restarted = self._restart_pending
+            self._restart_pending = False
+            self.execution_count += 1
+            sandbox = self._sandbox
+            try:
+                outcome = await sandbox.run(
+                    code, count=self.execution_count, limits=limits, env=None if self._env_sent else self._env,
+                    on_event=on_event, interrupt_grace=self._engine.config.interrupt_grace,
+                )
+            finally:
+                self._env_sent = True
+                self._last_used = time.monotonic()
+                if not sandbox.alive:
+                    # Killed (memory, hard timeout, crash): the next call gets a fresh interpreter.
+                    self._sandbox = None
+                    self._restart_pending = True
+                    await self._engine._retire_sandbox(sandbox)
+            result = self._engine.result(outcome, execution_count=self.execution_count, restarted=restarted)
+            self.history.append(Cell(self.execution_count, code, result.outputs))
+            return result
+
+    async def interrupt(self) -> None:
+        """Stop the running cell, if any (KeyboardInterrupt inside)."""
+        if self._sandbox is not None and self._lock.locked():
+            self._sandbox.interrupt()
+
+    async def _close(self) -> None:
+        self.closed = True
+        sandbox, self._sandbox = self._sandbox, None
+        if sandbox is not None:
+            sandbox.kill("session closed")
+        async with self._lock:  # let a cell that is running see its sandbox die, then clean up
+            if sandbox is not None:
+                await self._engine._retire_sandbox(sandbox)
+            self._engine._release_session_resources(self)
+
+    def info(self) -> dict[str, Any]:
+        return {"id": self.id, "created_at": self.created_at.isoformat(), "expires_at": self.expires_at.isoformat(),
+                "execution_count": self.execution_count}
