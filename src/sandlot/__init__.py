@@ -30,6 +30,7 @@ from ._models import (
     Usage,
 )
 from ._session import Session
+from ._sync import Sandlot, SyncSession
 
 __version__ = "0.1.0"
 
@@ -48,11 +49,13 @@ __all__ = [
     "NotFoundError",
     "ProtocolError",
     "SandboxError",
+    "Sandlot",
     "SandlotError",
     "Session",
     "SetupError",
     "SpawnError",
     "StreamOutput",
+    "SyncSession",
     "TooLargeError",
     "Usage",
 ]

@@ -22,18 +22,24 @@ class _Output(BaseModel):
 
 
 class StreamOutput(_Output):
+    """Text written to stdout or stderr (consecutive writes to one stream are merged)."""
+
     output_type: Literal["stream"] = "stream"
     name: Literal["stdout", "stderr"]
     text: str
 
 
 class DisplayData(_Output):
+    """A rich object shown with ``display()``, or a matplotlib figure: a MIME bundle."""
+
     output_type: Literal["display_data"] = "display_data"
     data: dict[str, Any]
     metadata: dict[str, Any] = {}
 
 
 class ExecuteResult(_Output):
+    """The value of the cell's trailing expression, as a MIME bundle."""
+
     output_type: Literal["execute_result"] = "execute_result"
     execution_count: int | None
     data: dict[str, Any]
@@ -41,6 +47,8 @@ class ExecuteResult(_Output):
 
 
 class ErrorOutput(_Output):
+    """The exception that ended the cell."""
+
     output_type: Literal["error"] = "error"
     ename: str
     evalue: str
@@ -59,6 +67,8 @@ class ExecutionError(BaseModel):
 
 
 class Usage(BaseModel):
+    """Resources a run used: CPU time and peak memory (the cgroup's, where there is one)."""
+
     cpu_ms: float = 0.0
     peak_memory_bytes: int | None = None
 
@@ -90,6 +100,13 @@ class FatalMessage(BaseModel):
     message: str = Field(max_length=4096)
 
 
+class StreamMessage(BaseModel):
+    t: Literal["stream"]
+    id: int | None
+    name: Literal["stdout", "stderr"]
+    text: str
+
+
 class OutputMessage(BaseModel):
     t: Literal["output"]
     id: int | None
@@ -105,7 +122,8 @@ class DoneMessage(BaseModel):
     peak_rss: int = Field(ge=0)
 
 
-SandboxMessage = Annotated[ReadyMessage | FatalMessage | OutputMessage | DoneMessage, Field(discriminator="t")]
+SandboxMessage = Annotated[ReadyMessage | FatalMessage | StreamMessage | OutputMessage | DoneMessage,
+                          Field(discriminator="t")]
 _sandbox_message: TypeAdapter[SandboxMessage] = TypeAdapter(SandboxMessage)
 
 

@@ -5,10 +5,10 @@ interrupted and killed, and tells why it died. Everything it reads from the
 sandbox is hostile: frames are size-capped and schema-checked, output beyond
 the limits is dropped (``truncated``), and a protocol violation kills it.
 
-Output order: stdout and stderr arrive on pipes (so subprocesses and C code
-are captured too), rich outputs on the channel. The runtime flushes its
-streams before it sends a frame, and the host drains the pipes before it
-handles a frame, so Python-level output keeps its order.
+Output order: Python's stdout and stderr and rich outputs all arrive as frames
+on the channel, in the order they happened. File descriptors 1 and 2 are pipes
+(so subprocesses and C code are captured too); the host drains them before it
+handles each frame, so their text lands close to where it was written.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from ._models import (
     OutputMessage,
     ReadyMessage,
     Status,
+    StreamMessage,
     StreamOutput,
     parse_sandbox_message,
 )
@@ -273,7 +274,7 @@ class Sandbox:
         if self.cgroup is not None and self.cgroup.oom_kills() > 0:
             return "memory", f"the run exceeded its memory limit of {limits.memory} bytes and was killed"
         if self._problem is not None:
-            return "killed", f"the sandbox was stopped: {self._problem}"
+            return "killed", f"the sandbox broke the channel protocol and was stopped ({self._problem})"
         if exit_info is not None and exit_info.signal == signal.SIGKILL and \
                 exit_info.cpu_ms >= limits.cpu_seconds * 1000.0 * 0.95:
             return "timeout", f"the run exceeded its CPU time limit of {limits.cpu_seconds:g}s and was killed"
@@ -308,6 +309,10 @@ class Sandbox:
             if not self._ready.done():
                 self._ready.set_exception(SpawnError(message.message))
             self.kill()
+        elif isinstance(message, StreamMessage):
+            if self._collector is not None and message.id == self._run_id:
+                self._drain_pipes()
+                self._collector.add_stream(message.name, message.text)
         elif isinstance(message, OutputMessage):
             if self._collector is not None and message.id == self._run_id:
                 self._drain_pipes()

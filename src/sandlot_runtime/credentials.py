@@ -21,4 +21,8 @@ def drop_to(uid: int, gid: int) -> None:
     os.setgroups([])
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
+    # Changing uid made us non-dumpable, which hands /proc/self to root: the
+    # sandbox could not read its own fds or status. Dumpable again is safe here
+    # (ptrace is denied by seccomp, core dumps by RLIMIT_CORE=0).
+    _libc.prctl(_libc.PR_SET_DUMPABLE, 1)
 

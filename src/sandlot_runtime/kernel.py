@@ -6,8 +6,13 @@ runs, and later, replies to the sandbox's own calls to the host); the main
 thread runs cells one at a time.
 
 Messages from the host: ``exec`` {id, code, count, cpu_seconds, env?},
-``interrupt``. Messages to the host: ``ready``, ``output`` {id, output},
-``done`` {id, status, error, cpu_ms, peak_rss}.
+``interrupt``. Messages to the host: ``ready``, ``stream`` {id, name, text},
+``output`` {id, output}, ``done`` {id, status, error, cpu_ms, peak_rss}.
+
+Python-level ``sys.stdout``/``sys.stderr`` travel on the channel, so they keep
+their exact order with rich outputs. File descriptors 1 and 2 are pipes the
+host reads directly: output from subprocesses and C code still arrives, in
+arrival order.
 """
 
 from __future__ import annotations
@@ -40,15 +45,75 @@ class Channel:
             self.sock.sendall(data)
 
 
+class ChannelStream(io.TextIOBase):
+    """``sys.stdout``/``sys.stderr``: text goes to the host as ``stream`` frames.
+
+    A line is sent as soon as it is complete (so output before a crash is not
+    lost), partial lines when anything else is sent, and writing to one stream
+    first flushes the other, so stdout and stderr interleave as written.
+    """
+
+    def __init__(self, kernel: Kernel, name: str, fd: int) -> None:
+        super().__init__()
+        self._kernel = kernel
+        self._name = name
+        self._fd = fd
+        self._pending: list[str] = []
+        self._size = 0
+        self.other: ChannelStream | None = None
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    @property
+    def errors(self) -> str:  # type: ignore[override]
+        return "strict"
+
+    @property
+    def name(self) -> str:
+        return f"<{self._name}>"
+
+    def fileno(self) -> int:
+        return self._fd  # for subprocess and faulthandler: the pipe the host reads
+
+    def isatty(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if self.other is not None and self.other._pending:
+            self.other.flush()
+        self._pending.append(text)
+        self._size += len(text)
+        if "\n" in text or self._size > 8192:
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            text, self._pending, self._size = "".join(self._pending), [], 0
+            self._kernel.send_stream(self._name, text)
+
+
 class Kernel:
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
         self.requests: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self.running_id: int | None = None
         self.main_thread = threading.main_thread().ident
+        self.stdout = ChannelStream(self, "stdout", 1)
+        self.stderr = ChannelStream(self, "stderr", 2)
+        self.stdout.other, self.stderr.other = self.stderr, self.stdout
         self.runner = CellRunner(emit=self._emit, flush_streams=_flush_streams)
 
     def serve(self) -> None:
+        sys.stdout, sys.stderr = self.stdout, self.stderr
+        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
         signal.signal(signal.SIGINT, self._on_sigint)
         signal.signal(signal.SIGXCPU, self._on_sigxcpu)
         threading.Thread(target=self._read_loop, name="sandlot-channel", daemon=True).start()
@@ -84,6 +149,9 @@ class Kernel:
 
     def _emit(self, output: dict[str, Any]) -> None:
         self.channel.send({"t": "output", "id": self.running_id, "output": output})
+
+    def send_stream(self, name: str, text: str) -> None:
+        self.channel.send({"t": "stream", "id": self.running_id, "name": name, "text": text})
 
     def _read_loop(self) -> None:
         try:
@@ -133,16 +201,6 @@ def _set_cpu_budget(seconds: float) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
-def install_std_streams() -> None:
-    """Line-buffered text streams over fds 1 and 2 (pipes the host reads)."""
-    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
-                                  errors="backslashreplace", line_buffering=True)
-    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
-                                  errors="backslashreplace", line_buffering=True)
-    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
-
-
 def run(channel_fd: int) -> None:
     """Serve the host on ``channel_fd`` until it goes away; never returns."""
-    install_std_streams()
     Kernel(Channel(channel_fd)).serve()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import io
 import json
 import os
 import select
@@ -139,17 +140,13 @@ def _preload(modules: list[str]) -> None:
     for name in modules:
         importlib.import_module(name)
     if "matplotlib" in modules or "matplotlib.pyplot" in modules:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        # Imported by name, like every preload: the runtime itself depends on the stdlib only.
+        importlib.import_module("matplotlib").use("Agg")
+        plt = importlib.import_module("matplotlib.pyplot")
         # Warm the font cache and the first-figure code paths.
         fig, ax = plt.subplots()
         ax.plot([0, 1], [0, 1])
         ax.set_title("warm-up")
-        import io
-
         fig.savefig(io.BytesIO(), format="png")
         plt.close(fig)
 

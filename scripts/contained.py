@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Run a command in a throwaway pid namespace under a memory + pids cgroup.
+
+The test suite runs hostile code on purpose. If containment ever failed, a
+fork bomb or memory bomb here must not take the machine down, and nothing may
+outlive the run: every process is in the new pid namespace (all die with it)
+and the cgroup caps the memory and process count of everything inside.
+
+Usage: scripts/contained.py COMMAND [ARGS...]
+Env: SANDLOT_TEST_MEMORY (bytes, default 12 GiB), SANDLOT_TEST_PIDS (default 8192).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+
+
+def own_cgroup_dirs() -> dict[str, str]:
+    """controller -> directory of our cgroup, for memory and pids, v1 or v2."""
+    found: dict[str, str] = {}
+    mounts = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            before, _, after = line.partition(" - ")
+            tail = after.split()
+            if tail and tail[0] in ("cgroup", "cgroup2"):
+                mounts[before.split()[4]] = (tail[0], set(tail[2].split(",")))
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.strip().split(":", 2)
+            for mount, (fstype, options) in mounts.items():
+                if fstype == "cgroup" and controllers:
+                    for c in ("memory", "pids"):
+                        if c in controllers.split(",") and c in options:
+                            found.setdefault(c, mount + path)
+                elif fstype == "cgroup2" and not controllers:
+                    directory = mount + path
+                    with contextlib.suppress(OSError), open(os.path.join(directory, "cgroup.controllers")) as cf:
+                        for c in cf.read().split():
+                            if c in ("memory", "pids"):
+                                found.setdefault(c, directory)
+    return found
+
+
+def main() -> int:
+    command = sys.argv[1:]
+    if not command:
+        print(__doc__, file=sys.stderr)
+        return 2
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        print("contained.py: not root or no unshare; running uncontained", file=sys.stderr)
+        return subprocess.call(command)
+    memory = os.environ.get("SANDLOT_TEST_MEMORY", str(12 << 30))
+    pids = os.environ.get("SANDLOT_TEST_PIDS", "8192")
+    created = []
+    for controller, parent in own_cgroup_dirs().items():
+        path = os.path.join(parent, f"sandlot-tests-{os.getpid()}")
+        if path in created:
+            continue
+        os.makedirs(path, exist_ok=True)
+        created.append(path)
+        limits = {"memory": ("memory.limit_in_bytes", "memory.max"), "pids": ("pids.max", "pids.max")}[controller]
+        for name in limits:
+            with contextlib.suppress(OSError), open(os.path.join(path, name), "w") as f:
+                f.write(memory if controller == "memory" else pids)
+    child = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", *command],
+        preexec_fn=lambda: [open(os.path.join(p, "cgroup.procs"), "w").write("0") for p in created],
+    )
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        child.terminate()
+        return child.wait()
+    finally:
+        for path in created:
+            for _ in range(100):
+                try:
+                    os.rmdir(path)
+                    break
+                except OSError:
+                    import time
+
+                    time.sleep(0.05)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""The blocking face of the engine.
+
+One source of truth: ``Engine`` is async. ``Sandlot`` runs it on an event loop
+in one background thread for its whole life (an anyio blocking portal) and
+forwards each call there; it does not start a loop per call. That thread also
+owns the zygote, whose PR_SET_PDEATHSIG is tied to the thread that started it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from typing import Any
+
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from ._config import EngineConfig
+from ._engine import Engine
+from ._models import ExecutionResult
+from ._sandbox import EventCallback
+from ._session import Session
+from ._workspace import FileInfo
+
+
+class Sandlot:
+    """Run untrusted Python from synchronous code: ``with Sandlot() as sl: sl.execute("print(1)")``."""
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self._portal_cm: AbstractContextManager[BlockingPortal] = start_blocking_portal(backend="asyncio")
+        self._portal = self._portal_cm.__enter__()
+        self.engine = Engine(config)
+        try:
+            self._portal.call(self.engine.start)
+        except BaseException:
+            self._portal.call(self.engine.close)
+            self._portal_cm.__exit__(None, None, None)
+            raise
+
+    def __enter__(self) -> Sandlot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Sandlot {self.engine!r}>"
+
+    def execute(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes] | None = None,
+                env: Mapping[str, str] | None = None, on_event: EventCallback | None = None) -> ExecutionResult:
+        """Run ``code`` once in a fresh sandbox; see ``Engine.execute``."""
+        return self._call(self.engine.execute, code, timeout=timeout, files=files, env=env, on_event=on_event)
+
+    def session(self, *, timeout: float | None = None, idle_timeout: float | None = None,
+                env: Mapping[str, str] | None = None) -> SyncSession:
+        """A stateful session; use it as a context manager to close it at the end."""
+        session = self._call(self.engine.create_session, timeout=timeout, idle_timeout=idle_timeout, env=env)
+        return SyncSession(self, session)
+
+    def close(self) -> None:
+        if self._portal_cm is not None:
+            try:
+                self._portal.call(self.engine.close)
+            finally:
+                self._portal_cm.__exit__(None, None, None)
+                self._portal_cm = None  # type: ignore[assignment]
+
+    def _call(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._portal.call(functools.partial(func, *args, **kwargs))
+
+
+class SyncSession:
+    """The blocking face of ``Session``."""
+
+    def __init__(self, owner: Sandlot, session: Session) -> None:
+        self._owner = owner
+        self.session = session
+
+    @property
+    def id(self) -> str:
+        return self.session.id
+
+    def __enter__(self) -> SyncSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def execute(self, code: str, *, timeout: float | None = None,
+                on_event: EventCallback | None = None) -> ExecutionResult:
+        return self._owner._call(self.session.execute, code, timeout=timeout, on_event=on_event)
+
+    def interrupt(self) -> None:
+        self._owner._call(self.session.interrupt)
+
+    def upload(self, path: str, data: bytes) -> None:
+        self.session.workspace.write(path, data)
+
+    def download(self, path: str, max_bytes: int = 64 << 20) -> bytes:
+        return self.session.workspace.read(path, max_bytes)
+
+    def files(self) -> list[FileInfo]:
+        return self.session.workspace.list()
+
+    def close(self) -> None:
+        if not self.session.closed:
+            self._owner._call(self._owner.engine.close_session, self.session.id)

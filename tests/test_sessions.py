@@ -1,0 +1,110 @@
+"""Sessions: state and files persist; interrupts keep state; kills restart with files intact."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from sandlot import ClosedError, NotFoundError, Sandlot
+
+
+def test_variables_and_imports_persist(sl: Sandlot) -> None:
+    with sl.session() as session:
+        assert session.execute("import math\nx = 41").status == "ok"
+        result = session.execute("x + 1 + int(math.sqrt(0))")
+        assert result.outputs[0].data["text/plain"] == "42"
+        assert result.execution_count == 2
+
+
+def test_files_persist_and_are_reachable_from_the_host(sl: Sandlot) -> None:
+    with sl.session() as session:
+        session.upload("in/data.txt", b"hello")
+        session.execute("open('out.txt', 'w').write(open('in/data.txt').read().upper())")
+        assert session.download("out.txt") == b"HELLO"
+        assert [f.path for f in session.files()] == ["in/data.txt", "out.txt"]
+
+
+def test_timeout_interrupts_and_keeps_state(sl: Sandlot) -> None:
+    with sl.session() as session:
+        session.execute("kept = 'still here'")
+        result = session.execute("import time\ntime.sleep(30)", timeout=0.5)
+        assert result.status == "timeout"
+        assert result.error is not None and result.error.ename == "KeyboardInterrupt"
+        after = session.execute("kept")
+        assert after.outputs[0].data["text/plain"] == "'still here'"
+        assert after.restarted is False
+
+
+def test_unresponsive_cell_is_killed_and_session_restarts_with_files(sl: Sandlot) -> None:
+    with sl.session() as session:
+        session.execute("open('keep.txt', 'w').write('kept')\nlost = 1")
+        # Ignoring KeyboardInterrupt makes the interpreter unresponsive to interrupts.
+        code = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(60)"
+        result = session.execute(code, timeout=0.5)
+        assert result.status == "timeout"
+        after = session.execute("import os\nprint(open('keep.txt').read(), 'lost' in globals())")
+        assert after.restarted is True
+        assert after.stdout == "kept False\n"
+        assert session.execute("1").restarted is False
+
+
+def test_memory_kill_restarts_the_session(tight: Sandlot) -> None:
+    with tight.session() as session:
+        session.execute("open('keep.txt', 'w').write('kept')")
+        result = session.execute("x = []\nwhile True:\n    x.append(b'x' * (16 << 20))")
+        assert result.status == "memory"
+        after = session.execute("print(open('keep.txt').read())")
+        assert after.restarted is True and after.stdout == "kept\n"
+
+
+def test_explicit_interrupt(sl: Sandlot) -> None:
+    with sl.session() as session:
+        box = {}
+        thread = threading.Thread(target=lambda: box.update(r=session.execute("import time\ntime.sleep(30)")))
+        thread.start()
+        time.sleep(0.5)
+        session.interrupt()
+        thread.join(10)
+        assert box["r"].status == "error"
+        assert box["r"].error.ename == "KeyboardInterrupt"
+
+
+def test_concurrent_calls_run_in_arrival_order(sl: Sandlot) -> None:
+    with sl.session() as session:
+        session.execute("log = []")
+        threads = []
+        for i in range(5):
+            threads.append(threading.Thread(target=session.execute, args=(f"import time\ntime.sleep(0.05)\nlog.append({i})",)))
+            threads[-1].start()
+            time.sleep(0.02)  # arrival order is the start order
+        for thread in threads:
+            thread.join()
+        assert session.execute("log").outputs[0].data["text/plain"] == "[0, 1, 2, 3, 4]"
+
+
+def test_closed_session_is_gone(sl: Sandlot) -> None:
+    session = sl.session()
+    pid = session.session._sandbox.pid
+    session.close()
+    with pytest.raises(ClosedError):
+        session.execute("1")
+    with pytest.raises(NotFoundError):
+        sl.engine.get_session(session.id)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                if "zombie" in f.read():
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the session's sandbox is still running after close")
+
+
+def test_env_applies_to_the_session(sl: Sandlot) -> None:
+    with sl.session(env={"MODE": "test"}) as session:
+        assert session.execute("import os\nos.environ['MODE']").outputs[0].data["text/plain"] == "'test'"
