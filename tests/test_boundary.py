@@ -30,9 +30,9 @@ def test_runtime_sources_import_only_stdlib_and_themselves() -> None:
 
 def test_runtime_loads_without_site_packages() -> None:
     # -I -S: no site-packages at all; every runtime module must still import.
-    code = ("import sys, json; sys.path.insert(0, %r)\n"
+    code = (f"import sys, json; sys.path.insert(0, {str(RUNTIME_DIR.parent)!r})\n"
             "import sandlot_runtime.zygote, sandlot_runtime.kernel, sandlot_runtime.execute\n"
-            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))") % str(RUNTIME_DIR.parent)
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True)
     loaded = set(json.loads(out.stdout))
     assert loaded - set(sys.stdlib_module_names) - {"sandlot_runtime", "__main__"} == set()

@@ -6,10 +6,9 @@ import json
 import os
 
 import pytest
+from conftest import HOST_SECRET
 
 from sandlot import Sandlot
-
-from conftest import HOST_SECRET
 
 
 def run_json(sl: Sandlot, code: str) -> object:

@@ -36,7 +36,7 @@ def test_symlinks_are_never_followed(ws: Workspace, tmp_path: pathlib.Path) -> N
     with pytest.raises(InvalidRequestError):
         ws.write("link", b"overwrite")
     assert secret.read_text() == "host secret"
-    assert [f.path for f in ws.list()] == []
+    assert [f.path for f in ws.list_files()] == []
 
 
 def test_fifo_is_not_read(ws: Workspace) -> None:
@@ -48,7 +48,7 @@ def test_fifo_is_not_read(ws: Workspace) -> None:
 def test_write_read_list_delete(ws: Workspace) -> None:
     ws.write("a/b/c.txt", b"hello")
     assert ws.read("a/b/c.txt", 1024) == b"hello"
-    assert [(f.path, f.size) for f in ws.list()] == [("a/b/c.txt", 5)]
+    assert [(f.path, f.size) for f in ws.list_files()] == [("a/b/c.txt", 5)]
     with pytest.raises(TooLargeError):
         ws.read("a/b/c.txt", 4)
     ws.delete("a/b/c.txt")

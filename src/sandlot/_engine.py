@@ -167,15 +167,16 @@ class Engine:
         await self._cleanup_instance()
 
     async def _cleanup_instance(self) -> None:
-        if getattr(self, "_cgroups", None) is not None:
+        cgroups: _cgroups.CgroupManager | None = getattr(self, "_cgroups", None)
+        if cgroups is not None:
             for _ in range(100):
-                self._cgroups.remove_all()
-                if not any(os.path.isdir(os.path.join(h.own_dir, self._instance))
-                           for h in self._cgroups.hierarchies.values()):
+                cgroups.remove_all()
+                if not any(os.path.isdir(os.path.join(h.own_dir, self._instance)) for h in cgroups.hierarchies.values()):
                     break
                 await asyncio.sleep(0.02)
-        if getattr(self, "_workspaces", None) is not None:
-            self._workspaces.remove_all()
+        workspaces: WorkspaceManager | None = getattr(self, "_workspaces", None)
+        if workspaces is not None:
+            workspaces.remove_all()
         shutil.rmtree(self._instance_dir, ignore_errors=True)
 
     # ---- stateless runs -------------------------------------------------

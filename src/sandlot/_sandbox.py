@@ -151,7 +151,7 @@ class Sandbox:
     async def wait_ready(self, timeout: float) -> None:
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.kill()
             raise SpawnError(f"the sandbox was not ready within {timeout:.0f}s") from None
 
@@ -179,7 +179,7 @@ class Sandbox:
         try:
             await self._loop.sock_sendall(self._channel, framing.encode(message))
             done = await asyncio.wait_for(asyncio.shield(self._done), limits.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             timed_out = True
             done = await self._stop_after_timeout(interrupt_grace)
         except OSError:
@@ -212,7 +212,7 @@ class Sandbox:
     async def wait_exit(self, timeout: float) -> Exit | None:
         try:
             return await asyncio.wait_for(asyncio.shield(self._zygote.exit_of(self.pid)), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
 
     def close_io(self) -> None:
@@ -240,7 +240,7 @@ class Sandbox:
             self.interrupt()
             try:
                 return await asyncio.wait_for(asyncio.shield(self._done), interrupt_grace)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         self.kill("timeout")
         with contextlib.suppress(asyncio.TimeoutError):

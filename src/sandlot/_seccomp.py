@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import tempfile
+from typing import Any
 
 from ._errors import SetupError
 
@@ -91,9 +92,9 @@ def build_program(*, allow_process_groups: bool) -> bytes:
         return f.read()
 
 
-def _known(sc: object, name: str) -> bool:
+def _known(sc: Any, name: str) -> bool:
     try:
-        return sc.resolve_syscall(sc.system_arch(), name) >= 0  # type: ignore[attr-defined]
+        return bool(sc.resolve_syscall(sc.system_arch(), name) >= 0)
     except Exception:
         return False
 

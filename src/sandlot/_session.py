@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ._config import Limits
@@ -40,7 +40,7 @@ class Session:
     def __init__(self, engine: Engine, sandbox: Sandbox, *, limits: Limits, idle_timeout: float,
                  env: dict[str, str]) -> None:
         self.id = "ses_" + secrets.token_hex(12)
-        self.created_at = datetime.now(timezone.utc)
+        self.created_at = datetime.now(UTC)
         self.limits = limits
         self.idle_timeout = idle_timeout
         self.execution_count = 0
@@ -64,7 +64,7 @@ class Session:
     def expires_at(self) -> datetime:
         remaining = min(self._last_used + self.idle_timeout,
                         self._started_mono + self._engine.config.session_max_lifetime) - time.monotonic()
-        return datetime.now(timezone.utc) + timedelta(seconds=max(0.0, remaining))
+        return datetime.now(UTC) + timedelta(seconds=max(0.0, remaining))
 
     def expired(self, now: float) -> bool:
         if self._lock.locked():

@@ -9,9 +9,9 @@ owns the zygote, whose PR_SET_PDEATHSIG is tied to the thread that started it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import ParamSpec, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
@@ -21,6 +21,9 @@ from ._models import ExecutionResult
 from ._sandbox import EventCallback
 from ._session import Session
 from ._workspace import FileInfo
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Sandlot:
@@ -65,7 +68,7 @@ class Sandlot:
                 self._portal_cm.__exit__(None, None, None)
                 self._portal_cm = None  # type: ignore[assignment]
 
-    def _call(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, func: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         return self._portal.call(functools.partial(func, *args, **kwargs))
 
 
@@ -100,7 +103,7 @@ class SyncSession:
         return self.session.workspace.read(path, max_bytes)
 
     def files(self) -> list[FileInfo]:
-        return self.session.workspace.list()
+        return self.session.workspace.list_files()
 
     def close(self) -> None:
         if not self.session.closed:

@@ -109,7 +109,7 @@ class Workspace:
         finally:
             os.close(parent)
 
-    def list(self, max_entries: int = 10_000) -> list[FileInfo]:
+    def list_files(self, max_entries: int = 10_000) -> list[FileInfo]:
         """Regular files, recursively, without following any symlink."""
         found: list[FileInfo] = []
         root = os.open(self.path, _DIR_FLAGS)

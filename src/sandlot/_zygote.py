@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import pathlib
 import signal
 import socket
 import subprocess
@@ -19,11 +20,12 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+import sandlot_runtime
 from sandlot_runtime.spec import SandboxSpec, ZygoteSetup
 
 from ._errors import SetupError, SpawnError
 
-_RUNTIME_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__import__("sandlot_runtime").__file__)))
+_RUNTIME_PARENT = str(pathlib.Path(sandlot_runtime.__file__ or ".").resolve().parent.parent)
 _BOOTSTRAP = f"import sys; sys.path.insert(0, {_RUNTIME_PARENT!r}); from sandlot_runtime.zygote import main; main()"
 MAX_CONTROL_MESSAGE = 1 << 20
 
@@ -75,7 +77,7 @@ class Zygote:
         ours.send(self._setup.to_json())
         try:
             self.info = await asyncio.wait_for(self._ready, timeout)
-        except (asyncio.TimeoutError, SpawnError) as exc:
+        except (TimeoutError, SpawnError) as exc:
             await self.stop()
             raise SetupError(f"the zygote did not start: {exc}") from exc
         if self.info.get("threads", 1) != 1:
@@ -90,7 +92,7 @@ class Zygote:
             raise SpawnError("the zygote is not running")
         self._next_req += 1
         req = self._next_req
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
         self._spawns[req] = future
         message = json.dumps({"t": "spawn", "req": req, "spec": json.loads(spec.to_json())}).encode()
         try:
@@ -122,7 +124,7 @@ class Zygote:
         if process is not None:
             try:
                 await asyncio.wait_for(asyncio.to_thread(process.wait), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 process.send_signal(signal.SIGKILL)
                 await asyncio.to_thread(process.wait)
         self._fail_all(SpawnError("the zygote stopped"))
@@ -167,8 +169,9 @@ class Zygote:
             if not future.done():
                 future.set_exception(error)
         self._spawns.clear()
-        for pid, future in list(self._exits.items()):
-            if not future.done():
-                # Every sandbox dies with the zygote (PR_SET_PDEATHSIG).
-                future.set_result(Exit(signal.SIGKILL, 0.0))
+        for pid, exit_future in list(self._exits.items()):
+            if not exit_future.done():
+                # Every sandbox dies with the zygote (PR_SET_PDEATHSIG): report a
+                # death by SIGKILL (as a wait status, the signal number itself).
+                exit_future.set_result(Exit(signal.SIGKILL, 0.0))
                 self._exits.pop(pid, None)

@@ -69,6 +69,7 @@ class CellRunner:
     def display(self, *objs: Any, raw: bool = False, **_ignored: Any) -> None:
         """IPython's ``display()``: publish each object as ``display_data`` now."""
         for obj in objs:
+            metadata: dict[str, Any]
             if raw and isinstance(obj, dict):
                 data, metadata = obj, {}
             else:
@@ -121,7 +122,7 @@ class CellRunner:
     def _patch_pyplot_show(self) -> None:
         pyplot = sys.modules.get("matplotlib.pyplot")
         if pyplot is not None and getattr(pyplot.show, "__module__", None) != __name__:
-            pyplot.show = _make_show(self)
+            setattr(pyplot, "show", _make_show(self))  # noqa: B010 (a module attribute)
 
 
 def _make_show(runner: CellRunner) -> Callable[..., None]:

@@ -44,11 +44,11 @@ class Zygote:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.set_wakeup_fd(self.wakeup_w)
         while True:
-            readable, _, _ = select.select([self.control, self.wakeup_r], [], [])
+            readable, _, _ = select.select([self.control.fileno(), self.wakeup_r], [], [])
             if self.wakeup_r in readable:
                 _drain(self.wakeup_r)
             self._reap()
-            if self.control in readable and not self._handle_request():
+            if self.control.fileno() in readable and not self._handle_request():
                 return
 
     def _handle_request(self) -> bool:
