@@ -188,16 +188,18 @@ class Engine:
         check_code(code)
         limits = self.config.limits.override(self.config.max_limits, timeout=timeout)
         sandbox = self._pool.take()
-        self._pool_wakeup.set()
         if sandbox is None:
+            self._pool_wakeup.set()
             sandbox = await self._start_sandbox(self.config.limits)
         try:
             for path, data in (files or {}).items():
                 sandbox.workspace.write(path, data)
             outcome = await sandbox.run(code, count=1, limits=limits, env=dict(env or {}), on_event=on_event)
         finally:
-            # Never on the request path: teardown happens in the background.
+            # Never on the request path: teardown and refill happen after the run, in the
+            # background, so the fork and containment of the next sandbox do not compete with it.
             self._spawn_background(self._destroy(sandbox, keep_workspace=False))
+            self._pool_wakeup.set()
         return self.result(outcome, execution_count=1)
 
     def result(self, outcome: RunOutcome, *, execution_count: int, restarted: bool = False) -> ExecutionResult:
@@ -220,9 +222,9 @@ class Engine:
         limits = self.config.limits.override(self.config.max_limits, timeout=timeout)
         idle = min(idle_timeout or self.config.session_idle_timeout, self.config.session_max_lifetime)
         sandbox = self._pool.take()
-        self._pool_wakeup.set()
         if sandbox is None:
             sandbox = await self._start_sandbox(self.config.limits)
+        self._pool_wakeup.set()
         session = Session(self, sandbox, limits=limits, idle_timeout=idle, env=dict(env or {}))
         self.sessions[session.id] = session
         return session
@@ -307,6 +309,7 @@ class Engine:
         self.stats["sandboxes_started"] += 1
         try:
             await sandbox.wait_ready(READY_TIMEOUT)
+            await sandbox.warm_up(limits)
         except BaseException:
             await self._destroy(sandbox, keep_workspace=not own_workspace, keep_uid=not own_uid)
             raise
