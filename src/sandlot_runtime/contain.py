@@ -12,7 +12,7 @@ Order matters:
  4. unshare mount/net/ipc/uts/cgroup namespaces
  5. build the root and pivot     (needs root; /proc of the new pid namespace)
  6. hostname                     (in the new UTS namespace)
- -- degraded mode replaces 3-6 with: own process group + Landlock rules --
+ -- degraded mode replaces 4-6 with: own process group + Landlock rules --
  7. rlimits                      (before dropping privileges: raising needs root)
  8. drop capabilities and uid/gid
  9. no_new_privs, then seccomp   (last: the filter would deny the steps above)
@@ -35,8 +35,10 @@ def contain(setup: ZygoteSetup, spec: SandboxSpec, channel_fd: int, stdout_fd: i
     _libc.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
     channel_fd = fds.install(channel_fd, stdout_fd, stderr_fd)
 
+    # Where the host gave cgroups (it does whenever it runs as root), join them in either mode.
+    cgroups.join(spec.cgroup_procs)
+
     if setup.isolation == NAMESPACES:
-        cgroups.join(spec.cgroup_procs)
         namespaces.unshare_all_but_pid()
         rootfs.build_and_enter(
             mountpoint=setup.root_mountpoint, ro_dirs=setup.ro_dirs, ro_files=setup.ro_files,

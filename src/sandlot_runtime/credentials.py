@@ -13,10 +13,18 @@ import os
 from . import _libc
 
 
-def drop_to(uid: int, gid: int) -> None:
+def _read_last_cap() -> int:
     with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
-        last_cap = int(f.read())
-    for cap in range(last_cap + 1):
+        return int(f.read())
+
+
+# Read once, in the zygote: by the time a sandbox drops privileges, /proc may be
+# out of its reach (Landlock in degraded mode).
+LAST_CAP = _read_last_cap()
+
+
+def drop_to(uid: int, gid: int) -> None:
+    for cap in range(LAST_CAP + 1):
         _libc.prctl(_libc.PR_CAPBSET_DROP, cap)
     os.setgroups([])
     os.setresgid(gid, gid, gid)

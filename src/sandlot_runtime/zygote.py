@@ -27,7 +27,7 @@ import sys
 import time
 from typing import Any
 
-from . import _libc, contain, display, execute, framing, kernel, namespaces  # noqa: F401 (loaded before forking)
+from . import _libc, contain, display, execute, fds, framing, kernel, namespaces  # noqa: F401 (loaded before forking)
 from .spec import NAMESPACES, SandboxSpec, ZygoteSetup
 
 MAX_CONTROL_MESSAGE = 1 << 20
@@ -100,10 +100,15 @@ class Zygote:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             channel_fd = contain.contain(self.setup, spec, channel_fd, stdout_fd, stderr_fd)
         except BaseException as exc:
-            try:
-                os.write(channel_fd, framing.encode({"t": "fatal", "message": f"containment failed: {exc!r}"}))
-            finally:
-                os._exit(70)
+            report = framing.encode({"t": "fatal", "message": f"containment failed: {exc!r}"[:4000]})
+            # The channel may already have moved to its final fd number when the step failed.
+            for fd in dict.fromkeys((fds.CHANNEL_FD, channel_fd)):
+                try:
+                    os.write(fd, report)
+                    break
+                except OSError:
+                    continue
+            os._exit(70)
         try:
             kernel.run(channel_fd)
         finally:

@@ -1,0 +1,41 @@
+"""The command line, run as a user would run it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+SANDLOT = [sys.executable, "-m", "sandlot.cli"]
+
+
+def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SANDLOT, *args], input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def test_doctor_reports_full_isolation_here() -> None:
+    done = run_cli("doctor")
+    assert done.returncode == 0, done.stderr
+    assert "isolation: full" in done.stdout
+
+
+def test_run_prints_like_python_and_exits_with_the_status() -> None:
+    done = run_cli("run", "-", stdin="import sys\nprint('out')\nprint('err', file=sys.stderr)\n")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "out\n", "err\n")
+    failed = run_cli("run", "-", stdin="raise ValueError('nope')")
+    assert failed.returncode == 1 and "ValueError: nope" in failed.stderr
+    slow = run_cli("run", "--timeout", "0.5", "-", stdin="import time\ntime.sleep(10)")
+    assert slow.returncode == 124
+
+
+def test_run_json_gives_the_full_result() -> None:
+    done = run_cli("run", "--json", "-", stdin="1 + 1")
+    result = json.loads(done.stdout)
+    assert result["status"] == "ok"
+    assert result["outputs"][0]["data"]["text/plain"] == "2"
+
+
+def test_errors_are_one_line_not_a_traceback() -> None:
+    done = run_cli("run", "/nonexistent/file.py")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
