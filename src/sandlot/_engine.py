@@ -24,7 +24,7 @@ import shutil
 import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sandlot_runtime import _libc
@@ -73,6 +73,7 @@ class Engine:
         self.isolation: str | None = None
         self.support: _host.HostSupport | None = None
         self.sessions: dict[str, Session] = {}
+        self.on_session_closed: list[Callable[[str], None]] = []
         self.stats: dict[str, int] = {"runs": 0, "sandboxes_started": 0, "sandboxes_destroyed": 0}
         self.status_counts: dict[str, int] = {}
         self._pool: PoolState[Sandbox] = PoolState(self.config.pool_size)
@@ -239,6 +240,11 @@ class Engine:
         session = self.sessions.pop(session_id, None)
         if session is None:
             raise NotFoundError(f"no session {session_id!r}")
+        await self._end_session(session)
+
+    async def _end_session(self, session: Session) -> None:
+        for callback in self.on_session_closed:
+            callback(session.id)
         await session._close()
 
     async def _restart_sandbox(self, session: Session) -> Sandbox:
@@ -372,7 +378,7 @@ class Engine:
                 if session.expired(now):
                     log.info("sandlot: session %s expired", session.id)
                     self.sessions.pop(session.id, None)
-                    self._spawn_background(session._close())
+                    self._spawn_background(self._end_session(session))
 
     def _spawn_background(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -7,6 +7,9 @@ server and the CLI need no special cases.
 
     SandlotError
     ├── SetupError               the host cannot give the isolation asked for
+    ├── AuthenticationError      a missing or wrong API key (server and client)
+    ├── UnavailableError         the server is shutting down or unreachable (client)
+    │   └── RequestTimeoutError  the client gave up waiting for an answer
     ├── SandboxError             one sandbox failed (not the user's code)
     │   ├── SpawnError           a sandbox could not start or contain itself
     │   └── ProtocolError        a sandbox broke the channel protocol
@@ -35,6 +38,28 @@ class SetupError(SandlotError):
     http_status = 503
     error_type = "setup_error"
     exit_code = 3
+
+
+class AuthenticationError(SandlotError):
+    """A request had no API key, or a wrong one."""
+
+    http_status = 401
+    error_type = "unauthorized"
+    exit_code = 5
+
+
+class UnavailableError(SandlotError):
+    """The server is shutting down, or could not be reached."""
+
+    http_status = 503
+    error_type = "unavailable"
+    exit_code = 6
+
+
+class RequestTimeoutError(UnavailableError):
+    """The client stopped waiting for the server's answer (not a run's own timeout, which is data)."""
+
+    error_type = "request_timeout"
 
 
 class SandboxError(SandlotError):

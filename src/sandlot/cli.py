@@ -26,6 +26,55 @@ def main() -> None:
     """sandlot: run untrusted Python in kernel-isolated sandboxes, in milliseconds."""
 
 
+def _opt(*names: str, env: str, **kwargs: Any) -> Any:
+    """An option that also reads ``SANDLOT_<env>`` and says so in --help."""
+    return click.option(*names, envvar=f"SANDLOT_{env}", show_envvar=True, default=None, **kwargs)
+
+
+@main.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="SANDLOT_CONFIG", show_envvar=True,
+              help="A TOML file with any of these settings (CLI and environment win over it).")
+@_opt("--host", env="HOST", help="Address to bind.  [default: 127.0.0.1]")
+@_opt("--port", env="PORT", type=int, help="Port to bind.  [default: 8765]")
+@_opt("--api-key", "api_keys", env="API_KEYS", multiple=True, help="An accepted API key (repeat for several).")
+@_opt("--api-keys-file", env="API_KEYS_FILE", help="A file with one API key per line.")
+@click.option("--insecure-no-auth-on-public-interface", "insecure", is_flag=True, default=None,
+              envvar="SANDLOT_INSECURE_NO_AUTH_ON_PUBLIC_INTERFACE", show_envvar=True,
+              help="Serve a non-loopback address without API keys. Anyone who reaches it can run code.")
+@_opt("--isolation", env="ISOLATION", type=click.Choice(["auto", "strict", "landlock"]),
+      help="strict: refuse to start without namespaces.  [default: auto]")
+@_opt("--pool-size", env="POOL_SIZE", type=int, help="Sandboxes kept warm.  [default: 4]")
+@_opt("--max-sandboxes", env="MAX_SANDBOXES", type=int, help="Sandboxes alive at once.  [default: 64]")
+@_opt("--preload", env="PRELOAD", help="Comma-separated modules the zygote imports.  [default: numpy,pandas,matplotlib]")
+@_opt("--timeout", env="TIMEOUT", type=float, help="Default wall-clock seconds per run.  [default: 30]")
+@_opt("--memory", env="MEMORY", type=int, help="Default memory limit per sandbox, bytes.  [default: 1 GiB]")
+@_opt("--state-dir", env="STATE_DIR", help="Where workspaces and mount points live.")
+@_opt("--max-sessions-per-key", env="MAX_SESSIONS_PER_KEY", type=int, help="[default: 32]")
+@_opt("--max-runs-per-key", env="MAX_RUNS_PER_KEY", type=int, help="[default: 32]")
+@_opt("--shutdown-grace", env="SHUTDOWN_GRACE", type=float, help="Seconds cells get to finish on SIGTERM.  [default: 10]")
+@_opt("--log-level", env="LOG_LEVEL", type=click.Choice(["debug", "info", "warning", "error"]), help="[default: info]")
+def serve(config_file: str | None, **options: Any) -> None:
+    """Start the HTTP server (API.md) with safe defaults on 127.0.0.1."""
+    from .server import load_config
+    from .server import serve as run_server
+
+    overrides: dict[str, Any] = {
+        "host": options["host"], "port": options["port"], "api_keys_file": options["api_keys_file"],
+        "api_keys": tuple(k for value in options["api_keys"] for k in value.split(",") if k) or None,
+        "insecure_no_auth_on_public_interface": options["insecure"],
+        "max_sessions_per_key": options["max_sessions_per_key"], "max_runs_per_key": options["max_runs_per_key"],
+        "shutdown_grace": options["shutdown_grace"], "log_level": options["log_level"],
+        "engine.isolation": options["isolation"], "engine.pool_size": options["pool_size"],
+        "engine.max_sandboxes": options["max_sandboxes"], "engine.state_dir": options["state_dir"],
+        "engine.preload": tuple(m for m in options["preload"].split(",") if m) if options["preload"] is not None else None,
+        "engine.limits.timeout": options["timeout"], "engine.limits.memory": options["memory"],
+    }
+    try:
+        run_server(load_config(config_file, overrides))
+    except SandlotError as exc:
+        _fail(exc)
+
+
 @main.command()
 @click.option("--isolation", type=click.Choice(["auto", "strict", "landlock"]), default="auto", show_default=True,
               help="The isolation the server would be asked for.")

@@ -1,0 +1,68 @@
+"""The ASGI application: routes, the error seam, middleware, and the engine's lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from .. import __version__
+from .._engine import Engine
+from . import errors, routes_ops, routes_runs, routes_sessions
+from .auth import Authenticator, Quotas
+from .config import ServerConfig
+from .metrics import Metrics
+from .middleware import RequestGuard
+from .state import ServerState
+
+DESCRIPTION = "Run untrusted Python in kernel-isolated sandboxes, in milliseconds. The contract is API.md."
+
+
+def create_app(config: ServerConfig | None = None) -> FastAPI:
+    """A FastAPI app that owns an engine for its lifespan."""
+    config = config or ServerConfig()
+    metrics = Metrics()
+    engine = Engine(config.engine)
+    state = ServerState(config=config, engine=engine, auth=Authenticator(config.all_api_keys()),
+                        quotas=Quotas(config.max_runs_per_key, config.max_sessions_per_key), metrics=metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await engine.start()
+        engine.on_session_closed.append(state.quotas.remove_session)
+        metrics.attach(engine)
+        try:
+            yield
+        finally:
+            state.draining = True
+            await engine.close()
+
+    app = FastAPI(title="sandlot", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.sandlot = state
+    errors.install(app)
+    app.include_router(routes_runs.router)
+    app.include_router(routes_sessions.router)
+    app.include_router(routes_ops.router)
+    app.add_middleware(RequestGuard, max_body=config.max_request_bytes, metrics=metrics)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's description, corrected to what the server does: validation errors are 400, not 422."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.get("responses", {})
+            if responses.pop("422", None) is not None and "400" not in responses:
+                responses["400"] = {"description": "Invalid request.",
+                                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema.get("components", {}).get("schemas", {}).pop(name, None)
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,98 @@
+"""The server's configuration: one typed object, from a TOML file, the
+environment (``SANDLOT_*``) and the command line, in rising precedence.
+
+The ``sandlot serve`` options mirror these fields one for one; each option
+also reads its environment variable (``--port`` ↔ ``SANDLOT_PORT``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .._config import EngineConfig, MiB
+from .._errors import SetupError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+INSECURE_FLAG = "--insecure-no-auth-on-public-interface"
+
+
+class ServerConfig(BaseModel):
+    """Everything ``sandlot serve`` needs; the defaults are safe on a laptop."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = Field(DEFAULT_HOST, description="Address to bind; beyond loopback, API keys are required.")
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535)
+    api_keys: tuple[str, ...] = Field((), description="Accepted bearer keys; none means no auth (loopback only).")
+    api_keys_file: str | None = Field(None, description="A file with one API key per line (# comments allowed).")
+    insecure_no_auth_on_public_interface: bool = Field(
+        False, description="Serve a non-loopback address without API keys. Anyone who can reach it runs code.")
+    max_sessions_per_key: int = Field(32, ge=1, description="Open sessions per API key.")
+    max_runs_per_key: int = Field(32, ge=1, description="Runs in flight per API key.")
+    max_request_bytes: int = Field(64 * MiB, ge=1024, description="Largest request body.")
+    max_file_bytes: int = Field(64 * MiB, ge=1024, description="Largest file upload or download.")
+    max_batch_items: int = Field(64, ge=1)
+    shutdown_grace: float = Field(10.0, ge=0, description="Seconds running cells get to finish on SIGTERM.")
+    log_level: str = Field("info", description="debug, info, warning or error.")
+    engine: EngineConfig = EngineConfig()
+
+    def all_api_keys(self) -> tuple[str, ...]:
+        keys = list(self.api_keys)
+        if self.api_keys_file:
+            try:
+                with open(self.api_keys_file) as f:
+                    keys += [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+            except OSError as exc:
+                raise SetupError(f"cannot read the API keys file {self.api_keys_file!r}: {exc.strerror}") from None
+        return tuple(dict.fromkeys(keys))
+
+    def check_bind_is_safe(self) -> None:
+        """Refuse to serve a non-loopback address without API keys, unless told so explicitly."""
+        if is_loopback(self.host) or self.all_api_keys() or self.insecure_no_auth_on_public_interface:
+            return
+        raise SetupError(f"refusing to serve {self.host} without API keys: anyone who can reach it could run code. "
+                         f"Give --api-key or --api-keys-file, or pass {INSECURE_FLAG} if you really mean it.")
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def load_config(toml_path: str | None = None, overrides: dict[str, Any] | None = None) -> ServerConfig:
+    """Build the config: defaults < TOML file < ``overrides`` (the CLI and environment)."""
+    data: dict[str, Any] = {}
+    if toml_path:
+        try:
+            with open(toml_path, "rb") as f:
+                data = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SetupError(f"cannot read the config file {toml_path!r}: {exc}") from None
+        data = data.get("sandlot", data)  # allow a [sandlot] table or top-level keys
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key.startswith("engine."):
+            _set_nested(data, key.split("."), value)
+        else:
+            data[key] = value
+    try:
+        return ServerConfig.model_validate(data)
+    except ValueError as exc:
+        raise SetupError(f"invalid configuration: {exc}") from None
+
+
+def _set_nested(data: dict[str, Any], path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        data = data.setdefault(part, {})
+    data[path[-1]] = value
+

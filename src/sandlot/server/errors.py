@@ -1,0 +1,63 @@
+"""One seam where every failure becomes the contract's error body.
+
+``{"error": {"type": ..., "message": ...}}`` with the status each sandlot error
+carries; FastAPI's validation errors become 400 (not 422), and anything
+unexpected becomes a 500 that is logged, never a crash. A client that sent
+something wrong never gets a 5xx.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .._errors import CapacityError, SandlotError
+
+log = logging.getLogger("sandlot.server")
+
+_TYPES_BY_STATUS = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                    405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
+                    429: "capacity", 503: "unavailable"}
+
+
+def error_response(status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"type": error_type, "message": message}}, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(SandlotError)
+    async def sandlot_error(_request: Request, exc: SandlotError) -> JSONResponse:
+        headers = None
+        if isinstance(exc, CapacityError):
+            headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+        if exc.http_status >= 500:
+            log.error("sandlot error: %s", exc)
+        return error_response(exc.http_status, exc.error_type, str(exc), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        content_type = request.headers.get("content-type", "")
+        if request.method in ("POST", "PUT") and "json" not in content_type and "octet-stream" not in content_type:
+            # Kept strict on purpose: a browser page can send text/plain to a loopback server
+            # without a CORS preflight, and must not be able to run code that way.
+            return error_response(400, "invalid_request", "send the body as JSON with 'Content-Type: application/json'")
+        problems = []
+        for error in exc.errors()[:5]:
+            where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
+            problems.append(f"{where}: {error.get('msg', 'invalid')}")
+        return error_response(400, "invalid_request", "; ".join(problems) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        return error_response(exc.status_code, _TYPES_BY_STATUS.get(exc.status_code, "error"), message,
+                              dict(exc.headers) if exc.headers else None)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return error_response(500, "internal_error", "the server failed; the error was logged")

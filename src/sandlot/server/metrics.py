@@ -1,0 +1,65 @@
+"""Prometheus metrics, on a registry of the app's own (several apps can share a process).
+
+Counters are updated as things happen; the engine's gauges (pool, sandboxes,
+sessions) are read at scrape time by a collector, so they are never stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from .._engine import Engine
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("sandlot_http_requests", "HTTP requests by route and status.",
+                                ["method", "route", "status"], registry=self.registry)
+        self.request_seconds = Histogram("sandlot_http_request_duration_seconds", "HTTP request latency by route.",
+                                         ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.runs = Counter("sandlot_runs", "Finished runs by kind (execute, session, batch) and status.",
+                            ["kind", "status"], registry=self.registry)
+        self.run_seconds = Histogram("sandlot_run_duration_seconds", "Run wall time.", ["kind"],
+                                     buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.limit_hits = Counter("sandlot_limit_hits", "Runs that hit a limit (timeout, memory, killed, output).",
+                                  ["limit"], registry=self.registry)
+
+    def attach(self, engine: Engine) -> None:
+        self.registry.register(_EngineCollector(engine))
+
+    def record_run(self, kind: str, status: str, duration_ms: float, truncated: bool) -> None:
+        self.runs.labels(kind, status).inc()
+        self.run_seconds.labels(kind).observe(duration_ms / 1000.0)
+        if status in ("timeout", "memory", "killed"):
+            self.limit_hits.labels(status).inc()
+        if truncated:
+            self.limit_hits.labels("output").inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _EngineCollector(Collector):
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        engine = self._engine
+        pool = engine.pool
+        yield GaugeMetricFamily("sandlot_pool_ready", "Warm sandboxes waiting in the pool.", value=len(pool.ready))
+        yield GaugeMetricFamily("sandlot_pool_target", "Warm sandboxes the pool aims to keep.", value=pool.target)
+        yield CounterMetricFamily("sandlot_pool_refills", "Sandboxes started to refill the pool.", value=pool.started_total)
+        yield CounterMetricFamily("sandlot_pool_refill_failures", "Pool refills that failed.", value=pool.failed_total)
+        yield GaugeMetricFamily("sandlot_sandboxes_alive", "Sandboxes alive (pool, runs, sessions).",
+                                value=engine.sandboxes_alive)
+        yield GaugeMetricFamily("sandlot_sessions_alive", "Open sessions.", value=len(engine.sessions))

@@ -1,0 +1,92 @@
+"""Stateless runs and batches: ``POST /v1/execute``, ``POST /v1/batch``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from .._errors import InvalidRequestError, NotFoundError
+from .._models import ExecutionResult
+from .._sandbox import EventCallback
+from .logs import log_run
+from .schemas import BatchItem, BatchRequest, BatchResponse, ExecuteRequest, error_responses
+from .sse import SSE_MEDIA_TYPE, stream_run, wants_stream
+from .state import ServerState, get_state, principal
+
+router = APIRouter(prefix="/v1", tags=["runs"])
+
+STREAM_DOC = {"content": {SSE_MEDIA_TYPE: {"schema": {"type": "string"}}},
+              "description": "With `stream: true` or `Accept: text/event-stream`: events stdout, stderr, output, error, done."}
+
+
+@router.post("/execute", response_model=ExecutionResult, summary="Run code once in a fresh sandbox",
+             responses={200: STREAM_DOC, **error_responses(400, 401, 413, 429, 503)})
+async def execute(body: ExecuteRequest, request: Request, who: str = Depends(principal),
+                  state: ServerState = Depends(get_state)) -> Any:
+    files = {f.path: f.data() for f in body.files or []}
+    for path, data in files.items():
+        if len(data) > state.config.max_file_bytes:
+            raise InvalidRequestError(f"{path!r} is over the file limit of {state.config.max_file_bytes} bytes")
+
+    async def run(on_event: EventCallback | None = None) -> ExecutionResult:
+        with state.quotas.run(who):
+            result = await state.engine.execute(body.code, timeout=body.timeout, files=files, env=body.env,
+                                                on_event=on_event)
+        record(state, "execute", result)
+        return result
+
+    if wants_stream(body.stream, request.headers.get("accept")):
+        async def cancel(task: asyncio.Task[ExecutionResult]) -> None:
+            task.cancel()  # the sandbox is killed; a one-shot run has no state to keep
+
+        return StreamingResponse(stream_run(run, cancel), media_type=SSE_MEDIA_TYPE)
+    return JSONResponse((await run()).model_dump(mode="json"))
+
+
+@router.post("/batch", response_model=BatchResponse, summary="Run many items in one round trip",
+             responses=error_responses(400, 401, 404, 413, 429, 503))
+async def batch(body: BatchRequest, who: str = Depends(principal), state: ServerState = Depends(get_state)) -> Any:
+    """Items without a session run in parallel, each in its own sandbox; items for one session run in order."""
+    if len(body.items) > state.config.max_batch_items:
+        raise InvalidRequestError(f"a batch holds at most {state.config.max_batch_items} items")
+    for item in body.items:
+        if item.session_id is not None and not state.quotas.owns(who, item.session_id):
+            raise NotFoundError(f"no session {item.session_id!r}")
+    results: list[ExecutionResult | None] = [None] * len(body.items)
+    chains: dict[str, list[tuple[int, BatchItem]]] = {}
+    jobs = []
+    for index, item in enumerate(body.items):
+        if item.session_id is None:
+            jobs.append(_run_one(state, who, index, item, results))
+        else:
+            chains.setdefault(item.session_id, []).append((index, item))
+    for session_id, items in chains.items():
+        jobs.append(_run_chain(state, who, session_id, items, results))
+    await asyncio.gather(*jobs)
+    return JSONResponse({"results": [r.model_dump(mode="json") for r in results if r is not None]})
+
+
+async def _run_one(state: ServerState, who: str, index: int, item: BatchItem,
+                   results: list[ExecutionResult | None]) -> None:
+    with state.quotas.run(who):
+        results[index] = await state.engine.execute(item.code, timeout=item.timeout)
+    record(state, "batch", results[index])
+
+
+async def _run_chain(state: ServerState, who: str, session_id: str, items: list[tuple[int, BatchItem]],
+                     results: list[ExecutionResult | None]) -> None:
+    session = state.engine.get_session(session_id)
+    for index, item in items:
+        with state.quotas.run(who):
+            results[index] = await session.execute(item.code, timeout=item.timeout)
+        record(state, "batch", results[index], session_id)
+
+
+def record(state: ServerState, kind: str, result: ExecutionResult | None, session_id: str | None = None) -> None:
+    if result is None:
+        return
+    state.metrics.record_run(kind, result.status, result.duration_ms, result.truncated)
+    log_run(kind, result.id, result.status, result.duration_ms, session_id)

@@ -1,0 +1,121 @@
+"""Sessions, their files and their notebook: ``/v1/sessions/...``."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from .._errors import TooLargeError
+from .._models import ExecutionResult
+from .._sandbox import EventCallback
+from .._session import Session
+from .notebook import session_notebook
+from .routes_runs import STREAM_DOC, record
+from .schemas import FileList, SessionCreateRequest, SessionExecuteRequest, SessionInfo, SessionList, error_responses
+from .sse import SSE_MEDIA_TYPE, stream_run, wants_stream
+from .state import ServerState, get_state, owned_session, principal
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+FILE_ERRORS = error_responses(400, 401, 404, 413, 503)
+
+
+@router.post("", status_code=201, response_model=SessionInfo, summary="Create a session",
+             responses=error_responses(400, 401, 429, 503))
+async def create_session(body: SessionCreateRequest | None = None, who: str = Depends(principal),
+                         state: ServerState = Depends(get_state)) -> Any:
+    body = body or SessionCreateRequest()
+    state.quotas.check_new_session(who)
+    session = await state.engine.create_session(timeout=body.timeout, idle_timeout=body.idle_timeout, env=body.env)
+    state.quotas.add_session(who, session.id)
+    return JSONResponse(session.info(), status_code=201)
+
+
+@router.get("", response_model=SessionList, summary="List your sessions", responses=error_responses(401, 503))
+async def list_sessions(who: str = Depends(principal), state: ServerState = Depends(get_state)) -> Any:
+    owned = [state.engine.sessions[i] for i in sorted(state.quotas.sessions.get(who, ())) if i in state.engine.sessions]
+    return {"sessions": [s.info() for s in owned]}
+
+
+@router.get("/{session_id}", response_model=SessionInfo, summary="Get a session", responses=error_responses(401, 404, 503))
+async def get_session(session: Session = Depends(owned_session)) -> Any:
+    return session.info()
+
+
+@router.delete("/{session_id}", status_code=204, summary="Delete a session and its sandbox",
+               responses=error_responses(401, 404, 503))
+async def delete_session(session: Session = Depends(owned_session), state: ServerState = Depends(get_state)) -> Response:
+    state.quotas.remove_session(session.id)
+    await state.engine.close_session(session.id)
+    return Response(status_code=204)
+
+
+@router.post("/{session_id}/execute", response_model=ExecutionResult, summary="Run a cell in a session",
+             responses={200: STREAM_DOC, **error_responses(400, 401, 404, 413, 429, 503)})
+async def execute_in_session(body: SessionExecuteRequest, request: Request, session: Session = Depends(owned_session),
+                             who: str = Depends(principal), state: ServerState = Depends(get_state)) -> Any:
+    async def run(on_event: EventCallback | None = None) -> ExecutionResult:
+        with state.quotas.run(who):
+            result = await session.execute(body.code, timeout=body.timeout, on_event=on_event)
+        record(state, "session", result, session.id)
+        return result
+
+    if wants_stream(body.stream, request.headers.get("accept")):
+        async def interrupt(task: asyncio.Task[ExecutionResult]) -> None:
+            await session.interrupt()  # keep the session's state; the cell stops with KeyboardInterrupt
+
+        return StreamingResponse(stream_run(run, interrupt), media_type=SSE_MEDIA_TYPE)
+    return JSONResponse((await run()).model_dump(mode="json"))
+
+
+@router.post("/{session_id}/interrupt", status_code=204, summary="Interrupt the running cell",
+             responses=error_responses(401, 404, 503))
+async def interrupt(session: Session = Depends(owned_session)) -> Response:
+    await session.interrupt()
+    return Response(status_code=204)
+
+
+@router.get("/{session_id}/files", response_model=FileList, summary="List the workspace's files",
+            responses=error_responses(401, 404, 503))
+async def list_files(session: Session = Depends(owned_session)) -> Any:
+    files = await asyncio.to_thread(session.workspace.list_files)
+    return {"files": [{"path": f.path, "size": f.size,
+                       "modified_at": datetime.fromtimestamp(f.modified_at, timezone.utc).isoformat()} for f in files]}
+
+
+@router.put("/{session_id}/files/{path:path}", status_code=201, summary="Upload a file (raw body)",
+            responses=FILE_ERRORS, openapi_extra={"requestBody": {
+                "required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+async def upload_file(path: str, request: Request, session: Session = Depends(owned_session),
+                      state: ServerState = Depends(get_state)) -> Response:
+    data = await request.body()
+    if len(data) > state.config.max_file_bytes:
+        raise TooLargeError(f"the upload is over the file limit of {state.config.max_file_bytes} bytes")
+    await asyncio.to_thread(session.workspace.write, path, data)
+    return Response(status_code=201)
+
+
+@router.get("/{session_id}/files/{path:path}", summary="Download a file (raw bytes)", response_class=Response,
+            responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "The file's bytes."}, **FILE_ERRORS})
+async def download_file(path: str, session: Session = Depends(owned_session),
+                        state: ServerState = Depends(get_state)) -> Response:
+    data = await asyncio.to_thread(session.workspace.read, path, state.config.max_file_bytes)
+    return Response(data, media_type="application/octet-stream")
+
+
+@router.delete("/{session_id}/files/{path:path}", status_code=204, summary="Delete a file", responses=FILE_ERRORS)
+async def delete_file(path: str, session: Session = Depends(owned_session)) -> Response:
+    await asyncio.to_thread(session.workspace.delete, path)
+    return Response(status_code=204)
+
+
+@router.get("/{session_id}/notebook", summary="The session's history as a Jupyter notebook (.ipynb)",
+            responses={200: {"content": {"application/x-ipynb+json": {"schema": {"type": "object"}}},
+                             "description": "nbformat 4 JSON."}, **error_responses(401, 404, 503)})
+async def notebook(session: Session = Depends(owned_session)) -> Any:
+    return JSONResponse(session_notebook(session), media_type="application/x-ipynb+json",
+                        headers={"Content-Disposition": f'attachment; filename="{session.id}.ipynb"'})

@@ -1,0 +1,46 @@
+"""Serving: uvicorn with sandlot's safety checks and a bounded graceful shutdown.
+
+On SIGTERM or SIGINT the server stops accepting, answers 503 on /healthz and on
+new API calls, lets running cells finish for up to ``shutdown_grace`` seconds,
+then kills what is left, removes every sandbox and exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import uvicorn
+
+from . import logs
+from .app import create_app
+from .config import ServerConfig, is_loopback
+from .state import ServerState
+
+log = logging.getLogger("sandlot.server")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the app the moment draining starts."""
+
+    def __init__(self, config: uvicorn.Config, state: ServerState) -> None:
+        super().__init__(config)
+        self._sandlot_state = state
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self._sandlot_state.draining = True
+        super().handle_exit(sig, frame)
+
+
+def serve(config: ServerConfig) -> None:
+    config.check_bind_is_safe()
+    logs.configure(config.log_level)
+    app = create_app(config)
+    state: ServerState = app.state.sandlot
+    if not is_loopback(config.host) and not state.auth.enabled:
+        log.warning("serving %s WITHOUT API KEYS (%s): anyone who can reach it can run code",
+                    config.host, "--insecure-no-auth-on-public-interface")
+    uv_config = uvicorn.Config(app, host=config.host, port=config.port, log_config=None, access_log=False,
+                               timeout_graceful_shutdown=config.shutdown_grace, lifespan="on")
+    log.info("sandlot serving on http://%s:%d", config.host, config.port)
+    _Server(uv_config, state).run()

@@ -1,0 +1,134 @@
+"""Request and response bodies of the HTTP API (see API.md), as pydantic models.
+
+These shapes are the contract and the OpenAPI description is generated from
+them. Unknown fields in requests are ignored, so older servers accept newer
+clients' extra fields.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .._models import ExecutionResult
+
+
+class ErrorBody(BaseModel):
+    type: str = Field(description="A machine word: invalid_request, unauthorized, not_found, too_large, capacity...")
+    message: str = Field(description="What went wrong, for a person.")
+
+
+class ErrorResponse(BaseModel):
+    """Every error response, whatever its status."""
+
+    error: ErrorBody
+
+
+class FileUpload(BaseModel):
+    path: str = Field(description="Relative path inside the workspace.", min_length=1, max_length=4096)
+    content: str = Field(description="The file's bytes, base64-encoded.")
+
+    @field_validator("content")
+    @classmethod
+    def _is_base64(cls, value: str) -> str:
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("content must be valid base64") from None
+        return value
+
+    def data(self) -> bytes:
+        return base64.b64decode(self.content)
+
+
+Timeout = Field(None, gt=0, allow_inf_nan=False, description="Wall-clock seconds for this run.")
+
+
+class ExecuteRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    code: str = Field(description="Python source to run.")
+    timeout: float | None = Timeout
+    files: list[FileUpload] | None = Field(None, description="Files placed in the workspace before the run.")
+    env: dict[str, str] | None = Field(None, description="Environment variables for the run.")
+    stream: bool = Field(False, description="Answer with Server-Sent Events instead of one JSON result.")
+
+
+class SessionCreateRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    timeout: float | None = Timeout
+    idle_timeout: float | None = Field(None, gt=0, allow_inf_nan=False, description="Seconds the session may sit unused.")
+    env: dict[str, str] | None = None
+
+
+class SessionExecuteRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    code: str
+    timeout: float | None = Timeout
+    stream: bool = False
+
+
+class SessionInfo(BaseModel):
+    id: str
+    created_at: str
+    expires_at: str
+    execution_count: int
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionInfo]
+
+
+class FileEntry(BaseModel):
+    path: str
+    size: int
+    modified_at: str
+
+
+class FileList(BaseModel):
+    files: list[FileEntry]
+
+
+class BatchItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    code: str
+    session_id: str | None = None
+    timeout: float | None = Timeout
+
+
+class BatchRequest(BaseModel):
+    items: list[BatchItem] = Field(min_length=1)
+
+
+class BatchResponse(BaseModel):
+    results: list[ExecutionResult]
+
+
+class Health(BaseModel):
+    status: str
+    isolation: str | None = None
+    sandboxes_alive: int = 0
+    sessions: int = 0
+    pool_ready: int = 0
+    version: str = ""
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the error statuses a route can answer."""
+    return {status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]} for status in statuses}
+
+
+_DESCRIPTIONS = {
+    400: "Invalid request: bad JSON, missing or wrongly typed fields, a bad path.",
+    401: "Missing or wrong API key.",
+    404: "No such session or file.",
+    413: "Code or upload over its limit.",
+    429: "No capacity or quota left; see Retry-After.",
+    503: "The server is shutting down.",
+}

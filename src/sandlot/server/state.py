@@ -1,0 +1,51 @@
+"""The server's shared state and the dependencies routes take it from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from .._engine import Engine
+from .._errors import NotFoundError, UnavailableError
+from .._session import Session
+from .auth import Authenticator, Quotas
+from .config import ServerConfig
+from .metrics import Metrics
+
+bearer = HTTPBearer(auto_error=False, description="An API key, when the server was started with keys.")
+
+
+@dataclass
+class ServerState:
+    config: ServerConfig
+    engine: Engine
+    auth: Authenticator
+    quotas: Quotas
+    metrics: Metrics
+    draining: bool = False
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+def get_state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.sandlot
+    return state
+
+
+def principal(request: Request, state: ServerState = Depends(get_state),
+              credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
+    """Who is calling (401 without a valid key, 503 while shutting down)."""
+    header = f"Bearer {credentials.credentials}" if credentials else request.headers.get("authorization")
+    who = state.auth.principal(header)
+    request.scope.setdefault("state", {})["principal"] = who
+    if state.draining:
+        raise UnavailableError("the server is shutting down")
+    return who
+
+
+def owned_session(session_id: str, who: str = Depends(principal), state: ServerState = Depends(get_state)) -> Session:
+    """The caller's session, or 404 (another key's session is not found either)."""
+    if not state.quotas.owns(who, session_id):
+        raise NotFoundError(f"no session {session_id!r}")
+    return state.engine.get_session(session_id)
