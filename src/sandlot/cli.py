@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -26,9 +27,13 @@ def main() -> None:
     """sandlot: run untrusted Python in kernel-isolated sandboxes, in milliseconds."""
 
 
-def _opt(*names: str, env: str, **kwargs: Any) -> Any:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _opt(*names: str, env: str, **kwargs: Any) -> Callable[[F], F]:
     """An option that also reads ``SANDLOT_<env>`` and says so in --help."""
-    return click.option(*names, envvar=f"SANDLOT_{env}", show_envvar=True, default=None, **kwargs)
+    option: Callable[[F], F] = click.option(*names, envvar=f"SANDLOT_{env}", show_envvar=True, default=None, **kwargs)
+    return option
 
 
 @main.command()
@@ -123,7 +128,7 @@ def run(file: Any, timeout: float | None, as_json: bool, isolation: str) -> None
             click.echo("\n".join(payload.traceback), err=True)
 
     try:
-        with Sandlot(EngineConfig(isolation=isolation, pool_size=0)) as sandlot:  # type: ignore[arg-type]
+        with Sandlot(EngineConfig(isolation=isolation, pool_size=0)) as sandlot:
             result = sandlot.execute(code, timeout=timeout, on_event=echo)
     except SandlotError as exc:
         _fail(exc)

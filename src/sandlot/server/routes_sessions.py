@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -83,7 +83,7 @@ async def interrupt(session: Session = Depends(owned_session)) -> Response:
 async def list_files(session: Session = Depends(owned_session)) -> Any:
     files = await asyncio.to_thread(session.workspace.list_files)
     return {"files": [{"path": f.path, "size": f.size,
-                       "modified_at": datetime.fromtimestamp(f.modified_at, timezone.utc).isoformat()} for f in files]}
+                       "modified_at": datetime.fromtimestamp(f.modified_at, UTC).isoformat()} for f in files]}
 
 
 @router.put("/{session_id}/files/{path:path}", status_code=201, summary="Upload a file (raw body)",

@@ -41,6 +41,6 @@ def serve(config: ServerConfig) -> None:
         log.warning("serving %s WITHOUT API KEYS (%s): anyone who can reach it can run code",
                     config.host, "--insecure-no-auth-on-public-interface")
     uv_config = uvicorn.Config(app, host=config.host, port=config.port, log_config=None, access_log=False,
-                               timeout_graceful_shutdown=config.shutdown_grace, lifespan="on")
+                               timeout_graceful_shutdown=max(1, round(config.shutdown_grace)), lifespan="on")
     log.info("sandlot serving on http://%s:%d", config.host, config.port)
     _Server(uv_config, state).run()
