@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
+import uvicorn
 
 from sandlot import EngineConfig, Limits, Sandlot
 from sandlot._cgroups import detect
 from sandlot._config import MiB, default_state_dir
+from sandlot.server import ServerConfig, create_app
 
 # A secret the server process holds; no sandbox may ever see it.
 HOST_SECRET = "sandlot-host-secret-7f3a9c"
@@ -62,3 +68,48 @@ def tight() -> Iterator[Sandlot]:
     """Small limits, so limit tests are quick; nothing preloaded."""
     with Sandlot(EngineConfig(preload=(), limits=TIGHT_LIMITS, pool_size=2)) as engine:
         yield engine
+
+
+# ---- a real server on a loopback port ------------------------------------------------
+
+@contextlib.contextmanager
+def running_server(config: ServerConfig) -> Iterator[str]:
+    """Serve ``create_app(config)`` with uvicorn on a free loopback port; yields the base URL."""
+    app = create_app(config)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
+                                           timeout_graceful_shutdown=5))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """A server with default settings and no API keys (loopback)."""
+    with running_server(ServerConfig(engine=EngineConfig(pool_size=4))) as url:
+        yield url
+
+
+API_KEY = "test-key-0123456789"
+
+
+@pytest.fixture(scope="session")
+def auth_server_url() -> Iterator[str]:
+    """A server that requires API key ``API_KEY``; small per-key quotas; nothing preloaded."""
+    config = ServerConfig(api_keys=(API_KEY, "second-key-abcdef"), max_sessions_per_key=3, max_runs_per_key=4,
+                          engine=EngineConfig(preload=(), pool_size=2, limits=TIGHT_LIMITS))
+    with running_server(config) as url:
+        yield url
