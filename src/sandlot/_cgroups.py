@@ -57,6 +57,7 @@ class SandboxCgroup:
 
     def __init__(self, dirs: dict[str, tuple[Hierarchy, str]]) -> None:
         self._dirs = dirs
+        self._peak_fd: int | None = None  # kept open: read (and reset) after every run
 
     @property
     def procs_files(self) -> list[str]:
@@ -75,27 +76,46 @@ class SandboxCgroup:
         return 0 if pids is None else _counter(os.path.join(pids[1], "pids.events"), "max")
 
     def peak_memory(self) -> int | None:
-        memory = self._dirs.get("memory")
-        if memory is None:
+        fd = self._peak_file()
+        if fd is None:
             return None
-        hierarchy, path = memory
-        name = "memory.max_usage_in_bytes" if hierarchy.version == 1 else "memory.peak"
         try:
-            return int(_read(os.path.join(path, name)))
+            return int(os.pread(fd, 64, 0))
         except (OSError, ValueError):
             return None
 
     def reset_peak_memory(self) -> None:
         memory = self._dirs.get("memory")
-        if memory is not None and memory[0].version == 1:
+        fd = self._peak_file()
+        if fd is not None and memory is not None and memory[0].version == 1:
             with contextlib.suppress(OSError):
-                _write(os.path.join(memory[1], "memory.max_usage_in_bytes"), "0")
+                os.pwrite(fd, b"0", 0)
+
+    def _peak_file(self) -> int | None:
+        if self._peak_fd is None:
+            memory = self._dirs.get("memory")
+            if memory is None:
+                return None
+            hierarchy, path = memory
+            name = "memory.max_usage_in_bytes" if hierarchy.version == 1 else "memory.peak"
+            flags = os.O_RDWR if hierarchy.version == 1 else os.O_RDONLY
+            try:
+                self._peak_fd = os.open(os.path.join(path, name), flags | os.O_CLOEXEC)
+            except OSError:
+                return None
+        return self._peak_fd
+
+    def close(self) -> None:
+        if self._peak_fd is not None:
+            os.close(self._peak_fd)
+            self._peak_fd = None
 
     def is_empty(self) -> bool:
         return all(not _read(os.path.join(path, "cgroup.procs")).strip() for _, path in self._dirs.values())
 
     def remove(self) -> bool:
         """Remove the directories; False while processes are still inside."""
+        self.close()
         done = True
         for _, path in self._dirs.values():
             try:

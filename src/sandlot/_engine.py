@@ -315,7 +315,6 @@ class Engine:
         self.stats["sandboxes_started"] += 1
         try:
             await sandbox.wait_ready(READY_TIMEOUT)
-            await sandbox.warm_up(limits)
         except BaseException:
             await self._destroy(sandbox, keep_workspace=not own_workspace, keep_uid=not own_uid)
             raise

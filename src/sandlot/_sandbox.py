@@ -155,17 +155,6 @@ class Sandbox:
             self.kill()
             raise SpawnError(f"the sandbox was not ready within {timeout:.0f}s") from None
 
-    async def warm_up(self, limits: Limits) -> None:
-        """One empty cell over the whole path, before the sandbox joins the pool.
-
-        The first cell in a fresh sandbox pays for copy-on-write page copies and
-        first-time code paths; this moves that cost off the request path.
-        """
-        outcome = await self.run("None", count=0, limits=limits)
-        if outcome.status != "ok":
-            raise SpawnError(f"the sandbox failed its warm-up run ({outcome.status})")
-        self.used = False
-
     @property
     def is_ready(self) -> bool:
         return self._ready.done() and self._ready.exception() is None and self.alive

@@ -35,9 +35,11 @@ class CpuTimeExceeded(BaseException):
 class CellRunner:
     """Runs cells in one namespace, like an IPython shell."""
 
-    def __init__(self, emit: Emit, flush_streams: Callable[[], None]) -> None:
+    def __init__(self, emit: Emit, flush_streams: Callable[[], None],
+                 code_finished: Callable[[], None] = lambda: None) -> None:
         self._emit = emit
         self._flush_streams = flush_streams
+        self._code_finished = code_finished
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._shown_figures: set[int] = set()
@@ -49,18 +51,23 @@ class CellRunner:
         self._patch_pyplot_show()
         filename = f"<cell-{execution_count}>"
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        # Once the user's code has finished, what is left (the result, figures, the
+        # reply) is sent in one piece: ``code_finished`` corks the channel.
         try:
             body, last = _compile_cell(code, filename)
             self._evaluate(body)
-            if last is not None:
-                value = self._evaluate(last)
-                if value is not None and not code.rstrip().endswith(";"):
-                    self._publish_result(value, execution_count)
+            value = self._evaluate(last) if last is not None else None
+            self._code_finished()
+            if value is not None and not code.rstrip().endswith(";"):
+                self._publish_result(value, execution_count)
         except CpuTimeExceeded:
+            self._code_finished()
             return "timeout", self._report(sys.exc_info())
         except MemoryError:
+            self._code_finished()
             return "memory", self._report(sys.exc_info())
         except BaseException:  # the user's exception, KeyboardInterrupt and SystemExit included, is data
+            self._code_finished()
             return "error", self._report(sys.exc_info())
         finally:
             self._show_open_figures()

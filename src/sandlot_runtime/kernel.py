@@ -33,16 +33,47 @@ from .execute import CellRunner, CpuTimeExceeded
 
 
 class Channel:
-    """The socket to the host; sends are serialized because user threads may print."""
+    """The socket to the host; sends are serialized because user threads may print.
+
+    While corked, frames are collected and leave in one write on ``uncork``:
+    the outputs that end a cell and its ``done`` reach the host together, so
+    the host wakes once per cell, not once per frame.
+    """
 
     def __init__(self, fd: int) -> None:
         self.sock = socket.socket(fileno=fd)
         self._send_lock = threading.Lock()
+        self._decoder = framing.FrameDecoder()
+        self._received: list[dict[str, Any]] = []
+        self._corked: list[bytes] | None = None
 
     def send(self, message: dict[str, Any]) -> None:
         data = framing.encode(message)
         with self._send_lock:
-            self.sock.sendall(data)
+            if self._corked is not None:
+                self._corked.append(data)
+            else:
+                self.sock.sendall(data)
+
+    def cork(self) -> None:
+        with self._send_lock:
+            if self._corked is None:
+                self._corked = []
+
+    def uncork(self) -> None:
+        with self._send_lock:
+            pending, self._corked = self._corked, None
+            if pending:
+                self.sock.sendall(b"".join(pending))
+
+    def receive(self) -> dict[str, Any] | None:
+        """The next message from the host (None when it is gone); usually one recv per message."""
+        while not self._received:
+            data = self.sock.recv(1 << 16)
+            if not data:
+                return None
+            self._received.extend(self._decoder.feed(data))
+        return self._received.pop(0)
 
 
 class ChannelStream(io.TextIOBase):
@@ -107,7 +138,7 @@ class Kernel:
         self.stdout = ChannelStream(self, "stdout", 1)
         self.stderr = ChannelStream(self, "stderr", 2)
         self.stdout.other, self.stderr.other = self.stderr, self.stdout
-        self.runner = CellRunner(emit=self._emit, flush_streams=_flush_streams)
+        self.runner = CellRunner(emit=self._emit, flush_streams=_flush_streams, code_finished=channel.cork)
 
     def serve(self) -> None:
         sys.stdout, sys.stderr = self.stdout, self.stderr
@@ -118,7 +149,7 @@ class Kernel:
         self.channel.send({"t": "ready"})
         while True:
             try:
-                message = framing.read_message(self.channel.sock)
+                message = self.channel.receive()
             except (OSError, framing.FrameError):
                 message = None
             if message is None:
@@ -142,6 +173,7 @@ class Kernel:
         finally:
             self.running_id = None
         _flush_streams()
+        self.channel.cork()
         self.channel.send({
             "t": "done",
             "id": request.get("id"),
@@ -150,6 +182,7 @@ class Kernel:
             "cpu_ms": (_cpu_seconds() - before) * 1000.0,
             "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         })
+        self.channel.uncork()
 
     def _warm_up(self) -> None:
         """Walk the per-cell code path once before saying ready.
@@ -159,6 +192,7 @@ class Kernel:
         off the request path, takes that cost out of the first real run.
         """
         self.runner.run("None", 0)
+        self.channel.uncork()
         framing.encode({"t": "done", "id": 0, "status": "ok", "error": None, "cpu_ms": _cpu_seconds(),
                         "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss})
 
