@@ -13,7 +13,7 @@ Order matters:
  5. build the root and pivot     (needs root; /proc of the new pid namespace)
  6. hostname                     (in the new UTS namespace)
  -- degraded mode replaces 4-6 with: own process group + Landlock rules --
- 7. rlimits                      (before dropping privileges: raising needs root)
+ 7. rlimits, normal priority     (before dropping privileges: raising either needs root)
  8. drop capabilities and uid/gid
  9. no_new_privs, then seccomp   (last: the filter would deny the steps above)
 10. a clean environment
@@ -57,6 +57,7 @@ def contain(setup: ZygoteSetup, spec: SandboxSpec, channel_fd: int, stdout_fd: i
 
     limits.apply(spec.rlimits)
     if os.getuid() == 0:
+        os.setpriority(os.PRIO_PROCESS, 0, 0)  # back from the zygote's low priority (needs root)
         credentials.drop_to(spec.uid, spec.uid)
     seccomp.set_no_new_privs()
     seccomp.load(setup.seccomp_bpf)
