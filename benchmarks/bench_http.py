@@ -22,7 +22,6 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Any
 
 import httpx
 
