@@ -13,6 +13,8 @@ server and the CLI need no special cases.
     ├── SandboxError             one sandbox failed (not the user's code)
     │   ├── SpawnError           a sandbox could not start or contain itself
     │   └── ProtocolError        a sandbox broke the channel protocol
+    ├── UpstreamError            the upstream model failed or refused (agent endpoint)
+    │   └── UpstreamTimeoutError the upstream model did not answer in time
     ├── CapacityError            no capacity left right now (retry later)
     ├── ClosedError              you used something after closing it
     ├── NotFoundError            no such session or file
@@ -79,6 +81,21 @@ class ProtocolError(SandboxError):
     """A sandbox sent frames that break the channel protocol."""
 
     error_type = "protocol_error"
+
+
+class UpstreamError(SandlotError):
+    """The upstream model failed, could not be reached, or refused the request."""
+
+    http_status = 502
+    error_type = "upstream_error"
+    exit_code = 7
+
+
+class UpstreamTimeoutError(UpstreamError):
+    """The upstream model did not answer in time."""
+
+    http_status = 504
+    error_type = "upstream_timeout"
 
 
 class CapacityError(SandlotError):

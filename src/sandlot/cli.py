@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from ._config import EngineConfig
-from ._errors import SandlotError
+from ._errors import SandlotError, SetupError
 
 STATUS_EXIT_CODES = {"ok": 0, "error": 1, "timeout": 124, "memory": 137, "killed": 137}
 
@@ -58,6 +58,11 @@ def _opt(*names: str, env: str, **kwargs: Any) -> Callable[[F], F]:
 @_opt("--max-runs-per-key", env="MAX_RUNS_PER_KEY", type=int, help="[default: 32]")
 @_opt("--shutdown-grace", env="SHUTDOWN_GRACE", type=float, help="Seconds cells get to finish on SIGTERM.  [default: 10]")
 @_opt("--log-level", env="LOG_LEVEL", type=click.Choice(["debug", "info", "warning", "error"]), help="[default: info]")
+@_opt("--model-url", env="MODEL_URL", help="An OpenAI-compatible upstream for /v1/chat/completions (its base URL).")
+@_opt("--model", env="MODEL", help="The upstream's model name; also the name clients use.")
+@_opt("--model-key-env", env="MODEL_KEY_ENV", help="Environment variable that holds the upstream's API key.")
+@_opt("--action-format", env="ACTION_FORMAT", type=click.Choice(["tool_calls", "code_blocks", "auto"]),
+      help="How the model asks to run code.  [default: auto]")
 def serve(config_file: str | None, **options: Any) -> None:
     """Start the HTTP server (API.md) with safe defaults on 127.0.0.1."""
     from .server import load_config
@@ -74,6 +79,12 @@ def serve(config_file: str | None, **options: Any) -> None:
         "engine.preload": tuple(m for m in options["preload"].split(",") if m) if options["preload"] is not None else None,
         "engine.limits.timeout": options["timeout"], "engine.limits.memory": options["memory"],
     }
+    if options["model_url"]:
+        overrides["models"] = ({
+            "name": options["model"] or "default", "base_url": options["model_url"],
+            "api_key_env": options["model_key_env"], "action_format": options["action_format"] or "auto"},)
+    elif options["model"] or options["model_key_env"] or options["action_format"]:
+        _fail(SetupError("--model, --model-key-env and --action-format need --model-url"))
     try:
         run_server(load_config(config_file, overrides))
     except SandlotError as exc:

@@ -11,7 +11,8 @@ from fastapi.openapi.utils import get_openapi
 
 from .. import __version__
 from .._engine import Engine
-from . import errors, routes_ops, routes_runs, routes_sessions
+from ..agent.service import AgentService
+from . import errors, routes_agent, routes_ops, routes_runs, routes_sessions
 from .auth import Authenticator, Quotas
 from .config import ServerConfig
 from .metrics import Metrics
@@ -29,6 +30,9 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     state = ServerState(config=config, engine=engine, auth=Authenticator(config.all_api_keys()),
                         quotas=Quotas(config.max_runs_per_key, config.max_sessions_per_key), metrics=metrics)
 
+    agent = AgentService(engine, config.models, config.agent)
+    state.extras["agent"] = agent
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await engine.start()
@@ -38,6 +42,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             yield
         finally:
             state.draining = True
+            await agent.close()
             await engine.close()
 
     app = FastAPI(title="sandlot", version=__version__, description=DESCRIPTION, lifespan=lifespan)
@@ -45,6 +50,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(routes_runs.router)
     app.include_router(routes_sessions.router)
+    app.include_router(routes_agent.router)
     app.include_router(routes_ops.router)
     app.add_middleware(RequestGuard, max_body=config.max_request_bytes, metrics=metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .._config import EngineConfig, MiB
 from .._errors import SetupError
+from ..agent.config import AgentSettings, UpstreamModel
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -40,6 +41,8 @@ class ServerConfig(BaseModel):
     shutdown_grace: float = Field(10.0, ge=0, description="Seconds running cells get to finish on SIGTERM.")
     log_level: str = Field("info", description="debug, info, warning or error.")
     engine: EngineConfig = EngineConfig()
+    models: tuple[UpstreamModel, ...] = Field((), description="Upstream models for /v1/chat/completions.")
+    agent: AgentSettings = AgentSettings()
 
     def all_api_keys(self) -> tuple[str, ...]:
         keys = list(self.api_keys)

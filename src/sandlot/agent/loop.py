@@ -1,0 +1,200 @@
+"""The server-side agent loop: model, code, result, model... until an answer.
+
+One request, many steps, no round trip to the client per step. Each step runs
+in the request's session, so steps share variables and files. The loop stops
+when the model answers without asking to run code, or when a guard trips:
+
+- ``max_steps``: model turns that ran code;
+- ``time_limit``: the request's wall time, model and code together;
+- ``repeated_failure``: the same code failed ``repeat_limit`` times in a row;
+- ``client_tool``: the model called a tool the *client* defined; the call is
+  handed back to the client, as a plain proxy would.
+
+When a guard trips, the model is asked once more, without the tool, for a
+final answer; if no time is left for that, the answer is written here. Either
+way the response says why the loop stopped (``stop_reason``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._models import ExecutionResult
+from .._session import Session
+from .actions import CODE_BLOCK_SYSTEM_PROMPT, PYTHON_TOOL, TOOL_NAME, TOOL_SYSTEM_PROMPT, code_blocks, tool_call_code
+from .config import AgentSettings
+from .observations import image_parts, observation_text
+from .upstream import DeltaCallback, Turn, Upstream
+
+FINAL_ANSWER_RESERVE = 3.0
+"""Seconds kept back from the time limit for the final answer after a guard trips."""
+
+
+@dataclass
+class Step:
+    """One piece of code the model asked to run, and what happened."""
+
+    index: int
+    code: str
+    result: ExecutionResult
+
+    def summary(self) -> dict[str, Any]:
+        return {"index": self.index, "code": self.code, "status": self.result.status,
+                "stdout": self.result.stdout, "stderr": self.result.stderr,
+                "outputs": [o.model_dump(mode="json") for o in self.result.outputs],
+                "error": self.result.error.model_dump() if self.result.error else None,
+                "duration_ms": self.result.duration_ms}
+
+
+StepCallback = Callable[[Step], None]
+
+
+@dataclass
+class Outcome:
+    message: dict[str, Any]
+    finish_reason: str
+    stop_reason: str
+    steps: list[Step] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model_calls: int = 0
+
+
+class AgentLoop:
+    def __init__(self, upstream: Upstream, session: Session, settings: AgentSettings, *, max_steps: int,
+                 wall_time: float, client_tools: list[dict[str, Any]] | None, params: dict[str, Any]) -> None:
+        self.upstream = upstream
+        self.session = session
+        self.settings = settings
+        self.max_steps = max_steps
+        self.deadline = time.monotonic() + wall_time
+        self.client_tools = client_tools or []
+        self.params = params
+        self.steps: list[Step] = []
+        self._usage = [0, 0, 0]  # prompt tokens, completion tokens, model calls
+
+    @property
+    def action_format(self) -> str:
+        wanted = self.upstream.config.action_format
+        if wanted == "auto" and self.upstream.tools_rejected:
+            return "code_blocks"
+        return wanted
+
+    async def run(self, messages: list[dict[str, Any]], on_delta: DeltaCallback | None = None,
+                  on_step: StepCallback | None = None) -> Outcome:
+        use_tool = self.action_format != "code_blocks"
+        system = TOOL_SYSTEM_PROMPT if use_tool else CODE_BLOCK_SYSTEM_PROMPT
+        conversation = [{"role": "system", "content": system}, *messages]
+        tools = ([PYTHON_TOOL] if use_tool else []) + self.client_tools
+        code_turns = 0
+        stop_reason = "answer"
+        while True:
+            if code_turns >= self.max_steps:
+                stop_reason = "max_steps"
+                break
+            if self._remaining() <= FINAL_ANSWER_RESERVE:
+                stop_reason = "time_limit"
+                break
+            turn = await self._ask(conversation, tools or None, on_delta)
+            python_calls = [call for call in turn.tool_calls if call.name == TOOL_NAME]
+            if any(call.name != TOOL_NAME for call in turn.tool_calls):
+                return self._outcome(turn.as_message(), "tool_calls", "client_tool")
+            if python_calls:
+                conversation.append(turn.as_message())
+                results = []
+                for call in python_calls:
+                    result = await self._run_step(tool_call_code(call.arguments), on_step)
+                    results.append(result)
+                    conversation.append({"role": "tool", "tool_call_id": call.id, "content": self._observe(result)})
+                self._show_figures(conversation, results)
+            elif self.action_format != "tool_calls" and (blocks := code_blocks(turn.content)):
+                conversation.append({"role": "assistant", "content": turn.content})
+                results = [await self._run_step(code, on_step) for code in blocks]
+                observed = "\n\n".join(self._observe(r) for r in results)
+                conversation.append({"role": "user", "content": f"Output of your code:\n{observed}"})
+                self._show_figures(conversation, results)
+            else:
+                return self._outcome({"role": "assistant", "content": turn.content},
+                                     turn.finish_reason or "stop", "answer")
+            code_turns += 1
+            if self._repeated_failure():
+                stop_reason = "repeated_failure"
+                break
+        return await self._final_answer(conversation, tools, stop_reason, on_delta)
+
+    async def _ask(self, conversation: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+                   on_delta: DeltaCallback | None, **extra: Any) -> Turn:
+        try:
+            turn = await asyncio.wait_for(
+                self.upstream.turn(conversation, tools=tools, params={**self.params, **extra}, on_delta=on_delta),
+                max(self._remaining(), 0.1))
+        except asyncio.TimeoutError:
+            from .._errors import UpstreamTimeoutError
+
+            raise UpstreamTimeoutError("the request's time limit ran out while waiting for the model") from None
+        self._usage[0] += turn.prompt_tokens
+        self._usage[1] += turn.completion_tokens
+        self._usage[2] += 1
+        return turn
+
+    async def _run_step(self, code: str, on_step: StepCallback | None) -> ExecutionResult:
+        timeout = max(0.5, min(self.session.limits.timeout, self._remaining() - FINAL_ANSWER_RESERVE))
+        result = await self.session.execute(code, timeout=timeout)
+        step = Step(len(self.steps) + 1, code, result)
+        self.steps.append(step)
+        if on_step is not None:
+            on_step(step)
+        return result
+
+    def _observe(self, result: ExecutionResult) -> str:
+        return observation_text(result, self.settings.result_budget, self.settings.traceback_frames)
+
+    def _show_figures(self, conversation: list[dict[str, Any]], results: list[ExecutionResult]) -> None:
+        if not self.upstream.config.vision:
+            return
+        parts = [part for result in results for part in image_parts(result)]
+        if parts:
+            conversation.append({"role": "user", "content": [{"type": "text", "text": "Figures from that code:"},
+                                                              *parts]})
+
+    def _repeated_failure(self) -> bool:
+        recent = self.steps[-self.settings.repeat_limit:]
+        if len(recent) < self.settings.repeat_limit:
+            return False
+        codes = {" ".join(step.code.split()) for step in recent}
+        return len(codes) == 1 and all(step.result.status != "ok" for step in recent)
+
+    async def _final_answer(self, conversation: list[dict[str, Any]], tools: list[dict[str, Any]],
+                            stop_reason: str, on_delta: DeltaCallback | None) -> Outcome:
+        why = {"max_steps": f"the limit of {self.max_steps} code steps was reached",
+               "time_limit": "the time limit for this request is nearly used up",
+               "repeated_failure": "the same code kept failing"}[stop_reason]
+        if self._remaining() > 1.0:
+            conversation.append({"role": "user", "content": f"Stop running code now: {why}. Answer the question "
+                                                            "with what you have found so far, without any code."})
+            extra = {"tool_choice": "none"} if tools else {}
+            try:
+                turn = await self._ask(conversation, tools or None, on_delta, **extra)
+                return self._outcome({"role": "assistant", "content": turn.content}, "stop", stop_reason)
+            except Exception:  # a failing final call must not hide the work done: fall back below
+                pass
+        text = f"I stopped before finishing: {why}."
+        if self.steps:
+            last = self.steps[-1].result
+            text += f" The last step ended with status {last.status}."
+            if last.stdout.strip():
+                text += f" Its output was:\n{last.stdout.strip()[-1000:]}"
+        if on_delta is not None:
+            on_delta(text)
+        return self._outcome({"role": "assistant", "content": text}, "stop", stop_reason)
+
+    def _outcome(self, message: dict[str, Any], finish_reason: str, stop_reason: str) -> Outcome:
+        return Outcome(message, finish_reason, stop_reason, list(self.steps), self._usage[0], self._usage[1],
+                       self._usage[2])
+
+    def _remaining(self) -> float:
+        return self.deadline - time.monotonic()
