@@ -132,7 +132,7 @@ class AgentLoop:
             turn = await asyncio.wait_for(
                 self.upstream.turn(conversation, tools=tools, params={**self.params, **extra}, on_delta=on_delta),
                 max(self._remaining(), 0.1))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             from .._errors import UpstreamTimeoutError
 
             raise UpstreamTimeoutError("the request's time limit ran out while waiting for the model") from None
