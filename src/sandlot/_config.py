@@ -98,3 +98,5 @@ class EngineConfig(BaseModel):
     uid_base: int = Field(600_000, ge=1000, description="First uid handed to sandboxes; one uid per live sandbox.")
     uid_count: int = Field(10_000, ge=16)
     hostname: str = "sandbox"
+    max_tool_calls: int = Field(200, ge=1, description="Host tool calls one run may make.")
+    max_tool_time: float = Field(120.0, gt=0, description="Seconds of host tool time one run may use, all calls together.")

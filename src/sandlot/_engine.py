@@ -24,7 +24,7 @@ import shutil
 import socket
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sandlot_runtime import _libc
@@ -32,12 +32,13 @@ from sandlot_runtime.spec import LANDLOCK, NAMESPACES, SandboxSpec, ZygoteSetup
 
 from . import _cgroups, _host, _seccomp
 from ._config import EngineConfig, Limits
-from ._errors import CapacityError, ClosedError, NotFoundError, SpawnError, TooLargeError
-from ._models import ExecutionResult, Usage
+from ._errors import CapacityError, ClosedError, InvalidRequestError, NotFoundError, SpawnError, TooLargeError
+from ._models import ExecutionResult, ToolCallRecord, Usage
 from ._pool import PoolState
 from ._sandbox import EventCallback, RunOutcome, Sandbox
 from ._session import Session
 from ._workspace import Workspace, WorkspaceManager, remove_tree
+from .tools import ToolBroker, ToolRegistry
 
 log = logging.getLogger("sandlot")
 
@@ -75,8 +76,10 @@ class UidAllocator:
 class Engine:
     """Runs untrusted Python in contained sandboxes. Use ``async with Engine() as engine``."""
 
-    def __init__(self, config: EngineConfig | None = None) -> None:
+    def __init__(self, config: EngineConfig | None = None, tools: ToolRegistry | None = None) -> None:
         self.config = config or EngineConfig()
+        self.tools = tools or ToolRegistry()
+        self.on_tool_call: list[Callable[[ToolCallRecord], None]] = []
         self.isolation: str | None = None
         self.support: _host.HostSupport | None = None
         self.sessions: dict[str, Session] = {}
@@ -191,11 +194,16 @@ class Engine:
     # ---- stateless runs -------------------------------------------------
 
     async def execute(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes] | None = None,
-                      env: Mapping[str, str] | None = None, on_event: EventCallback | None = None) -> ExecutionResult:
-        """Run ``code`` in a fresh single-use sandbox, destroyed afterwards."""
+                      env: Mapping[str, str] | None = None, on_event: EventCallback | None = None,
+                      tools: Iterable[str] | None = None) -> ExecutionResult:
+        """Run ``code`` in a fresh single-use sandbox, destroyed afterwards.
+
+        ``tools`` limits which registered host tools the code may call (default: all).
+        """
         self._check_open()
         check_code(code)
         limits = self.config.limits.override(self.config.max_limits, timeout=timeout)
+        broker = self.tool_broker(tools)
         sandbox = self._take()
         if sandbox is None:
             self._pool_wakeup.set()
@@ -203,7 +211,8 @@ class Engine:
         try:
             for path, data in (files or {}).items():
                 sandbox.workspace.write(path, data)
-            outcome = await sandbox.run(code, count=1, limits=limits, env=dict(env or {}), on_event=on_event)
+            outcome = await sandbox.run(code, count=1, limits=limits, env=dict(env or {}), on_event=on_event,
+                                        tools=broker)
         finally:
             # Never on the request path: teardown and refill happen after the run, in the
             # background, so the fork and containment of the next sandbox do not compete with it.
@@ -219,22 +228,40 @@ class Engine:
             outputs=outcome.outputs, error=outcome.error, execution_count=execution_count,
             duration_ms=round(outcome.duration_ms, 3),
             usage=Usage(cpu_ms=round(outcome.cpu_ms, 3), peak_memory_bytes=outcome.peak_memory_bytes),
-            truncated=outcome.truncated, restarted=restarted,
+            truncated=outcome.truncated, restarted=restarted, tool_calls=outcome.tool_calls,
         )
+
+    def tool_broker(self, names: Iterable[str] | None) -> ToolBroker | None:
+        """A run's access to the registered tools (None when there are none)."""
+        if not len(self.tools):
+            if names:
+                raise InvalidRequestError("this server has no tools")
+            return None
+        return ToolBroker(self.tools.subset(names), max_calls=self.config.max_tool_calls,
+                          max_total_time=self.config.max_tool_time, on_call=self._tool_called)
+
+    def _tool_called(self, record: ToolCallRecord) -> None:
+        for callback in self.on_tool_call:
+            callback(record)
 
     # ---- sessions ---------------------------------------------------------
 
     async def create_session(self, *, timeout: float | None = None, idle_timeout: float | None = None,
-                             env: Mapping[str, str] | None = None) -> Session:
-        """A persistent interpreter whose variables and files carry over between cells."""
+                             env: Mapping[str, str] | None = None, tools: Iterable[str] | None = None) -> Session:
+        """A persistent interpreter whose variables and files carry over between cells.
+
+        ``tools`` limits which registered host tools its code may call (default: all).
+        """
         self._check_open()
+        tool_names = None if tools is None else list(tools)
+        self.tools.subset(tool_names)  # refuse unknown names now, not at the first call
         limits = self.config.limits.override(self.config.max_limits, timeout=timeout)
         idle = min(idle_timeout or self.config.session_idle_timeout, self.config.session_max_lifetime)
         sandbox = self._take()
         if sandbox is None:
             sandbox = await self._start_sandbox(self.config.limits)
         self._pool_wakeup.set()
-        session = Session(self, sandbox, limits=limits, idle_timeout=idle, env=dict(env or {}))
+        session = Session(self, sandbox, limits=limits, idle_timeout=idle, env=dict(env or {}), tools=tool_names)
         self.sessions[session.id] = session
         return session
 

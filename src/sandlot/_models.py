@@ -73,6 +73,16 @@ class Usage(BaseModel):
     peak_memory_bytes: int | None = None
 
 
+class ToolCallRecord(BaseModel):
+    """One call the run's code made to a host tool."""
+
+    name: str
+    arguments: dict[str, Any]
+    duration_ms: float
+    status: str = Field(description="ok, invalid_arguments, unknown_tool, tool_error, timeout or limit")
+    error: str | None = None
+
+
 class ExecutionResult(BaseModel):
     """What every run returns (see API.md, "Execution result")."""
 
@@ -87,6 +97,7 @@ class ExecutionResult(BaseModel):
     usage: Usage = Usage()
     truncated: bool = False
     restarted: bool = False
+    tool_calls: list[ToolCallRecord] = []
 
 
 # ---- messages from the sandbox -------------------------------------------
@@ -113,6 +124,13 @@ class OutputMessage(BaseModel):
     output: Output
 
 
+class CallMessage(BaseModel):
+    t: Literal["call"]
+    id: int
+    tool: str = Field(max_length=200)
+    args: dict[str, Any]
+
+
 class DoneMessage(BaseModel):
     t: Literal["done"]
     id: int | None
@@ -122,7 +140,7 @@ class DoneMessage(BaseModel):
     peak_rss: int = Field(ge=0)
 
 
-SandboxMessage = Annotated[ReadyMessage | FatalMessage | StreamMessage | OutputMessage | DoneMessage,
+SandboxMessage = Annotated[ReadyMessage | FatalMessage | StreamMessage | OutputMessage | CallMessage | DoneMessage,
                           Field(discriminator="t")]
 _sandbox_message: TypeAdapter[SandboxMessage] = TypeAdapter(SandboxMessage)
 

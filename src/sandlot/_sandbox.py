@@ -30,6 +30,7 @@ from ._cgroups import SandboxCgroup
 from ._config import Limits
 from ._errors import ProtocolError, SpawnError
 from ._models import (
+    CallMessage,
     DoneMessage,
     ErrorOutput,
     ExecutionError,
@@ -40,8 +41,10 @@ from ._models import (
     Status,
     StreamMessage,
     StreamOutput,
+    ToolCallRecord,
     parse_sandbox_message,
 )
+from .tools.broker import ToolBroker
 from ._workspace import Workspace
 from ._zygote import Exit, Zygote
 
@@ -49,6 +52,7 @@ EventCallback = Callable[[str, Any], None]
 """Called with ("stdout" | "stderr", text) or ("output", Output) as a run produces them."""
 
 _STREAMS = ("stdout", "stderr")
+MAX_TOOL_RESULT = 8 << 20
 
 
 @dataclass
@@ -65,6 +69,7 @@ class RunOutcome:
     peak_memory_bytes: int | None
     truncated: bool
     sandbox_died: bool
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -136,6 +141,10 @@ class Sandbox:
         self._run_id = 0
         self._killed_for: str | None = None
         self._problem: str | None = None
+        self._send_lock = asyncio.Lock()  # frames to the sandbox must not interleave
+        self._broker: ToolBroker | None = None
+        self._tool_tasks: set[asyncio.Task[None]] = set()
+        self.installed_tools: tuple[str, ...] | None = None
         self.alive = True
         self.used = False
         channel.setblocking(False)
@@ -160,7 +169,8 @@ class Sandbox:
         return self._ready.done() and self._ready.exception() is None and self.alive
 
     async def run(self, code: str, *, count: int, limits: Limits, env: dict[str, str] | None = None,
-                  on_event: EventCallback | None = None, interrupt_grace: float | None = None) -> RunOutcome:
+                  on_event: EventCallback | None = None, interrupt_grace: float | None = None,
+                  tools: ToolBroker | None = None) -> RunOutcome:
         """Run one cell. With ``interrupt_grace``, a timeout first interrupts (session); else it kills."""
         if not self.alive:
             raise SpawnError("the sandbox is not running")
@@ -174,10 +184,14 @@ class Sandbox:
                                    "cpu_seconds": limits.cpu_seconds}
         if env:
             message["env"] = env
+        self._broker = tools
+        if tools is not None and self.installed_tools != tuple(tools.registry.names):
+            message["tools"] = tools.specs()
+            self.installed_tools = tuple(tools.registry.names)
         started = time.perf_counter()
         timed_out = False
         try:
-            await self._loop.sock_sendall(self._channel, framing.encode(message))
+            await self._send(message)
             done = await asyncio.wait_for(asyncio.shield(self._done), limits.timeout)
         except TimeoutError:
             timed_out = True
@@ -187,10 +201,16 @@ class Sandbox:
         except asyncio.CancelledError:
             self.kill("cancelled")  # a cancelled run leaves nothing running
             raise
+        finally:
+            self._broker = None
+            for task in list(self._tool_tasks):
+                task.cancel()  # a call still running when the cell ended is of no use to anyone
         duration_ms = (time.perf_counter() - started) * 1000.0
         self._drain_pipes()
         collector, self._collector, self._done = self._collector, None, None
-        return await self._outcome(collector, done, timed_out, duration_ms, limits)
+        outcome = await self._outcome(collector, done, timed_out, duration_ms, limits)
+        outcome.tool_calls = list(tools.calls) if tools is not None else []
+        return outcome
 
     def interrupt(self) -> None:
         """Ask the running cell to stop (KeyboardInterrupt), as Jupyter's interrupt does: SIGINT to pid 1."""
@@ -313,6 +333,8 @@ class Sandbox:
             if self._collector is not None and message.id == self._run_id:
                 self._drain_pipes()
                 self._collector.add_stream(message.name, message.text)
+        elif isinstance(message, CallMessage):
+            self._start_tool_call(message)
         elif isinstance(message, OutputMessage):
             if self._collector is not None and message.id == self._run_id:
                 self._drain_pipes()
@@ -323,6 +345,37 @@ class Sandbox:
                     raise ProtocolError("a reply to a request that was never made")
                 self._drain_pipes()
                 self._done.set_result(message)
+
+    def _start_tool_call(self, message: CallMessage) -> None:
+        broker = self._broker
+        if broker is None or self._collector is None:
+            error = {"type": "unavailable", "message": "no tools are available here (none are allowed, or no cell runs)"}
+            self._spawn_reply(self._reply(message.id, False, error))
+            return
+        self._spawn_reply(self._serve_tool_call(broker, message))
+
+    def _spawn_reply(self, coro: Any) -> None:
+        task = self._loop.create_task(coro)
+        self._tool_tasks.add(task)
+        task.add_done_callback(self._tool_tasks.discard)
+
+    async def _serve_tool_call(self, broker: ToolBroker, message: CallMessage) -> None:
+        ok, payload = await broker.call(message.tool, message.args)
+        await self._reply(message.id, ok, payload)
+
+    async def _reply(self, call_id: int, ok: bool, payload: Any) -> None:
+        reply: dict[str, Any] = {"t": "result", "id": call_id, "ok": ok}
+        reply["value" if ok else "error"] = payload
+        if len(framing.encode(reply)) > MAX_TOOL_RESULT:
+            reply = {"t": "result", "id": call_id, "ok": False,
+                     "error": {"type": "tool_error", "message": f"the result is over {MAX_TOOL_RESULT} bytes"}}
+        with contextlib.suppress(OSError):
+            await self._send(reply)
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        data = framing.encode(message)
+        async with self._send_lock:
+            await self._loop.sock_sendall(self._channel, data)
 
     def _violation(self, problem: str) -> None:
         self._problem = problem

@@ -38,7 +38,7 @@ class Session:
     """A stateful sandbox. Get one from ``Engine.create_session``."""
 
     def __init__(self, engine: Engine, sandbox: Sandbox, *, limits: Limits, idle_timeout: float,
-                 env: dict[str, str]) -> None:
+                 env: dict[str, str], tools: list[str] | None = None) -> None:
         self.id = "ses_" + secrets.token_hex(12)
         self.created_at = datetime.now(UTC)
         self.limits = limits
@@ -54,6 +54,8 @@ class Session:
         self._lock = asyncio.Lock()
         self._started_mono = time.monotonic()
         self._last_used = self._started_mono
+        self.tool_names = tools
+        """The host tools this session's code may call (None: all registered ones)."""
         self.uid = sandbox.uid
         self.workspace = sandbox.workspace
 
@@ -95,6 +97,7 @@ class Session:
                 outcome = await sandbox.run(
                     code, count=self.execution_count, limits=limits, env=None if self._env_sent else self._env,
                     on_event=on_event, interrupt_grace=self._engine.config.interrupt_grace,
+                    tools=self._engine.tool_broker(self.tool_names),
                 )
             finally:
                 self._env_sent = True

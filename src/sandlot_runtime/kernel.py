@@ -6,8 +6,9 @@ there is no reader thread, so a request wakes exactly one thread (on this VM
 type every cross-thread wake-up after idling costs hundreds of microseconds).
 The host interrupts a cell with SIGINT, sent through its pidfd, not a frame.
 
-Messages from the host: ``exec`` {id, code, count, cpu_seconds, env?}.
-Messages to the host: ``ready``, ``stream`` {id, name, text},
+Messages from the host: ``exec`` {id, code, count, cpu_seconds, env?, tools?},
+``result`` {id, ok, value | error} (the answer to a tool call).
+Messages to the host: ``call`` {id, tool, args} (a tool call), ``ready``, ``stream`` {id, name, text},
 ``output`` {id, output}, ``done`` {id, status, error, cpu_ms, peak_rss}.
 
 Python-level ``sys.stdout``/``sys.stderr`` travel on the channel, so they keep
@@ -26,26 +27,39 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
-from . import framing
+from . import framing, tools
 from .execute import CellRunner, CpuTimeExceeded
 
 
 class Channel:
-    """The socket to the host; sends are serialized because user threads may print.
+    """The socket to the host, for calls both ways.
 
-    While corked, frames are collected and leave in one write on ``uncork``:
-    the outputs that end a cell and its ``done`` reach the host together, so
-    the host wakes once per cell, not once per frame.
+    Sending: serialized, because user threads may print or call tools. While
+    corked, frames are collected and leave in one write on ``uncork``: the
+    outputs that end a cell and its ``done`` reach the host together, so the
+    host wakes once per cell, not once per frame.
+
+    Receiving: one thread reads at a time, and whoever reads routes every
+    message to its owner: ``result`` replies to the tool call waiting for them,
+    anything else to the main loop's inbox. Between cells the main thread is
+    the reader; during a cell, a thread waiting for a tool's result reads.
     """
 
     def __init__(self, fd: int) -> None:
         self.sock = socket.socket(fileno=fd)
         self._send_lock = threading.Lock()
         self._decoder = framing.FrameDecoder()
-        self._received: list[dict[str, Any]] = []
         self._corked: list[bytes] | None = None
+        self._cond = threading.Condition()
+        self._reading = False
+        self._closed = False
+        self._inbox: list[dict[str, Any]] = []
+        self._results: dict[int, dict[str, Any]] = {}
+        self._waiting: set[int] = set()
+        self._next_call = 0
 
     def send(self, message: dict[str, Any]) -> None:
         data = framing.encode(message)
@@ -67,13 +81,63 @@ class Channel:
                 self.sock.sendall(b"".join(pending))
 
     def receive(self) -> dict[str, Any] | None:
-        """The next message from the host (None when it is gone); usually one recv per message."""
-        while not self._received:
-            data = self.sock.recv(1 << 16)
-            if not data:
-                return None
-            self._received.extend(self._decoder.feed(data))
-        return self._received.pop(0)
+        """The next request from the host for the main loop (None when the host is gone)."""
+        self._pump_until(lambda: bool(self._inbox))
+        with self._cond:
+            return self._inbox.pop(0) if self._inbox else None
+
+    def call(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send a request to the host and wait for its ``result`` (any thread may call)."""
+        with self._cond:
+            self._next_call += 1
+            call_id = self._next_call
+            self._waiting.add(call_id)
+        try:
+            self.send({**message, "id": call_id})
+            self._pump_until(lambda: call_id in self._results)
+            with self._cond:
+                reply = self._results.pop(call_id, None)
+        finally:
+            with self._cond:
+                self._waiting.discard(call_id)
+        if reply is None:
+            raise ConnectionError("the host went away")
+        return reply
+
+    def _pump_until(self, ready: Callable[[], bool]) -> None:
+        """Return once ``ready()`` or the channel closed, reading frames ourselves if nobody else is."""
+        with self._cond:
+            while not (ready() or self._closed):
+                if not self._reading:
+                    self._reading = True
+                    break
+                self._cond.wait()
+            else:
+                return
+        try:
+            while True:
+                data = self.sock.recv(1 << 16)
+                with self._cond:
+                    if not data:
+                        self._closed = True
+                    else:
+                        for message in self._decoder.feed(data):
+                            self._route(message)
+                    self._cond.notify_all()
+                    if self._closed or ready():
+                        return
+        finally:
+            with self._cond:
+                self._reading = False
+                self._cond.notify_all()
+
+    def _route(self, message: dict[str, Any]) -> None:
+        if message.get("t") == "result":
+            call_id = message.get("id")
+            if call_id in self._waiting:  # a late reply to an interrupted call is dropped
+                self._results[call_id] = message
+        else:
+            self._inbox.append(message)
 
 
 class ChannelStream(io.TextIOBase):
@@ -158,6 +222,9 @@ class Kernel:
                 self._execute(message)
 
     def _execute(self, request: dict[str, Any]) -> None:
+        specs = request.get("tools")
+        if isinstance(specs, list):
+            tools.install(self.channel, specs)
         env = request.get("env")
         if isinstance(env, dict):
             os.environ.update({str(k): str(v) for k, v in env.items()})
