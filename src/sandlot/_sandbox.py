@@ -44,9 +44,9 @@ from ._models import (
     ToolCallRecord,
     parse_sandbox_message,
 )
-from .tools.broker import ToolBroker
 from ._workspace import Workspace
 from ._zygote import Exit, Zygote
+from .tools.broker import ToolBroker
 
 EventCallback = Callable[[str, Any], None]
 """Called with ("stdout" | "stderr", text) or ("output", Output) as a run produces them."""

@@ -99,7 +99,7 @@ class Tool:
         kwargs = {name: getattr(validated, name) for name in self.parameters.model_fields}
         try:
             result = await asyncio.wait_for(self.run(kwargs), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ToolCallError(f"timed out after {timeout:g}s", "timeout") from None
         except ToolCallError:
             raise
