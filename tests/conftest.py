@@ -15,6 +15,7 @@ import uvicorn
 from sandlot import EngineConfig, Limits, Sandlot
 from sandlot._cgroups import detect
 from sandlot._config import MiB, default_state_dir
+from sandlot._engine import INSTANCE_NAME, instance_is_live
 from sandlot.server import ServerConfig, create_app
 
 # A secret the server process holds; no sandbox may ever see it.
@@ -28,7 +29,7 @@ TIGHT_LIMITS = Limits(timeout=15, cpu_time=2, memory=256 * MiB, pids=32, file_si
 def leftovers() -> list[str]:
     """Anything of ours still around: processes, mounts, cgroups, state directories."""
     found = []
-    me = os.getpid()
+    me = os.getpid()  # the processes check below is scoped by our pid namespace
     for entry in os.listdir("/proc"):
         if entry.isdigit() and int(entry) != me:
             try:
@@ -38,14 +39,22 @@ def leftovers() -> list[str]:
                 continue
             if "sandlot_runtime" in cmdline:
                 found.append(f"process {entry}: {cmdline[:120]}")
+    # Engines of other test runs on this machine may be alive (their instance lock is held);
+    # anything of an instance whose lock is free is a leftover.
+    state = default_state_dir()
     with open("/proc/self/mountinfo") as f:
-        found += [f"mount {line.split()[4]}" for line in f if f"sandlot-{me}-" in line]
+        for line in f:
+            mount_point = line.split()[4]
+            if mount_point.startswith(state + "/sandlot-"):
+                instance = "/".join(mount_point.split("/")[:len(state.split("/")) + 1])
+                if not instance_is_live(instance):
+                    found.append(f"mount {mount_point}")
     for hierarchy in detect().values():
         found += [f"cgroup {hierarchy.own_dir}/{name}" for name in os.listdir(hierarchy.own_dir)
-                  if name.startswith(f"sandlot-{me}-")]
-    state = default_state_dir()
+                  if INSTANCE_NAME.match(name) and not instance_is_live(os.path.join(state, name))]
     if os.path.isdir(state):
-        found += [f"state dir {state}/{name}" for name in os.listdir(state) if name.startswith(f"sandlot-{me}-")]
+        found += [f"state dir {state}/{name}" for name in os.listdir(state)
+                  if INSTANCE_NAME.match(name) and not instance_is_live(os.path.join(state, name))]
     return found
 
 

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -43,6 +45,9 @@ from .tools import ToolBroker, ToolRegistry
 log = logging.getLogger("sandlot")
 
 READY_TIMEOUT = 30.0
+LOCK_FILE = "lock"
+INSTANCE_NAME = re.compile(r"^sandlot-\d+-[0-9a-f]{6}$")
+"""An engine instance's name: its directory under the state dir and its parent cgroup."""
 REFILL_QUIET = 0.01
 """While the pool has slack, refills wait for this long without a request, so a
 burst of requests is not slowed by forks and containment competing for the CPU."""
@@ -93,6 +98,7 @@ class Engine:
         self._closed = False
         self._started = False
         self._last_take = 0.0
+        self._lock_fd: int | None = None
         self._instance = f"sandlot-{os.getpid()}-{secrets.token_hex(3)}"
         self._instance_dir = os.path.join(self.config.state_dir, self._instance)
 
@@ -129,6 +135,10 @@ class Engine:
                         "Run `sandlot doctor` for details; `--isolation strict` refuses to run like this.")
         cleanup_stale_instances(self.config.state_dir)
         os.makedirs(self._instance_dir, mode=0o711)
+        # Held for the engine's life: a free lock tells a later engine this instance is dead,
+        # whatever pid namespace either runs in.
+        self._lock_fd = os.open(os.path.join(self._instance_dir, LOCK_FILE), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         root = os.geteuid() == 0
         hierarchies = _cgroups.detect() if root else {}
         self._cgroups = _cgroups.CgroupManager(hierarchies, self._instance) if hierarchies else None
@@ -190,6 +200,9 @@ class Engine:
         if workspaces is not None:
             workspaces.remove_all()
         shutil.rmtree(self._instance_dir, ignore_errors=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     # ---- stateless runs -------------------------------------------------
 
@@ -365,8 +378,18 @@ class Engine:
             return
         self._alive.discard(sandbox)
         sandbox.kill("destroyed")
-        await sandbox.wait_exit(10.0)
-        sandbox.close_io()
+        exited = None
+        try:
+            exited = await sandbox.wait_exit(10.0)
+        finally:
+            # Even when cancelled (at engine shutdown), never leave our ends open; the
+            # engine's own shutdown removes whatever cgroups and workspaces remain.
+            sandbox.close_io()
+            # A uid is free again only once nothing of the sandbox can still run under it.
+            if not keep_uid and (exited is not None or self._closed):
+                self._uids.release(sandbox.uid)
+            elif exited is None:
+                log.warning("sandlot: sandbox %d did not exit; its uid %d stays reserved", sandbox.pid, sandbox.uid)
         if sandbox.cgroup is not None:
             for _ in range(250):
                 if await asyncio.to_thread(sandbox.cgroup.remove):
@@ -376,8 +399,6 @@ class Engine:
             await asyncio.to_thread(self._workspaces.remove, sandbox.workspace)
             if self.isolation == LANDLOCK:
                 remove_tree(sandbox.workspace.path + ".tmp", is_mount=False)
-        if not keep_uid:
-            self._uids.release(sandbox.uid)
         self.stats["sandboxes_destroyed"] += 1
 
     async def _destroy_soon(self, sandbox: Sandbox) -> None:
@@ -500,16 +521,32 @@ def zygote_environment(cache_dir: str) -> dict[str, str]:
     }
 
 
+def instance_is_live(instance_dir: str) -> bool:
+    """Whether an engine still owns this instance directory (it holds the directory's lock)."""
+    try:
+        fd = os.open(os.path.join(instance_dir, LOCK_FILE), os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        # No lock yet: an engine may be creating it this very moment; give it a minute.
+        try:
+            return time.time() - os.stat(instance_dir).st_mtime < 60
+        except FileNotFoundError:
+            return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops a lock we may have just taken
+    return False
+
+
 def cleanup_stale_instances(state_dir: str) -> None:
-    """Remove what dead sandlot processes left behind: mounts, directories, cgroups."""
-    if not os.path.isdir(state_dir):
-        os.makedirs(state_dir, mode=0o711, exist_ok=True)
-        return
+    """Remove what dead sandlot engines left behind: mounts, directories, cgroups."""
+    os.makedirs(state_dir, mode=0o711, exist_ok=True)
     for name in os.listdir(state_dir):
-        pid = _instance_pid(name)
-        if pid is None or _pid_alive(pid):
-            continue
         path = os.path.join(state_dir, name)
+        if not INSTANCE_NAME.match(name) or instance_is_live(path):
+            continue
         for mount_point in sorted(_mounts_under(path), reverse=True):
             with contextlib.suppress(OSError):
                 _libc.umount2(mount_point, _libc.MNT_DETACH)
@@ -518,26 +555,8 @@ def cleanup_stale_instances(state_dir: str) -> None:
         for hierarchy in _cgroups.detect().values():
             with contextlib.suppress(OSError):
                 for name in os.listdir(hierarchy.own_dir):
-                    pid = _instance_pid(name)
-                    if pid is not None and not _pid_alive(pid):
+                    if INSTANCE_NAME.match(name) and not instance_is_live(os.path.join(state_dir, name)):
                         _cgroups.CgroupManager.remove_tree(os.path.join(hierarchy.own_dir, name))
-
-
-def _instance_pid(name: str) -> int | None:
-    parts = name.split("-")
-    if len(parts) == 3 and parts[0] == "sandlot" and parts[1].isdigit():
-        return int(parts[1])
-    return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _mounts_under(path: str) -> list[str]:

@@ -9,7 +9,7 @@ owns the zygote, whose PR_SET_PDEATHSIG is tied to the thread that started it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from typing import ParamSpec, TypeVar
 
@@ -21,6 +21,7 @@ from ._models import ExecutionResult
 from ._sandbox import EventCallback
 from ._session import Session
 from ._workspace import FileInfo
+from .tools import ToolRegistry
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -29,10 +30,10 @@ T = TypeVar("T")
 class Sandlot:
     """Run untrusted Python from synchronous code: ``with Sandlot() as sl: sl.execute("print(1)")``."""
 
-    def __init__(self, config: EngineConfig | None = None) -> None:
+    def __init__(self, config: EngineConfig | None = None, tools: ToolRegistry | None = None) -> None:
         self._portal_cm: AbstractContextManager[BlockingPortal] = start_blocking_portal(backend="asyncio")
         self._portal = self._portal_cm.__enter__()
-        self.engine = Engine(config)
+        self.engine = Engine(config, tools)
         try:
             self._portal.call(self.engine.start)
         except BaseException:
@@ -50,14 +51,17 @@ class Sandlot:
         return f"<Sandlot {self.engine!r}>"
 
     def execute(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes] | None = None,
-                env: Mapping[str, str] | None = None, on_event: EventCallback | None = None) -> ExecutionResult:
+                env: Mapping[str, str] | None = None, on_event: EventCallback | None = None,
+                tools: Iterable[str] | None = None) -> ExecutionResult:
         """Run ``code`` once in a fresh sandbox; see ``Engine.execute``."""
-        return self._call(self.engine.execute, code, timeout=timeout, files=files, env=env, on_event=on_event)
+        return self._call(self.engine.execute, code, timeout=timeout, files=files, env=env, on_event=on_event,
+                          tools=tools)
 
     def session(self, *, timeout: float | None = None, idle_timeout: float | None = None,
-                env: Mapping[str, str] | None = None) -> SyncSession:
+                env: Mapping[str, str] | None = None, tools: Iterable[str] | None = None) -> SyncSession:
         """A stateful session; use it as a context manager to close it at the end."""
-        session = self._call(self.engine.create_session, timeout=timeout, idle_timeout=idle_timeout, env=env)
+        session = self._call(self.engine.create_session, timeout=timeout, idle_timeout=idle_timeout, env=env,
+                             tools=tools)
         return SyncSession(self, session)
 
     def close(self) -> None:

@@ -206,6 +206,7 @@ class Kernel:
 
     def serve(self) -> None:
         sys.stdout, sys.stderr = self.stdout, self.stderr
+        tools.install(self.channel, [])  # `import sandlot.tools` works (empty) until the host sends tools
         sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
         signal.signal(signal.SIGINT, self._on_sigint)
         signal.signal(signal.SIGXCPU, self._on_sigxcpu)
