@@ -325,8 +325,10 @@ class Engine:
             # mkdir can take milliseconds): they run in a worker thread, so requests being
             # served on the event loop meanwhile do not wait behind a refill.
             if workspace is None:
-                workspace = await asyncio.to_thread(self._workspaces.create, f"u{uid}", owner_uid=uid,
-                                                    size_bytes=limits.workspace_size)
+                # Named per sandbox, not per uid: a uid can be free again before its last
+                # sandbox's workspace is gone (teardown removes it in the background).
+                workspace = await asyncio.to_thread(self._workspaces.create, f"u{uid}-{secrets.token_hex(3)}",
+                                                    owner_uid=uid, size_bytes=limits.workspace_size)
             tmp_dir = ""
             if self.isolation == LANDLOCK:
                 tmp_dir = workspace.path + ".tmp"
@@ -475,7 +477,11 @@ class Engine:
 def check_code(code: str) -> None:
     if not isinstance(code, str):
         raise TypeError("code must be a string")
-    if len(code.encode("utf-8", "surrogatepass")) > MAX_CODE_BYTES:
+    try:
+        size = len(code.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidRequestError("code must be valid Unicode text (it holds a lone surrogate)") from None
+    if size > MAX_CODE_BYTES:
         raise TooLargeError(f"code is over the limit of {MAX_CODE_BYTES} bytes")
 
 

@@ -25,7 +25,9 @@ class FrameError(Exception):
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    payload = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    # "replace": text from user code may hold lone surrogates, which are not UTF-8; they
+    # must not make the frame (and with it the interpreter) fail.
+    payload = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace")
     return HEADER.pack(len(payload)) + payload
 
 

@@ -169,6 +169,11 @@ class ChannelStream(io.TextIOBase):
     def name(self) -> str:
         return f"<{self._name}>"
 
+    @property
+    def buffer(self) -> _BytesToText:
+        """``sys.stdout.buffer``: bytes written here are decoded (UTF-8, replacing errors) onto the stream."""
+        return _BytesToText(self)
+
     def fileno(self) -> int:
         return self._fd  # for subprocess and faulthandler: the pipe the host reads
 
@@ -193,6 +198,23 @@ class ChannelStream(io.TextIOBase):
         if self._pending:
             text, self._pending, self._size = "".join(self._pending), [], 0
             self._kernel.send_stream(self._name, text)
+
+
+class _BytesToText(io.RawIOBase):
+    def __init__(self, stream: ChannelStream) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = bytes(data)
+        self._stream.write(view.decode("utf-8", "replace"))
+        return len(view)
+
+    def flush(self) -> None:
+        self._stream.flush()
 
 
 class Kernel:
@@ -228,7 +250,11 @@ class Kernel:
             tools.install(self.channel, specs)
         env = request.get("env")
         if isinstance(env, dict):
-            os.environ.update({str(k): str(v) for k, v in env.items()})
+            for name, value in env.items():
+                try:
+                    os.environ[str(name)] = str(value)
+                except ValueError:  # a name with "=" or NUL: the host refuses these; never die of one
+                    pass
         cpu_seconds = request.get("cpu_seconds")
         if isinstance(cpu_seconds, (int, float)) and cpu_seconds > 0:
             _set_cpu_budget(cpu_seconds)

@@ -51,12 +51,17 @@ class Quotas:
         self.max_runs = max_runs
         self.max_sessions = max_sessions
         self._runs: dict[str, int] = {}
+        self._creating: dict[str, int] = {}
         self.sessions: dict[str, set[str]] = {}
+
+    def check_run(self, principal: str) -> None:
+        """CapacityError if ``principal`` may not start another run now."""
+        if self._runs.get(principal, 0) >= self.max_runs:
+            raise CapacityError(f"this key already has {self.max_runs} runs in flight", retry_after=1.0)
 
     @contextmanager
     def run(self, principal: str) -> Iterator[None]:
-        if self._runs.get(principal, 0) >= self.max_runs:
-            raise CapacityError(f"this key already has {self.max_runs} runs in flight", retry_after=1.0)
+        self.check_run(principal)
         self._runs[principal] = self._runs.get(principal, 0) + 1
         try:
             yield
@@ -64,9 +69,20 @@ class Quotas:
             self._runs[principal] -= 1
 
     def check_new_session(self, principal: str) -> None:
-        if len(self.sessions.get(principal, ())) >= self.max_sessions:
+        if len(self.sessions.get(principal, ())) + self._creating.get(principal, 0) >= self.max_sessions:
             raise CapacityError(f"this key already has {self.max_sessions} open sessions; close one first",
                                 retry_after=5.0)
+
+    @contextmanager
+    def new_session(self, principal: str) -> Iterator[None]:
+        """Hold a place in the session quota while a session is created: creating one can wait
+        for a sandbox to start, and concurrent requests must not all pass the check meanwhile."""
+        self.check_new_session(principal)
+        self._creating[principal] = self._creating.get(principal, 0) + 1
+        try:
+            yield
+        finally:
+            self._creating[principal] -= 1
 
     def add_session(self, principal: str, session_id: str) -> None:
         self.sessions.setdefault(principal, set()).add(session_id)

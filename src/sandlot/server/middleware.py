@@ -16,6 +16,10 @@ from .._errors import TooLargeError
 from .logs import log_request
 from .metrics import Metrics
 
+# Metric labels take the method only from this set: any token is a valid HTTP method, and a
+# label per made-up method would let any client grow the metrics without bound.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+
 
 class RequestGuard:
     def __init__(self, app: ASGIApp, *, max_body: int, metrics: Metrics) -> None:
@@ -29,29 +33,49 @@ class RequestGuard:
             return
         started = time.perf_counter()
         status = {"code": 500}
+        message_413 = f"the request body is over the limit of {self.max_body} bytes"
         length = _content_length(scope)
         if length is not None and length > self.max_body:
-            await _send_error(send, 413, "too_large", f"the request body is over the limit of {self.max_body} bytes")
+            await _send_error(send, 413, "too_large", message_413)
             self._record(scope, 413, started)
             return
         received = 0
+        too_large = replaced = response_started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
-                    raise TooLargeError(f"the request body is over the limit of {self.max_body} bytes")
+                    too_large = True
+                    raise TooLargeError(message_413)
             return message
 
         async def recording_send(message: Message) -> None:
+            nonlocal replaced, response_started
+            if replaced:
+                return
             if message["type"] == "http.response.start":
+                response_started = True
+                if too_large:
+                    # A body without Content-Length ran over the limit while the app read it. What the
+                    # app answers then depends on where it was reading (FastAPI's JSON parsing turns
+                    # any error into a 400); the answer is 413, whoever noticed.
+                    replaced = True
+                    status["code"] = 413
+                    await _send_error(send, 413, "too_large", message_413)
+                    return
                 status["code"] = message["status"]
             await send(message)
 
         try:
             await self.app(scope, limited_receive, recording_send)
+        except TooLargeError:
+            if not too_large or response_started:
+                raise
+            status["code"] = 413
+            await _send_error(send, 413, "too_large", message_413)
         finally:
             self._record(scope, status["code"], started)
 
@@ -59,8 +83,9 @@ class RequestGuard:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         method = scope.get("method", "")
-        self.metrics.requests.labels(method, template, str(status)).inc()
-        self.metrics.request_seconds.labels(method, template).observe(time.perf_counter() - started)
+        label = method if method in KNOWN_METHODS else "other"
+        self.metrics.requests.labels(label, template, str(status)).inc()
+        self.metrics.request_seconds.labels(label, template).observe(time.perf_counter() - started)
         state: Any = scope.get("state") or {}
         log_request(method, scope.get("path", ""), status, started, state.get("principal"))
 

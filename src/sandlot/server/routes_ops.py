@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 
 from .. import __version__
 from .metrics import CONTENT_TYPE
-from .schemas import Health, error_responses
+from .schemas import Health
 from .state import ServerState, get_state
 
 router = APIRouter(tags=["operations"])
@@ -26,7 +26,6 @@ async def healthz(state: ServerState = Depends(get_state)) -> Any:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Text format."},
-                       **error_responses(401)})
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Text format."}})
 async def metrics(state: ServerState = Depends(get_state)) -> Response:
     return Response(state.metrics.render(), media_type=CONTENT_TYPE)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from .._errors import InvalidRequestError, NotFoundError
+from .._engine import check_code
+from .._errors import ClosedError, InvalidRequestError, NotFoundError, TooLargeError
 from .._models import ExecutionResult
 from .._sandbox import EventCallback
+from .._session import Session
 from .logs import log_run
 from .schemas import BatchItem, BatchRequest, BatchResponse, ExecuteRequest, error_responses
 from .sse import SSE_MEDIA_TYPE, stream_run, wants_stream
@@ -18,7 +21,11 @@ from .state import ServerState, get_state, principal
 
 router = APIRouter(prefix="/v1", tags=["runs"])
 
-STREAM_DOC = {"content": {SSE_MEDIA_TYPE: {"schema": {"type": "string"}}},
+# Before OpenAPI 3.2 (FastAPI writes 3.1), the schema of an event stream describes one event.
+SSE_EVENT_SCHEMA = {"type": "object", "required": ["event", "data"], "properties": {
+    "event": {"type": "string", "enum": ["stdout", "stderr", "output", "error", "done"]},
+    "data": {"type": "string", "description": "JSON; for `done`, the complete execution result."}}}
+STREAM_DOC = {"content": {SSE_MEDIA_TYPE: {"schema": SSE_EVENT_SCHEMA}},
               "description": "With `stream: true` or `Accept: text/event-stream`: events stdout, stderr, output, error, done."}
 
 
@@ -29,7 +36,7 @@ async def execute(body: ExecuteRequest, request: Request, who: str = Depends(pri
     files = {f.path: f.data() for f in body.files or []}
     for path, data in files.items():
         if len(data) > state.config.max_file_bytes:
-            raise InvalidRequestError(f"{path!r} is over the file limit of {state.config.max_file_bytes} bytes")
+            raise TooLargeError(f"{path!r} is over the file limit of {state.config.max_file_bytes} bytes")
 
     async def run(on_event: EventCallback | None = None) -> ExecutionResult:
         with state.quotas.run(who):
@@ -39,6 +46,8 @@ async def execute(body: ExecuteRequest, request: Request, who: str = Depends(pri
         return result
 
     if wants_stream(body.stream, request.headers.get("accept")):
+        check_before_stream(state, who, body.code, body.timeout)
+
         async def cancel(task: asyncio.Task[ExecutionResult]) -> None:
             task.cancel()  # the sandbox is killed; a one-shot run has no state to keep
 
@@ -55,6 +64,7 @@ async def batch(body: BatchRequest, who: str = Depends(principal), state: Server
     for item in body.items:
         if item.session_id is not None and not state.quotas.owns(who, item.session_id):
             raise NotFoundError(f"no session {item.session_id!r}")
+        check_request(state, item.code, item.timeout)  # refuse a bad item before any item runs
     results: list[ExecutionResult | None] = [None] * len(body.items)
     chains: dict[str, list[tuple[int, BatchItem]]] = {}
     jobs = []
@@ -65,7 +75,13 @@ async def batch(body: BatchRequest, who: str = Depends(principal), state: Server
             chains.setdefault(item.session_id, []).append((index, item))
     for session_id, items in chains.items():
         jobs.append(_run_chain(state, who, session_id, items, results))
-    await asyncio.gather(*jobs)
+    # Every item ends before the batch answers, even when one fails (429, a closed session): the
+    # error is the answer then, and nothing is left running unseen behind it. (Cancelling the
+    # others instead would kill the interpreters of the sessions in the batch.)
+    outcomes = await asyncio.gather(*jobs, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
     return JSONResponse({"results": [r.model_dump(mode="json") for r in results if r is not None]})
 
 
@@ -81,8 +97,40 @@ async def _run_chain(state: ServerState, who: str, session_id: str, items: list[
     session = state.engine.get_session(session_id)
     for index, item in items:
         with state.quotas.run(who):
-            results[index] = await session.execute(item.code, timeout=item.timeout)
+            results[index] = await execute_cell(session, item.code, item.timeout)
         record(state, "batch", results[index], session_id)
+
+
+# One gate per session, taken in arrival order (asyncio.Lock is fair) before the session's own
+# lock: holding it means this call's cell is the one running, which the session cannot say.
+_cell_gates: weakref.WeakKeyDictionary[Session, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+async def execute_cell(session: Session, code: str, timeout: float | None, on_event: EventCallback | None = None,
+                       started: asyncio.Event | None = None) -> ExecutionResult:
+    """Run a cell; ``started`` is set when it is this call's turn. A session deleted while the call
+    waited for its turn is gone (404), not a conflict."""
+    gate = _cell_gates.setdefault(session, asyncio.Lock())
+    try:
+        async with gate:
+            if started is not None:
+                started.set()
+            return await session.execute(code, timeout=timeout, on_event=on_event)
+    except ClosedError:
+        raise NotFoundError(f"no session {session.id!r}: it was closed") from None
+
+
+def check_request(state: ServerState, code: str, timeout: float | None) -> None:
+    """InvalidRequestError or TooLargeError for code or a timeout the engine would refuse."""
+    check_code(code)
+    state.engine.config.limits.override(state.engine.config.max_limits, timeout=timeout)
+
+
+def check_before_stream(state: ServerState, who: str, code: str, timeout: float | None) -> None:
+    """Refuse now what the run would refuse at once: once a stream has begun, the status is 200
+    and an error can only be an event, but a bad request must get its 400, 413 or 429."""
+    check_request(state, code, timeout)
+    state.quotas.check_run(who)
 
 
 def record(state: ServerState, kind: str, result: ExecutionResult | None, session_id: str | None = None) -> None:

@@ -14,7 +14,7 @@ from .._models import ExecutionResult
 from .._sandbox import EventCallback
 from .._session import Session
 from .notebook import session_notebook
-from .routes_runs import STREAM_DOC, record
+from .routes_runs import STREAM_DOC, check_before_stream, execute_cell, record
 from .schemas import FileList, SessionCreateRequest, SessionExecuteRequest, SessionInfo, SessionList, error_responses
 from .sse import SSE_MEDIA_TYPE, stream_run, wants_stream
 from .state import ServerState, get_state, owned_session, principal
@@ -28,9 +28,9 @@ FILE_ERRORS = error_responses(400, 401, 404, 413, 503)
 async def create_session(body: SessionCreateRequest | None = None, who: str = Depends(principal),
                          state: ServerState = Depends(get_state)) -> Any:
     body = body or SessionCreateRequest()
-    state.quotas.check_new_session(who)
-    session = await state.engine.create_session(timeout=body.timeout, idle_timeout=body.idle_timeout, env=body.env)
-    state.quotas.add_session(who, session.id)
+    with state.quotas.new_session(who):
+        session = await state.engine.create_session(timeout=body.timeout, idle_timeout=body.idle_timeout, env=body.env)
+        state.quotas.add_session(who, session.id)
     return JSONResponse(session.info(), status_code=201)
 
 
@@ -57,17 +57,24 @@ async def delete_session(session: Session = Depends(owned_session), state: Serve
              responses={200: STREAM_DOC, **error_responses(400, 401, 404, 413, 429, 503)})
 async def execute_in_session(body: SessionExecuteRequest, request: Request, session: Session = Depends(owned_session),
                              who: str = Depends(principal), state: ServerState = Depends(get_state)) -> Any:
+    started = asyncio.Event()
+
     async def run(on_event: EventCallback | None = None) -> ExecutionResult:
         with state.quotas.run(who):
-            result = await session.execute(body.code, timeout=body.timeout, on_event=on_event)
+            result = await execute_cell(session, body.code, body.timeout, on_event, started)
         record(state, "session", result, session.id)
         return result
 
     if wants_stream(body.stream, request.headers.get("accept")):
-        async def interrupt(task: asyncio.Task[ExecutionResult]) -> None:
-            await session.interrupt()  # keep the session's state; the cell stops with KeyboardInterrupt
+        check_before_stream(state, who, body.code, body.timeout)
 
-        return StreamingResponse(stream_run(run, interrupt), media_type=SSE_MEDIA_TYPE)
+        async def stop(task: asyncio.Task[ExecutionResult]) -> None:
+            if started.is_set():
+                await session.interrupt()  # keep the session's state; the cell stops with KeyboardInterrupt
+            else:
+                task.cancel()  # still waiting for its turn: it never runs, and the running cell is another's
+
+        return StreamingResponse(stream_run(run, stop), media_type=SSE_MEDIA_TYPE)
     return JSONResponse((await run()).model_dump(mode="json"))
 
 
@@ -87,7 +94,8 @@ async def list_files(session: Session = Depends(owned_session)) -> Any:
 
 
 @router.put("/{session_id}/files/{path:path}", status_code=201, summary="Upload a file (raw body)",
-            responses=FILE_ERRORS, openapi_extra={"requestBody": {
+            response_class=Response, responses={201: {"description": "Stored; no body."}, **FILE_ERRORS},
+            openapi_extra={"requestBody": {
                 "required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
 async def upload_file(path: str, request: Request, session: Session = Depends(owned_session),
                       state: ServerState = Depends(get_state)) -> Response:

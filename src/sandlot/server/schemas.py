@@ -2,18 +2,44 @@
 
 These shapes are the contract and the OpenAPI description is generated from
 them. Unknown fields in requests are ignored, so older servers accept newer
-clients' extra fields.
+clients' extra fields. Known fields are strict: a wrong type is a 400, never
+coerced ("5" is not a timeout, "yes" is not a boolean).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from .._models import ExecutionResult
+
+
+def _encodable(value: str) -> str:
+    # JSON may carry lone surrogates ("\ud800") that no UTF-8 channel can; refuse them here (400),
+    # not deep in the engine (500).
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
+
+
+def _environment(value: dict[str, str]) -> dict[str, str]:
+    # What the interpreter's os.environ would refuse must be refused here: sent on, it ends the
+    # interpreter, and a session would lose every restarted interpreter the same way.
+    for name, text in value.items():
+        if not name or "=" in name or "\x00" in name or "\x00" in text:
+            raise ValueError("variable names must be non-empty, without '=' or NUL; values without NUL")
+    return value
+
+
+Env = Annotated[dict[Text, Text], AfterValidator(_environment)]
 
 
 class ErrorBody(BaseModel):
@@ -28,7 +54,9 @@ class ErrorResponse(BaseModel):
 
 
 class FileUpload(BaseModel):
-    path: str = Field(description="Relative path inside the workspace.", min_length=1, max_length=4096)
+    model_config = ConfigDict(strict=True)
+
+    path: Text = Field(description="Relative path inside the workspace.", min_length=1, max_length=4096)
     content: str = Field(description="The file's bytes, base64-encoded.")
 
     @field_validator("content")
@@ -48,27 +76,27 @@ Timeout = Field(None, gt=0, allow_inf_nan=False, description="Wall-clock seconds
 
 
 class ExecuteRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
-    code: str = Field(description="Python source to run.")
+    code: Text = Field(description="Python source to run.")
     timeout: float | None = Timeout
     files: list[FileUpload] | None = Field(None, description="Files placed in the workspace before the run.")
-    env: dict[str, str] | None = Field(None, description="Environment variables for the run.")
+    env: Env | None = Field(None, description="Environment variables for the run.")
     stream: bool = Field(False, description="Answer with Server-Sent Events instead of one JSON result.")
 
 
 class SessionCreateRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     timeout: float | None = Timeout
     idle_timeout: float | None = Field(None, gt=0, allow_inf_nan=False, description="Seconds the session may sit unused.")
-    env: dict[str, str] | None = None
+    env: Env | None = None
 
 
 class SessionExecuteRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
-    code: str
+    code: Text
     timeout: float | None = Timeout
     stream: bool = False
 
@@ -95,14 +123,16 @@ class FileList(BaseModel):
 
 
 class BatchItem(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
-    code: str
-    session_id: str | None = None
+    code: Text
+    session_id: Text | None = None
     timeout: float | None = Timeout
 
 
 class BatchRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     items: list[BatchItem] = Field(min_length=1)
 
 

@@ -7,7 +7,8 @@ of a failing cell; or, if the server itself fails mid-stream, the usual
 ``done``), and a final ``done`` with the complete execution result.
 
 A client that disconnects cancels the run: a one-shot run's sandbox is
-killed; a session cell is interrupted (its state is kept).
+killed; a session cell is interrupted (its state is kept), or, while it still
+waits for its turn, never runs.
 """
 
 from __future__ import annotations

@@ -1,0 +1,232 @@
+"""``sandlot serve`` as an operator runs it: a real process, real signals.
+
+SIGTERM drains: running cells finish, /healthz stops answering 200, the process exits 0
+and leaves no sandbox process, mount, cgroup or state directory behind. A cell that
+outlives ``--shutdown-grace`` is killed. A public address without keys is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sandlot._cgroups import detect
+from sandlot._config import default_state_dir
+from sandlot._engine import instance_is_live
+
+SANDLOT = [sys.executable, "-m", "sandlot.cli"]
+START_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def parents() -> dict[int, int]:
+    """pid -> parent pid, for every process we can see."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            found[int(entry)] = int(fields[1])
+    return found
+
+
+def descendants(pid: int) -> set[int]:
+    tree = parents()
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in tree.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def living_runtime_processes() -> set[int]:
+    """Processes running sandlot's runtime (zygotes, sandboxes); zombies have no cmdline and do not count."""
+    return {pid for pid in parents() if "sandlot_runtime" in cmdline(pid)}
+
+
+def server_leftovers(server_pid: int, runtime_before: set[int]) -> list[str]:
+    """What a stopped server left: runtime processes not of this test process's engines, mounts,
+    cgroups and state directories named after the server's pid."""
+    found = []
+    ours = runtime_before | {p for p in living_runtime_processes() for q in runtime_before if p in descendants(q)}
+    found += [f"process {p}: {cmdline(p)[:100]}" for p in living_runtime_processes() - ours]
+    marker = f"sandlot-{server_pid}-"
+    with open("/proc/self/mountinfo") as f:
+        found += [f"mount {line.split()[4]}" for line in f if marker in line]
+    # Another test run's engine may share the server's pid number in its own pid namespace:
+    # only what no live engine holds (by its instance lock) is left over.
+    state = default_state_dir()
+    for hierarchy in detect().values():
+        found += [f"cgroup {name}" for name in os.listdir(hierarchy.own_dir)
+                  if name.startswith(marker) and not instance_is_live(os.path.join(state, name))]
+    if os.path.isdir(state):
+        found += [f"state dir {name}" for name in os.listdir(state)
+                  if name.startswith(marker) and not instance_is_live(os.path.join(state, name))]
+    return found
+
+
+class Server:
+    """A ``sandlot serve`` subprocess on a free loopback port."""
+
+    def __init__(self, *args: str, host: str = "127.0.0.1", log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self._log_file = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([*SANDLOT, "serve", "--host", host, "--port", str(self.port), "--pool-size", "2",
+                                      "--preload", "", "--log-level", "warning", *args],
+                                     stdout=self._log_file, stderr=subprocess.STDOUT)
+
+    def wait_healthy(self) -> dict[str, Any]:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"the server exited ({self.proc.returncode}): {self.log.read_text()[-2000:]}"
+            try:
+                response = httpx.get(f"{self.url}/healthz", timeout=2)
+                if response.status_code == 200:
+                    body: dict[str, Any] = response.json()
+                    return body
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("the server did not become healthy")
+
+    def terminate(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+        self._log_file.close()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Any]:
+    started: list[Server] = []
+
+    def start(*args: str, host: str = "127.0.0.1") -> Server:
+        server = Server(*args, host=host, log=tmp_path / f"server-{len(started)}.log")
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def run_cell_in_thread(url: str, session_id: str, code: str, outcome: dict[str, Any]) -> threading.Thread:
+    def call() -> None:
+        started = time.monotonic()
+        try:
+            with httpx.Client(timeout=60) as c:
+                outcome["response"] = c.post(f"{url}/v1/sessions/{session_id}/execute", json={"code": code})
+        except httpx.TransportError as exc:
+            outcome["error"] = exc
+        outcome["seconds"] = time.monotonic() - started
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{url}/v1/sessions/{session_id}", timeout=10).json()["execution_count"] < 1:  # it has started
+        assert time.monotonic() < deadline, "the cell did not start"
+        time.sleep(0.05)
+    return thread
+
+
+def test_sigterm_lets_the_running_cell_finish_then_exits_0_leaving_nothing(serve: Any) -> None:
+    runtime_before = living_runtime_processes()
+    server = serve()
+    server.wait_healthy()
+    session_id = httpx.post(f"{server.url}/v1/sessions", timeout=30).json()["id"]
+    assert descendants(server.proc.pid) & living_runtime_processes(), "the check below would prove nothing"
+    outcome: dict[str, Any] = {}
+    thread = run_cell_in_thread(server.url, session_id, "import time\ntime.sleep(1)\n'finished'", outcome)
+    server.terminate()
+    time.sleep(0.1)
+    try:
+        during = httpx.get(f"{server.url}/healthz", timeout=5)
+        assert during.status_code == 503 and during.json()["status"] == "draining"
+    except httpx.TransportError:
+        pass  # not accepting any more: as good as 503
+    thread.join(30)
+    assert not thread.is_alive()
+    assert "error" not in outcome, outcome
+    response = outcome["response"]
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok" and body["outputs"][-1]["data"]["text/plain"] == "'finished'"
+    assert server.proc.wait(30) == 0, server.log.read_text()[-3000:]
+    assert server_leftovers(server.proc.pid, runtime_before) == []
+
+
+def test_a_cell_longer_than_the_grace_is_killed_and_the_server_still_exits_0(serve: Any) -> None:
+    runtime_before = living_runtime_processes()
+    server = serve("--shutdown-grace", "1")
+    server.wait_healthy()
+    session_id = httpx.post(f"{server.url}/v1/sessions", timeout=30).json()["id"]
+    outcome: dict[str, Any] = {}
+    thread = run_cell_in_thread(server.url, session_id, "import time\ntime.sleep(30)", outcome)
+    started = time.monotonic()
+    server.terminate()
+    assert server.proc.wait(20) == 0, server.log.read_text()[-3000:]
+    assert time.monotonic() - started < 15
+    thread.join(20)
+    assert not thread.is_alive() and outcome["seconds"] < 20
+    if "response" in outcome:  # the cell did not get to finish: no "ok" for it
+        assert outcome["response"].status_code != 200 or outcome["response"].json()["status"] != "ok"
+    assert server_leftovers(server.proc.pid, runtime_before) == []
+
+
+def test_a_public_address_without_keys_is_refused(serve: Any) -> None:
+    server = serve(host="0.0.0.0")
+    assert server.proc.wait(60) != 0
+    output = server.log.read_text().strip()
+    assert "Traceback" not in output
+    assert len(output.splitlines()) == 1, output
+    assert "0.0.0.0" in output and "--insecure-no-auth-on-public-interface" in output
+
+
+@pytest.mark.parametrize("args", [("--insecure-no-auth-on-public-interface",), ("--api-key", "public-key-0123")],
+                         ids=["insecure-flag", "api-key"])
+def test_a_public_address_is_allowed_with_keys_or_the_explicit_flag(serve: Any, args: tuple[str, ...]) -> None:
+    server = serve(*args, host="0.0.0.0")
+    assert server.wait_healthy()["status"] == "ok"
+    listed = httpx.get(f"{server.url}/v1/sessions", timeout=10)
+    if "--api-key" in args:
+        assert listed.status_code == 401
+        keyed = httpx.get(f"{server.url}/v1/sessions", headers={"Authorization": "Bearer public-key-0123"}, timeout=10)
+        assert keyed.status_code == 200
+    else:
+        assert listed.status_code == 200
+    server.terminate()
+    assert server.proc.wait(30) == 0
