@@ -68,7 +68,10 @@ def main() -> int:
             with contextlib.suppress(OSError), open(os.path.join(path, name), "w") as f:
                 f.write(memory if controller == "memory" else pids)
     child = subprocess.Popen(
-        ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", *command],
+        # A private /run/sandlot per run: every contained run's first process is pid 1 in its own
+        # namespace, so concurrent runs would otherwise share one state directory.
+        ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c",
+         'mkdir -p /run/sandlot && mount -t tmpfs -o mode=0711 sandlot-tests /run/sandlot && exec "$@"', "sh", *command],
         preexec_fn=lambda: [open(os.path.join(p, "cgroup.procs"), "w").write("0") for p in created],
     )
     try:
