@@ -39,3 +39,16 @@ def test_errors_are_one_line_not_a_traceback() -> None:
     done = run_cli("run", "/nonexistent/file.py")
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
+
+
+def test_run_against_a_server(server_url: str) -> None:
+    done = run_cli("run", "--url", server_url, "-", stdin="print('remote')\n6 * 7")
+    assert (done.returncode, done.stdout) == (0, "remote\n42\n"), done.stderr
+    failed = run_cli("run", "--url", server_url, "-", stdin="1/0")
+    assert failed.returncode == 1 and "ZeroDivisionError" in failed.stderr
+
+
+def test_run_against_an_unreachable_server_is_one_line() -> None:
+    done = run_cli("run", "--url", "http://127.0.0.1:9", "-", stdin="print(1)")
+    assert done.returncode == 6
+    assert done.stderr.count("\n") == 1 and "could not reach" in done.stderr
