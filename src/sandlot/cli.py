@@ -117,35 +117,81 @@ def doctor(isolation: str) -> None:
 @click.argument("file", type=click.File("r"))
 @click.option("--timeout", type=float, default=None, help="Wall-clock seconds for the run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full execution result as JSON.")
-@click.option("--isolation", type=click.Choice(["auto", "strict", "landlock"]), default="auto", show_default=True)
-def run(file: Any, timeout: float | None, as_json: bool, isolation: str) -> None:
-    """Run FILE (or - for stdin) once in a fresh sandbox, in this process."""
-    from ._sync import Sandlot
-
+@click.option("--url", envvar="SANDLOT_URL", show_envvar=True, default=None,
+              help="A running sandlot server; without it, the code runs in this process.")
+@click.option("--api-key", envvar="SANDLOT_API_KEY", show_envvar=True, default=None, help="The server's API key.")
+@click.option("--isolation", type=click.Choice(["auto", "strict", "landlock"]), default="auto", show_default=True,
+              help="In-process only.")
+def run(file: Any, timeout: float | None, as_json: bool, url: str | None, api_key: str | None, isolation: str) -> None:
+    """Run FILE (or - for stdin) once in a fresh sandbox and print its output like python would."""
     code = file.read()
 
     def echo(kind: str, payload: Any) -> None:
         if as_json:
             return
         if kind in ("stdout", "stderr"):
+            text = payload if isinstance(payload, str) else getattr(payload, "text", "")
             stream = sys.stdout if kind == "stdout" else sys.stderr
-            stream.write(payload)
+            stream.write(text)
             stream.flush()
-        elif kind == "output" and payload.output_type == "execute_result":
-            click.echo(payload.data.get("text/plain", ""))
-        elif kind == "output" and payload.output_type == "display_data":
-            click.echo(f"[display: {', '.join(sorted(payload.data))}]", err=True)
-        elif kind == "output" and payload.output_type == "error":
-            click.echo("\n".join(payload.traceback), err=True)
+            return
+        output = payload
+        output_type = getattr(output, "output_type", None)
+        if output_type == "execute_result":
+            click.echo(output.data.get("text/plain", ""))
+        elif output_type == "display_data":
+            click.echo(f"[display: {', '.join(sorted(output.data))}]", err=True)
+        elif output_type == "error":
+            click.echo("\n".join(output.traceback), err=True)
 
     try:
-        with Sandlot(EngineConfig(isolation=isolation, pool_size=0)) as sandlot:
-            result = sandlot.execute(code, timeout=timeout, on_event=echo)
+        if url:
+            from .client import Client
+
+            with Client(url, api_key=api_key) as client:
+                result = client.execute(code, timeout=timeout, on_event=None if as_json else _client_echo(echo))
+        else:
+            from ._sync import Sandlot
+
+            with Sandlot(EngineConfig(isolation=isolation, pool_size=0)) as sandlot:
+                result = sandlot.execute(code, timeout=timeout, on_event=echo)
     except SandlotError as exc:
         _fail(exc)
     if as_json:
         click.echo(json.dumps(result.model_dump(mode="json"), indent=2))
     sys.exit(STATUS_EXIT_CODES[result.status])
+
+
+def _client_echo(echo: Callable[[str, Any], None]) -> Callable[[str, Any], None]:
+    """The client's stream events, as the in-process callback's (kind, payload)."""
+    def on_event(event: str, data: Any) -> None:
+        if event in ("stdout", "stderr", "output", "error"):
+            echo("output" if event in ("output", "error") else event, data)
+
+    return on_event
+
+
+@main.command()
+@click.argument("which", type=click.Choice(["core", "http", "agent", "tools", "all"]), default="core")
+@click.option("--quick", is_flag=True, help="Fewer iterations (a smoke run).")
+def bench(which: str, quick: bool) -> None:
+    """Run the benchmarks (from a source checkout): core, http, agent, tools or all."""
+    import pathlib
+    import subprocess
+
+    root = pathlib.Path(__file__).resolve().parents[2] / "benchmarks"
+    if not root.is_dir():
+        _fail(SetupError(f"the benchmarks ship with the source checkout; no {root}"))
+    names = ["core", "http", "agent", "tools"] if which == "all" else [which]
+    failed = 0
+    for name in names:
+        script = root / f"bench_{name}.py"
+        if not script.exists():
+            click.echo(f"sandlot: no benchmark {script.name}", err=True)
+            failed += 1
+            continue
+        failed += subprocess.call([sys.executable, str(script), *(["--quick"] if quick else [])]) != 0
+    sys.exit(1 if failed else 0)
 
 
 def _fail(exc: SandlotError) -> Any:
