@@ -85,7 +85,9 @@ def tight() -> Iterator[Sandlot]:
 def running_server(config: ServerConfig) -> Iterator[str]:
     """Serve ``create_app(config)`` with uvicorn on a free loopback port; yields the base URL."""
     app = create_app(config)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio only turns Nagle off (TCP_NODELAY) for sockets that say
+    # so, and without it every kept-alive response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -2,8 +2,9 @@
 
 A real HTTP server on a loopback port that answers ``/v1/chat/completions``
 by replaying a script of replies (text, tool calls, or both), streamed or not,
-each after a fixed latency, and records every request it received so tests
-can check what the model was shown. Token counts are deterministic stand-ins:
+each after a fixed latency, and records every request it received (body,
+headers, and the usage it answered with) so tests can check what the model was
+shown and what it was sent. Token counts are deterministic stand-ins:
 a quarter of the characters sent and received.
 
     with ScriptedUpstream([Reply(tool_code="print(6*7)"), Reply("It is 42.")]) as model:
@@ -36,6 +37,8 @@ class Reply:
     tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     """Other tool calls: (name, arguments)."""
     finish_reason: str | None = None
+    status: int = 200
+    """Not 200: answer with this HTTP error status instead, ``content`` as the error's message."""
 
     def calls(self) -> list[tuple[str, dict[str, Any]]]:
         codes = [self.tool_code] if isinstance(self.tool_code, str) else list(self.tool_code or [])
@@ -51,12 +54,19 @@ class ScriptedUpstream:
         self.latency = latency
         self.model = model
         self.requests: list[dict[str, Any]] = []
+        """Every request body received, in order."""
+        self.headers: list[dict[str, str]] = []
+        """The headers of each request in ``requests`` (names lower-cased)."""
+        self.usages: list[dict[str, int]] = []
+        """The token usage reported for each scripted reply, in order."""
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
 
     def __enter__(self) -> ScriptedUpstream:
-        sock = socket.socket()
+        # IPPROTO_TCP explicitly: asyncio only turns Nagle off for sockets that say so; without it
+        # each kept-alive response waits ~40 ms for a delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
         self._server = uvicorn.Server(uvicorn.Config(self._app(), log_config=None, access_log=False, lifespan="off"))
@@ -89,15 +99,20 @@ class ScriptedUpstream:
         async def chat(request: Request) -> Any:
             body = await request.json()
             self.requests.append(body)
+            self.headers.append({name.lower(): value for name, value in request.headers.items()})
             if self.latency:
                 await asyncio.sleep(self.latency)
             if not self.script:
                 return JSONResponse({"error": {"message": "the script is exhausted", "type": "script"}}, 500)
             step = self.script.pop(0)
             reply = step(body) if callable(step) else step
+            if reply.status != 200:
+                return JSONResponse({"error": {"message": reply.content or "error", "type": "scripted_error"}},
+                                    reply.status)
             usage = {"prompt_tokens": len(json.dumps(body.get("messages", []))) // 4,
                      "completion_tokens": (len(reply.content or "") + len(json.dumps(reply.calls()))) // 4}
             usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+            self.usages.append(usage)
             if body.get("stream"):
                 return StreamingResponse(self._chunks(reply, usage, body), media_type="text/event-stream")
             return _completion(self.model, reply, usage)
