@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._errors import InvalidRequestError, UpstreamTimeoutError
 from .._models import ExecutionResult
 from .._session import Session
 from .actions import CODE_BLOCK_SYSTEM_PROMPT, PYTHON_TOOL, TOOL_NAME, TOOL_SYSTEM_PROMPT, code_blocks, tool_call_code
@@ -99,10 +100,20 @@ class AgentLoop:
             if self._remaining() <= FINAL_ANSWER_RESERVE:
                 stop_reason = "time_limit"
                 break
-            turn = await self._ask(conversation, tools or None, on_delta)
+            try:
+                turn = await self._ask(conversation, tools or None, on_delta)
+            except InvalidRequestError:
+                if not use_tool or self.action_format != "code_blocks" or self.client_tools:
+                    raise
+                # auto mode, and the upstream just refused the `tools` parameter: ask again with code blocks.
+                use_tool, tools = False, []
+                conversation[0] = {"role": "system", "content": CODE_BLOCK_SYSTEM_PROMPT}
+                continue
             python_calls = [call for call in turn.tool_calls if call.name == TOOL_NAME]
-            if any(call.name != TOOL_NAME for call in turn.tool_calls):
-                return self._outcome(turn.as_message(), "tool_calls", "client_tool")
+            if client_calls := [call for call in turn.tool_calls if call.name != TOOL_NAME]:
+                # Hand back only the client's own calls: it cannot answer a `python` call, and an
+                # unanswered call would make the upstream refuse the conversation's next turn.
+                return self._outcome(Turn(turn.content, client_calls).as_message(), "tool_calls", "client_tool")
             if python_calls:
                 conversation.append(turn.as_message())
                 results = []
@@ -133,8 +144,6 @@ class AgentLoop:
                 self.upstream.turn(conversation, tools=tools, params={**self.params, **extra}, on_delta=on_delta),
                 max(self._remaining(), 0.1))
         except TimeoutError:
-            from .._errors import UpstreamTimeoutError
-
             raise UpstreamTimeoutError("the request's time limit ran out while waiting for the model") from None
         self._usage[0] += turn.prompt_tokens
         self._usage[1] += turn.completion_tokens

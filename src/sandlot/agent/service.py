@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
+
+import anyio
 
 from .._engine import Engine
 from .._errors import NotFoundError
@@ -61,7 +63,7 @@ class AgentService:
                               self._extra(outcome, session, kept))
 
     async def stream(self, request: fmt.ChatRequest, session: Session, upstream: Upstream,
-                     kept: bool) -> AsyncIterator[bytes]:
+                     kept: bool) -> AsyncGenerator[bytes, None]:
         """SSE lines: content deltas, step events, the finish chunk, usage, [DONE]."""
         cid, model = fmt.completion_id(), upstream.config.name
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
@@ -101,7 +103,8 @@ class AgentService:
         finally:
             if not task.done():
                 task.cancel()  # the client went away: stop the model and the code
-                await asyncio.gather(task, return_exceptions=True)
+                with anyio.CancelScope(shield=True):  # the caller's scope may be cancelled: wait anyway
+                    await asyncio.gather(task, return_exceptions=True)
 
     @staticmethod
     def _extra(outcome: Outcome, session: Session, kept: bool) -> dict[str, Any]:

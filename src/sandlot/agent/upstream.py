@@ -54,7 +54,9 @@ class Upstream:
     def __init__(self, config: UpstreamModel) -> None:
         self.config = config
         self.tools_rejected = False  # learned when the upstream refuses the `tools` parameter
-        self._client = openai.AsyncOpenAI(base_url=config.base_url, api_key=config.api_key(),
+        # The key is sent with each call, read from the environment then (see turn()); the SDK
+        # insists on one here, and refuses an empty one: a variable unset at start-up must not stop the server.
+        self._client = openai.AsyncOpenAI(base_url=config.base_url, api_key="sandlot-key-per-call",
                                           timeout=config.timeout, max_retries=config.max_retries)
 
     async def close(self) -> None:
@@ -63,7 +65,9 @@ class Upstream:
     async def turn(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None,
                    params: dict[str, Any], on_delta: DeltaCallback | None = None) -> Turn:
         """Ask the model for its next reply; with ``on_delta``, stream the text as it comes."""
-        kwargs: dict[str, Any] = {"model": self.config.upstream_name, "messages": messages, **params}
+        kwargs: dict[str, Any] = {"model": self.config.upstream_name, "messages": messages, **params,
+                                  # The key is read at call time, as documented, not when the client was made.
+                                  "extra_headers": {"Authorization": f"Bearer {self.config.api_key()}"}}
         if tools:
             kwargs["tools"] = tools
         try:

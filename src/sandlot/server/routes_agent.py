@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -36,6 +37,9 @@ async def models(_who: str = Depends(principal), service: AgentService = Depends
 async def chat_completions(body: ChatRequest, who: str = Depends(principal), state: ServerState = Depends(get_state),
                            service: AgentService = Depends(agent_service)) -> Any:
     upstream = service.upstream_for(body.model)
+    # Refused now, not inside the stream: once a stream has begun the status is 200 and a
+    # quota error would only break the connection (and a session would be made for nothing).
+    state.quotas.check_run(who)
     owned: Session | None = None
     if body.session_id is not None:
         if not state.quotas.owns(who, body.session_id):
@@ -55,12 +59,18 @@ async def chat_completions(body: ChatRequest, who: str = Depends(principal), sta
 
     if body.stream:
         async def events() -> Any:
+            lines = service.stream(body, session, upstream, kept=not delete_after)
             try:
                 with state.quotas.run(who):
-                    async for line in service.stream(body, session, upstream, kept=not delete_after):
+                    async for line in lines:
                         yield line
             finally:
-                await cleanup()
+                # After a client disconnect this runs in Starlette's cancelled scope, where every
+                # await is cancelled again: shielded, the loop is stopped and the session torn
+                # down to the end (not left half-closed, its uid and workspace leaked).
+                with anyio.CancelScope(shield=True):
+                    await lines.aclose()
+                    await cleanup()
 
         return StreamingResponse(events(), media_type="text/event-stream")
     try:
