@@ -260,6 +260,35 @@ def test_with_no_time_left_for_the_model_the_server_writes_the_final_answer() ->
         assert elapsed < settings.max_wall_time + 2
 
 
+def test_a_model_call_that_outlasts_the_request_keeps_the_steps_already_run() -> None:
+    # Turn 2 never comes back within the request's time: rather than a 504 that loses the work,
+    # the loop stops with time_limit and answers with the step it has.
+    def slow_second_turn(body: dict[str, Any]) -> Reply:
+        time.sleep(8)
+        return Reply(FINAL)
+
+    settings = AgentSettings(max_steps=5, max_wall_time=5)
+    with agent([Reply(tool_code="print('found 23')"), slow_second_turn], settings=settings) as a:
+        started = time.monotonic()
+        response = ask(a)
+        extra = sandlot(response)
+        assert extra["stop_reason"] == "time_limit"
+        assert stdouts(response) == ["found 23\n"]
+        assert "found 23" in (response.choices[0].message.content or "")
+        assert time.monotonic() - started < settings.max_wall_time + 2
+
+
+def test_a_model_that_never_answers_in_time_is_a_504() -> None:
+    def never(body: dict[str, Any]) -> Reply:
+        time.sleep(8)
+        return Reply(FINAL)
+
+    with agent([never], settings=AgentSettings(max_steps=5, max_wall_time=4)) as a:
+        with pytest.raises(openai.APIStatusError) as caught:
+            ask(a)
+        assert caught.value.status_code == 504
+
+
 def test_the_same_failing_code_twice_stops_the_loop() -> None:
     failing = Reply(tool_code="1 / 0")
     with agent([failing, failing, final_when_told()]) as a:

@@ -35,6 +35,10 @@ FINAL_ANSWER_RESERVE = 3.0
 """Seconds kept back from the time limit for the final answer after a guard trips."""
 
 
+class _OutOfTime(Exception):
+    """The request's wall time ran out while the model was still answering."""
+
+
 @dataclass
 class Step:
     """One piece of code the model asked to run, and what happened."""
@@ -102,6 +106,11 @@ class AgentLoop:
                 break
             try:
                 turn = await self._ask(conversation, tools or None, on_delta)
+            except _OutOfTime:
+                if not self.steps:
+                    raise UpstreamTimeoutError("the request's time limit ran out while waiting for the model") from None
+                stop_reason = "time_limit"  # keep the steps already run: answer with them below
+                break
             except InvalidRequestError:
                 if not use_tool or self.action_format != "code_blocks" or self.client_tools:
                     raise
@@ -144,7 +153,7 @@ class AgentLoop:
                 self.upstream.turn(conversation, tools=tools, params={**self.params, **extra}, on_delta=on_delta),
                 max(self._remaining(), 0.1))
         except TimeoutError:
-            raise UpstreamTimeoutError("the request's time limit ran out while waiting for the model") from None
+            raise _OutOfTime from None
         self._usage[0] += turn.prompt_tokens
         self._usage[1] += turn.completion_tokens
         self._usage[2] += 1

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # OpenAI parameters forwarded to the upstream as they are.
 PASSTHROUGH = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "presence_penalty",
-               "frequency_penalty", "user", "response_format", "logit_bias", "reasoning_effort")
+               "frequency_penalty", "user", "response_format", "logit_bias", "reasoning_effort", "tool_choice",
+               "parallel_tool_calls")
 
 
 class ChatRequest(BaseModel):

@@ -70,6 +70,9 @@ class Upstream:
                                   "extra_headers": {"Authorization": f"Bearer {self.config.api_key()}"}}
         if tools:
             kwargs["tools"] = tools
+        else:  # without tools these would make the upstream refuse the request
+            kwargs.pop("tool_choice", None)
+            kwargs.pop("parallel_tool_calls", None)
         try:
             if on_delta is None:
                 response = await self._client.chat.completions.create(**kwargs)
