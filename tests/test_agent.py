@@ -32,7 +32,7 @@ from sandlot.testing.upstream import Reply, ScriptedUpstream
 
 ScriptItem = Reply | Callable[[dict[str, Any]], Reply]
 SETTINGS = AgentSettings(max_steps=3, max_wall_time=20)
-STEP_KEYS = {"index", "code", "status", "stdout", "stderr", "outputs", "error", "duration_ms"}
+STEP_KEYS = {"index", "code", "status", "stdout", "stderr", "outputs", "error", "duration_ms", "tool_calls"}
 FINAL = "Final answer, without code."
 OTHER_KEY = "other-key-fedcba9876"
 UPSTREAM_KEY_ENV = "SANDLOT_TEST_UPSTREAM_KEY"

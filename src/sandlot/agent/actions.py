@@ -47,6 +47,28 @@ CODE_BLOCK_SYSTEM_PROMPT = (
 _FENCE = re.compile(r"```(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
 
+def python_tool(tools_text: str = "") -> dict[str, Any]:
+    """The `python` tool, its description extended with the host tools the code can call."""
+    if not tools_text:
+        return PYTHON_TOOL
+    function = {**PYTHON_TOOL["function"], "description": PYTHON_TOOL["function"]["description"] + "\n\n" + tools_text}
+    return {**PYTHON_TOOL, "function": function}
+
+
+def describe_host_tools(signatures: list[str]) -> str:
+    """How the model learns of host tools: Python stubs it can import, and how to call many at once."""
+    if not signatures:
+        return ""
+    stubs = "\n\n".join(signatures)
+    return (
+        "Your code can call these host tools as ordinary Python functions: import them with "
+        "`from sandlot.tools import <name>`. Each call runs on the host and returns its result; prefer doing "
+        "many calls in one piece of code (loops, filtering, `parallel_map(tool, items)` to call a tool for many "
+        "items at once) and print only what you need, instead of one step per call. A failed call raises "
+        "`ToolError`.\n```python\n" + stubs + "\n```"
+    )
+
+
 def code_blocks(text: str | None) -> list[str]:
     """The python code blocks in an assistant reply, in order (unlabelled fences count as python)."""
     if not text:

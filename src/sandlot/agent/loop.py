@@ -18,15 +18,25 @@ way the response says why the loop stopped (``stop_reason``).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import InvalidRequestError, UpstreamTimeoutError
-from .._models import ExecutionResult
+from .._models import ExecutionResult, ToolCallRecord
 from .._session import Session
-from .actions import CODE_BLOCK_SYSTEM_PROMPT, PYTHON_TOOL, TOOL_NAME, TOOL_SYSTEM_PROMPT, code_blocks, tool_call_code
+from ..tools.broker import ToolBroker
+from .actions import (
+    CODE_BLOCK_SYSTEM_PROMPT,
+    TOOL_NAME,
+    TOOL_SYSTEM_PROMPT,
+    code_blocks,
+    describe_host_tools,
+    python_tool,
+    tool_call_code,
+)
 from .config import AgentSettings
 from .observations import image_parts, observation_text
 from .upstream import DeltaCallback, Turn, Upstream
@@ -52,7 +62,8 @@ class Step:
                 "stdout": self.result.stdout, "stderr": self.result.stderr,
                 "outputs": [o.model_dump(mode="json") for o in self.result.outputs],
                 "error": self.result.error.model_dump() if self.result.error else None,
-                "duration_ms": self.result.duration_ms}
+                "duration_ms": self.result.duration_ms,
+                "tool_calls": [call.model_dump() for call in self.result.tool_calls]}
 
 
 StepCallback = Callable[[Step], None]
@@ -67,12 +78,18 @@ class Outcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model_calls: int = 0
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    """Host tools the model called directly (calls made by code are in each step's result)."""
 
 
 class AgentLoop:
     def __init__(self, upstream: Upstream, session: Session, settings: AgentSettings, *, max_steps: int,
-                 wall_time: float, client_tools: list[dict[str, Any]] | None, params: dict[str, Any]) -> None:
+                 wall_time: float, client_tools: list[dict[str, Any]] | None, params: dict[str, Any],
+                 host_tools: ToolBroker | None = None) -> None:
         self.upstream = upstream
+        self.host_tools = host_tools
+        """The host tools of this request: described to the model for its code, and (those the
+        operator exposes so) offered as ordinary tool calls the server runs itself."""
         self.session = session
         self.settings = settings
         self.max_steps = max_steps
@@ -92,9 +109,14 @@ class AgentLoop:
     async def run(self, messages: list[dict[str, Any]], on_delta: DeltaCallback | None = None,
                   on_step: StepCallback | None = None) -> Outcome:
         use_tool = self.action_format != "code_blocks"
-        system = TOOL_SYSTEM_PROMPT if use_tool else CODE_BLOCK_SYSTEM_PROMPT
+        registry = list(self.host_tools.registry) if self.host_tools is not None else []
+        tools_text = describe_host_tools([t.python_signature() for t in registry if t.expose in ("code", "both")])
+        direct = {t.name: t for t in registry if t.expose in ("tool_call", "both")}
+        code_block_prompt = CODE_BLOCK_SYSTEM_PROMPT + ("\n\n" + tools_text if tools_text else "")
+        system = TOOL_SYSTEM_PROMPT if use_tool else code_block_prompt
         conversation = [{"role": "system", "content": system}, *messages]
-        tools = ([PYTHON_TOOL] if use_tool else []) + self.client_tools
+        tools = ([python_tool(tools_text)] + [t.openai_tool() for t in direct.values()] if use_tool else []) + \
+            self.client_tools
         code_turns = 0
         stop_reason = "answer"
         while True:
@@ -115,21 +137,25 @@ class AgentLoop:
                 if not use_tool or self.action_format != "code_blocks" or self.client_tools:
                     raise
                 # auto mode, and the upstream just refused the `tools` parameter: ask again with code blocks.
-                use_tool, tools = False, []
-                conversation[0] = {"role": "system", "content": CODE_BLOCK_SYSTEM_PROMPT}
+                use_tool, tools, direct = False, [], {}
+                conversation[0] = {"role": "system", "content": code_block_prompt}
                 continue
-            python_calls = [call for call in turn.tool_calls if call.name == TOOL_NAME]
-            if client_calls := [call for call in turn.tool_calls if call.name != TOOL_NAME]:
+            ours = [call for call in turn.tool_calls if call.name == TOOL_NAME or call.name in direct]
+            if client_calls := [call for call in turn.tool_calls if call not in ours]:
                 # Hand back only the client's own calls: it cannot answer a `python` call, and an
                 # unanswered call would make the upstream refuse the conversation's next turn.
                 return self._outcome(Turn(turn.content, client_calls).as_message(), "tool_calls", "client_tool")
-            if python_calls:
-                conversation.append(turn.as_message())
+            if ours:
+                conversation.append(Turn(turn.content, ours).as_message())
                 results = []
-                for call in python_calls:
-                    result = await self._run_step(tool_call_code(call.arguments), on_step)
-                    results.append(result)
-                    conversation.append({"role": "tool", "tool_call_id": call.id, "content": self._observe(result)})
+                for call in ours:
+                    if call.name == TOOL_NAME:
+                        result = await self._run_step(tool_call_code(call.arguments), on_step)
+                        results.append(result)
+                        content = self._observe(result)
+                    else:
+                        content = await self._call_host_tool(call.name, call.arguments)
+                    conversation.append({"role": "tool", "tool_call_id": call.id, "content": content})
                 self._show_figures(conversation, results)
             elif self.action_format != "tool_calls" and (blocks := code_blocks(turn.content)):
                 conversation.append({"role": "assistant", "content": turn.content})
@@ -167,6 +193,19 @@ class AgentLoop:
         if on_step is not None:
             on_step(step)
         return result
+
+    async def _call_host_tool(self, name: str, arguments: str) -> str:
+        """A host tool the model called directly: run it here, answer with its JSON result or error."""
+        assert self.host_tools is not None
+        try:
+            parsed = json.loads(arguments or "{}")
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            return f"error: the arguments of {name} must be a JSON object"
+        ok, payload = await self.host_tools.call(name, parsed)
+        text = json.dumps(payload, default=str) if ok else f"error: {payload['message']}"
+        return text if len(text) <= self.settings.result_budget else text[:self.settings.result_budget] + " …(cut)"
 
     def _observe(self, result: ExecutionResult) -> str:
         return observation_text(result, self.settings.result_budget, self.settings.traceback_frames)
@@ -211,8 +250,9 @@ class AgentLoop:
         return self._outcome({"role": "assistant", "content": text}, "stop", stop_reason)
 
     def _outcome(self, message: dict[str, Any], finish_reason: str, stop_reason: str) -> Outcome:
+        direct_calls = list(self.host_tools.calls) if self.host_tools is not None else []
         return Outcome(message, finish_reason, stop_reason, list(self.steps), self._usage[0], self._usage[1],
-                       self._usage[2])
+                       self._usage[2], direct_calls)
 
     def _remaining(self) -> float:
         return self.deadline - time.monotonic()

@@ -46,7 +46,7 @@ class AgentService:
         return AgentLoop(upstream, session, self.settings,
                          max_steps=min(request.max_steps or self.settings.max_steps, self.settings.max_steps),
                          wall_time=self.settings.max_wall_time, client_tools=request.tools,
-                         params=request.upstream_params())
+                         params=request.upstream_params(), host_tools=self.engine.tool_broker(session.tool_names))
 
     async def open_session(self, request: fmt.ChatRequest, owned: Session | None) -> tuple[Session, bool]:
         """The session to run in, and whether this request must delete it afterwards."""
@@ -109,7 +109,8 @@ class AgentService:
     @staticmethod
     def _extra(outcome: Outcome, session: Session, kept: bool) -> dict[str, Any]:
         return {"session_id": session.id if kept else None, "stop_reason": outcome.stop_reason,
-                "model_calls": outcome.model_calls, "steps": [step.summary() for step in outcome.steps]}
+                "model_calls": outcome.model_calls, "steps": [step.summary() for step in outcome.steps],
+                "tool_calls": [call.model_dump() for call in outcome.tool_calls]}
 
 
 def _sse(payload: dict[str, Any]) -> bytes:

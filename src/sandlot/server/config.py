@@ -42,6 +42,8 @@ class ServerConfig(BaseModel):
     log_level: str = Field("info", description="debug, info, warning or error.")
     engine: EngineConfig = EngineConfig()
     models: tuple[UpstreamModel, ...] = Field((), description="Upstream models for /v1/chat/completions.")
+    tools: str | None = Field(None, description="Host tools for sandboxed code: module:attribute of a ToolRegistry "
+                                                "or a list of functions (docs/tools.md).")
     agent: AgentSettings = AgentSettings()
 
     def all_api_keys(self) -> tuple[str, ...]:

@@ -31,11 +31,17 @@ class Metrics:
                             ["kind", "status"], registry=self.registry)
         self.run_seconds = Histogram("sandlot_run_duration_seconds", "Run wall time.", ["kind"],
                                      buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.tool_calls = Counter("sandlot_tool_calls", "Host tool calls from sandboxed code, by tool and status.",
+                                  ["tool", "status"], registry=self.registry)
         self.limit_hits = Counter("sandlot_limit_hits", "Runs that hit a limit (timeout, memory, killed, output).",
                                   ["limit"], registry=self.registry)
 
     def attach(self, engine: Engine) -> None:
         self.registry.register(_EngineCollector(engine))
+        known = set(engine.tools.names)
+        # Label by registered names only: a sandbox may send any name, and must not grow the metrics.
+        engine.on_tool_call.append(
+            lambda call: self.tool_calls.labels(call.name if call.name in known else "unknown", call.status).inc())
 
     def record_run(self, kind: str, status: str, duration_ms: float, truncated: bool) -> None:
         self.runs.labels(kind, status).inc()

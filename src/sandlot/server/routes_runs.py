@@ -38,10 +38,12 @@ async def execute(body: ExecuteRequest, request: Request, who: str = Depends(pri
         if len(data) > state.config.max_file_bytes:
             raise TooLargeError(f"{path!r} is over the file limit of {state.config.max_file_bytes} bytes")
 
+    state.engine.tool_broker(body.tools)  # unknown tool names are a 400 now, not an error mid-stream
+
     async def run(on_event: EventCallback | None = None) -> ExecutionResult:
         with state.quotas.run(who):
             result = await state.engine.execute(body.code, timeout=body.timeout, files=files, env=body.env,
-                                                on_event=on_event)
+                                                tools=body.tools, on_event=on_event)
         record(state, "execute", result)
         return result
 

@@ -29,7 +29,8 @@ async def create_session(body: SessionCreateRequest | None = None, who: str = De
                          state: ServerState = Depends(get_state)) -> Any:
     body = body or SessionCreateRequest()
     with state.quotas.new_session(who):
-        session = await state.engine.create_session(timeout=body.timeout, idle_timeout=body.idle_timeout, env=body.env)
+        session = await state.engine.create_session(timeout=body.timeout, idle_timeout=body.idle_timeout, env=body.env,
+                                                    tools=body.tools)
         state.quotas.add_session(who, session.id)
     return JSONResponse(session.info(), status_code=201)
 

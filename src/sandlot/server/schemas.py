@@ -83,6 +83,7 @@ class ExecuteRequest(BaseModel):
     files: list[FileUpload] | None = Field(None, description="Files placed in the workspace before the run.")
     env: Env | None = Field(None, description="Environment variables for the run.")
     stream: bool = Field(False, description="Answer with Server-Sent Events instead of one JSON result.")
+    tools: list[str] | None = Field(None, description="Host tools the code may call (default: all registered).")
 
 
 class SessionCreateRequest(BaseModel):
@@ -91,6 +92,7 @@ class SessionCreateRequest(BaseModel):
     timeout: float | None = Timeout
     idle_timeout: float | None = Field(None, gt=0, allow_inf_nan=False, description="Seconds the session may sit unused.")
     env: Env | None = None
+    tools: list[str] | None = Field(None, description="Host tools the session's code may call (default: all).")
 
 
 class SessionExecuteRequest(BaseModel):
