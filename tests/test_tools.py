@@ -230,3 +230,80 @@ def test_without_tools_the_module_is_empty_and_calls_are_refused() -> None:
                 "print(os.read(3, size).decode())")
         reply = json.loads(plain.execute(code).stdout)
         assert reply["ok"] is False and reply["error"]["type"] == "unavailable"
+
+
+# ---- tools in the agent loop ------------------------------------------------------------
+
+def agent_run(registry: ToolRegistry, script: list[object], question: str = "go") -> tuple[dict[str, object], list[dict[str, object]]]:
+    """One agent request, in-process, against a scripted model; returns (response, upstream requests)."""
+    from sandlot import Engine
+    from sandlot.agent.config import AgentSettings, UpstreamModel
+    from sandlot.agent.openai_format import ChatRequest
+    from sandlot.agent.service import AgentService
+    from sandlot.testing import ScriptedUpstream
+
+    async def go(model: ScriptedUpstream) -> dict[str, object]:
+        async with Engine(EngineConfig(preload=(), pool_size=1), tools=registry) as engine:
+            service = AgentService(engine, (UpstreamModel(name="m", base_url=model.base_url, action_format="tool_calls"),),
+                                   AgentSettings(max_steps=5, max_wall_time=60))
+            request = ChatRequest(model="m", messages=[{"role": "user", "content": question}])
+            session, _ = await service.open_session(request, None)
+            try:
+                return await service.complete(request, session, service.upstream_for("m"), kept=False)
+            finally:
+                await engine.close_session(session.id)
+                await service.close()
+
+    with ScriptedUpstream(script) as model:  # type: ignore[arg-type]
+        response = asyncio.run(go(model))
+        return response, model.requests
+
+
+def test_the_model_is_told_the_tools_as_python_stubs() -> None:
+    from sandlot.testing import Reply
+    from sandlot.tools import tool_from_callable
+
+    def lookup(record_id: int, detailed: bool = False) -> dict[str, int]:
+        """The record with this id."""
+        return {"id": record_id}
+
+    _, requests = agent_run(ToolRegistry([tool_from_callable(lookup)]), [Reply("ok")])
+    (python_tool,) = [t for t in requests[0]["tools"] if t["function"]["name"] == "python"]  # type: ignore[index, union-attr]
+    description = python_tool["function"]["description"]
+    assert "from sandlot.tools import" in description
+    assert "def lookup(record_id: int, detailed: bool = False) -> dict[str, int]:" in description
+    assert "The record with this id." in description
+    assert [t["function"]["name"] for t in requests[0]["tools"]] == ["python"]  # type: ignore[index, union-attr]
+
+
+def test_code_from_the_model_calls_tools_and_only_the_result_goes_back() -> None:
+    from sandlot.testing import Reply
+    from sandlot.tools import tool_from_callable
+
+    def lookup(record_id: int) -> dict[str, int]:
+        """The record with this id."""
+        return {"id": record_id, "value": record_id * 3}
+
+    code = "from sandlot.tools import lookup, parallel_map\nprint(max(r['value'] for r in parallel_map(lookup, range(10))))"
+    response, requests = agent_run(ToolRegistry([tool_from_callable(lookup)]), [Reply(tool_code=code), Reply("27")])
+    (step,) = response["sandlot"]["steps"]  # type: ignore[index]
+    assert step["stdout"] == "27\n" and len(step["tool_calls"]) == 10
+    observed = requests[1]["messages"][-1]["content"]  # type: ignore[index]
+    assert "27" in observed and "value" not in observed  # the records themselves never reach the model
+
+
+def test_operator_exposed_tools_are_direct_calls_run_on_the_host() -> None:
+    from sandlot.testing import Reply
+    from sandlot.tools import tool_from_callable
+
+    def lookup(record_id: int) -> dict[str, int]:
+        """The record with this id."""
+        return {"id": record_id, "value": 99}
+
+    registry = ToolRegistry([tool_from_callable(lookup, expose="both")])
+    response, requests = agent_run(registry, [Reply(tool_calls=[("lookup", {"record_id": 4})]), Reply("99")])
+    assert sorted(t["function"]["name"] for t in requests[0]["tools"]) == ["lookup", "python"]  # type: ignore[index, union-attr]
+    tool_message = requests[1]["messages"][-1]  # type: ignore[index]
+    assert tool_message["role"] == "tool" and json.loads(tool_message["content"]) == {"id": 4, "value": 99}
+    assert response["sandlot"]["tool_calls"][0]["name"] == "lookup"  # type: ignore[index]
+    assert response["choices"][0]["message"]["content"] == "99"  # type: ignore[index]
