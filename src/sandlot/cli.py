@@ -194,6 +194,42 @@ def bench(which: str, quick: bool) -> None:
     sys.exit(1 if failed else 0)
 
 
+@main.command("mcp")
+@_opt("--isolation", env="ISOLATION", type=click.Choice(["auto", "strict", "landlock"]),
+      help="strict: refuse to start without namespaces.  [default: auto]")
+@_opt("--pool-size", env="POOL_SIZE", type=int, help="Sandboxes kept warm.  [default: 4]")
+@_opt("--max-sandboxes", env="MAX_SANDBOXES", type=int, help="Sandboxes alive at once.  [default: 64]")
+@_opt("--preload", env="PRELOAD", help="Comma-separated modules the zygote imports.  [default: numpy,pandas,matplotlib]")
+@_opt("--timeout", env="TIMEOUT", type=float, help="Default wall-clock seconds per run.  [default: 30]")
+@_opt("--memory", env="MEMORY", type=int, help="Default memory limit per sandbox, bytes.  [default: 1 GiB]")
+@_opt("--state-dir", env="STATE_DIR", help="Where workspaces and mount points live.")
+@_opt("--log-level", env="LOG_LEVEL", type=click.Choice(["debug", "info", "warning", "error"]), help="[default: info]")
+def mcp_command(**options: Any) -> None:
+    """Serve the MCP tools over stdio, for desktop MCP clients (docs/mcp.md).
+
+    Runs its own engine; everything it opened goes when the client disconnects.
+    stdout carries only MCP messages: logs go to stderr.
+    """
+    from pydantic import ValidationError
+
+    from . import mcp as sandlot_mcp
+    from ._config import Limits
+
+    engine: dict[str, Any] = {"isolation": options["isolation"], "pool_size": options["pool_size"],
+                              "max_sandboxes": options["max_sandboxes"], "state_dir": options["state_dir"]}
+    if options["preload"] is not None:
+        engine["preload"] = tuple(m for m in options["preload"].split(",") if m)
+    limits = {k: v for k, v in (("timeout", options["timeout"]), ("memory", options["memory"])) if v is not None}
+    try:
+        config = EngineConfig(**{k: v for k, v in engine.items() if v is not None}, limits=Limits(**limits))
+    except ValidationError as exc:
+        _fail(SetupError(f"invalid option: {exc.errors()[0]['loc'][-1]}: {exc.errors()[0]['msg']}"))
+    try:
+        sandlot_mcp.run_stdio(config, options["log_level"] or "info")
+    except SandlotError as exc:
+        _fail(exc)
+
+
 def _fail(exc: SandlotError) -> Any:
     click.echo(f"sandlot: {exc}", err=True)
     sys.exit(exc.exit_code)

@@ -44,13 +44,16 @@ class Zygote:
     def serve(self) -> None:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.set_wakeup_fd(self.wakeup_w)
-        while True:
-            readable, _, _ = select.select([self.control.fileno(), self.wakeup_r], [], [])
-            if self.wakeup_r in readable:
-                _drain(self.wakeup_r)
-            self._reap()
-            if self.control.fileno() in readable and not self._handle_request():
-                return
+        try:
+            while True:
+                readable, _, _ = select.select([self.control.fileno(), self.wakeup_r], [], [])
+                if self.wakeup_r in readable:
+                    _drain(self.wakeup_r)
+                self._reap()
+                if self.control.fileno() in readable and not self._handle_request():
+                    return
+        except (BrokenPipeError, ConnectionError):
+            return  # the host went away: exit quietly; every sandbox dies with us
 
     def _handle_request(self) -> bool:
         try:

@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from .. import __version__
 from .._engine import Engine
 from ..agent.service import AgentService
+from ..mcp import http_endpoint as mcp_http_endpoint
 from . import errors, routes_agent, routes_ops, routes_runs, routes_sessions
 from .auth import Authenticator, Quotas
 from .config import ServerConfig
@@ -32,6 +33,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
 
     agent = AgentService(engine, config.models, config.agent)
     state.extras["agent"] = agent
+    mcp_endpoint = mcp_http_endpoint(state)  # /mcp: the MCP tools over streamable HTTP (docs/mcp.md)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -39,7 +41,8 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         engine.on_session_closed.append(state.quotas.remove_session)
         metrics.attach(engine)
         try:
-            yield
+            async with mcp_endpoint.running():
+                yield
         finally:
             state.draining = True
             await agent.close()
@@ -52,6 +55,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app.include_router(routes_sessions.router)
     app.include_router(routes_agent.router)
     app.include_router(routes_ops.router)
+    mcp_endpoint.mount(app)
     app.add_middleware(RequestGuard, max_body=config.max_request_bytes, metrics=metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
