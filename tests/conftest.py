@@ -17,6 +17,7 @@ from sandlot._cgroups import detect
 from sandlot._config import MiB, default_state_dir
 from sandlot._engine import INSTANCE_NAME, instance_is_live
 from sandlot.server import ServerConfig, create_app
+from sandlot.tools import ToolRegistry
 
 # A secret the server process holds; no sandbox may ever see it.
 HOST_SECRET = "sandlot-host-secret-7f3a9c"
@@ -82,9 +83,9 @@ def tight() -> Iterator[Sandlot]:
 # ---- a real server on a loopback port ------------------------------------------------
 
 @contextlib.contextmanager
-def running_server(config: ServerConfig) -> Iterator[str]:
-    """Serve ``create_app(config)`` with uvicorn on a free loopback port; yields the base URL."""
-    app = create_app(config)
+def running_server(config: ServerConfig, tools: ToolRegistry | None = None) -> Iterator[str]:
+    """Serve ``create_app(config, tools)`` with uvicorn on a free loopback port; yields the base URL."""
+    app = create_app(config, tools)
     # IPPROTO_TCP explicitly: asyncio only turns Nagle off (TCP_NODELAY) for sockets that say
     # so, and without it every kept-alive response waits ~40 ms for a delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

@@ -307,3 +307,25 @@ def test_operator_exposed_tools_are_direct_calls_run_on_the_host() -> None:
     assert tool_message["role"] == "tool" and json.loads(tool_message["content"]) == {"id": 4, "value": 99}
     assert response["sandlot"]["tool_calls"][0]["name"] == "lookup"  # type: ignore[index]
     assert response["choices"][0]["message"]["content"] == "99"  # type: ignore[index]
+
+
+def test_tools_over_http(weather_api: str) -> None:
+    import httpx
+    from conftest import running_server
+
+    from sandlot.server import ServerConfig
+
+    config = ServerConfig(engine=EngineConfig(preload=(), pool_size=1))
+    with running_server(config, make_registry(weather_api)) as url, httpx.Client(base_url=url) as http:
+        result = http.post("/v1/execute", json={"code": "from sandlot.tools import lookup\nlookup(5)['value']"}).json()
+        assert result["outputs"][0]["data"]["text/plain"] == "84"
+        assert result["tool_calls"][0]["name"] == "lookup" and result["tool_calls"][0]["status"] == "ok"
+        limited = http.post("/v1/execute", json={"code": "import sandlot.tools as t\nsorted(t.__all__)",
+                                                 "tools": ["weather"]}).json()
+        assert limited["outputs"][0]["data"]["text/plain"] == "['ToolError', 'parallel_map', 'weather']"
+        assert http.post("/v1/execute", json={"code": "1", "tools": ["nope"]}).status_code == 400
+        session = http.post("/v1/sessions", json={"tools": ["lookup"]}).json()
+        cell = http.post(f"/v1/sessions/{session['id']}/execute",
+                         json={"code": "from sandlot.tools import weather"}).json()
+        assert cell["status"] == "error" and cell["error"]["ename"] == "ImportError"
+        assert 'sandlot_tool_calls_total{status="ok",tool="lookup"} 1.0' in http.get("/metrics").text

@@ -61,6 +61,8 @@ def _opt(*names: str, env: str, **kwargs: Any) -> Callable[[F], F]:
 @_opt("--model-url", env="MODEL_URL", help="An OpenAI-compatible upstream for /v1/chat/completions (its base URL).")
 @_opt("--model", env="MODEL", help="The upstream's model name; also the name clients use.")
 @_opt("--model-key-env", env="MODEL_KEY_ENV", help="Environment variable that holds the upstream's API key.")
+@_opt("--tools", env="TOOLS", help="Host tools for sandboxed code: module:attribute of a ToolRegistry or a list of "
+                                    "functions (docs/tools.md).")
 @_opt("--action-format", env="ACTION_FORMAT", type=click.Choice(["tool_calls", "code_blocks", "auto"]),
       help="How the model asks to run code.  [default: auto]")
 def serve(config_file: str | None, **options: Any) -> None:
@@ -73,7 +75,7 @@ def serve(config_file: str | None, **options: Any) -> None:
         "api_keys": tuple(k for value in options["api_keys"] for k in value.split(",") if k) or None,
         "insecure_no_auth_on_public_interface": options["insecure"],
         "max_sessions_per_key": options["max_sessions_per_key"], "max_runs_per_key": options["max_runs_per_key"],
-        "shutdown_grace": options["shutdown_grace"], "log_level": options["log_level"],
+        "shutdown_grace": options["shutdown_grace"], "log_level": options["log_level"], "tools": options["tools"],
         "engine.isolation": options["isolation"], "engine.pool_size": options["pool_size"],
         "engine.max_sandboxes": options["max_sandboxes"], "engine.state_dir": options["state_dir"],
         "engine.preload": tuple(m for m in options["preload"].split(",") if m) if options["preload"] is not None else None,

@@ -13,6 +13,7 @@ from .. import __version__
 from .._engine import Engine
 from ..agent.service import AgentService
 from ..mcp import http_endpoint as mcp_http_endpoint
+from ..tools import ToolRegistry, load_registry
 from . import errors, routes_agent, routes_ops, routes_runs, routes_sessions
 from .auth import Authenticator, Quotas
 from .config import ServerConfig
@@ -23,11 +24,16 @@ from .state import ServerState
 DESCRIPTION = "Run untrusted Python in kernel-isolated sandboxes, in milliseconds. The contract is API.md."
 
 
-def create_app(config: ServerConfig | None = None) -> FastAPI:
-    """A FastAPI app that owns an engine for its lifespan."""
+def create_app(config: ServerConfig | None = None, tools: ToolRegistry | None = None) -> FastAPI:
+    """A FastAPI app that owns an engine for its lifespan.
+
+    ``tools``: host tools for sandboxed code; without it, ``config.tools`` (module:attribute) is loaded.
+    """
     config = config or ServerConfig()
     metrics = Metrics()
-    engine = Engine(config.engine)
+    if tools is None and config.tools:
+        tools = load_registry(config.tools)
+    engine = Engine(config.engine, tools)
     state = ServerState(config=config, engine=engine, auth=Authenticator(config.all_api_keys()),
                         quotas=Quotas(config.max_runs_per_key, config.max_sessions_per_key), metrics=metrics)
 

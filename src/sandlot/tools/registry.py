@@ -17,6 +17,7 @@ import inspect
 import keyword
 import os
 import re
+import sys
 import textwrap
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -267,6 +268,8 @@ def load_registry(spec: str) -> ToolRegistry:
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise SetupError(f"--tools wants module:attribute, got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like uvicorn's app dir: modules next to where the server starts
     try:
         value = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
