@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -305,12 +305,12 @@ async def wait_settled(engine: Engine, timeout: float = 60.0) -> None:
         await asyncio.sleep(0.002)
 
 
-async def timed_execute(engine: Engine, series: Series, code: str) -> None:
-    """One one-shot run, timed and checked."""
+async def timed_run(series: Series, code: str, run: Callable[[str], Awaitable[ExecutionResult]]) -> None:
+    """One run of ``code`` through ``run``, timed and checked: a failure is counted, never timed."""
     expect, what = CHECKS[code]
     begin = now_ms()
     try:
-        result = await engine.execute(code)
+        result = await run(code)
     except Exception as exc:
         series.fail(f"{type(exc).__name__}: {exc}")
         return
@@ -320,6 +320,11 @@ async def timed_execute(engine: Engine, series: Series, code: str) -> None:
         series.fail(problem)
     else:
         series.samples_ms.append(elapsed)
+
+
+async def timed_execute(engine: Engine, series: Series, code: str) -> None:
+    """One one-shot run, timed and checked."""
+    await timed_run(series, code, engine.execute)
 
 
 async def bench_pool_runs(engine: Engine, plan: Plan, report: Report) -> None:
@@ -385,19 +390,7 @@ async def bench_sessions(engine: Engine, plan: Plan, report: Report) -> None:
 
 async def session_cell(session: Any, series: Series) -> None:
     """One 1+1 cell, timed and checked."""
-    expect, what = CHECKS[CELL_CODE]
-    begin = now_ms()
-    try:
-        result = await session.execute(CELL_CODE)
-    except Exception as exc:
-        series.fail(f"{type(exc).__name__}: {exc}")
-        return
-    elapsed = now_ms() - begin
-    problem = problem_with(result, expect, what)
-    if problem:
-        series.fail(problem)
-    else:
-        series.samples_ms.append(elapsed)
+    await timed_run(series, CELL_CODE, session.execute)
 
 
 def process_tree(pid: int) -> list[int]:

@@ -282,4 +282,4 @@ def test_stdio_cleans_up_on_sigterm() -> None:
 def test_stdio_refuses_bad_options() -> None:
     done = subprocess.run([*STDIO[:4], "--pool-size", "-1"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode != 0 and done.stdout == ""
-    assert done.stderr.startswith("sandlot: invalid option: pool_size")
+    assert done.stderr.startswith("sandlot: invalid setting engine.pool_size") and done.stderr.count("\n") == 1

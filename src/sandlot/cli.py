@@ -36,6 +36,35 @@ def _opt(*names: str, env: str, **kwargs: Any) -> Callable[[F], F]:
     return option
 
 
+def _engine_options(func: F) -> F:
+    """The engine's settings, shared by `serve` and `mcp`."""
+    options = [
+        _opt("--isolation", env="ISOLATION", type=click.Choice(["auto", "strict", "landlock"]),
+             help="strict: refuse to start without namespaces.  [default: auto]"),
+        _opt("--pool-size", env="POOL_SIZE", type=int, help="Sandboxes kept warm.  [default: 4]"),
+        _opt("--max-sandboxes", env="MAX_SANDBOXES", type=int, help="Sandboxes alive at once.  [default: 64]"),
+        _opt("--preload", env="PRELOAD",
+             help="Comma-separated modules the zygote imports.  [default: numpy,pandas,matplotlib]"),
+        _opt("--timeout", env="TIMEOUT", type=float, help="Default wall-clock seconds per run.  [default: 30]"),
+        _opt("--memory", env="MEMORY", type=int, help="Default memory limit per sandbox, bytes.  [default: 1 GiB]"),
+        _opt("--state-dir", env="STATE_DIR", help="Where workspaces and mount points live."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _engine_overrides(options: dict[str, Any]) -> dict[str, Any]:
+    """Config overrides (``engine.…``) from the shared engine options; None means not given."""
+    preload = options["preload"]
+    return {
+        "engine.isolation": options["isolation"], "engine.pool_size": options["pool_size"],
+        "engine.max_sandboxes": options["max_sandboxes"], "engine.state_dir": options["state_dir"],
+        "engine.preload": tuple(m for m in preload.split(",") if m) if preload is not None else None,
+        "engine.limits.timeout": options["timeout"], "engine.limits.memory": options["memory"],
+    }
+
+
 @main.command()
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="SANDLOT_CONFIG", show_envvar=True,
               help="A TOML file with any of these settings (CLI and environment win over it).")
@@ -46,14 +75,7 @@ def _opt(*names: str, env: str, **kwargs: Any) -> Callable[[F], F]:
 @click.option("--insecure-no-auth-on-public-interface", "insecure", is_flag=True, default=None,
               envvar="SANDLOT_INSECURE_NO_AUTH_ON_PUBLIC_INTERFACE", show_envvar=True,
               help="Serve a non-loopback address without API keys. Anyone who reaches it can run code.")
-@_opt("--isolation", env="ISOLATION", type=click.Choice(["auto", "strict", "landlock"]),
-      help="strict: refuse to start without namespaces.  [default: auto]")
-@_opt("--pool-size", env="POOL_SIZE", type=int, help="Sandboxes kept warm.  [default: 4]")
-@_opt("--max-sandboxes", env="MAX_SANDBOXES", type=int, help="Sandboxes alive at once.  [default: 64]")
-@_opt("--preload", env="PRELOAD", help="Comma-separated modules the zygote imports.  [default: numpy,pandas,matplotlib]")
-@_opt("--timeout", env="TIMEOUT", type=float, help="Default wall-clock seconds per run.  [default: 30]")
-@_opt("--memory", env="MEMORY", type=int, help="Default memory limit per sandbox, bytes.  [default: 1 GiB]")
-@_opt("--state-dir", env="STATE_DIR", help="Where workspaces and mount points live.")
+@_engine_options
 @_opt("--max-sessions-per-key", env="MAX_SESSIONS_PER_KEY", type=int, help="[default: 32]")
 @_opt("--max-runs-per-key", env="MAX_RUNS_PER_KEY", type=int, help="[default: 32]")
 @_opt("--shutdown-grace", env="SHUTDOWN_GRACE", type=float, help="Seconds cells get to finish on SIGTERM.  [default: 10]")
@@ -76,10 +98,7 @@ def serve(config_file: str | None, **options: Any) -> None:
         "insecure_no_auth_on_public_interface": options["insecure"],
         "max_sessions_per_key": options["max_sessions_per_key"], "max_runs_per_key": options["max_runs_per_key"],
         "shutdown_grace": options["shutdown_grace"], "log_level": options["log_level"], "tools": options["tools"],
-        "engine.isolation": options["isolation"], "engine.pool_size": options["pool_size"],
-        "engine.max_sandboxes": options["max_sandboxes"], "engine.state_dir": options["state_dir"],
-        "engine.preload": tuple(m for m in options["preload"].split(",") if m) if options["preload"] is not None else None,
-        "engine.limits.timeout": options["timeout"], "engine.limits.memory": options["memory"],
+        **_engine_overrides(options),
     }
     if options["model_url"]:
         overrides["models"] = ({
@@ -197,14 +216,7 @@ def bench(which: str, quick: bool) -> None:
 
 
 @main.command("mcp")
-@_opt("--isolation", env="ISOLATION", type=click.Choice(["auto", "strict", "landlock"]),
-      help="strict: refuse to start without namespaces.  [default: auto]")
-@_opt("--pool-size", env="POOL_SIZE", type=int, help="Sandboxes kept warm.  [default: 4]")
-@_opt("--max-sandboxes", env="MAX_SANDBOXES", type=int, help="Sandboxes alive at once.  [default: 64]")
-@_opt("--preload", env="PRELOAD", help="Comma-separated modules the zygote imports.  [default: numpy,pandas,matplotlib]")
-@_opt("--timeout", env="TIMEOUT", type=float, help="Default wall-clock seconds per run.  [default: 30]")
-@_opt("--memory", env="MEMORY", type=int, help="Default memory limit per sandbox, bytes.  [default: 1 GiB]")
-@_opt("--state-dir", env="STATE_DIR", help="Where workspaces and mount points live.")
+@_engine_options
 @_opt("--log-level", env="LOG_LEVEL", type=click.Choice(["debug", "info", "warning", "error"]), help="[default: info]")
 def mcp_command(**options: Any) -> None:
     """Serve the MCP tools over stdio, for desktop MCP clients (docs/mcp.md).
@@ -212,21 +224,11 @@ def mcp_command(**options: Any) -> None:
     Runs its own engine; everything it opened goes when the client disconnects.
     stdout carries only MCP messages: logs go to stderr.
     """
-    from pydantic import ValidationError
-
     from . import mcp as sandlot_mcp
-    from ._config import Limits
+    from .server import load_config
 
-    engine: dict[str, Any] = {"isolation": options["isolation"], "pool_size": options["pool_size"],
-                              "max_sandboxes": options["max_sandboxes"], "state_dir": options["state_dir"]}
-    if options["preload"] is not None:
-        engine["preload"] = tuple(m for m in options["preload"].split(",") if m)
-    limits = {k: v for k, v in (("timeout", options["timeout"]), ("memory", options["memory"])) if v is not None}
     try:
-        config = EngineConfig(**{k: v for k, v in engine.items() if v is not None}, limits=Limits(**limits))
-    except ValidationError as exc:
-        _fail(SetupError(f"invalid option: {exc.errors()[0]['loc'][-1]}: {exc.errors()[0]['msg']}"))
-    try:
+        config = load_config(None, _engine_overrides(options)).engine
         sandlot_mcp.run_stdio(config, options["log_level"] or "info")
     except SandlotError as exc:
         _fail(exc)

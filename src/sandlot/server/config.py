@@ -11,7 +11,7 @@ import ipaddress
 import tomllib
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._config import EngineConfig, MiB
 from .._errors import SetupError
@@ -92,8 +92,11 @@ def load_config(toml_path: str | None = None, overrides: dict[str, Any] | None =
             data[key] = value
     try:
         return ServerConfig.model_validate(data)
-    except ValueError as exc:
-        raise SetupError(f"invalid configuration: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise SetupError(f"invalid setting {where}: {first['msg']}{more}") from None
 
 
 def _set_nested(data: dict[str, Any], path: list[str], value: Any) -> None:
