@@ -36,6 +36,11 @@ def build_and_enter(
     _libc.mount("tmpfs", mountpoint, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=0755")
     root = mountpoint.rstrip("/")
 
+    # /tmp first: the Python installation may live under /tmp (a venv there), and its
+    # read-only bind must sit on top of the sandbox's /tmp, not be hidden by it.
+    os.mkdir(root + "/tmp", 0o1777)
+    _libc.mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_size},mode=1777")
+
     for path in ro_dirs:
         _bind_readonly(path, root + path, is_dir=True)
     for path in ro_files:
@@ -47,14 +52,11 @@ def build_and_enter(
     _write_etc(root, uid=uid, gid=gid, hostname=hostname)
     _make_dev(root, tmp_size=tmp_size)
 
-    os.makedirs(root + WORKSPACE)
+    os.makedirs(root + WORKSPACE, exist_ok=True)
     _libc.mount(workspace, root + WORKSPACE, None, MS_BIND)
     _libc.mount(None, root + WORKSPACE, None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV)
 
-    os.mkdir(root + "/tmp", 0o1777)
-    _libc.mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_size},mode=1777")
-
-    os.mkdir(root + "/proc")
+    os.makedirs(root + "/proc", exist_ok=True)
     _libc.mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     # Nothing under /proc/sys is the sandbox's to change, whatever its privileges.
     _bind_readonly(root + "/proc/sys", root + "/proc/sys", is_dir=True)

@@ -1,0 +1,27 @@
+"""sandlot runs from wherever Python is installed, a virtual environment under /tmp included."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+import venv
+
+
+def test_sandboxes_work_from_a_venv_under_tmp(tmp_path: pathlib.Path) -> None:
+    # The venv's prefix is under /tmp, which the sandbox also mounts as its own private /tmp:
+    # the Python installation must stay visible (read-only) on top of it.
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+    code = ("import json, sys\nfrom sandlot import EngineConfig, Sandlot\n"
+            "with Sandlot(EngineConfig(preload=(), pool_size=1)) as s:\n"
+            "    r = s.execute('import sys, json\\nprint(json.dumps([sys.prefix, sys.executable]))')\n"
+            "    print(json.dumps([r.status, r.stdout, r.stderr]))")
+    done = subprocess.run([str(env_dir / "bin" / "python"), "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    status, stdout, stderr = json.loads(done.stdout.strip().splitlines()[-1])
+    assert status == "ok", stderr
+    prefix, executable = json.loads(stdout)
+    assert prefix == str(env_dir) and sys.prefix != prefix
+    assert executable.startswith(str(env_dir))
