@@ -110,6 +110,14 @@ class SandboxCgroup:
             os.close(self._peak_fd)
             self._peak_fd = None
 
+    def set_limits(self, *, memory_bytes: int, pids: int) -> None:
+        """Change a live sandbox's limits (for a run that asked for others than the pool's)."""
+        for controller, (hierarchy, path) in self._dirs.items():
+            if controller == "memory":
+                _set_memory_limit(hierarchy.version, path, memory_bytes)
+            else:
+                _write(os.path.join(path, "pids.max"), str(pids))
+
     def is_empty(self) -> bool:
         return all(not _read(os.path.join(path, "cgroup.procs")).strip() for _, path in self._dirs.values())
 
@@ -170,10 +178,19 @@ class CgroupManager:
 
 def _set_memory_limit(version: int, path: str, limit: int) -> None:
     if version == 1:
+        # Where swap is accounted, cap memory+swap too, so the limit cannot spill into swap. v1
+        # wants memsw >= memory at every moment: raise memsw first, lower memory first.
+        memsw = os.path.join(path, "memory.memsw.limit_in_bytes")
+        try:
+            raising = int(_read(os.path.join(path, "memory.limit_in_bytes"))) < limit
+        except (OSError, ValueError):
+            raising = False
+        if raising:
+            with contextlib.suppress(FileNotFoundError, PermissionError):
+                _write(memsw, str(limit))
         _write(os.path.join(path, "memory.limit_in_bytes"), str(limit))
-        # Where swap is accounted, cap memory+swap too, so the limit cannot spill into swap.
         with contextlib.suppress(FileNotFoundError, PermissionError):
-            _write(os.path.join(path, "memory.memsw.limit_in_bytes"), str(limit))
+            _write(memsw, str(limit))
     else:
         _write(os.path.join(path, "memory.max"), str(limit))
         with contextlib.suppress(FileNotFoundError):

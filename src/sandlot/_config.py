@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._errors import InvalidRequestError
 
@@ -61,7 +61,12 @@ class Limits(BaseModel):
                 raise InvalidRequestError(f"{name} must be a positive number")
             if ceiling is not None and value > ceiling:
                 raise InvalidRequestError(f"{name}={value} is above the server's maximum of {ceiling}")
-        return self.model_copy(update=wanted)
+        try:
+            # Validated, not copied: every limit also has a floor a sandbox needs to start at all.
+            return Limits.model_validate({**self.model_dump(), **wanted})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InvalidRequestError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
 DEFAULT_MAX_LIMITS = Limits(timeout=600.0, memory=8 * GiB, pids=1024, file_size=4 * GiB,

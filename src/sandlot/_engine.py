@@ -208,23 +208,22 @@ class Engine:
 
     async def execute(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes] | None = None,
                       env: Mapping[str, str] | None = None, on_event: EventCallback | None = None,
-                      tools: Iterable[str] | None = None) -> ExecutionResult:
+                      tools: Iterable[str] | None = None, limits: Mapping[str, float | int] | None = None,
+                      ) -> ExecutionResult:
         """Run ``code`` in a fresh single-use sandbox, destroyed afterwards.
 
         ``tools`` limits which registered host tools the code may call (default: all).
+        ``limits`` overrides ``Limits`` fields for this run, up to the server's ``max_limits``.
         """
         self._check_open()
         check_code(code)
-        limits = self.config.limits.override(self.config.max_limits, timeout=timeout)
+        run_limits = self.run_limits(timeout, limits)
         broker = self.tool_broker(tools)
-        sandbox = self._take()
-        if sandbox is None:
-            self._pool_wakeup.set()
-            sandbox = await self._start_sandbox(self.config.limits)
+        sandbox = await self._sandbox_for(run_limits)
         try:
             for path, data in (files or {}).items():
                 sandbox.workspace.write(path, data)
-            outcome = await sandbox.run(code, count=1, limits=limits, env=dict(env or {}), on_event=on_event,
+            outcome = await sandbox.run(code, count=1, limits=run_limits, env=dict(env or {}), on_event=on_event,
                                         tools=broker)
         finally:
             # Never on the request path: teardown and refill happen after the run, in the
@@ -232,6 +231,34 @@ class Engine:
             self._spawn_background(self._destroy_soon(sandbox))
             self._pool_wakeup.set()
         return self.result(outcome, execution_count=1)
+
+    def run_limits(self, timeout: float | None, changes: Mapping[str, float | int] | None) -> Limits:
+        """The engine's default limits with a request's changes, refused beyond ``max_limits``."""
+        changes = dict(changes or {})
+        unknown = set(changes) - set(Limits.model_fields)
+        if unknown:
+            raise InvalidRequestError(f"unknown limits: {', '.join(sorted(unknown))}")
+        if "tmp_size" in changes:
+            raise InvalidRequestError("tmp_size is the server's setting; it cannot change per run")
+        return self.config.limits.override(self.config.max_limits, timeout=timeout, **changes)
+
+    async def _sandbox_for(self, limits: Limits) -> Sandbox:
+        """A sandbox held to ``limits``: from the pool (retargeted), or started on demand."""
+        sandbox = self._take()
+        if sandbox is not None and not sandbox.can_retarget(limits):
+            self._pool.give_back(sandbox)  # unused: the next request may take it
+            sandbox = None
+        if sandbox is None:
+            self._pool_wakeup.set()
+            return await self._start_sandbox(limits)
+        try:
+            if limits.workspace_size != sandbox.limits.workspace_size:
+                await asyncio.to_thread(self._workspaces.resize, sandbox.workspace, limits.workspace_size)
+            sandbox.retarget(limits)
+        except OSError as exc:
+            self._spawn_background(self._destroy(sandbox, keep_workspace=False))
+            raise InvalidRequestError(f"these limits cannot be applied: {exc.strerror}") from None
+        return sandbox
 
     def result(self, outcome: RunOutcome, *, execution_count: int, restarted: bool = False) -> ExecutionResult:
         self.stats["runs"] += 1
@@ -260,21 +287,22 @@ class Engine:
     # ---- sessions ---------------------------------------------------------
 
     async def create_session(self, *, timeout: float | None = None, idle_timeout: float | None = None,
-                             env: Mapping[str, str] | None = None, tools: Iterable[str] | None = None) -> Session:
+                             env: Mapping[str, str] | None = None, tools: Iterable[str] | None = None,
+                             limits: Mapping[str, float | int] | None = None) -> Session:
         """A persistent interpreter whose variables and files carry over between cells.
 
-        ``tools`` limits which registered host tools its code may call (default: all).
+        ``tools`` limits which registered host tools its code may call (default: all);
+        ``limits`` overrides ``Limits`` fields for the session, up to ``max_limits``.
         """
         self._check_open()
         tool_names = None if tools is None else list(tools)
         self.tools.subset(tool_names)  # refuse unknown names now, not at the first call
-        limits = self.config.limits.override(self.config.max_limits, timeout=timeout)
+        session_limits = self.run_limits(timeout, limits)
         idle = min(idle_timeout or self.config.session_idle_timeout, self.config.session_max_lifetime)
-        sandbox = self._take()
-        if sandbox is None:
-            sandbox = await self._start_sandbox(self.config.limits)
+        sandbox = await self._sandbox_for(session_limits)
         self._pool_wakeup.set()
-        session = Session(self, sandbox, limits=limits, idle_timeout=idle, env=dict(env or {}), tools=tool_names)
+        session = Session(self, sandbox, limits=session_limits, idle_timeout=idle, env=dict(env or {}),
+                          tools=tool_names)
         self.sessions[session.id] = session
         return session
 
@@ -297,7 +325,7 @@ class Engine:
 
     async def _restart_sandbox(self, session: Session) -> Sandbox:
         """A fresh interpreter for ``session``: same uid, same workspace (files intact)."""
-        return await self._start_sandbox(self.config.limits, uid=session.uid, workspace=session.workspace)
+        return await self._start_sandbox(session.limits, uid=session.uid, workspace=session.workspace)
 
     async def _retire_sandbox(self, sandbox: Sandbox) -> None:
         """Destroy a session's dead or closed sandbox but keep its workspace and uid."""
@@ -338,8 +366,11 @@ class Engine:
             if self._cgroups is not None:
                 cgroup = await asyncio.to_thread(self._cgroups.create, f"sb-{uid}-{secrets.token_hex(2)}",
                                                  memory_bytes=limits.memory, pids=limits.pids)
+            # With a pids cgroup, RLIMIT_NPROC is only a backstop (at the maximum, so a run's pids limit can be
+            # raised from outside); without one it is the limit.
+            nproc = self.config.max_limits.pids if cgroup is not None else limits.pids
             spec = SandboxSpec(uid=uid, workspace=workspace.path, tmp_dir=tmp_dir, tmp_size=limits.tmp_size,
-                               cgroup_procs=cgroup.procs_files if cgroup else [], rlimits=rlimits_for(limits))
+                               cgroup_procs=cgroup.procs_files if cgroup else [], rlimits=rlimits_for(limits, nproc))
             ours, channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             out_r, out_w = os.pipe2(os.O_CLOEXEC)
             err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -352,7 +383,8 @@ class Engine:
                 os.close(err_w)
             sandbox = Sandbox(pid=pid, pidfd=pidfd, uid=uid, channel=ours, stdout_fd=out_r, stderr_fd=err_r,
                               cgroup=cgroup, workspace=workspace, zygote=self._zygote,
-                              process_group=self.isolation == LANDLOCK, max_frame=limits.rich_output_size + (1 << 20))
+                              process_group=self.isolation == LANDLOCK, max_frame=limits.rich_output_size + (1 << 20),
+                              limits=limits)
         except BaseException:
             if ours is not None:
                 ours.close()
@@ -485,7 +517,7 @@ def check_code(code: str) -> None:
         raise TooLargeError(f"code is over the limit of {MAX_CODE_BYTES} bytes")
 
 
-def rlimits_for(limits: Limits) -> dict[str, list[int]]:
+def rlimits_for(limits: Limits, nproc: int) -> dict[str, list[int]]:
     cpu = max(1, int(limits.cpu_seconds + 0.999))
     return {
         # Soft: this run's CPU budget (the runtime moves it per cell). Hard: unlimited, the
@@ -493,7 +525,7 @@ def rlimits_for(limits: Limits) -> dict[str, list[int]]:
         "cpu": [cpu, -1],
         "fsize": [limits.file_size, limits.file_size],
         "nofile": [limits.open_files, limits.open_files],
-        "nproc": [limits.pids, limits.pids],
+        "nproc": [nproc, nproc],
         "core": [0, 0],
         "as": [limits.address_space, limits.address_space],
     }

@@ -59,6 +59,11 @@ class PoolState(Generic[T]):
             self.started_total += 1
             self.ready.append(item)
 
+    def give_back(self, item: T) -> None:
+        """A taken sandbox that was not used after all returns to the front of the pool."""
+        self.taken -= 1
+        self.ready.appendleft(item)
+
     def drain(self) -> list[T]:
         """Everything ready, removed (at shutdown)."""
         items = list(self.ready)

@@ -52,6 +52,8 @@ EventCallback = Callable[[str, Any], None]
 """Called with ("stdout" | "stderr", text) or ("output", Output) as a run produces them."""
 
 _STREAMS = ("stdout", "stderr")
+RLIMIT_FIELDS = {"file_size": "fsize", "open_files": "nofile", "address_space": "as"}
+"""Limits fields enforced as rlimits inside the sandbox (``limits`` names in the runtime)."""
 MAX_TOOL_RESULT = 8 << 20
 
 
@@ -121,8 +123,10 @@ class Sandbox:
 
     def __init__(self, *, pid: int, pidfd: int, uid: int, channel: socket.socket, stdout_fd: int, stderr_fd: int,
                  cgroup: SandboxCgroup | None, workspace: Workspace, zygote: Zygote, process_group: bool,
-                 max_frame: int) -> None:
+                 max_frame: int, limits: Limits) -> None:
         self.pid = pid
+        self.limits = limits
+        """The limits the sandbox is held to now (cgroup, rlimits); a run may ask for others."""
         self.uid = uid
         self.cgroup = cgroup
         self.workspace = workspace
@@ -145,6 +149,7 @@ class Sandbox:
         self._broker: ToolBroker | None = None
         self._tool_tasks: set[asyncio.Task[None]] = set()
         self.installed_tools: tuple[str, ...] | None = None
+        self._pending_rlimits: dict[str, list[int]] = {}
         self.alive = True
         self.used = False
         channel.setblocking(False)
@@ -156,6 +161,28 @@ class Sandbox:
     def __repr__(self) -> str:
         state = "alive" if self.alive else "dead"
         return f"<Sandbox pid={self.pid} uid={self.uid} {state}{' used' if self.used else ''}>"
+
+    def can_retarget(self, limits: Limits) -> bool:
+        """Whether this fresh sandbox can be held to ``limits``: rlimits can only go down from inside."""
+        return all(getattr(limits, name) <= getattr(self.limits, name) for name in RLIMIT_FIELDS) and \
+            (self.cgroup is not None or (limits.memory, limits.pids) == (self.limits.memory, self.limits.pids))
+
+    def retarget(self, limits: Limits) -> None:
+        """Hold this fresh sandbox to other limits before its first run (see ``can_retarget``).
+
+        The host changes its cgroup (memory, pids); lower rlimits travel with the next ``exec``
+        and the runtime applies them, soft and hard, before any user code runs, so that code
+        cannot raise them again. ``tmp_size`` stays as the sandbox was built.
+        """
+        if limits == self.limits:
+            return
+        if self.cgroup is not None and (limits.memory, limits.pids) != (self.limits.memory, self.limits.pids):
+            self.cgroup.set_limits(memory_bytes=limits.memory, pids=limits.pids)
+        for name, rlimit in RLIMIT_FIELDS.items():
+            value = getattr(limits, name)
+            if value != getattr(self.limits, name):
+                self._pending_rlimits[rlimit] = [value, value]
+        self.limits = limits
 
     async def wait_ready(self, timeout: float) -> None:
         try:
@@ -184,6 +211,8 @@ class Sandbox:
                                    "cpu_seconds": limits.cpu_seconds}
         if env:
             message["env"] = env
+        if self._pending_rlimits:
+            message["rlimits"], self._pending_rlimits = self._pending_rlimits, {}
         self._broker = tools
         if tools is not None and self.installed_tools != tuple(tools.registry.names):
             message["tools"] = tools.specs()

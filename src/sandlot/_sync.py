@@ -52,16 +52,17 @@ class Sandlot:
 
     def execute(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes] | None = None,
                 env: Mapping[str, str] | None = None, on_event: EventCallback | None = None,
-                tools: Iterable[str] | None = None) -> ExecutionResult:
+                tools: Iterable[str] | None = None, limits: Mapping[str, float | int] | None = None) -> ExecutionResult:
         """Run ``code`` once in a fresh sandbox; see ``Engine.execute``."""
         return self._call(self.engine.execute, code, timeout=timeout, files=files, env=env, on_event=on_event,
-                          tools=tools)
+                          tools=tools, limits=limits)
 
     def session(self, *, timeout: float | None = None, idle_timeout: float | None = None,
-                env: Mapping[str, str] | None = None, tools: Iterable[str] | None = None) -> SyncSession:
+                env: Mapping[str, str] | None = None, tools: Iterable[str] | None = None,
+                limits: Mapping[str, float | int] | None = None) -> SyncSession:
         """A stateful session; use it as a context manager to close it at the end."""
         session = self._call(self.engine.create_session, timeout=timeout, idle_timeout=idle_timeout, env=env,
-                             tools=tools)
+                             tools=tools, limits=limits)
         return SyncSession(self, session)
 
     def close(self) -> None:

@@ -166,6 +166,12 @@ class WorkspaceManager:
             os.chown(path, owner_uid, owner_uid)
         return Workspace(path, owner_uid)
 
+    def resize(self, workspace: Workspace, size_bytes: int) -> None:
+        """Change a workspace's size cap (a tmpfs remount; a no-op without tmpfs)."""
+        if self.use_tmpfs:
+            _libc.mount(None, workspace.path, None, _libc.MS_REMOUNT | _libc.MS_NOSUID | _libc.MS_NODEV,
+                        f"size={size_bytes}")
+
     def chown(self, workspace: Workspace, owner_uid: int) -> Workspace:
         """Give a workspace (and everything in it) to a new uid, for a restarted session."""
         root = os.open(workspace.path, _DIR_FLAGS)

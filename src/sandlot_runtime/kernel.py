@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import framing, tools
+from . import framing, limits, tools
 from .execute import CellRunner, CpuTimeExceeded
 
 
@@ -248,6 +248,9 @@ class Kernel:
         specs = request.get("tools")
         if isinstance(specs, list):
             tools.install(self.channel, specs)
+        rlimits = request.get("rlimits")
+        if isinstance(rlimits, dict):
+            limits.apply(rlimits)  # lower only (we have no privilege left to raise), before any user code
         env = request.get("env")
         if isinstance(env, dict):
             for name, value in env.items():

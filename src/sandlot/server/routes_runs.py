@@ -38,12 +38,15 @@ async def execute(body: ExecuteRequest, request: Request, who: str = Depends(pri
         if len(data) > state.config.max_file_bytes:
             raise TooLargeError(f"{path!r} is over the file limit of {state.config.max_file_bytes} bytes")
 
-    state.engine.tool_broker(body.tools)  # unknown tool names are a 400 now, not an error mid-stream
+    # Unknown tool names and limits out of range are a 400 now, not an error in the middle of a stream.
+    state.engine.tool_broker(body.tools)
+    state.engine.run_limits(body.timeout, body.limits.changes() if body.limits else None)
 
     async def run(on_event: EventCallback | None = None) -> ExecutionResult:
         with state.quotas.run(who):
             result = await state.engine.execute(body.code, timeout=body.timeout, files=files, env=body.env,
-                                                tools=body.tools, on_event=on_event)
+                                                tools=body.tools, on_event=on_event,
+                                                limits=body.limits.changes() if body.limits else None)
         record(state, "execute", result)
         return result
 

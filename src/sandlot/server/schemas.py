@@ -75,6 +75,25 @@ class FileUpload(BaseModel):
 Timeout = Field(None, gt=0, allow_inf_nan=False, description="Wall-clock seconds for this run.")
 
 
+class LimitsOverride(BaseModel):
+    """Limits for this run or session instead of the server's defaults, up to its maximums (sandlot extension)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    cpu_time: float | None = Field(None, gt=0, allow_inf_nan=False, description="CPU seconds.")
+    memory: int | None = Field(None, gt=0, description="Bytes of memory.")
+    pids: int | None = Field(None, gt=0, description="Processes and threads at once.")
+    file_size: int | None = Field(None, gt=0, description="Largest file, bytes.")
+    open_files: int | None = Field(None, gt=0)
+    address_space: int | None = Field(None, gt=0)
+    workspace_size: int | None = Field(None, gt=0, description="Bytes of files in /workspace.")
+    output_size: int | None = Field(None, gt=0, description="Bytes of stdout+stderr kept.")
+    rich_output_size: int | None = Field(None, gt=0)
+
+    def changes(self) -> dict[str, float | int]:
+        return self.model_dump(exclude_none=True)
+
+
 class ExecuteRequest(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
@@ -84,6 +103,7 @@ class ExecuteRequest(BaseModel):
     env: Env | None = Field(None, description="Environment variables for the run.")
     stream: bool = Field(False, description="Answer with Server-Sent Events instead of one JSON result.")
     tools: list[str] | None = Field(None, description="Host tools the code may call (default: all registered).")
+    limits: LimitsOverride | None = None
 
 
 class SessionCreateRequest(BaseModel):
@@ -93,6 +113,7 @@ class SessionCreateRequest(BaseModel):
     idle_timeout: float | None = Field(None, gt=0, allow_inf_nan=False, description="Seconds the session may sit unused.")
     env: Env | None = None
     tools: list[str] | None = Field(None, description="Host tools the session's code may call (default: all).")
+    limits: LimitsOverride | None = None
 
 
 class SessionExecuteRequest(BaseModel):
