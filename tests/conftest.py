@@ -92,7 +92,7 @@ def running_server(config: ServerConfig, tools: ToolRegistry | None = None) -> I
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", http="h11",
                                            timeout_graceful_shutdown=5))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True)
     thread.start()

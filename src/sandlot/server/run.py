@@ -59,7 +59,9 @@ def serve(config: ServerConfig) -> None:
     if not is_loopback(config.host) and not state.auth.enabled:
         log.warning("serving %s WITHOUT API KEYS (%s): anyone who can reach it can run code",
                     config.host, "--insecure-no-auth-on-public-interface")
-    uv_config = uvicorn.Config(app, host=config.host, port=config.port, log_config=None, access_log=False,
+    # h11, not httptools: httptools answers requests it cannot parse (an unknown method, say) with a
+    # plain-text 400 of its own, breaking the contract's error body. The event loop is uvloop where installed.
+    uv_config = uvicorn.Config(app, host=config.host, port=config.port, log_config=None, access_log=False, http="h11",
                                timeout_graceful_shutdown=max(1, round(config.shutdown_grace)), lifespan="on")
     log.info("sandlot serving on http://%s:%d", config.host, config.port)
     _Server(uv_config, state).run()
