@@ -50,12 +50,20 @@ def leftovers() -> list[str]:
                 instance = "/".join(mount_point.split("/")[:len(state.split("/")) + 1])
                 if not instance_is_live(instance):
                     found.append(f"mount {mount_point}")
-    for hierarchy in detect().values():
-        found += [f"cgroup {hierarchy.own_dir}/{name}" for name in os.listdir(hierarchy.own_dir)
-                  if INSTANCE_NAME.match(name) and not instance_is_live(os.path.join(state, name))]
+    return found + dead_instances()
+
+
+def dead_instances(prefix: str = "sandlot-") -> list[str]:
+    """Cgroups and state directories of engine instances (named ``prefix``…) that no live engine holds."""
+    state = default_state_dir()
+
+    def dead(name: str) -> bool:
+        return bool(INSTANCE_NAME.match(name)) and name.startswith(prefix) and \
+            not instance_is_live(os.path.join(state, name))
+
+    found = [f"cgroup {h.own_dir}/{name}" for h in detect().values() for name in os.listdir(h.own_dir) if dead(name)]
     if os.path.isdir(state):
-        found += [f"state dir {state}/{name}" for name in os.listdir(state)
-                  if INSTANCE_NAME.match(name) and not instance_is_live(os.path.join(state, name))]
+        found += [f"state dir {state}/{name}" for name in os.listdir(state) if dead(name)]
     return found
 
 

@@ -20,10 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from sandlot._cgroups import detect
-from sandlot._config import default_state_dir
-from sandlot._engine import instance_is_live
+from conftest import dead_instances
 
 SANDLOT = [sys.executable, "-m", "sandlot.cli"]
 START_TIMEOUT = 60.0
@@ -84,14 +81,7 @@ def server_leftovers(server_pid: int, runtime_before: set[int]) -> list[str]:
         found += [f"mount {line.split()[4]}" for line in f if marker in line]
     # Another test run's engine may share the server's pid number in its own pid namespace:
     # only what no live engine holds (by its instance lock) is left over.
-    state = default_state_dir()
-    for hierarchy in detect().values():
-        found += [f"cgroup {name}" for name in os.listdir(hierarchy.own_dir)
-                  if name.startswith(marker) and not instance_is_live(os.path.join(state, name))]
-    if os.path.isdir(state):
-        found += [f"state dir {name}" for name in os.listdir(state)
-                  if name.startswith(marker) and not instance_is_live(os.path.join(state, name))]
-    return found
+    return found + dead_instances(marker)
 
 
 class Server:
