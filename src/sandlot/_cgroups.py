@@ -118,9 +118,6 @@ class SandboxCgroup:
             else:
                 _write(os.path.join(path, "pids.max"), str(pids))
 
-    def is_empty(self) -> bool:
-        return all(not _read(os.path.join(path, "cgroup.procs")).strip() for _, path in self._dirs.values())
-
     def remove(self) -> bool:
         """Remove the directories; False while processes are still inside."""
         self.close()

