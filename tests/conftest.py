@@ -13,9 +13,9 @@ import pytest
 import uvicorn
 
 from sandlot import EngineConfig, Limits, Sandlot
-from sandlot._cgroups import detect
 from sandlot._config import MiB, default_state_dir
-from sandlot._engine import INSTANCE_NAME, instance_is_live
+from sandlot.engine.cgroups import detect
+from sandlot.engine.instances import INSTANCE_NAME, instance_is_live
 from sandlot.server import ServerConfig, create_app
 from sandlot.tools import ToolRegistry
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import sandlot
-from sandlot._host import HostSupport, choose_isolation
+from sandlot.engine.host import HostSupport, choose_isolation
 
 
 def test_all_is_sorted_and_complete() -> None:

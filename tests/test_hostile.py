@@ -59,7 +59,7 @@ def test_cannot_signal_the_host_or_another_sandbox(sl: Sandlot) -> None:
         other_host_pid = other.session._sandbox.pid
         # pid 1 is excluded: inside the sandbox that number is the sandbox itself
         # (and when the suite runs in its own pid namespace, it is pytest outside).
-        targets = [pid for pid in (os.getpid(), sl.engine._zygote.pid, other_host_pid) if pid != 1]
+        targets = [pid for pid in (os.getpid(), sl.engine.zygote_pid, other_host_pid) if pid != 1]
         code = ("import os, json, signal\nout = {}\n"
                 f"for pid in {targets!r}:\n"
                 "    try:\n        os.kill(pid, signal.SIGKILL)\n        out[pid] = 'sent'\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from sandlot import Sandlot
-from sandlot._pool import PoolState
+from sandlot.engine.pool import PoolState
 
 
 class Item:

@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 from sandlot import InvalidRequestError, NotFoundError, TooLargeError
-from sandlot._workspace import Workspace
+from sandlot.engine.workspace import Workspace
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ _EXPORTS = {
     "Client": "sandlot.client",
     "ClosedError": "sandlot._errors",
     "DisplayData": "sandlot._models",
-    "Engine": "sandlot._engine",
+    "Engine": "sandlot.engine",
     "EngineConfig": "sandlot._config",
     "ErrorOutput": "sandlot._models",
     "ExecuteResult": "sandlot._models",
@@ -33,12 +33,12 @@ _EXPORTS = {
     "RequestTimeoutError": "sandlot._errors",
     "SandboxError": "sandlot._errors",
     "SandlotError": "sandlot._errors",
-    "Sandlot": "sandlot._sync",
-    "Session": "sandlot._session",
+    "Sandlot": "sandlot.engine",
+    "Session": "sandlot.engine",
     "SetupError": "sandlot._errors",
     "SpawnError": "sandlot._errors",
     "StreamOutput": "sandlot._models",
-    "SyncSession": "sandlot._sync",
+    "SyncSession": "sandlot.engine",
     "TooLargeError": "sandlot._errors",
     "ToolCallRecord": "sandlot._models",
     "UnavailableError": "sandlot._errors",
@@ -93,7 +93,6 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:
     from ._config import EngineConfig, Limits
-    from ._engine import Engine
     from ._errors import (
         AuthenticationError,
         CapacityError,
@@ -121,6 +120,5 @@ if TYPE_CHECKING:
         ToolCallRecord,
         Usage,
     )
-    from ._session import Session
-    from ._sync import Sandlot, SyncSession
     from .client import AsyncClient, Client
+    from .engine import Engine, Sandlot, Session, SyncSession

@@ -117,7 +117,7 @@ def serve(config_file: str | None, **options: Any) -> None:
               help="The isolation the server would be asked for.")
 def doctor(isolation: str) -> None:
     """Report what this host supports and which isolation sandlot would use."""
-    from ._host import choose_isolation, probe
+    from .engine.host import choose_isolation, probe
 
     support = probe()
     click.echo(f"kernel {support.kernel}")
@@ -172,7 +172,7 @@ def run(file: Any, timeout: float | None, as_json: bool, url: str | None, api_ke
             with Client(url, api_key=api_key) as client:
                 result = client.execute(code, timeout=timeout, on_event=None if as_json else _client_echo(echo))
         else:
-            from ._sync import Sandlot
+            from .engine import Sandlot
 
             with Sandlot(EngineConfig(isolation=isolation, pool_size=0)) as sandlot:
                 result = sandlot.execute(code, timeout=timeout, on_event=echo)

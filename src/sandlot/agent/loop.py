@@ -26,7 +26,7 @@ from typing import Any
 
 from .._errors import InvalidRequestError, UpstreamTimeoutError
 from .._models import ExecutionResult, ToolCallRecord
-from .._session import Session
+from ..engine import Session
 from ..tools.broker import ToolBroker
 from .actions import (
     CODE_BLOCK_SYSTEM_PROMPT,

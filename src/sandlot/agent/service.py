@@ -9,9 +9,8 @@ from typing import Any
 
 import anyio
 
-from .._engine import Engine
 from .._errors import NotFoundError
-from .._session import Session
+from ..engine import Engine, Session
 from . import openai_format as fmt
 from .config import AgentSettings, UpstreamModel
 from .loop import AgentLoop, Outcome, Step

@@ -23,7 +23,7 @@ import sys
 from mcp.server.stdio import stdio_server
 
 from .._config import EngineConfig
-from .._engine import Engine
+from ..engine import Engine
 from ._tools import SandlotTools, local_caller
 
 log = logging.getLogger("sandlot.mcp")

@@ -37,10 +37,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .. import __version__
 from .._config import MiB
-from .._engine import Engine
 from .._errors import AuthenticationError, CapacityError, ClosedError, InvalidRequestError, NotFoundError, SandlotError, TooLargeError
 from .._models import ExecutionResult
-from .._session import Session
+from ..engine import Engine, Session
 from ._results import execution_result, text
 
 if TYPE_CHECKING:

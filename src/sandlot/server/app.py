@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from .. import __version__
-from .._engine import Engine
 from ..agent.service import AgentService
+from ..engine import Engine
 from ..mcp import http_endpoint as mcp_http_endpoint
 from ..tools import ToolRegistry, load_registry
 from . import errors, routes_agent, routes_ops, routes_runs, routes_sessions

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .._session import Session
+from ..engine import Session
 
 
 def session_notebook(session: Session) -> dict[str, Any]:

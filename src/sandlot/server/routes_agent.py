@@ -8,9 +8,9 @@ import anyio
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from .._session import Session
 from ..agent.openai_format import ChatRequest, model_list
 from ..agent.service import AgentService
+from ..engine import Session
 from .schemas import error_responses
 from .state import ServerState, get_state, principal
 

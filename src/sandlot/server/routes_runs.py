@@ -9,11 +9,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from .._engine import check_code
 from .._errors import ClosedError, InvalidRequestError, NotFoundError, TooLargeError
 from .._models import ExecutionResult
-from .._sandbox import EventCallback
-from .._session import Session
+from ..engine import EventCallback, Session, check_code
 from .logs import log_run
 from .schemas import BatchItem, BatchRequest, BatchResponse, ExecuteRequest, error_responses
 from .sse import SSE_MEDIA_TYPE, stream_run, wants_stream

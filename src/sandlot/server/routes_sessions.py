@@ -11,8 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from .._errors import TooLargeError
 from .._models import ExecutionResult
-from .._sandbox import EventCallback
-from .._session import Session
+from ..engine import EventCallback, Session
 from .notebook import session_notebook
 from .routes_runs import STREAM_DOC, check_before_stream, execute_cell, record
 from .schemas import FileList, SessionCreateRequest, SessionExecuteRequest, SessionInfo, SessionList, error_responses

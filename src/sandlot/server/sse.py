@@ -21,7 +21,7 @@ from typing import Any
 
 from .._errors import SandlotError
 from .._models import ExecutionResult
-from .._sandbox import EventCallback
+from ..engine import EventCallback
 
 SSE_MEDIA_TYPE = "text/event-stream"
 RunFactory = Callable[[EventCallback], Awaitable[ExecutionResult]]

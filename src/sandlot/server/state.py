@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from .._engine import Engine
 from .._errors import NotFoundError, UnavailableError
-from .._session import Session
+from ..engine import Engine, Session
 from .auth import Authenticator, Quotas
 from .config import ServerConfig
 from .metrics import Metrics

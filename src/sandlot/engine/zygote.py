@@ -23,7 +23,7 @@ from typing import Any
 import sandlot_runtime
 from sandlot_runtime.spec import SandboxSpec, ZygoteSetup
 
-from ._errors import SetupError, SpawnError
+from .._errors import SetupError, SpawnError
 
 _RUNTIME_PARENT = str(pathlib.Path(sandlot_runtime.__file__ or ".").resolve().parent.parent)
 _BOOTSTRAP = f"import sys; sys.path.insert(0, {_RUNTIME_PARENT!r}); from sandlot_runtime.zygote import main; main()"
@@ -40,6 +40,22 @@ class Exit:
     @property
     def signal(self) -> int | None:
         return os.WTERMSIG(self.status) if os.WIFSIGNALED(self.status) else None
+
+
+def zygote_environment(cache_dir: str) -> dict[str, str]:
+    """The zygote's whole environment: nothing of the server's, nothing secret."""
+    mpl = os.path.join(cache_dir, "matplotlib")
+    os.makedirs(mpl, exist_ok=True)
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "NUMEXPR_NUM_THREADS": "1",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": mpl,
+    }
 
 
 class Zygote:

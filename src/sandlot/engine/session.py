@@ -16,13 +16,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ._config import Limits
-from ._errors import ClosedError
-from ._models import ExecutionResult, Output
+from .._config import Limits
+from .._errors import ClosedError
+from .._models import ExecutionResult, Output
+from .code import check_code
 
 if TYPE_CHECKING:
-    from ._engine import Engine
-    from ._sandbox import EventCallback, Sandbox
+    from .collector import EventCallback
+    from .engine import Engine
+    from .sandbox import Sandbox
 
 
 class Cell:
@@ -77,8 +79,6 @@ class Session:
     async def execute(self, code: str, *, timeout: float | None = None,
                       on_event: EventCallback | None = None) -> ExecutionResult:
         """Run a cell; user-code failures come back as data in the result."""
-        from ._engine import check_code
-
         check_code(code)
         limits = self.limits.override(self._engine.config.max_limits, timeout=timeout)
         async with self._lock:
@@ -87,7 +87,7 @@ class Session:
             self._last_used = time.monotonic()
             restarted = False
             if self._sandbox is None:
-                self._sandbox = await self._engine._restart_sandbox(self)
+                self._sandbox = await self._engine.start_session_sandbox(self.limits, self.uid, self.workspace)
                 self._env_sent = False
                 restarted = self._restart_pending
             self._restart_pending = False
@@ -106,7 +106,7 @@ class Session:
                     # Killed (memory, hard timeout, crash): the next call gets a fresh interpreter.
                     self._sandbox = None
                     self._restart_pending = True
-                    await self._engine._retire_sandbox(sandbox)
+                    await self._engine.retire_session_sandbox(sandbox)
             result = self._engine.result(outcome, execution_count=self.execution_count, restarted=restarted)
             self.history.append(Cell(self.execution_count, code, result.outputs))
             return result
@@ -116,15 +116,16 @@ class Session:
         if self._sandbox is not None and self._lock.locked():
             self._sandbox.interrupt()
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
+        """End the session: kill its interpreter, then give back its workspace and uid (the engine calls this)."""
         self.closed = True
         sandbox, self._sandbox = self._sandbox, None
         if sandbox is not None:
             sandbox.kill("session closed")
         async with self._lock:  # let a cell that is running see its sandbox die, then clean up
             if sandbox is not None:
-                await self._engine._retire_sandbox(sandbox)
-            self._engine._release_session_resources(self)
+                await self._engine.retire_session_sandbox(sandbox)
+            self._engine.release_session_resources(self.uid, self.workspace)
 
     def info(self) -> dict[str, Any]:
         return {"id": self.id, "created_at": self.created_at.isoformat(), "expires_at": self.expires_at.isoformat(),

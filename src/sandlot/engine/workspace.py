@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from sandlot_runtime import _libc
 
-from ._errors import InvalidRequestError, NotFoundError, TooLargeError
+from .._errors import InvalidRequestError, NotFoundError, TooLargeError
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 

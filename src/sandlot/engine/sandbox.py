@@ -20,102 +20,34 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from sandlot_runtime import framing
 
-from ._cgroups import SandboxCgroup
-from ._config import Limits
-from ._errors import ProtocolError, SpawnError
-from ._models import (
+from .._config import Limits
+from .._errors import ProtocolError, SpawnError
+from .._models import (
     CallMessage,
     DoneMessage,
     ErrorOutput,
     ExecutionError,
     FatalMessage,
-    Output,
     OutputMessage,
     ReadyMessage,
     Status,
     StreamMessage,
-    StreamOutput,
-    ToolCallRecord,
     parse_sandbox_message,
 )
-from ._workspace import Workspace
-from ._zygote import Exit, Zygote
-from .tools.broker import ToolBroker
-
-EventCallback = Callable[[str, Any], None]
-"""Called with ("stdout" | "stderr", text) or ("output", Output) as a run produces them."""
+from ..tools.broker import ToolBroker
+from .cgroups import SandboxCgroup
+from .collector import Collector, EventCallback, RunOutcome
+from .workspace import Workspace
+from .zygote import Exit, Zygote
 
 _STREAMS = ("stdout", "stderr")
 RLIMIT_FIELDS = {"file_size": "fsize", "open_files": "nofile", "address_space": "as"}
 """Limits fields enforced as rlimits inside the sandbox (``limits`` names in the runtime)."""
 MAX_TOOL_RESULT = 8 << 20
-
-
-@dataclass
-class RunOutcome:
-    """A finished run, before it is dressed up as an ExecutionResult."""
-
-    status: Status
-    outputs: list[Output]
-    stdout: str
-    stderr: str
-    error: ExecutionError | None
-    duration_ms: float
-    cpu_ms: float
-    peak_memory_bytes: int | None
-    truncated: bool
-    sandbox_died: bool
-    tool_calls: list[ToolCallRecord] = field(default_factory=list)
-
-
-@dataclass
-class _Collector:
-    """One run's outputs, in order, within the output limits."""
-
-    limits: Limits
-    on_event: EventCallback | None
-    segments: list[Any] = field(default_factory=list)  # Output, or [name, [texts]] for a stream run
-    text: dict[str, list[str]] = field(default_factory=lambda: {"stdout": [], "stderr": []})
-    text_bytes: int = 0
-    channel_bytes: int = 0
-    truncated: bool = False
-
-    def add_stream(self, name: str, text: str) -> None:
-        room = self.limits.output_size - self.text_bytes
-        encoded = text.encode("utf-8", "surrogatepass")
-        if len(encoded) > room:
-            self.truncated = True
-            if room <= 0:
-                return
-            text = encoded[:room].decode("utf-8", "ignore")
-            encoded = encoded[:room]
-        self.text_bytes += len(encoded)
-        self.text[name].append(text)
-        last = self.segments[-1] if self.segments else None
-        if isinstance(last, list) and last[0] == name:
-            last[1].append(text)
-        else:
-            self.segments.append([name, [text]])
-        if self.on_event is not None:
-            self.on_event(name, text)
-
-    def add_output(self, output: Output) -> None:
-        if self.channel_bytes > self.limits.rich_output_size:
-            self.truncated = True
-            return
-        self.segments.append(output)
-        if self.on_event is not None:
-            self.on_event("output", output)
-
-    def outputs(self) -> list[Output]:
-        return [StreamOutput(name=seg[0], text="".join(seg[1])) if isinstance(seg, list) else seg
-                for seg in self.segments]
 
 
 class Sandbox:
@@ -141,7 +73,7 @@ class Sandbox:
         self._loop = asyncio.get_running_loop()
         self._ready: asyncio.Future[None] = self._loop.create_future()
         self._done: asyncio.Future[DoneMessage | None] | None = None
-        self._collector: _Collector | None = None
+        self._collector: Collector | None = None
         self._run_id = 0
         self._killed_for: str | None = None
         self._problem: str | None = None
@@ -203,7 +135,7 @@ class Sandbox:
             raise SpawnError("the sandbox is not running")
         self.used = True
         self._run_id += 1
-        self._collector = _Collector(limits, on_event)
+        self._collector = Collector(limits, on_event)
         self._done = self._loop.create_future()
         if self.cgroup is not None:
             self.cgroup.reset_peak_memory()
@@ -296,7 +228,7 @@ class Sandbox:
             await asyncio.wait_for(asyncio.shield(self._done), 2.0)
         return None
 
-    async def _outcome(self, collector: _Collector, done: DoneMessage | None, timed_out: bool,
+    async def _outcome(self, collector: Collector, done: DoneMessage | None, timed_out: bool,
                        duration_ms: float, limits: Limits) -> RunOutcome:
         if done is not None:
             status: Status = "timeout" if timed_out else done.status

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from sandlot_runtime import _libc
 from sandlot_runtime.spec import LANDLOCK, NAMESPACES
 
-from . import _cgroups
-from ._config import Isolation
-from ._errors import SetupError
+from .._config import Isolation
+from .._errors import SetupError
+from . import cgroups
 
 _NAMESPACE_PROBE = (
     "import ctypes,sys; libc=ctypes.CDLL(None, use_errno=True); "
@@ -69,7 +69,7 @@ def probe() -> HostSupport:
         namespaces = False
     controllers = {}
     if root:
-        for name, hierarchy in _cgroups.detect().items():
+        for name, hierarchy in cgroups.detect().items():
             if os.access(hierarchy.own_dir, os.W_OK):
                 controllers[name] = f"v{hierarchy.version}"
     try:

@@ -25,7 +25,7 @@ import errno
 import tempfile
 from typing import Any
 
-from ._errors import SetupError
+from .._errors import SetupError
 
 ALLOWED = frozenset("""
 accept accept4 access alarm arch_prctl bind brk capget capset chdir chmod chown clock_getres

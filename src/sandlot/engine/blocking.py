@@ -15,13 +15,13 @@ from typing import ParamSpec, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ._config import EngineConfig
-from ._engine import Engine
-from ._models import ExecutionResult
-from ._sandbox import EventCallback
-from ._session import Session
-from ._workspace import FileInfo
-from .tools import ToolRegistry
+from .._config import EngineConfig
+from .._models import ExecutionResult
+from ..tools import ToolRegistry
+from .collector import EventCallback
+from .engine import Engine
+from .session import Session
+from .workspace import FileInfo
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -163,6 +163,10 @@ class CgroupManager:
         for parent in set(self._parents.values()):
             self.remove_tree(parent)
 
+    def any_left(self) -> bool:
+        """Whether any of the per-instance parents still exists."""
+        return any(os.path.isdir(parent) for parent in self._parents.values())
+
     @staticmethod
     def remove_tree(parent: str) -> None:
         """rmdir a cgroup and its child cgroups; cgroups with processes left in them stay."""

@@ -1,0 +1,213 @@
+"""Making and destroying sandboxes: what each one holds, got and given back in order.
+
+A sandbox holds a uid, a workspace, a cgroup, a channel and two output pipes,
+and is forked by the zygote. ``SandboxFactory.start`` acquires them in that
+order and releases every one of them if a later step fails; ``destroy`` kills
+the sandbox and releases them again, the uid last, once nothing can run under it.
+Blocking work (mounts, cgroup directories) runs in a worker thread, so requests
+served on the event loop meanwhile do not wait behind a refill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import sys
+
+from sandlot_runtime.spec import LANDLOCK, NAMESPACES, SandboxSpec, ZygoteSetup
+
+from .._config import EngineConfig, Limits
+from .._errors import CapacityError, ClosedError
+from . import cgroups, seccomp
+from .instances import Instance
+from .sandbox import Sandbox
+from .uids import UidAllocator
+from .workspace import Workspace, WorkspaceManager, remove_tree
+from .zygote import Zygote, zygote_environment
+
+log = logging.getLogger("sandlot")
+
+READY_TIMEOUT = 30.0
+
+
+class SandboxFactory:
+    """Starts contained sandboxes from one zygote and tears them down; owns every live one."""
+
+    def __init__(self, config: EngineConfig, isolation: str, instance: Instance) -> None:
+        self.config = config
+        self.isolation = isolation
+        self.instance = instance
+        self.alive: set[Sandbox] = set()
+        self.stats: dict[str, int] = {"sandboxes_started": 0, "sandboxes_destroyed": 0}
+        self.closed = False
+        root = os.geteuid() == 0
+        hierarchies = cgroups.detect() if root else {}
+        self.cgroups = cgroups.CgroupManager(hierarchies, instance.name) if hierarchies else None
+        self.workspaces = WorkspaceManager(os.path.join(instance.path, "ws"), use_tmpfs=root)
+        self.uids = UidAllocator(config.uid_base, config.uid_count)
+        root_mountpoint = os.path.join(instance.path, "root")
+        os.mkdir(root_mountpoint, 0o755)
+        ro_dirs, ro_files = sandbox_view()
+        bpf = seccomp.build_program(allow_process_groups=isolation == NAMESPACES)
+        self._setup = ZygoteSetup(isolation=isolation, seccomp_bpf=bpf, preload=list(config.preload),
+                                  root_mountpoint=root_mountpoint, ro_dirs=ro_dirs, ro_files=ro_files,
+                                  hostname=config.hostname)
+        self.zygote = Zygote(self._setup, zygote_environment(config.cache_dir))
+
+    def __repr__(self) -> str:
+        return f"<SandboxFactory isolation={self.isolation} alive={len(self.alive)} {self.uids!r}>"
+
+    async def start_zygote(self) -> None:
+        await self.zygote.start()
+
+    async def start(self, limits: Limits, *, uid: int | None = None, workspace: Workspace | None = None) -> Sandbox:
+        """A ready sandbox held to ``limits``; with ``uid`` and ``workspace``, a session's next interpreter."""
+        if self.closed:
+            raise ClosedError("the engine is closed")
+        if len(self.alive) >= self.config.max_sandboxes:
+            raise CapacityError(f"all {self.config.max_sandboxes} sandboxes are in use", retry_after=1.0)
+        own_uid = uid is None
+        own_workspace = workspace is None
+        uid = self.uids.take() if uid is None else uid
+        cgroup = None
+        channel = ours = None
+        fds: list[int] = []
+        try:
+            if workspace is None:
+                # Named per sandbox, not per uid: a uid can be free again before its last
+                # sandbox's workspace is gone (teardown removes it in the background).
+                workspace = await asyncio.to_thread(self.workspaces.create, f"u{uid}-{secrets.token_hex(3)}",
+                                                    owner_uid=uid, size_bytes=limits.workspace_size)
+            tmp_dir = ""
+            if self.isolation == LANDLOCK:
+                tmp_dir = workspace.path + ".tmp"
+                os.makedirs(tmp_dir, 0o700, exist_ok=True)
+                if os.geteuid() == 0:
+                    os.chown(tmp_dir, uid, uid)
+            if self.cgroups is not None:
+                cgroup = await asyncio.to_thread(self.cgroups.create, f"sb-{uid}-{secrets.token_hex(2)}",
+                                                 memory_bytes=limits.memory, pids=limits.pids)
+            # With a pids cgroup, RLIMIT_NPROC is only a backstop (at the maximum, so a run's pids limit can be
+            # raised from outside); without one it is the limit.
+            nproc = self.config.max_limits.pids if cgroup is not None else limits.pids
+            spec = SandboxSpec(uid=uid, workspace=workspace.path, tmp_dir=tmp_dir, tmp_size=limits.tmp_size,
+                               cgroup_procs=cgroup.procs_files if cgroup else [], rlimits=rlimits_for(limits, nproc))
+            ours, channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            fds = [out_r, err_r]
+            zygote = self.zygote
+            try:
+                pid, pidfd = await zygote.spawn(spec, channel.fileno(), out_w, err_w)
+            finally:
+                channel.close()
+                os.close(out_w)
+                os.close(err_w)
+            sandbox = Sandbox(pid=pid, pidfd=pidfd, uid=uid, channel=ours, stdout_fd=out_r, stderr_fd=err_r,
+                              cgroup=cgroup, workspace=workspace, zygote=zygote,
+                              process_group=self.isolation == LANDLOCK, max_frame=limits.rich_output_size + (1 << 20),
+                              limits=limits)
+        except BaseException:
+            if ours is not None:
+                ours.close()
+            for fd in fds:
+                os.close(fd)
+            if cgroup is not None:
+                cgroup.remove()
+            if own_workspace and workspace is not None:
+                self.workspaces.remove(workspace)
+            if own_uid:
+                self.uids.release(uid)
+            raise
+        self.alive.add(sandbox)
+        self.stats["sandboxes_started"] += 1
+        try:
+            await sandbox.wait_ready(READY_TIMEOUT)
+        except BaseException:
+            await self.destroy(sandbox, keep_workspace=not own_workspace, keep_uid=not own_uid)
+            raise
+        return sandbox
+
+    async def resize_workspace(self, workspace: Workspace, size_bytes: int) -> None:
+        await asyncio.to_thread(self.workspaces.resize, workspace, size_bytes)
+
+    async def destroy(self, sandbox: Sandbox, *, keep_workspace: bool, keep_uid: bool = False) -> None:
+        """Kill a sandbox and release what it held. Safe to call twice."""
+        if sandbox not in self.alive:
+            return
+        self.alive.discard(sandbox)
+        sandbox.kill("destroyed")
+        exited = None
+        try:
+            exited = await sandbox.wait_exit(10.0)
+        finally:
+            # Even when cancelled (at engine shutdown), never leave our ends open; the
+            # engine's own shutdown removes whatever cgroups and workspaces remain.
+            sandbox.close_io()
+            # A uid is free again only once nothing of the sandbox can still run under it.
+            if not keep_uid and (exited is not None or self.closed):
+                self.uids.release(sandbox.uid)
+            elif exited is None:
+                log.warning("sandlot: sandbox %d did not exit; its uid %d stays reserved", sandbox.pid, sandbox.uid)
+        if sandbox.cgroup is not None:
+            for _ in range(250):
+                if await asyncio.to_thread(sandbox.cgroup.remove):
+                    break
+                await asyncio.sleep(0.02)
+        if not keep_workspace:
+            await asyncio.to_thread(self.remove_workspace, sandbox.workspace)
+        self.stats["sandboxes_destroyed"] += 1
+
+    def remove_workspace(self, workspace: Workspace) -> None:
+        self.workspaces.remove(workspace)
+        if self.isolation == LANDLOCK:
+            remove_tree(workspace.path + ".tmp", is_mount=False)
+
+    async def close(self) -> None:
+        """Kill every sandbox, stop the zygote, remove every cgroup and workspace of ours."""
+        self.closed = True
+        for sandbox in list(self.alive):
+            sandbox.kill("shutdown")
+        await asyncio.gather(*(self.destroy(s, keep_workspace=False) for s in list(self.alive)),
+                             return_exceptions=True)
+        await self.zygote.stop()
+        await self.remove_leftovers()
+
+    async def remove_leftovers(self) -> None:
+        if self.cgroups is not None:
+            for _ in range(100):
+                self.cgroups.remove_all()
+                if not self.cgroups.any_left():
+                    break
+                await asyncio.sleep(0.02)
+        self.workspaces.remove_all()
+
+
+def rlimits_for(limits: Limits, nproc: int) -> dict[str, list[int]]:
+    """The rlimits a sandbox starts with, ``Limits`` in the runtime's terms."""
+    cpu = max(1, int(limits.cpu_seconds + 0.999))
+    return {
+        # Soft: this run's CPU budget (the runtime moves it per cell). Hard: unlimited, the
+        # host's wall-clock timeout is the backstop that always holds.
+        "cpu": [cpu, -1],
+        "fsize": [limits.file_size, limits.file_size],
+        "nofile": [limits.open_files, limits.open_files],
+        "nproc": [nproc, nproc],
+        "core": [0, 0],
+        "as": [limits.address_space, limits.address_space],
+    }
+
+
+def sandbox_view() -> tuple[list[str], list[str]]:
+    """Host paths a sandbox sees read-only: /usr, the Python installation, the dynamic linker's cache."""
+    candidates = {"/usr", sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    candidates.update(p for p in sys.path if p and os.path.isdir(p) and "site-packages" in p)
+    dirs: list[str] = []
+    for path in sorted(os.path.realpath(p) for p in candidates if os.path.isdir(p)):
+        if not any(path == d or path.startswith(d + "/") for d in dirs):
+            dirs.append(path)
+    files = [f for f in ("/etc/ld.so.cache", "/etc/mime.types") if os.path.isfile(f)]
+    return dirs, files

@@ -1,0 +1,33 @@
+"""Sandbox uids: one per live sandbox, so rlimits and /proc never mix two sandboxes.
+
+RLIMIT_NPROC counts per uid: with a shared uid, a fork bomb in one sandbox
+would starve the next. A uid is handed out again only once nothing of its last
+sandbox can still run under it (the engine releases it after the exit).
+"""
+
+from __future__ import annotations
+
+from .._errors import CapacityError
+
+
+class UidAllocator:
+    """Hands out uids from ``base`` to ``base + count - 1``, lowest first."""
+
+    def __init__(self, base: int, count: int) -> None:
+        self._free = list(range(base + count - 1, base - 1, -1))
+        self._used: set[int] = set()
+
+    def __repr__(self) -> str:
+        return f"<UidAllocator used={len(self._used)} free={len(self._free)}>"
+
+    def take(self) -> int:
+        if not self._free:
+            raise CapacityError("no sandbox uid is free", retry_after=1.0)
+        uid = self._free.pop()
+        self._used.add(uid)
+        return uid
+
+    def release(self, uid: int) -> None:
+        if uid in self._used:
+            self._used.remove(uid)
+            self._free.append(uid)
