@@ -12,7 +12,7 @@ Order matters:
  4. unshare mount/net/ipc/uts/cgroup namespaces
  5. build the root and pivot     (needs root; /proc of the new pid namespace)
  6. hostname                     (in the new UTS namespace)
- -- degraded mode replaces 4-6 with: own process group + Landlock rules --
+ -- degraded mode replaces 4-6 with: own process group, no_new_privs, Landlock rules --
  7. rlimits, normal priority     (before dropping privileges: raising either needs root)
  8. drop capabilities and uid/gid
  9. no_new_privs, then seccomp   (last: the filter would deny the steps above)
@@ -49,6 +49,9 @@ def contain(setup: ZygoteSetup, spec: SandboxSpec, channel_fd: int, stdout_fd: i
         workdir, tmpdir = WORKDIR, "/tmp"
     elif setup.isolation == LANDLOCK:
         os.setpgid(0, 0)  # the host kills the whole group; seccomp then forbids leaving it
+        # Without CAP_SYS_ADMIN (a server that is not root) the kernel lets a process restrict
+        # itself with Landlock only under no_new_privs, so it comes first here.
+        seccomp.set_no_new_privs()
         landlock.restrict(read_only=setup.ro_dirs + setup.ro_files, read_write=[spec.workspace, spec.tmp_dir])
         os.chdir(spec.workspace)
         workdir, tmpdir = spec.workspace, spec.tmp_dir

@@ -40,6 +40,8 @@ class Zygote:
         self.setup = setup
         self.own_pid_ns = namespaces.open_own_pid_namespace() if setup.isolation == NAMESPACES else -1
         self.wakeup_r, self.wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.sandboxes: set[int] = set()
+        """The pids of our sandboxes; other children we reap are orphans a sandbox left."""
 
     def serve(self) -> None:
         signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -76,6 +78,7 @@ class Zygote:
                 raise ValueError(f"spawn needs 3 fds, got {len(fds)}")
             spec = SandboxSpec.from_json(json.dumps(request["spec"]).encode())
             pid = self._fork(spec, *fds)
+            self.sandboxes.add(pid)
             pidfd = os.pidfd_open(pid)
         except Exception as exc:
             self._send({"t": "spawn_failed", "req": req, "message": f"{type(exc).__name__}: {exc}"})
@@ -126,6 +129,9 @@ class Zygote:
                 return
             if pid == 0:
                 return
+            if pid not in self.sandboxes:
+                continue  # an orphan of a degraded-mode sandbox, reparented to us: reaped, not reported
+            self.sandboxes.discard(pid)
             cpu_ms = (usage.ru_utime + usage.ru_stime) * 1000.0
             self._send({"t": "exited", "pid": pid, "status": status, "cpu_ms": cpu_ms})
 
@@ -143,6 +149,15 @@ def _drain(fd: int) -> None:
             pass
     except BlockingIOError:
         pass
+
+
+def _vm_size() -> int:
+    """This process's virtual memory size: what each sandbox starts with, before any user code."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def _preload(modules: list[str]) -> None:
@@ -163,6 +178,10 @@ def _preload(modules: list[str]) -> None:
 def main() -> None:
     control = socket.socket(fileno=int(sys.argv[1]))
     _libc.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    # In degraded mode a sandbox is no pid 1 that reaps its own orphans: what it leaves when it is
+    # killed (its whole process group dies with it) is reparented to us and reaped, not left as
+    # zombies under whatever init the host has.
+    _libc.prctl(_libc.PR_SET_CHILD_SUBREAPER, 1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the host decides when we stop
     # Forking and containing run at low priority, so refilling the pool yields the
     # CPU to requests; each sandbox returns to normal priority before it serves.
@@ -175,7 +194,7 @@ def main() -> None:
     gc.freeze()  # keep the collector from touching (and copying) inherited objects
     zygote = Zygote(control, setup)
     zygote._send({"t": "ready", "pid": os.getpid(), "preload_ms": preload_ms,
-                  "threads": len(os.listdir("/proc/self/task"))})
+                  "threads": len(os.listdir("/proc/self/task")), "vm_bytes": _vm_size()})
     zygote.serve()
 
 

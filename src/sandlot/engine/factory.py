@@ -24,7 +24,7 @@ from .._errors import CapacityError, ClosedError
 from . import cgroups, seccomp
 from .instances import Instance
 from .sandbox import Sandbox
-from .uids import UidAllocator
+from .uids import SharedUid, UidAllocator
 from .workspace import Workspace, WorkspaceManager, remove_tree
 from .zygote import Zygote, zygote_environment
 
@@ -47,7 +47,7 @@ class SandboxFactory:
         hierarchies = cgroups.detect() if root else {}
         self.cgroups = cgroups.CgroupManager(hierarchies, instance.name) if hierarchies else None
         self.workspaces = WorkspaceManager(os.path.join(instance.path, "ws"), use_tmpfs=root)
-        self.uids = UidAllocator(config.uid_base, config.uid_count)
+        self.uids: UidAllocator | SharedUid = UidAllocator(config.uid_base, config.uid_count) if root else SharedUid(os.geteuid())
         root_mountpoint = os.path.join(instance.path, "root")
         os.mkdir(root_mountpoint, 0o755)
         ro_dirs, ro_files = sandbox_view()
@@ -90,11 +90,9 @@ class SandboxFactory:
             if self.cgroups is not None:
                 cgroup = await asyncio.to_thread(self.cgroups.create, f"sb-{uid}-{secrets.token_hex(2)}",
                                                  memory_bytes=limits.memory, pids=limits.pids)
-            # With a pids cgroup, RLIMIT_NPROC is only a backstop (at the maximum, so a run's pids limit can be
-            # raised from outside); without one it is the limit.
-            nproc = self.config.max_limits.pids if cgroup is not None else limits.pids
             spec = SandboxSpec(uid=uid, workspace=workspace.path, tmp_dir=tmp_dir, tmp_size=limits.tmp_size,
-                               cgroup_procs=cgroup.procs_files if cgroup else [], rlimits=rlimits_for(limits, nproc))
+                               cgroup_procs=cgroup.procs_files if cgroup else [],
+                               rlimits=self.rlimits_for(limits, has_cgroup=cgroup is not None))
             ours, channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             out_r, out_w = os.pipe2(os.O_CLOEXEC)
             err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -130,6 +128,15 @@ class SandboxFactory:
             await self.destroy(sandbox, keep_workspace=not own_workspace, keep_uid=not own_uid)
             raise
         return sandbox
+
+    def rlimits_for(self, limits: Limits, *, has_cgroup: bool) -> dict[str, list[int]]:
+        """A new sandbox's rlimits. Without a cgroup, rlimits are all there is: RLIMIT_NPROC is the process
+        limit, and the memory limit becomes an address-space limit on top of what the zygote already maps."""
+        if has_cgroup:
+            # RLIMIT_NPROC is only a backstop (at the maximum, so a run's pids limit can be raised from outside).
+            return rlimits_for(limits, self.config.max_limits.pids, limits.address_space)
+        inherited = int(self.zygote.info.get("vm_bytes", 0))
+        return rlimits_for(limits, limits.pids, min(limits.address_space, inherited + limits.memory))
 
     async def resize_workspace(self, workspace: Workspace, size_bytes: int) -> None:
         await asyncio.to_thread(self.workspaces.resize, workspace, size_bytes)
@@ -186,7 +193,7 @@ class SandboxFactory:
         self.workspaces.remove_all()
 
 
-def rlimits_for(limits: Limits, nproc: int) -> dict[str, list[int]]:
+def rlimits_for(limits: Limits, nproc: int, address_space: int) -> dict[str, list[int]]:
     """The rlimits a sandbox starts with, ``Limits`` in the runtime's terms."""
     cpu = max(1, int(limits.cpu_seconds + 0.999))
     return {
@@ -197,7 +204,7 @@ def rlimits_for(limits: Limits, nproc: int) -> dict[str, list[int]]:
         "nofile": [limits.open_files, limits.open_files],
         "nproc": [nproc, nproc],
         "core": [0, 0],
-        "as": [limits.address_space, limits.address_space],
+        "as": [address_space, address_space],
     }
 
 

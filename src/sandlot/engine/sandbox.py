@@ -96,8 +96,13 @@ class Sandbox:
 
     def can_retarget(self, limits: Limits) -> bool:
         """Whether this fresh sandbox can be held to ``limits``: rlimits can only go down from inside."""
-        return all(getattr(limits, name) <= getattr(self.limits, name) for name in RLIMIT_FIELDS) and \
-            (self.cgroup is not None or (limits.memory, limits.pids) == (self.limits.memory, self.limits.pids))
+        lower = all(getattr(limits, name) <= getattr(self.limits, name) for name in RLIMIT_FIELDS)
+        if self.cgroup is None:
+            # Rlimits are all there is (degraded mode): memory is folded into the address-space limit
+            # and pids is RLIMIT_NPROC, so those stay as the sandbox was started.
+            return lower and all(getattr(limits, name) == getattr(self.limits, name)
+                                 for name in ("memory", "pids", "address_space"))
+        return lower
 
     def retarget(self, limits: Limits) -> None:
         """Hold this fresh sandbox to other limits before its first run (see ``can_retarget``).

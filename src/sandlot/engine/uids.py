@@ -10,6 +10,26 @@ from __future__ import annotations
 from .._errors import CapacityError
 
 
+class SharedUid:
+    """Without root no uid can be changed: every sandbox runs as the server's own uid.
+
+    That is the degraded mode's shape (docs/architecture.md): RLIMIT_NPROC then counts
+    the processes of every sandbox and of the server's user together.
+    """
+
+    def __init__(self, uid: int) -> None:
+        self.uid = uid
+
+    def __repr__(self) -> str:
+        return f"<SharedUid {self.uid}>"
+
+    def take(self) -> int:
+        return self.uid
+
+    def release(self, uid: int) -> None:
+        pass
+
+
 class UidAllocator:
     """Hands out uids from ``base`` to ``base + count - 1``, lowest first."""
 

@@ -40,6 +40,9 @@ class Workspace:
     def __init__(self, path: str, owner_uid: int) -> None:
         self.path = path
         self.owner_uid = owner_uid
+        # Files the host writes are given to the sandbox's uid; without root, the sandbox runs
+        # as the server's own uid and the files are its already (chown would fail: EPERM).
+        self._give_away = owner_uid != os.geteuid()
 
     def write(self, relpath: str, data: bytes) -> None:
         parts = split_path(relpath)
@@ -53,7 +56,8 @@ class Workspace:
             try:
                 if not stat.S_ISREG(os.fstat(fd).st_mode):
                     raise InvalidRequestError(f"{relpath!r} is not a regular file")
-                os.fchown(fd, self.owner_uid, self.owner_uid)
+                if self._give_away:
+                    os.fchown(fd, self.owner_uid, self.owner_uid)
                 view = memoryview(data)
                 while view:
                     try:
@@ -136,7 +140,8 @@ class Workspace:
                     if not create:
                         raise NotFoundError(f"no such file: {'/'.join(parts)!r}") from None
                     os.mkdir(name, 0o755, dir_fd=fd)
-                    os.chown(name, self.owner_uid, self.owner_uid, dir_fd=fd, follow_symlinks=False)
+                    if self._give_away:
+                        os.chown(name, self.owner_uid, self.owner_uid, dir_fd=fd, follow_symlinks=False)
                     next_fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
                 except OSError as exc:
                     raise _path_error("/".join(parts), exc) from None
@@ -162,7 +167,7 @@ class WorkspaceManager:
         if self.use_tmpfs:
             _libc.mount("tmpfs", path, "tmpfs", _libc.MS_NOSUID | _libc.MS_NODEV,
                         f"size={size_bytes},mode=0700,uid={owner_uid},gid={owner_uid}")
-        else:
+        elif owner_uid != os.geteuid():
             os.chown(path, owner_uid, owner_uid)
         return Workspace(path, owner_uid)
 
@@ -171,19 +176,6 @@ class WorkspaceManager:
         if self.use_tmpfs:
             _libc.mount(None, workspace.path, None, _libc.MS_REMOUNT | _libc.MS_NOSUID | _libc.MS_NODEV,
                         f"size={size_bytes}")
-
-    def chown(self, workspace: Workspace, owner_uid: int) -> Workspace:
-        """Give a workspace (and everything in it) to a new uid, for a restarted session."""
-        root = os.open(workspace.path, _DIR_FLAGS)
-        try:
-            os.chown(root, owner_uid, owner_uid)
-            for _dirpath, dirs, files, dirfd in os.fwalk(".", dir_fd=root, follow_symlinks=False):
-                for name in dirs + files:
-                    with contextlib.suppress(OSError):
-                        os.chown(name, owner_uid, owner_uid, dir_fd=dirfd, follow_symlinks=False)
-        finally:
-            os.close(root)
-        return Workspace(workspace.path, owner_uid)
 
     def remove(self, workspace: Workspace) -> None:
         remove_tree(workspace.path, self.use_tmpfs)
