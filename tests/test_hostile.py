@@ -70,6 +70,22 @@ def test_cannot_signal_the_host_or_another_sandbox(sl: Sandlot) -> None:
         assert other.execute("'alive'").status == "ok"
 
 
+PRCTL = "import ctypes, json\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+
+
+def test_the_sandbox_dies_with_its_zygote_after_the_uid_change(sl: Sandlot) -> None:
+    # PR_GET_PDEATHSIG = 2: the kernel clears the setting on a uid change, so it must be set again after it.
+    code = PRCTL + "value = ctypes.c_int(-1)\nlibc.prctl(2, ctypes.byref(value), 0, 0, 0)\nprint(json.dumps(value.value))"
+    assert run_json(sl, code) == 9  # SIGKILL
+
+
+def test_cannot_clear_the_parent_death_signal(sl: Sandlot) -> None:
+    code = PRCTL + "rc = libc.prctl(1, 0, 0, 0, 0)\nprint(json.dumps([rc, ctypes.get_errno()]))"
+    assert run_json(sl, code) == [-1, 1]  # EPERM from the seccomp policy
+    other = PRCTL + "print(json.dumps(libc.prctl(16, ctypes.create_string_buffer(b'renamed'), 0, 0, 0)))"
+    assert run_json(sl, other) == 0  # other prctl options still work (PR_SET_NAME)
+
+
 def test_cannot_ptrace(sl: Sandlot) -> None:
     code = ("import ctypes, json\nlibc = ctypes.CDLL(None, use_errno=True)\n"
             "r = libc.ptrace(0, 0, None, None)\n"  # PTRACE_TRACEME

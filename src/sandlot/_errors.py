@@ -9,7 +9,8 @@ server and the CLI need no special cases.
     ├── SetupError               the host cannot give the isolation asked for
     ├── AuthenticationError      a missing or wrong API key (server and client)
     ├── UnavailableError         the server is shutting down or unreachable (client)
-    │   └── RequestTimeoutError  the client gave up waiting for an answer
+    │   ├── RequestTimeoutError  the client gave up waiting for an answer
+    │   └── RestartingError      the zygote died or stalled under a request and is restarting (retry)
     ├── SandboxError             one sandbox failed (not the user's code)
     │   ├── SpawnError           a sandbox could not start or contain itself
     │   └── ProtocolError        a sandbox broke the channel protocol
@@ -62,6 +63,19 @@ class RequestTimeoutError(UnavailableError):
     """The client stopped waiting for the server's answer (not a run's own timeout, which is data)."""
 
     error_type = "request_timeout"
+
+
+class RestartingError(UnavailableError):
+    """The zygote died or stalled while a request needed it; the engine is starting a new one.
+
+    Only the requests in flight at that moment get this; retry after ``retry_after`` seconds.
+    A session whose interpreter was lost comes back on its next call (``restarted: true``)."""
+
+    error_type = "restarting"
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class SandboxError(SandlotError):

@@ -85,6 +85,13 @@ def prctl(option: int, arg2: int | ctypes.c_void_p = 0, arg3: int = 0, arg4: int
     )
 
 
+def get_pdeathsig() -> int:
+    """The calling thread's parent-death signal (0: none)."""
+    value = ctypes.c_int(0)
+    _check(_libc.prctl(ctypes.c_int(PR_GET_PDEATHSIG), ctypes.byref(value), 0, 0, 0))
+    return value.value
+
+
 def sethostname(name: str) -> None:
     raw = name.encode()
     _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))))

@@ -6,7 +6,7 @@ namespace in ``namespaces`` mode) and either completes every step or raises,
 in which case the child exits without running any user code.
 
 Order matters:
- 1. die with the zygote          (PR_SET_PDEATHSIG)
+ 1. die with the zygote          (PR_SET_PDEATHSIG, for the steps below)
  2. keep only our fds            (the zygote's control socket must not leak)
  3. join the memory+pids cgroups (before the cgroup namespace, so it is its root)
  4. unshare mount/net/ipc/uts/cgroup namespaces
@@ -14,26 +14,26 @@ Order matters:
  6. hostname                     (in the new UTS namespace)
  -- degraded mode replaces 4-6 with: own process group, no_new_privs, Landlock rules --
  7. rlimits, normal priority     (before dropping privileges: raising either needs root)
- 8. drop capabilities and uid/gid
- 9. no_new_privs, then seccomp   (last: the filter would deny the steps above)
+ 8. drop capabilities and uid/gid, then die with the zygote for good (the uid change cleared 1)
+ 9. no_new_privs, then seccomp   (last: the filter would deny the steps above, and re-arming 8)
 10. a clean environment
 """
 
 from __future__ import annotations
 
 import os
-import signal
 
-from . import _libc, cgroups, credentials, fds, landlock, limits, namespaces, rootfs, seccomp
+from . import _libc, cgroups, credentials, fds, landlock, limits, namespaces, parent_death, rootfs, seccomp
 from .spec import LANDLOCK, NAMESPACES, SandboxSpec, ZygoteSetup
 
 WORKDIR = rootfs.WORKSPACE
 
 
-def contain(setup: ZygoteSetup, spec: SandboxSpec, channel_fd: int, stdout_fd: int, stderr_fd: int) -> int:
+def contain(setup: ZygoteSetup, spec: SandboxSpec, channel_fd: int, stdout_fd: int, stderr_fd: int,
+            life_fd: int) -> int:
     """Contain the calling process; returns the channel's fd number afterwards."""
-    _libc.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
-    channel_fd = fds.install(channel_fd, stdout_fd, stderr_fd)
+    parent_death.set_now()
+    channel_fd = fds.install(channel_fd, stdout_fd, stderr_fd, life_fd)
 
     # Where the host gave cgroups (it does whenever it runs as root), join them in either mode.
     cgroups.join(spec.cgroup_procs)
@@ -62,6 +62,7 @@ def contain(setup: ZygoteSetup, spec: SandboxSpec, channel_fd: int, stdout_fd: i
     if os.getuid() == 0:
         os.setpriority(os.PRIO_PROCESS, 0, 0)  # back from the zygote's low priority (needs root)
         credentials.drop_to(spec.uid, spec.uid)
+    parent_death.arm(fds.LIFE_FD)
     seccomp.set_no_new_privs()
     seccomp.load(setup.seccomp_bpf)
 

@@ -8,7 +8,8 @@ threaded process can leave locks held forever in the child.
 Control protocol over the SOCK_SEQPACKET socket ``FD`` (one JSON message per
 packet): the host sends a ``ZygoteSetup`` first and gets ``ready``; then
 ``spawn`` {req, spec} with three fds (channel, stdout, stderr) gets
-``spawned`` {req, pid} with a pidfd, or ``spawn_failed`` {req, message}; and
+``spawned`` {req, pid} with a pidfd, or ``spawn_failed`` {req, message};
+``ping`` {req} gets ``pong`` {req} (the host's check that we are not stalled); and
 the zygote reports each sandbox's end as ``exited`` {pid, status, cpu_ms}.
 The host closing the socket ends the zygote, and with it every sandbox.
 """
@@ -32,6 +33,14 @@ from .spec import NAMESPACES, SandboxSpec, ZygoteSetup
 
 MAX_CONTROL_MESSAGE = 1 << 20
 ZYGOTE_NICE = 10
+PARENT_DEATH_SIGNAL = signal.SIGTERM
+"""What the kernel sends us when the host's thread dies; handled, so we kill every sandbox first."""
+_host_gone = False
+
+
+def _on_parent_death(signum: int, frame: object) -> None:
+    global _host_gone
+    _host_gone = True
 
 
 class Zygote:
@@ -40,14 +49,20 @@ class Zygote:
         self.setup = setup
         self.own_pid_ns = namespaces.open_own_pid_namespace() if setup.isolation == NAMESPACES else -1
         self.wakeup_r, self.wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        # The life pipe: we hold the only write end; a sandbox sees EOF on its read end once we are
+        # gone (parent_death.arm checks it after the uid change).
+        self.life_r, self.life_w = os.pipe2(os.O_CLOEXEC)
         self.sandboxes: set[int] = set()
         """The pids of our sandboxes; other children we reap are orphans a sandbox left."""
 
     def serve(self) -> None:
         signal.signal(signal.SIGCHLD, lambda *_: None)
+        # Our own parent-death signal (the host's thread went away): a handler, so that the
+        # sandboxes go first (see kill_all), and the loop wakes through the wakeup fd.
+        signal.signal(PARENT_DEATH_SIGNAL, _on_parent_death)
         signal.set_wakeup_fd(self.wakeup_w)
         try:
-            while True:
+            while not _host_gone:
                 readable, _, _ = select.select([self.control.fileno(), self.wakeup_r], [], [])
                 if self.wakeup_r in readable:
                     _drain(self.wakeup_r)
@@ -55,7 +70,23 @@ class Zygote:
                 if self.control.fileno() in readable and not self._handle_request():
                     return
         except (BrokenPipeError, ConnectionError):
-            return  # the host went away: exit quietly; every sandbox dies with us
+            return  # the host went away: exit quietly
+        finally:
+            self.kill_all()
+
+    def kill_all(self) -> None:
+        """SIGKILL every sandbox (pid 1 of its namespace, or its process group): none outlives us.
+
+        Each sandbox would die with us anyway (its parent-death signal); this second line does not
+        depend on that, and in degraded mode it also reaches what a sandbox forked."""
+        for pid in list(self.sandboxes):
+            try:
+                if self.own_pid_ns >= 0:
+                    os.kill(pid, signal.SIGKILL)
+                else:
+                    os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     def _handle_request(self) -> bool:
         try:
@@ -67,6 +98,8 @@ class Zygote:
         request = json.loads(raw)
         if request.get("t") == "spawn":
             self._spawn(request, fds)
+        elif request.get("t") == "ping":
+            self._send({"t": "pong", "req": request.get("req")})
         for fd in fds:
             os.close(fd)
         return True
@@ -94,6 +127,7 @@ class Zygote:
         try:
             pid = os.fork()
             if pid == 0:
+                os.close(self.life_w)  # first: only the zygote may hold the life pipe's write end
                 self._become_sandbox(spec, channel_fd, stdout_fd, stderr_fd)
         finally:
             if self.own_pid_ns >= 0 and os.getpid() != 1:
@@ -105,7 +139,8 @@ class Zygote:
         try:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            channel_fd = contain.contain(self.setup, spec, channel_fd, stdout_fd, stderr_fd)
+            signal.signal(PARENT_DEATH_SIGNAL, signal.SIG_DFL)
+            channel_fd = contain.contain(self.setup, spec, channel_fd, stdout_fd, stderr_fd, self.life_r)
         except BaseException as exc:
             report = framing.encode({"t": "fatal", "message": f"containment failed: {exc!r}"[:4000]})
             # The channel may already have moved to its final fd number when the step failed.
@@ -177,7 +212,7 @@ def _preload(modules: list[str]) -> None:
 
 def main() -> None:
     control = socket.socket(fileno=int(sys.argv[1]))
-    _libc.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    _libc.prctl(_libc.PR_SET_PDEATHSIG, PARENT_DEATH_SIGNAL)
     # In degraded mode a sandbox is no pid 1 that reaps its own orphans: what it leaves when it is
     # killed (its whole process group dies with it) is reparented to us and reaped, not left as
     # zombies under whatever init the host has.
@@ -193,8 +228,11 @@ def main() -> None:
     gc.collect()
     gc.freeze()  # keep the collector from touching (and copying) inherited objects
     zygote = Zygote(control, setup)
-    zygote._send({"t": "ready", "pid": os.getpid(), "preload_ms": preload_ms,
-                  "threads": len(os.listdir("/proc/self/task")), "vm_bytes": _vm_size()})
+    try:
+        zygote._send({"t": "ready", "pid": os.getpid(), "preload_ms": preload_ms,
+                      "threads": len(os.listdir("/proc/self/task")), "vm_bytes": _vm_size()})
+    except (BrokenPipeError, ConnectionError):
+        return  # the host stopped waiting for us (it is shutting down): nothing to serve
     zygote.serve()
 
 

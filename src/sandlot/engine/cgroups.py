@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import time
 from dataclasses import dataclass
 
 CONTROLLERS = ("memory", "pids")
@@ -166,6 +168,28 @@ class CgroupManager:
     def any_left(self) -> bool:
         """Whether any of the per-instance parents still exists."""
         return any(os.path.isdir(parent) for parent in self._parents.values())
+
+    @staticmethod
+    def kill_tree(parent: str, rounds: int = 20) -> None:
+        """SIGKILL every process in a cgroup and its children (what a crashed engine left running).
+
+        cgroup v2 has ``cgroup.kill``; v1 only lists the members, so kill them in rounds until
+        none is left (a member may fork between a read and the kill; the pids limit bounds that)."""
+        for _ in range(rounds):
+            members: list[int] = []
+            for path in [parent, *_subdirs(parent)]:
+                kill_file = os.path.join(path, "cgroup.kill")
+                if os.path.exists(kill_file):
+                    with contextlib.suppress(OSError):
+                        _write(kill_file, "1")
+                with contextlib.suppress(OSError):
+                    members += [int(pid) for pid in _read(os.path.join(path, "cgroup.procs")).split()]
+            if not members:
+                return
+            for pid in members:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.01)
 
     @staticmethod
     def remove_tree(parent: str) -> None:

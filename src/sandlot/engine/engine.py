@@ -26,7 +26,7 @@ from typing import Any
 from sandlot_runtime.spec import LANDLOCK
 
 from .._config import EngineConfig, Limits
-from .._errors import CapacityError, ClosedError, InvalidRequestError, NotFoundError, SpawnError
+from .._errors import CapacityError, ClosedError, InvalidRequestError, NotFoundError, RestartingError, SpawnError
 from .._models import ExecutionResult, ToolCallRecord, Usage
 from ..tools import ToolBroker, ToolRegistry
 from . import host
@@ -44,6 +44,9 @@ log = logging.getLogger("sandlot")
 REFILL_QUIET = 0.01
 """While the pool has slack, refills wait for this long without a request, so a
 burst of requests is not slowed by forks and containment competing for the CPU."""
+SPAWN_ATTEMPTS = 3
+MIN_FREE_DISK = 16 << 20
+"""Below this much free space on the state directory's disk, health says a run cannot be served."""
 TEARDOWN_MAX_DELAY = 0.25
 """A finished one-shot sandbox is killed in a gap between requests too (killing
 unmaps ~80 MB of copy-on-write memory: milliseconds of kernel CPU), but never
@@ -90,6 +93,12 @@ class Engine:
         return {"runs": self.runs, **made}
 
     @property
+    def running(self) -> bool:
+        """Started, not closed, and still supervising its zygote."""
+        return self._started and not self._closed and self._factory is not None and \
+            self._factory.supervisor.state != "stopped"
+
+    @property
     def zygote_pid(self) -> int | None:
         return self._factory.zygote.pid if self._factory is not None else None
 
@@ -123,6 +132,9 @@ class Engine:
             raise
         log.info("sandlot: zygote ready (isolation=%s, preloaded %s in %.0f ms)", self.isolation,
                  ",".join(self.config.preload) or "nothing", self._factory.zygote.info.get("preload_ms", 0.0))
+        self._factory.on_zygote_lost.append(self._after_zygote_lost)
+        self._factory.supervisor.on_up.append(self._pool_wakeup.set)
+        self._spawn_background(self._factory.supervisor.watch())
         self._spawn_background(self._refill_loop())
         self._pool_wakeup.set()
         self._spawn_background(self._session_reaper())
@@ -161,18 +173,32 @@ class Engine:
         check_code(code)
         run_limits = self.run_limits(timeout, limits)
         broker = self.tool_broker(tools)
-        sandbox = await self._sandbox_for(run_limits)
-        try:
-            for path, data in (files or {}).items():
-                sandbox.workspace.write(path, data)
-            outcome = await sandbox.run(code, count=1, limits=run_limits, env=dict(env or {}), on_event=on_event,
-                                        tools=broker)
-        finally:
-            # Never on the request path: teardown and refill happen after the run, in the
-            # background, so the fork and containment of the next sandbox do not compete with it.
-            self._spawn_background(self._destroy_soon(factory, sandbox))
-            self._pool_wakeup.set()
+        for attempt in range(1, SPAWN_ATTEMPTS + 1):
+            sandbox = await self._sandbox_for(run_limits)
+            try:
+                for path, data in (files or {}).items():
+                    sandbox.workspace.write(path, data)
+                outcome = await sandbox.run(code, count=1, limits=run_limits, env=dict(env or {}),
+                                            on_event=on_event, tools=broker)
+                break
+            except SpawnError:
+                # It died after it was handed out and before the code started (killed from
+                # outside): not the code's doing, so it runs in another sandbox.
+                if attempt == SPAWN_ATTEMPTS:
+                    raise
+            finally:
+                # Never on the request path: teardown and refill happen after the run, in the
+                # background, so the fork and containment of the next sandbox do not compete with it.
+                self._spawn_background(self._destroy_soon(factory, sandbox))
+                self._pool_wakeup.set()
+        self.raise_if_lost(sandbox)
         return self.result(outcome, execution_count=1)
+
+    def raise_if_lost(self, sandbox: Sandbox) -> None:
+        """A run whose sandbox went down with its zygote failed for the server's reasons: 503, retry."""
+        if sandbox.lost is not None:
+            retry = self._factory.supervisor.retry_after() if self._factory is not None else 1.0
+            raise RestartingError(f"the run was lost: {sandbox.lost}; retry", retry_after=retry)
 
     def run_limits(self, timeout: float | None, changes: Mapping[str, float | int] | None) -> Limits:
         """The engine's default limits with a request's changes, refused beyond ``max_limits``."""
@@ -193,7 +219,7 @@ class Engine:
             sandbox = None
         if sandbox is None:
             self._pool_wakeup.set()
-            return await factory.start(limits)
+            return await self._start_on_demand(factory, limits)
         try:
             if limits.workspace_size != sandbox.limits.workspace_size:
                 await factory.resize_workspace(sandbox.workspace, limits.workspace_size)
@@ -202,6 +228,18 @@ class Engine:
             self._spawn_background(factory.destroy(sandbox, keep_workspace=False))
             raise InvalidRequestError(f"these limits cannot be applied: {exc.strerror}") from None
         return sandbox
+
+    async def _start_on_demand(self, factory: SandboxFactory, limits: Limits) -> Sandbox:
+        """A fresh sandbox for a request; one that dies before it is ready (killed from outside, a
+        transient fault) is replaced, a few times, rather than failing the request."""
+        for attempt in range(1, SPAWN_ATTEMPTS + 1):
+            try:
+                return await factory.start(limits)
+            except SpawnError as exc:
+                if attempt == SPAWN_ATTEMPTS:
+                    raise
+                log.warning("sandlot: a sandbox failed to start (%s); trying another", exc)
+        raise AssertionError("unreachable")
 
     def result(self, outcome: RunOutcome, *, execution_count: int, restarted: bool = False) -> ExecutionResult:
         """A finished run as the ``ExecutionResult`` every face returns."""
@@ -283,6 +321,39 @@ class Engine:
             self._factory.remove_workspace(workspace)
             self._factory.uids.release(uid)
 
+    # ---- faults and health ---------------------------------------------------
+
+    async def _after_zygote_lost(self) -> None:
+        """Every sandbox of the lost zygote is dead: empty the pool and refill it from the next zygote."""
+        factory = self._open_factory()
+        for sandbox in self._pool.drain():
+            self._spawn_background(factory.destroy(sandbox, keep_workspace=False))
+        # A session whose interpreter was lost finds out at its next call and restarts then.
+        self._pool_wakeup.set()
+
+    def health(self) -> dict[str, Any]:
+        """Whether a run can be served now, and if not, why: what ``/healthz`` reports."""
+        reasons: list[str] = []
+        factory = self._factory
+        if factory is None or self._closed:
+            return {"ok": False, "reasons": ["the engine is not running"]}
+        zygote = factory.supervisor.snapshot()
+        if zygote.state != "up":
+            reasons.append(f"zygote {zygote.state.replace('_', ' ')}"
+                           + (f" after {zygote.consecutive_failures} failures in a row" if zygote.consecutive_failures > 1
+                              else "") + (f": {zygote.last_error}" if zygote.last_error else ""))
+        if not self._pool.ready and self._pool.failing:
+            reasons.append(f"the pool is empty and refills are failing ({self._pool.failing} in a row)")
+        if not self._pool.ready and len(factory.alive) >= self.config.max_sandboxes:
+            reasons.append(f"no capacity to spawn: all {self.config.max_sandboxes} sandboxes are in use")
+        free = factory.free_disk()
+        if free is not None and free < MIN_FREE_DISK:
+            reasons.append(f"the state directory's disk is full ({free} bytes free)")
+        return {"ok": not reasons, "reasons": reasons,
+                "zygote": {"state": zygote.state, "pid": zygote.pid, "restarts": zygote.restarts,
+                           "consecutive_failures": zygote.consecutive_failures, "retry_in": zygote.retry_in,
+                           "last_error": zygote.last_error}}
+
     # ---- the pool -----------------------------------------------------------
 
     async def _destroy_soon(self, factory: SandboxFactory, sandbox: Sandbox) -> None:
@@ -315,16 +386,23 @@ class Engine:
 
     async def _refill_one(self) -> None:
         sandbox = None
+        abandoned = False
         try:
             factory = self._open_factory()
             if len(factory.alive) < self.config.max_sandboxes:
                 sandbox = await factory.start(self.config.limits)
+        except RestartingError:
+            # The zygote's own fault, reported by health as such; refills resume when it is back.
+            abandoned = True
         except (SpawnError, CapacityError) as exc:
             log.warning("sandlot: could not refill the pool: %s", exc)
         except ClosedError:
             pass
         finally:
-            self._pool.start_finished(sandbox)
+            if abandoned:
+                self._pool.start_abandoned()
+            else:
+                self._pool.start_finished(sandbox)
             if sandbox is not None:
                 self._pool_wakeup.set()
 

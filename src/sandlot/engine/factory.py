@@ -16,14 +16,16 @@ import os
 import secrets
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 
 from sandlot_runtime.spec import LANDLOCK, NAMESPACES, SandboxSpec, ZygoteSetup
 
 from .._config import EngineConfig, Limits
-from .._errors import CapacityError, ClosedError
+from .._errors import CapacityError, ClosedError, RestartingError
 from . import cgroups, seccomp
 from .instances import Instance
 from .sandbox import Sandbox
+from .supervisor import ZygoteSupervisor
 from .uids import SharedUid, UidAllocator
 from .workspace import Workspace, WorkspaceManager, remove_tree
 from .zygote import Zygote, zygote_environment
@@ -31,6 +33,8 @@ from .zygote import Zygote, zygote_environment
 log = logging.getLogger("sandlot")
 
 READY_TIMEOUT = 30.0
+RESTART_WAIT = 5.0
+"""A request that finds the zygote restarting waits this long for the new one before it gets a 503."""
 
 
 class SandboxFactory:
@@ -55,13 +59,29 @@ class SandboxFactory:
         self._setup = ZygoteSetup(isolation=isolation, seccomp_bpf=bpf, preload=list(config.preload),
                                   root_mountpoint=root_mountpoint, ro_dirs=ro_dirs, ro_files=ro_files,
                                   hostname=config.hostname)
-        self.zygote = Zygote(self._setup, zygote_environment(config.cache_dir))
+        self._zygote_env = zygote_environment(config.cache_dir)
+        self.supervisor = ZygoteSupervisor(lambda: Zygote(self._setup, self._zygote_env), self._zygote_lost)
+        self.on_zygote_lost: list[Callable[[], Awaitable[None]]] = []
+        """Called after every sandbox of a lost zygote was killed (the engine tidies its pool and sessions)."""
 
     def __repr__(self) -> str:
-        return f"<SandboxFactory isolation={self.isolation} alive={len(self.alive)} {self.uids!r}>"
+        return f"<SandboxFactory isolation={self.isolation} alive={len(self.alive)} {self.uids!r} {self.supervisor!r}>"
+
+    @property
+    def zygote(self) -> Zygote:
+        return self.supervisor.zygote
 
     async def start_zygote(self) -> None:
-        await self.zygote.start()
+        await self.supervisor.start()
+
+    async def _zygote_lost(self, zygote: Zygote, reason: str) -> None:
+        """No sandbox outlives its zygote: kill every one it forked (the second line behind their own
+        parent-death signal), marked lost, so the runs in flight fail with RestartingError."""
+        for sandbox in list(self.alive):
+            if sandbox.zygote is zygote:
+                sandbox.lose(reason)
+        for callback in self.on_zygote_lost:
+            await callback()
 
     async def start(self, limits: Limits, *, uid: int | None = None, workspace: Workspace | None = None) -> Sandbox:
         """A ready sandbox held to ``limits``; with ``uid`` and ``workspace``, a session's next interpreter."""
@@ -97,7 +117,7 @@ class SandboxFactory:
             out_r, out_w = os.pipe2(os.O_CLOEXEC)
             err_r, err_w = os.pipe2(os.O_CLOEXEC)
             fds = [out_r, err_r]
-            zygote = self.zygote
+            zygote = await self.supervisor.wait_up(RESTART_WAIT)
             try:
                 pid, pidfd = await zygote.spawn(spec, channel.fileno(), out_w, err_w)
             finally:
@@ -126,6 +146,9 @@ class SandboxFactory:
             await sandbox.wait_ready(READY_TIMEOUT)
         except BaseException:
             await self.destroy(sandbox, keep_workspace=not own_workspace, keep_uid=not own_uid)
+            if sandbox.lost is not None:
+                raise RestartingError(f"the sandbox was lost while starting: {sandbox.lost}",
+                                      retry_after=self.supervisor.retry_after()) from None
             raise
         return sandbox
 
@@ -137,6 +160,14 @@ class SandboxFactory:
             return rlimits_for(limits, self.config.max_limits.pids, limits.address_space)
         inherited = int(self.zygote.info.get("vm_bytes", 0))
         return rlimits_for(limits, limits.pids, min(limits.address_space, inherited + limits.memory))
+
+    def free_disk(self) -> int | None:
+        """Bytes free on the disk that holds the state directory (None: cannot tell)."""
+        try:
+            stats = os.statvfs(self.instance.path)
+        except OSError:
+            return None
+        return stats.f_bavail * stats.f_frsize
 
     async def resize_workspace(self, workspace: Workspace, size_bytes: int) -> None:
         await asyncio.to_thread(self.workspaces.resize, workspace, size_bytes)
@@ -180,7 +211,7 @@ class SandboxFactory:
             sandbox.kill("shutdown")
         await asyncio.gather(*(self.destroy(s, keep_workspace=False) for s in list(self.alive)),
                              return_exceptions=True)
-        await self.zygote.stop()
+        await self.supervisor.stop()
         await self.remove_leftovers()
 
     async def remove_leftovers(self) -> None:

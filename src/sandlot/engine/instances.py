@@ -85,6 +85,9 @@ def cleanup_stale_instances(state_dir: str) -> None:
             with contextlib.suppress(OSError):
                 for name in os.listdir(hierarchy.own_dir):
                     if INSTANCE_NAME.match(name) and not instance_is_live(os.path.join(state_dir, name)):
+                        # A crashed server's sandboxes died with it (their parent-death signal);
+                        # whatever is still in its cgroups is killed now, so nothing of it runs on.
+                        cgroups.CgroupManager.kill_tree(os.path.join(hierarchy.own_dir, name))
                         cgroups.CgroupManager.remove_tree(os.path.join(hierarchy.own_dir, name))
 
 

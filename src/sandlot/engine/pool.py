@@ -29,6 +29,8 @@ class PoolState(Generic[T]):
         self.taken = 0
         self.started_total = 0
         self.failed_total = 0
+        self.failing = 0
+        """Starts that failed in a row (0 once one succeeds): health's "refills are failing"."""
 
     def __repr__(self) -> str:
         return (f"<PoolState ready={len(self.ready)} starting={self.starting} target={self.target} "
@@ -55,9 +57,21 @@ class PoolState(Generic[T]):
         self.starting -= 1
         if item is None:
             self.failed_total += 1
+            self.failing += 1
         else:
             self.started_total += 1
+            self.failing = 0
             self.ready.append(item)
+
+    def start_abandoned(self) -> None:
+        """A start given up for a reason that is not the pool's (the zygote is restarting): no failure."""
+        self.starting -= 1
+
+    def drain(self) -> list[T]:
+        """Every ready item, removed (their zygote is gone; the caller destroys them)."""
+        items = list(self.ready)
+        self.ready.clear()
+        return items
 
     def give_back(self, item: T) -> None:
         """A taken sandbox that was not used after all returns to the front of the pool."""

@@ -67,7 +67,9 @@ class Sandbox:
         self._channel = channel
         self._pipes = {"stdout": stdout_fd, "stderr": stderr_fd}
         self._utf8 = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in _STREAMS}
-        self._zygote = zygote
+        self.zygote = zygote
+        self.lost: str | None = None
+        """Why this sandbox was lost with its zygote (then its run fails with RestartingError), or None."""
         self._process_group = process_group
         self._decoder = framing.FrameDecoder(max_frame)
         self._loop = asyncio.get_running_loop()
@@ -184,6 +186,11 @@ class Sandbox:
             with contextlib.suppress(ProcessLookupError, OSError):
                 signal.pidfd_send_signal(self._pidfd, signal.SIGINT)
 
+    def lose(self, reason: str) -> None:
+        """Kill this sandbox because its zygote is gone: not the run's fault, so not a run outcome."""
+        self.lost = reason
+        self.kill("lost")
+
     def kill(self, reason: str = "killed") -> None:
         """SIGKILL pid 1; the kernel then kills everything in its pid namespace."""
         if self._killed_for is None:
@@ -196,10 +203,28 @@ class Sandbox:
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
 
     async def wait_exit(self, timeout: float) -> Exit | None:
+        """How pid 1 ended (None: not within ``timeout``). Its zygote reaps and reports it; once that
+        zygote is gone, the pidfd tells when the process has ended (it is then reaped elsewhere)."""
         try:
-            return await asyncio.wait_for(asyncio.shield(self._zygote.exit_of(self.pid)), timeout)
+            if self.zygote.exited.done() and self._pidfd >= 0:
+                await asyncio.wait_for(self._pidfd_readable(), timeout)
+                return Exit(signal.SIGKILL, 0.0)
+            return await asyncio.wait_for(asyncio.shield(self.zygote.exit_of(self.pid)), timeout)
         except TimeoutError:
             return None
+
+    async def _pidfd_readable(self) -> None:
+        ended: asyncio.Future[None] = self._loop.create_future()
+
+        def on_readable() -> None:
+            if not ended.done():
+                ended.set_result(None)
+
+        self._loop.add_reader(self._pidfd, on_readable)
+        try:
+            await ended
+        finally:
+            self._loop.remove_reader(self._pidfd)
 
     def close_io(self) -> None:
         """Stop watching and close our ends of the channel and pipes."""
@@ -216,7 +241,7 @@ class Sandbox:
         if self._pidfd >= 0:
             os.close(self._pidfd)
             self._pidfd = -1
-        self._zygote.forget(self.pid)
+        self.zygote.forget(self.pid)
 
     # ---- internals ---------------------------------------------------------
 

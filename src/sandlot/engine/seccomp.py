@@ -5,12 +5,14 @@ numpy, pandas, matplotlib, ``subprocess`` and ordinary shell tools need; it
 leaves out (among others) ptrace, mount and the new mount API, unshare, setns,
 pivot_root, chroot, bpf, perf_event_open, the keyring, kexec and modules,
 process_vm_*, userfaultfd, io_uring, name_to_handle_at/open_by_handle_at and
-kcmp. Three calls are allowed only with safe arguments:
+kcmp. Four calls are allowed only with safe arguments:
 
 - ``clone`` without any ``CLONE_NEW*`` flag (no new namespaces);
 - ``socket``/``socketpair`` for ``AF_UNIX`` only (no network of any kind:
   IP, raw, packet, netlink...);
-- ``personality`` only to query or to keep the default persona.
+- ``personality`` only to query or to keep the default persona;
+- ``prctl`` for anything but ``PR_SET_PDEATHSIG``: the sandbox dies with its
+  zygote (``sandlot_runtime.parent_death``), and its code cannot undo that.
 
 ``clone3`` gets ENOSYS instead: its flags sit behind a pointer the filter
 cannot read, and ENOSYS makes glibc fall back to ``clone``.
@@ -43,7 +45,7 @@ link linkat listen listxattr llistxattr lremovexattr lseek lsetxattr lstat madvi
 membarrier memfd_create mincore mkdir mkdirat mknod mknodat mlock mlock2 mmap mprotect
 mq_getsetattr mq_notify mq_open mq_timedreceive mq_timedsend mq_unlink mremap msgctl msgget
 msgrcv msgsnd msync munlock munmap nanosleep newfstatat open openat openat2 pause pipe pipe2
-poll ppoll prctl pread64 preadv preadv2 prlimit64 pselect6 pwrite64 pwritev pwritev2 read
+poll ppoll pread64 preadv preadv2 prlimit64 pselect6 pwrite64 pwritev pwritev2 read
 readahead readlink readlinkat readv recvfrom recvmmsg recvmsg remap_file_pages removexattr
 rename renameat renameat2 restart_syscall rmdir rseq rt_sigaction rt_sigpending
 rt_sigprocmask rt_sigqueueinfo rt_sigreturn rt_sigsuspend rt_sigtimedwait rt_tgsigqueueinfo
@@ -65,6 +67,7 @@ PROCESS_GROUP_CALLS = frozenset({"setsid", "setpgid"})
 CLONE_NEW_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | 0x80
 AF_UNIX = 1
 PERSONALITY_QUERY = 0xFFFFFFFF
+PR_SET_PDEATHSIG = 1
 
 
 def build_program(*, allow_process_groups: bool) -> bytes:
@@ -86,6 +89,7 @@ def build_program(*, allow_process_groups: bool) -> bytes:
     program.add_rule(sc.ALLOW, "socketpair", sc.Arg(0, sc.EQ, AF_UNIX))
     program.add_rule(sc.ALLOW, "personality", sc.Arg(0, sc.EQ, PERSONALITY_QUERY))
     program.add_rule(sc.ALLOW, "personality", sc.Arg(0, sc.EQ, 0))
+    program.add_rule(sc.ALLOW, "prctl", sc.Arg(0, sc.NE, PR_SET_PDEATHSIG))
     with tempfile.TemporaryFile() as f:
         program.export_bpf(f)
         f.seek(0)

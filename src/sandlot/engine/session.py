@@ -86,6 +86,12 @@ class Session:
                 raise ClosedError(f"session {self.id} is closed")
             self._last_used = time.monotonic()
             restarted = False
+            idle = self._sandbox
+            if idle is not None and (not idle.alive or idle.lost is not None):
+                # It died while the session was idle (its zygote went, or it was killed from outside).
+                self._sandbox = None
+                self._restart_pending = True
+                await self._engine.retire_session_sandbox(idle)
             if self._sandbox is None:
                 self._sandbox = await self._engine.start_session_sandbox(self.limits, self.uid, self.workspace)
                 self._env_sent = False
@@ -109,6 +115,7 @@ class Session:
                     await self._engine.retire_session_sandbox(sandbox)
             result = self._engine.result(outcome, execution_count=self.execution_count, restarted=restarted)
             self.history.append(Cell(self.execution_count, code, result.outputs))
+            self._engine.raise_if_lost(sandbox)
             return result
 
     async def interrupt(self) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import sandlot_runtime
 from sandlot_runtime.spec import SandboxSpec, ZygoteSetup
 
-from .._errors import SetupError, SpawnError
+from .._errors import RestartingError, SetupError, SpawnError
 
 _RUNTIME_PARENT = str(pathlib.Path(sandlot_runtime.__file__ or ".").resolve().parent.parent)
 _BOOTSTRAP = f"import sys; sys.path.insert(0, {_RUNTIME_PARENT!r}); from sandlot_runtime.zygote import main; main()"
@@ -70,8 +70,11 @@ class Zygote:
         self._ready: asyncio.Future[dict[str, Any]] | None = None
         self._spawns: dict[int, asyncio.Future[tuple[int, int]]] = {}
         self._exits: dict[int, asyncio.Future[Exit]] = {}
+        self._pings: dict[int, asyncio.Future[None]] = {}
         self._next_req = 0
         self.info: dict[str, Any] = {}
+        self.exited: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        """Resolved (with the reason) once the zygote is gone: its control socket closed."""
 
     @property
     def pid(self) -> int | None:
@@ -93,7 +96,7 @@ class Zygote:
         ours.send(self._setup.to_json())
         try:
             self.info = await asyncio.wait_for(self._ready, timeout)
-        except (TimeoutError, SpawnError) as exc:
+        except (TimeoutError, SpawnError, RestartingError) as exc:
             await self.stop()
             raise SetupError(f"the zygote did not start: {exc}") from exc
         if self.info.get("threads", 1) != 1:
@@ -117,6 +120,40 @@ class Zygote:
             self._spawns.pop(req, None)
             raise SpawnError(f"could not reach the zygote: {exc}") from exc
         return await future
+
+    async def ping(self, timeout: float) -> bool:
+        """Whether the zygote answers a ping within ``timeout`` seconds (False: stalled or gone)."""
+        if self._sock is None or self.exited.done():
+            return False
+        self._next_req += 1
+        req = self._next_req
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pings[req] = future
+        try:
+            self._sock.send(json.dumps({"t": "ping", "req": req}).encode())
+            await asyncio.wait_for(future, timeout)
+            return True
+        except (OSError, TimeoutError, SpawnError):
+            return False
+        finally:
+            self._pings.pop(req, None)
+
+    def state(self) -> str:
+        """The process's scheduler state letter from /proc (R, S, T for stopped, ...), or '' when gone."""
+        pid = self.pid
+        if pid is None:
+            return ""
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL the zygote (stalled): its control socket closes, and ``exited`` resolves."""
+        if self._process is not None:
+            with contextlib.suppress(OSError):
+                self._process.send_signal(signal.SIGKILL)
 
     def exit_of(self, pid: int) -> asyncio.Future[Exit]:
         """A future for the exit of sandbox ``pid`` (resolved when the zygote reaps it)."""
@@ -156,7 +193,9 @@ class Zygote:
                 raw, fds = b"", []
             if not raw:
                 asyncio.get_running_loop().remove_reader(self._sock.fileno())
-                self._fail_all(SpawnError("the zygote exited"))
+                self._sock.close()  # now, not at stop(): a restart may be cancelled before it stops us
+                self._sock = None
+                self._fail_all(RestartingError("the zygote exited; a new one is starting"))
                 return
             self._dispatch(json.loads(raw), fds)
 
@@ -173,12 +212,18 @@ class Zygote:
             future = self._spawns.pop(message["req"], None)
             if future is not None and not future.done():
                 future.set_exception(SpawnError(message.get("message", "spawn failed")))
+        elif kind == "pong":
+            pong = self._pings.get(message.get("req", -1))
+            if pong is not None and not pong.done():
+                pong.set_result(None)
         elif kind == "exited":
             self.exit_of(message["pid"]).set_result(Exit(message["status"], message["cpu_ms"]))
         for fd in fds:
             os.close(fd)
 
     def _fail_all(self, error: Exception) -> None:
+        if not self.exited.done():
+            self.exited.set_result(str(error))
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(error)
         for future in self._spawns.values():

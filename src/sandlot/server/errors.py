@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .._errors import CapacityError, SandlotError
+from .._errors import SandlotError
 
 log = logging.getLogger("sandlot.server")
 
@@ -32,8 +32,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(SandlotError)
     async def sandlot_error(_request: Request, exc: SandlotError) -> JSONResponse:
         headers = None
-        if isinstance(exc, CapacityError):
-            headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, (int, float)):
+            headers = {"Retry-After": str(max(1, round(retry_after)))}
         if exc.http_status >= 500:
             log.error("sandlot error: %s", exc)
         return error_response(exc.http_status, exc.error_type, str(exc), headers)

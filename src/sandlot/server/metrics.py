@@ -69,3 +69,11 @@ class _EngineCollector(Collector):
         yield GaugeMetricFamily("sandlot_sandboxes_alive", "Sandboxes alive (pool, runs, sessions).",
                                 value=engine.sandboxes_alive)
         yield GaugeMetricFamily("sandlot_sessions_alive", "Open sessions.", value=len(engine.sessions))
+        health = engine.health()
+        yield GaugeMetricFamily("sandlot_healthy", "1 while a run can be served now (as /healthz), else 0.",
+                                value=1 if health["ok"] else 0)
+        zygote = health.get("zygote") or {}
+        yield GaugeMetricFamily("sandlot_zygote_up", "1 while the zygote is up, 0 while it restarts or backs off.",
+                                value=1 if zygote.get("state") == "up" else 0)
+        yield CounterMetricFamily("sandlot_zygote_restarts", "Zygotes started to replace one that died or stalled.",
+                                  value=zygote.get("restarts", 0))

@@ -163,12 +163,23 @@ class BatchResponse(BaseModel):
     results: list[ExecutionResult]
 
 
+class ZygoteHealth(BaseModel):
+    state: str = Field(description="up, restarting, backing_off, starting or stopped.")
+    pid: int | None = None
+    restarts: int = Field(0, description="Zygotes started to replace one that died or stalled.")
+    consecutive_failures: int = 0
+    retry_in: float | None = Field(None, description="Seconds until the next restart attempt while backing off.")
+    last_error: str | None = None
+
+
 class Health(BaseModel):
-    status: str
+    status: str = Field(description="ok, unavailable or draining.")
+    reasons: list[str] = Field(default_factory=list, description="Why a run cannot be served now (empty when ok).")
     isolation: str | None = None
     sandboxes_alive: int = 0
     sessions: int = 0
     pool_ready: int = 0
+    zygote: ZygoteHealth | None = None
     version: str = ""
 
 

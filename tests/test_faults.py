@@ -1,0 +1,303 @@
+"""Fault injection against a real server: the parts of sandlot fail, the server carries on.
+
+Each test kills or stops a part (the zygote, sandboxes, the server itself) and
+checks the outcome the contract promises: runs served again soon, health false
+while they cannot be, only the requests in flight at the fault failed (503 with
+Retry-After, type ``restarting``), sessions back with their files, and no
+sandbox process left running after its server died.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from conftest import dead_instances, running_server
+
+from sandlot import EngineConfig
+from sandlot.server import ServerConfig
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    """A server of its own per test: these tests break it on purpose."""
+    with running_server(ServerConfig(engine=EngineConfig(preload=(), pool_size=2))) as base:
+        yield base
+
+
+def health(url: str) -> httpx.Response:
+    return httpx.get(url + "/healthz", timeout=10)
+
+
+def zygote_pid(url: str) -> int:
+    pid = health(url).json()["zygote"]["pid"]
+    assert isinstance(pid, int)
+    return pid
+
+
+def run_ok(url: str, code: str = "print('ok')") -> bool:
+    with contextlib.suppress(httpx.TransportError):
+        response = httpx.post(url + "/v1/execute", json={"code": code}, timeout=30)
+        return response.status_code == 200 and response.json()["status"] == "ok"
+    return False
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+    return found
+
+
+def sandlot_processes() -> list[str]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+                with open(f"/proc/{entry}/stat") as stat:
+                    state = stat.read().rsplit(")", 1)[1].split()[0]
+                if "sandlot_runtime" in cmdline and state != "Z":
+                    found.append(f"{entry} ({state}) {cmdline[:80]}")
+    return found
+
+
+_POLLER = """
+import sys, time, httpx
+with httpx.Client(timeout=10) as client:
+    while True:
+        try:
+            print(client.get(sys.argv[1] + "/healthz").status_code, flush=True)
+        except httpx.TransportError:
+            pass
+        time.sleep(0.002)
+"""
+
+
+class HealthWatcher:
+    """Polls /healthz from a process of its own (no GIL shared with the server) and keeps every status seen."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.seen: list[int] = []
+        self._process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> HealthWatcher:
+        self._process = subprocess.Popen([sys.executable, "-c", _POLLER, self.url], stdout=subprocess.PIPE, text=True)
+        assert self._process.stdout is not None
+        self._process.stdout.readline()  # polling has begun
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._process is not None
+        self._process.terminate()
+        out, _ = self._process.communicate(timeout=10)
+        self.seen = [int(line) for line in out.split()]
+
+
+@pytest.fixture
+def numpy_url() -> Iterator[str]:
+    """A zygote that preloads numpy: its restart takes long enough (a few hundred ms) to be seen."""
+    with running_server(ServerConfig(engine=EngineConfig(preload=("numpy",), pool_size=2))) as base:
+        yield base
+
+
+def test_a_killed_zygote_is_replaced_and_runs_are_served_again(numpy_url: str) -> None:
+    url = numpy_url
+    assert run_ok(url)
+    old = zygote_pid(url)
+    with HealthWatcher(url) as watcher:
+        os.kill(old, signal.SIGKILL)
+        killed_at = time.monotonic()
+        while not run_ok(url):
+            assert time.monotonic() - killed_at < 2.0, "runs were not served again within 2 s"
+            time.sleep(0.01)
+        served_after = time.monotonic() - killed_at
+        time.sleep(0.2)
+    assert 503 in watcher.seen, f"health never said the server could not serve ({len(watcher.seen)} probes, {served_after:.3f} s)"
+    assert watcher.seen[-1] == 200, watcher.seen[-5:]
+    body = health(url).json()
+    assert body["zygote"]["pid"] != old and body["zygote"]["restarts"] == 1
+    assert served_after < 2.0
+
+
+def test_a_run_in_flight_when_the_zygote_dies_gets_a_retryable_503(url: str) -> None:
+    answer: dict[str, httpx.Response] = {}
+
+    def spin() -> None:
+        answer["r"] = httpx.post(url + "/v1/execute", json={"code": "while True: pass", "timeout": 30}, timeout=60)
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    time.sleep(0.5)
+    os.kill(zygote_pid(url), signal.SIGKILL)
+    worker.join(30)
+    response = answer["r"]
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["type"] == "restarting"
+    assert int(response.headers["retry-after"]) >= 1
+
+
+def test_sessions_come_back_restarted_with_their_files(url: str) -> None:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        session = client.post("/v1/sessions", json={}).json()["id"]
+        cell = client.post(f"/v1/sessions/{session}/execute",
+                           json={"code": "x = 41\nopen('kept.txt', 'w').write('files survive')"}).json()
+        assert cell["status"] == "ok"
+        os.kill(zygote_pid(url), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while health(url).status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        after = client.post(f"/v1/sessions/{session}/execute",
+                            json={"code": "print(open('kept.txt').read()); print('x' in dir())"}).json()
+        assert after["status"] == "ok" and after["restarted"] is True, after
+        assert after["stdout"] == "files survive\nFalse\n"
+        client.delete(f"/v1/sessions/{session}")
+
+
+def test_a_stopped_zygote_is_detected_killed_and_replaced(url: str) -> None:
+    old = zygote_pid(url)
+    os.kill(old, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 10
+        while (answer := health(url)).status_code == 200:
+            assert time.monotonic() < deadline, "health kept saying ok with the zygote stopped"
+            time.sleep(0.05)
+        assert any("zygote" in reason for reason in answer.json()["reasons"]), answer.json()
+        deadline = time.monotonic() + 15
+        while not (health(url).status_code == 200 and zygote_pid(url) != old):
+            assert time.monotonic() < deadline, health(url).json()
+            time.sleep(0.05)
+        assert run_ok(url)
+        assert not os.path.exists(f"/proc/{old}") or open(f"/proc/{old}/stat").read().split()[2] == "Z"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(old, signal.SIGCONT)
+
+
+def test_a_zygote_that_keeps_dying_is_backed_off_and_reported(url: str) -> None:
+    seen_failures = 0
+    for _ in range(3):
+        deadline = time.monotonic() + 15
+        while health(url).status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.kill(zygote_pid(url), signal.SIGKILL)
+        time.sleep(0.05)
+        zygote = health(url).json()["zygote"]
+        seen_failures = max(seen_failures, zygote["consecutive_failures"])
+    assert seen_failures >= 3
+    body = health(url).json()
+    assert body["status"] == "unavailable" and body["zygote"]["state"] in ("backing_off", "restarting"), body
+    assert any("zygote" in reason for reason in body["reasons"])
+    deadline = time.monotonic() + 20
+    while health(url).status_code != 200:
+        assert time.monotonic() < deadline, health(url).json()
+        time.sleep(0.05)
+    assert run_ok(url)
+
+
+def test_killing_random_sandboxes_under_load_fails_only_their_runs(url: str) -> None:
+    outcomes: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            while not stop.is_set():
+                response = http.post("/v1/execute", json={"code": "import time; time.sleep(0.05); print('ok')"})
+                status = response.json().get("status", "") if response.status_code == 200 else ""
+                outcomes.append((response.status_code, status))
+
+    workers = [threading.Thread(target=client) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    zygote = zygote_pid(url)
+    rng = random.Random(7)
+    killed = 0
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        sandboxes = children_of(zygote)
+        if sandboxes:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(rng.choice(sandboxes), signal.SIGKILL)
+                killed += 1
+        time.sleep(0.1)
+    stop.set()
+    for worker in workers:
+        worker.join(60)
+    assert killed >= 5
+    codes = {code for code, _ in outcomes}
+    assert codes <= {200, 429}, codes  # a killed sandbox is a run outcome, never a server error
+    statuses = {status for code, status in outcomes if code == 200}
+    assert "ok" in statuses and statuses <= {"ok", "killed"}, statuses
+    assert health(url).status_code == 200 and zygote_pid(url) == zygote
+    assert run_ok(url)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_server(port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--port", str(port), "--pool-size", "2",
+                                "--preload", "", "--log-level", "warning"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        with contextlib.suppress(httpx.TransportError):
+            if health(f"http://127.0.0.1:{port}").status_code == 200:
+                return process
+        assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.1)
+
+
+def test_kill_9_of_the_server_leaves_no_sandbox_running() -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_server(port)
+    try:
+        session = httpx.post(url + "/v1/sessions", json={}).json()["id"]
+        spinners = [subprocess.Popen([sys.executable, "-c", "import httpx, sys; httpx.post(sys.argv[1], "
+                                      "json={'code': 'while True: pass', 'timeout': 60}, timeout=90)", target],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    for target in (url + "/v1/execute", url + "/v1/execute", f"{url}/v1/sessions/{session}/execute")]
+        time.sleep(1.0)
+        assert len(sandlot_processes()) >= 4  # the zygote, two pooled sandboxes and the spinners
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+        killed_at = time.monotonic()
+        while sandlot_processes() and time.monotonic() - killed_at < 1.0:
+            time.sleep(0.02)
+        assert sandlot_processes() == [], "sandboxes outlived their server by more than 1 s"
+        for spinner in spinners:
+            spinner.wait(30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    # The crashed server left its directories and cgroups; the next one to start removes them.
+    assert dead_instances() != []
+    again = start_server(port)
+    try:
+        assert dead_instances() == []
+        assert run_ok(url)
+    finally:
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(30) == 0
