@@ -61,7 +61,7 @@ def install(app: FastAPI) -> None:
         headers = None
         if isinstance(exc, CapacityError):
             headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
-        if exc.http_status >= 500:
+        if exc.http_status >= 500 and exc.http_status != 503:  # 503 is a state (draining), not a failure
             log.error("sandlot error: %s", exc)
         return error_response(exc.http_status, exc.error_type, str(exc), headers)
 
