@@ -221,6 +221,19 @@ def test_session_tool_allowlist(sl: Sandlot) -> None:
         assert session.execute("1 + 1").status == "ok"
 
 
+def test_importing_a_tool_the_session_may_not_call_says_so(sl: Sandlot) -> None:
+    with sl.session(tools=["lookup"]) as session:
+        refused = session.execute("from sandlot.tools import explode")
+        assert refused.error is not None and refused.error.ename == "ImportError"
+        assert "'explode' exists but this run or session may not call it (it may call: lookup;" in refused.error.evalue
+        assert "unknown location" not in refused.error.evalue
+        # A name that is no tool at all is still the usual error, and getattr's default still works.
+        missing = session.execute("from sandlot.tools import no_such_tool")
+        assert missing.error is not None and missing.error.ename == "ImportError"
+        assert session.execute("import sandlot.tools as t\ngetattr(t, 'no_such_tool', 'default')").outputs[0].data == \
+            {"text/plain": "'default'"}
+
+
 def test_without_tools_the_module_is_empty_and_calls_are_refused() -> None:
     with Sandlot(EngineConfig(preload=(), pool_size=1)) as plain:
         listing = plain.execute("import sandlot.tools as t\nprint(t.__all__)")
