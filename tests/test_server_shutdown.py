@@ -90,14 +90,14 @@ def server_leftovers(server_pid: int, runtime_before: set[int]) -> list[str]:
 class Server:
     """A ``sandlot serve`` subprocess on a free loopback port."""
 
-    def __init__(self, *args: str, host: str = "127.0.0.1", log: Path) -> None:
+    def __init__(self, *args: str, host: str = "127.0.0.1", log: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self._log_file = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([*SANDLOT, "serve", "--host", host, "--port", str(self.port), "--pool-size", "2",
                                       "--preload", "", "--log-level", "info", *args],
-                                     stdout=self._log_file, stderr=subprocess.STDOUT)
+                                     stdout=self._log_file, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
 
     def wait_healthy(self) -> dict[str, Any]:
         deadline = time.monotonic() + START_TIMEOUT
@@ -127,8 +127,8 @@ class Server:
 def serve(tmp_path: Path) -> Iterator[Any]:
     started: list[Server] = []
 
-    def start(*args: str, host: str = "127.0.0.1") -> Server:
-        server = Server(*args, host=host, log=tmp_path / f"server-{len(started)}.log")
+    def start(*args: str, host: str = "127.0.0.1", env: dict[str, str] | None = None) -> Server:
+        server = Server(*args, host=host, log=tmp_path / f"server-{len(started)}.log", env=env)
         started.append(server)
         return server
 
@@ -284,5 +284,15 @@ def test_a_public_address_is_allowed_with_keys_or_the_explicit_flag(serve: Any, 
         assert keyed.status_code == 200
     else:
         assert listed.status_code == 200
+    server.terminate()
+    assert server.proc.wait(30) == 0
+
+
+def test_a_setting_without_a_flag_reads_its_variable(serve: Any) -> None:
+    server = serve(env={"SANDLOT_MAX_BATCH_ITEMS": "2"})
+    server.wait_healthy()
+    refused = httpx.post(f"{server.url}/v1/batch", json={"items": [{"code": "1"}] * 3}, timeout=30)
+    assert refused.status_code == 400 and "at most 2 items" in refused.json()["error"]["message"]
+    assert httpx.post(f"{server.url}/v1/batch", json={"items": [{"code": "1"}] * 2}, timeout=30).status_code == 200
     server.terminate()
     assert server.proc.wait(30) == 0

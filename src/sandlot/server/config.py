@@ -43,7 +43,7 @@ class ServerConfig(BaseModel):
     max_request_bytes: int = Field(64 * MiB, ge=1024, description="Largest request body.")
     max_file_bytes: int = Field(64 * MiB, ge=1024, description="Largest file upload or download.")
     max_batch_items: int = Field(32, ge=1, description="Items per batch (keep it within max_runs_per_key).")
-    shutdown_grace: float = Field(10.0, ge=0, description="Seconds running cells get to finish on SIGTERM.")
+    shutdown_grace: float = Field(10.0, ge=0, description="Seconds the calls in flight get to finish on SIGTERM or SIGINT.")
     log_level: str = Field("info", description="debug, info, warning or error.")
     engine: EngineConfig = EngineConfig()
     models: tuple[UpstreamModel, ...] = Field((), description="Upstream models for /v1/chat/completions.")
