@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -342,3 +345,20 @@ def test_tools_over_http(weather_api: str) -> None:
                          json={"code": "from sandlot.tools import weather"}).json()
         assert cell["status"] == "error" and cell["error"]["ename"] == "ImportError"
         assert 'sandlot_tool_calls_total{status="ok",tool="lookup"} 1.0' in http.get("/metrics").text
+
+
+def test_the_docs_example_registers_and_runs() -> None:
+    # docs/tools.md, as written: its registry module, then its sandboxed code against it.
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "tools.md").read_text()
+    module, sandboxed = re.findall(r"```python\n(.*?)```", doc, re.S)[:2]
+    namespace: dict[str, object] = {}
+    exec(compile(module, "mytools.py", "exec"), namespace)
+    registry = namespace["registry"]
+    assert isinstance(registry, ToolRegistry) and registry.names == ["get_weather", "lookup_record", "search"]
+    db: Any = namespace["DB"]
+    with Sandlot(EngineConfig(preload=(), pool_size=1), tools=registry) as engine:
+        result = engine.execute(sandboxed)
+    assert result.status == "ok", result.stderr
+    top = sorted((db[i] for i in range(1, 21)), key=lambda r: r["value"])[-2:]
+    assert result.stdout == f"{top}\n"
+    assert len(result.tool_calls) == 20
