@@ -228,7 +228,7 @@ def check_half(who: Account, venv: Path, readme: Readme, python: str) -> str:
         time.sleep(0.1)
     if leftovers:
         return "FAIL: processes left after the server stopped: " + "; ".join(leftovers)
-    return f"PASS (isolation {isolation}; server up in {time.monotonic() - started:.0f}s end to end)"
+    return f"PASS (isolation {isolation}; {time.monotonic() - started:.0f}s from start to stop)"
 
 
 def wait_healthy(url: str, server: subprocess.Popen[str], log_path: Path) -> dict[str, object]:

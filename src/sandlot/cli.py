@@ -74,7 +74,8 @@ def _engine_overrides(options: dict[str, Any]) -> dict[str, Any]:
               help="A TOML file with any of these settings (CLI and environment win over it).")
 @_opt("--host", env="HOST", help="Address to bind.  [default: 127.0.0.1]")
 @_opt("--port", env="PORT", type=int, help="Port to bind.  [default: 8765]")
-@_opt("--api-key", "api_keys", env="API_KEYS", multiple=True, help="An accepted API key (repeat for several).")
+@_opt("--api-key", "api_keys", env="API_KEYS", multiple=True,
+      help="An accepted API key (repeat for several; SANDLOT_API_KEY, the client's, is accepted too).")
 @_opt("--api-keys-file", env="API_KEYS_FILE", help="A file with one API key per line.")
 @click.option("--insecure-no-auth-on-public-interface", "insecure", is_flag=True, default=None,
               envvar="SANDLOT_INSECURE_NO_AUTH_ON_PUBLIC_INTERFACE", show_envvar=True,
@@ -82,7 +83,8 @@ def _engine_overrides(options: dict[str, Any]) -> dict[str, Any]:
 @_engine_options
 @_opt("--max-sessions-per-key", env="MAX_SESSIONS_PER_KEY", type=int, help="[default: 32]")
 @_opt("--max-runs-per-key", env="MAX_RUNS_PER_KEY", type=int, help="[default: 32]")
-@_opt("--shutdown-grace", env="SHUTDOWN_GRACE", type=float, help="Seconds cells get to finish on SIGTERM.  [default: 10]")
+@_opt("--shutdown-grace", env="SHUTDOWN_GRACE", type=float,
+      help="Seconds the calls in flight get to finish on SIGTERM or SIGINT.  [default: 10]")
 @_opt("--log-level", env="LOG_LEVEL", type=click.Choice(["debug", "info", "warning", "error"]), help="[default: info]")
 @_opt("--model-url", env="MODEL_URL", help="An OpenAI-compatible upstream for /v1/chat/completions (its base URL).")
 @_opt("--model", env="MODEL", help="The upstream's model name; also the name clients use.")
