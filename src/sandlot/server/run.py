@@ -72,13 +72,16 @@ class _Server(uvicorn.Server):
 
     async def _drain(self) -> None:
         drain = self._sandlot_state.drain
-        log.info("draining: %s in flight, waiting up to %gs for them to finish; new calls get 503",
-                 _calls(drain.waited), self._grace)
-        if not await drain.wait(self._grace):
-            log.warning("the shutdown grace of %gs is over: stopping %s still in flight", self._grace, _calls(drain.waited))
-        drain.stop_all()  # what is left: the calls past the grace, and open event streams
-        await drain.wait(STRAGGLER_WAIT, everything=True)
-        self.should_exit = True
+        try:
+            log.info("draining: %s in flight, waiting up to %gs for them to finish; new calls get 503",
+                     _calls(drain.waited), self._grace)
+            if not await drain.wait(self._grace):
+                log.warning("the shutdown grace of %gs is over: stopping %s still in flight", self._grace,
+                            _calls(drain.waited))
+            drain.stop_all()  # what is left: the calls past the grace, and open event streams
+            await drain.wait(STRAGGLER_WAIT, everything=True)
+        finally:
+            self.should_exit = True  # whatever happened above, the server goes down
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
