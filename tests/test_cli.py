@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
+
+import nonroot
+import pytest
 
 SANDLOT = [sys.executable, "-m", "sandlot.cli"]
 
@@ -52,3 +58,42 @@ def test_run_against_an_unreachable_server_is_one_line() -> None:
     done = run_cli("run", "--url", "http://127.0.0.1:9", "-", stdin="print(1)")
     assert done.returncode == 6
     assert done.stderr.count("\n") == 1 and "could not reach" in done.stderr
+
+
+@pytest.mark.parametrize(("code", "exit_code", "stderr"), [
+    ("raise SystemExit(0)", 0, ""),
+    ("import sys\nprint('bye')\nsys.exit()", 0, ""),
+    ("import sys\nsys.exit(3)", 3, ""),
+    ("import sys\nsys.exit('it broke')", 1, "it broke\n"),
+], ids=["SystemExit(0)", "exit()", "exit(3)", "exit(message)"])
+def test_run_exits_like_python_on_system_exit(code: str, exit_code: int, stderr: str) -> None:
+    done = run_cli("run", "-", stdin=code)
+    assert (done.returncode, done.stderr) == (exit_code, stderr)
+
+
+def test_run_notes_a_truncated_output_on_stderr() -> None:
+    done = run_cli("run", "-", stdin="print('x' * (3 << 20))")
+    assert done.returncode == 0
+    assert len(done.stdout) <= 1 << 20 and done.stdout.startswith("xxx")
+    assert done.stderr == "[sandlot] the output was over the limit; the rest was dropped\n"
+
+
+def test_serve_that_cannot_start_says_why_in_one_line(tmp_path: Path) -> None:
+    # As a user who is not root there are no namespaces for sandboxes, so strict isolation cannot be had.
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.skip("needs root to create and become the unprivileged test user")
+    with nonroot.test_user() as (uid, gid):
+        home = nonroot.private_dir(uid, gid, "sandlot-cli-home-")
+        try:
+            env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8",
+                   **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {})}
+            process = nonroot.popen_as_user([*SANDLOT, "serve", "--port", "0", "--isolation", "strict", "--preload", ""],
+                                            uid, gid, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                            stdin=subprocess.DEVNULL)
+            out, err = process.communicate(timeout=120)
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+    text = (out + err).decode()
+    assert process.returncode == 3, text
+    assert text.count("\n") == 1 and text.startswith("sandlot: isolation 'strict' needs namespaces"), text
+    assert "serving on" not in text and "Traceback" not in text

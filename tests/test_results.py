@@ -133,3 +133,8 @@ def test_numpy_is_preloaded_and_works(sl: Sandlot) -> None:
     result = sl.execute("import sys\nprint('numpy' in sys.modules)\nimport numpy as np\nint(np.arange(10).sum())")
     assert result.stdout == "True\n"
     assert result.outputs[-1].data["text/plain"] == "45"
+
+
+def test_sys_argv_is_that_of_code_without_a_script(sl: Sandlot) -> None:
+    # Not the zygote's command line (it was ['-c', '9']): as `python` gives code that names no script.
+    assert sl.execute("import sys\nsys.argv").outputs[0].data["text/plain"] == "['']"

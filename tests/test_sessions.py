@@ -31,7 +31,7 @@ def test_timeout_interrupts_and_keeps_state(sl: Sandlot) -> None:
         session.execute("kept = 'still here'")
         result = session.execute("import time\ntime.sleep(30)", timeout=0.5)
         assert result.status == "timeout"
-        assert result.error is not None and result.error.ename == "KeyboardInterrupt"
+        assert result.error is not None and result.error.ename == "TimeoutError"
         after = session.execute("kept")
         assert after.outputs[0].data["text/plain"] == "'still here'"
         assert after.restarted is False
@@ -40,8 +40,8 @@ def test_timeout_interrupts_and_keeps_state(sl: Sandlot) -> None:
 def test_unresponsive_cell_is_killed_and_session_restarts_with_files(sl: Sandlot) -> None:
     with sl.session() as session:
         session.execute("open('keep.txt', 'w').write('kept')\nlost = 1")
-        # Ignoring KeyboardInterrupt makes the interpreter unresponsive to interrupts.
-        code = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(60)"
+        # Swallowing every exception, KeyboardInterrupt and the timeout's included, makes the cell unstoppable.
+        code = "import time\nwhile True:\n    try:\n        time.sleep(60)\n    except BaseException:\n        pass"
         result = session.execute(code, timeout=0.5)
         assert result.status == "timeout"
         after = session.execute("import os\nprint(open('keep.txt').read(), 'lost' in globals())")
@@ -69,6 +69,44 @@ def test_explicit_interrupt(sl: Sandlot) -> None:
         thread.join(10)
         assert box["r"].status == "error"
         assert box["r"].error.ename == "KeyboardInterrupt"
+        # The user's frames and the interrupt, as Python prints them; not the runtime's signal handler.
+        assert box["r"].error.traceback == ["Traceback (most recent call last):",
+                                            '  File "<cell-1>", line 2, in <module>\n    time.sleep(30)',
+                                            "KeyboardInterrupt"]
+
+
+def test_a_timed_out_cell_says_so_as_a_one_shot_run_does(sl: Sandlot) -> None:
+    one_shot = sl.execute("import time\ntime.sleep(30)", timeout=0.5)
+    with sl.session() as session:
+        cell = session.execute("import time\ndef wait():\n    time.sleep(30)\nwait()", timeout=0.5)
+    assert one_shot.status == cell.status == "timeout"
+    assert one_shot.error is not None and cell.error is not None
+    assert (cell.error.ename, cell.error.evalue) == (one_shot.error.ename, one_shot.error.evalue) == \
+        ("TimeoutError", "the run exceeded its time limit of 0.5s and was stopped")
+    # Where the cell was when time ran out: the user's frames only, no host path of sandlot's runtime.
+    text = "\n".join(cell.error.traceback)
+    assert "line 4, in <module>" in text and "line 3, in wait" in text, text
+    assert cell.error.traceback[-1] == "TimeoutError: the run exceeded its time limit of 0.5s and was stopped"
+    assert "sandlot_runtime" not in text and "site-packages" not in text, text
+
+
+def test_user_code_catching_exception_does_not_swallow_the_timeout(sl: Sandlot) -> None:
+    with sl.session() as session:
+        code = "import time\ntry:\n    time.sleep(30)\nexcept Exception:\n    print('swallowed')\nprint('went on')"
+        result = session.execute(code, timeout=0.5)
+        assert result.status == "timeout" and result.stdout == "", result.stdout
+        assert session.execute("1").restarted is False
+
+
+def test_a_cell_over_its_cpu_limit_says_which_limit(tight: Sandlot) -> None:
+    with tight.session() as session:
+        session.execute("kept = 1")
+        result = session.execute("while True:\n    pass")
+        assert result.status == "timeout"
+        assert result.error is not None and result.error.ename == "TimeoutError"
+        assert result.error.evalue == "the run exceeded its CPU time limit of 2s and was stopped"
+        after = session.execute("kept")
+        assert after.restarted is False and after.outputs[0].data["text/plain"] == "1"
 
 
 def test_concurrent_calls_run_in_arrival_order(sl: Sandlot) -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -221,6 +224,19 @@ def test_session_tool_allowlist(sl: Sandlot) -> None:
         assert session.execute("1 + 1").status == "ok"
 
 
+def test_importing_a_tool_the_session_may_not_call_says_so(sl: Sandlot) -> None:
+    with sl.session(tools=["lookup"]) as session:
+        refused = session.execute("from sandlot.tools import explode")
+        assert refused.error is not None and refused.error.ename == "ImportError"
+        assert "'explode' exists but this run or session may not call it (it may call: lookup;" in refused.error.evalue
+        assert "unknown location" not in refused.error.evalue
+        # A name that is no tool at all is still the usual error, and getattr's default still works.
+        missing = session.execute("from sandlot.tools import no_such_tool")
+        assert missing.error is not None and missing.error.ename == "ImportError"
+        assert session.execute("import sandlot.tools as t\ngetattr(t, 'no_such_tool', 'default')").outputs[0].data == \
+            {"text/plain": "'default'"}
+
+
 def test_without_tools_the_module_is_empty_and_calls_are_refused() -> None:
     with Sandlot(EngineConfig(preload=(), pool_size=1)) as plain:
         listing = plain.execute("import sandlot.tools as t\nprint(t.__all__)")
@@ -329,3 +345,20 @@ def test_tools_over_http(weather_api: str) -> None:
                          json={"code": "from sandlot.tools import weather"}).json()
         assert cell["status"] == "error" and cell["error"]["ename"] == "ImportError"
         assert 'sandlot_tool_calls_total{status="ok",tool="lookup"} 1.0' in http.get("/metrics").text
+
+
+def test_the_docs_example_registers_and_runs() -> None:
+    # docs/tools.md, as written: its registry module, then its sandboxed code against it.
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "tools.md").read_text()
+    module, sandboxed = re.findall(r"```python\n(.*?)```", doc, re.S)[:2]
+    namespace: dict[str, object] = {}
+    exec(compile(module, "mytools.py", "exec"), namespace)
+    registry = namespace["registry"]
+    assert isinstance(registry, ToolRegistry) and registry.names == ["get_weather", "lookup_record", "search"]
+    db: Any = namespace["DB"]
+    with Sandlot(EngineConfig(preload=(), pool_size=1), tools=registry) as engine:
+        result = engine.execute(sandboxed)
+    assert result.status == "ok", result.stderr
+    top = sorted((db[i] for i in range(1, 21)), key=lambda r: r["value"])[-2:]
+    assert result.stdout == f"{top}\n"
+    assert len(result.tool_calls) == 20

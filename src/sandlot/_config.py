@@ -9,9 +9,9 @@ the server's config (a later layer) embeds it.
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._errors import InvalidRequestError
 
@@ -105,3 +105,12 @@ class EngineConfig(BaseModel):
     hostname: str = "sandbox"
     max_tool_calls: int = Field(200, ge=1, description="Host tool calls one run may make.")
     max_tool_time: float = Field(120.0, gt=0, description="Seconds of host tool time one run may use, all calls together.")
+
+    @field_validator("max_limits", mode="before")
+    @classmethod
+    def _unnamed_maximums_stay_default(cls, value: Any) -> Any:
+        # A config that raises one maximum ([engine.max_limits] timeout = 900) keeps the default
+        # maximums for the others, not Limits' defaults (which would lower the memory maximum to 1 GiB).
+        if isinstance(value, dict):
+            return {**DEFAULT_MAX_LIMITS.model_dump(), **value}
+        return value

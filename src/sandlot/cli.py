@@ -4,11 +4,15 @@ Errors are one clear line on stderr and an exit code from the error's class,
 never a traceback. ``sandlot run`` exits with the run's status:
 
     ok 0 · error 1 · timeout 124 · memory 137 · killed 137 · sandlot itself failed: 3 (setup) / 1
+
+and, like python, with the code of a ``SystemExit`` the code raised (``sys.exit(3)`` exits 3,
+``sys.exit()`` 0, ``sys.exit("message")`` prints the message and exits 1), without a traceback.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -70,7 +74,8 @@ def _engine_overrides(options: dict[str, Any]) -> dict[str, Any]:
               help="A TOML file with any of these settings (CLI and environment win over it).")
 @_opt("--host", env="HOST", help="Address to bind.  [default: 127.0.0.1]")
 @_opt("--port", env="PORT", type=int, help="Port to bind.  [default: 8765]")
-@_opt("--api-key", "api_keys", env="API_KEYS", multiple=True, help="An accepted API key (repeat for several).")
+@_opt("--api-key", "api_keys", env="API_KEYS", multiple=True,
+      help="An accepted API key (repeat for several; SANDLOT_API_KEY, the client's, is accepted too).")
 @_opt("--api-keys-file", env="API_KEYS_FILE", help="A file with one API key per line.")
 @click.option("--insecure-no-auth-on-public-interface", "insecure", is_flag=True, default=None,
               envvar="SANDLOT_INSECURE_NO_AUTH_ON_PUBLIC_INTERFACE", show_envvar=True,
@@ -78,7 +83,8 @@ def _engine_overrides(options: dict[str, Any]) -> dict[str, Any]:
 @_engine_options
 @_opt("--max-sessions-per-key", env="MAX_SESSIONS_PER_KEY", type=int, help="[default: 32]")
 @_opt("--max-runs-per-key", env="MAX_RUNS_PER_KEY", type=int, help="[default: 32]")
-@_opt("--shutdown-grace", env="SHUTDOWN_GRACE", type=float, help="Seconds cells get to finish on SIGTERM.  [default: 10]")
+@_opt("--shutdown-grace", env="SHUTDOWN_GRACE", type=float,
+      help="Seconds the calls in flight get to finish on SIGTERM or SIGINT.  [default: 10]")
 @_opt("--log-level", env="LOG_LEVEL", type=click.Choice(["debug", "info", "warning", "error"]), help="[default: info]")
 @_opt("--model-url", env="MODEL_URL", help="An OpenAI-compatible upstream for /v1/chat/completions (its base URL).")
 @_opt("--model", env="MODEL", help="The upstream's model name; also the name clients use.")
@@ -163,7 +169,11 @@ def run(file: Any, timeout: float | None, as_json: bool, url: str | None, api_ke
         elif output_type == "display_data":
             click.echo(f"[display: {', '.join(sorted(output.data))}]", err=True)
         elif output_type == "error":
-            click.echo("\n".join(output.traceback), err=True)
+            if output.ename == "SystemExit":
+                if _system_exit_code(output.evalue) is None:
+                    click.echo(output.evalue, err=True)  # python prints a non-integer exit "code"
+            else:
+                click.echo("\n".join(output.traceback), err=True)
 
     try:
         if url:
@@ -180,7 +190,22 @@ def run(file: Any, timeout: float | None, as_json: bool, url: str | None, api_ke
         _fail(exc)
     if as_json:
         click.echo(json.dumps(result.model_dump(mode="json"), indent=2))
+    elif result.truncated:
+        click.echo("[sandlot] the output was over the limit; the rest was dropped", err=True)
+    if result.status == "error" and result.error is not None and result.error.ename == "SystemExit":
+        code = _system_exit_code(result.error.evalue)
+        sys.exit(1 if code is None else code)
     sys.exit(STATUS_EXIT_CODES[result.status])
+
+
+def _system_exit_code(evalue: str) -> int | None:
+    """The exit code python would give for a SystemExit whose str() is ``evalue``; None when python
+    would print it and exit 1 instead. (str() is all a result carries: ``sys.exit("3")`` reads as 3.)"""
+    if evalue in ("", "None"):
+        return 0
+    if re.fullmatch(r"-?\d+", evalue.strip()):
+        return int(evalue) & 0xFF  # as the operating system truncates it
+    return None
 
 
 def _client_echo(echo: Callable[[str, Any], None]) -> Callable[[str, Any], None]:
@@ -202,7 +227,8 @@ def bench(which: str, quick: bool) -> None:
 
     root = pathlib.Path(__file__).resolve().parents[2] / "benchmarks"
     if not root.is_dir():
-        _fail(SetupError(f"the benchmarks ship with the source checkout; no {root}"))
+        _fail(SetupError("the benchmarks are not part of the installed package: run `sandlot bench` from a source "
+                         f"checkout installed with pip install -e '.[dev]' (there is no {root} here)"))
     names = ["core", "http", "agent", "tools"] if which == "all" else [which]
     failed = 0
     for name in names:

@@ -28,8 +28,10 @@ Emit = Callable[[dict[str, Any]], None]
 _RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-class CpuTimeExceeded(BaseException):
-    """Raised in the cell when its CPU-time budget runs out (SIGXCPU)."""
+class TimeLimitExceeded(BaseException):
+    """Raised in the cell when a time limit is hit (SIGXCPU: from the kernel at the CPU limit, from
+    the host at the wall-clock limit). A BaseException, like KeyboardInterrupt, so that user code's
+    ``except Exception`` does not swallow it; reported as ``TimeoutError``, as a one-shot run's is."""
 
 
 class CellRunner:
@@ -60,7 +62,7 @@ class CellRunner:
             self._code_finished()
             if value is not None and not code.rstrip().endswith(";"):
                 self._publish_result(value, execution_count)
-        except CpuTimeExceeded:
+        except TimeLimitExceeded:
             self._code_finished()
             return "timeout", self._report(sys.exc_info())
         except MemoryError:
@@ -108,6 +110,9 @@ class CellRunner:
 
     def _report(self, exc_info: tuple[Any, Any, Any]) -> dict[str, Any]:
         exc_type, exc, tb = exc_info
+        if isinstance(exc, TimeLimitExceeded):
+            exc_type, exc = TimeoutError, TimeoutError(_safe_str(exc))
+            exc.__traceback__ = tb
         error = {
             "ename": exc_type.__name__,
             "evalue": _safe_str(exc),
@@ -158,10 +163,23 @@ def _safe_str(exc: BaseException) -> str:
 
 
 def _user_traceback(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> list[str]:
-    """The formatted traceback, starting at the first frame that is not ours."""
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_RUNTIME_DIR):
-        tb = tb.tb_next
+    """The formatted traceback without the runtime's own frames, wherever they are: the ones that
+    ran the cell (before the user's) and the signal handler that raised an interrupt or a timeout
+    (after them). They are sandlot's business, and their paths are the host's."""
     try:
-        return [line.rstrip("\n") for line in traceback.format_exception(exc_type, exc, tb)]
+        report = traceback.TracebackException(exc_type, exc, tb, compact=True)
+        _drop_runtime_frames(report, set())
+        return [line.rstrip("\n") for line in report.format()]
     except Exception:
         return [f"{exc_type.__name__}: <unprintable exception>"]
+
+
+def _drop_runtime_frames(report: traceback.TracebackException, seen: set[int]) -> None:
+    if id(report) in seen:
+        return
+    seen.add(id(report))
+    report.stack = traceback.StackSummary.from_list(
+        [frame for frame in report.stack if not (frame.filename or "").startswith(_RUNTIME_DIR)])
+    for chained in (report.__cause__, report.__context__, *(getattr(report, "exceptions", None) or ())):
+        if chained is not None:
+            _drop_runtime_frames(chained, seen)

@@ -36,10 +36,15 @@ def install(channel: Channel, specs: list[dict[str, Any]]) -> None:
     """(Re)build ``sandlot.tools`` from the host's tool descriptions."""
     module = types.ModuleType("sandlot.tools", __doc__)
     names = []
+    withheld = set()
     for spec in specs:
+        if spec.get("withheld"):
+            withheld.add(str(spec["name"]))
+            continue
         stub = _stub(channel, spec)
         setattr(module, stub.__name__, stub)
         names.append(stub.__name__)
+    module.__getattr__ = _refuse_withheld(withheld, sorted(names))  # type: ignore[method-assign]
     module.ToolError = ToolError  # type: ignore[attr-defined]
     module.parallel_map = parallel_map  # type: ignore[attr-defined]
     module.__all__ = sorted(names) + ["ToolError", "parallel_map"]  # type: ignore[attr-defined]
@@ -48,6 +53,20 @@ def install(channel: Channel, specs: list[dict[str, Any]]) -> None:
     package.tools = module  # type: ignore[attr-defined]
     sys.modules["sandlot"] = package
     sys.modules["sandlot.tools"] = module
+
+
+def _refuse_withheld(withheld: set[str], allowed: list[str]) -> Callable[[str], Any]:
+    """The module's ``__getattr__``: a host tool this run may not call is an ImportError that says so
+    (``from sandlot.tools import x`` passes it on as it is); any other missing name stays an AttributeError."""
+    def __getattr__(name: str) -> Any:
+        if name in withheld:
+            may = ", ".join(allowed) if allowed else "none"
+            raise ImportError(f"the host tool {name!r} exists but this run or session may not call it "
+                              f"(it may call: {may}; the tools it may call are chosen when it is created)",
+                              name="sandlot.tools")
+        raise AttributeError(f"module 'sandlot.tools' has no attribute {name!r}")
+
+    return __getattr__
 
 
 def parallel_map(tool: Callable[..., Any], items: Iterable[Any], max_workers: int = 16) -> list[Any]:

@@ -147,7 +147,7 @@ class Sandbox:
         if self.cgroup is not None:
             self.cgroup.reset_peak_memory()
         message: dict[str, Any] = {"t": "exec", "id": self._run_id, "code": code, "count": count,
-                                   "cpu_seconds": limits.cpu_seconds}
+                                   "cpu_seconds": limits.cpu_seconds, "timeout": limits.timeout}
         if env:
             message["env"] = env
         if self._pending_rlimits:
@@ -180,11 +180,16 @@ class Sandbox:
         outcome.tool_calls = list(tools.calls) if tools is not None else []
         return outcome
 
-    def interrupt(self) -> None:
-        """Ask the running cell to stop (KeyboardInterrupt), as Jupyter's interrupt does: SIGINT to pid 1."""
+    def interrupt(self, *, timed_out: bool = False) -> None:
+        """Ask the running cell to stop, as Jupyter's interrupt does: SIGINT to pid 1 (KeyboardInterrupt).
+
+        ``timed_out``: SIGXCPU instead, which the runtime also gets from the kernel at the CPU limit;
+        the cell then stops with the time limit's error (``TimeoutError: the run exceeded its time
+        limit...``, as a one-shot run reports it), not with a KeyboardInterrupt nobody sent.
+        """
         if self.alive and self._pidfd >= 0:
             with contextlib.suppress(ProcessLookupError, OSError):
-                signal.pidfd_send_signal(self._pidfd, signal.SIGINT)
+                signal.pidfd_send_signal(self._pidfd, signal.SIGXCPU if timed_out else signal.SIGINT)
 
     def lose(self, reason: str) -> None:
         """Kill this sandbox because its zygote is gone: not the run's fault, so not a run outcome."""
@@ -248,7 +253,7 @@ class Sandbox:
     async def _stop_after_timeout(self, interrupt_grace: float | None) -> DoneMessage | None:
         assert self._done is not None
         if interrupt_grace is not None:
-            self.interrupt()
+            self.interrupt(timed_out=True)
             try:
                 return await asyncio.wait_for(asyncio.shield(self._done), interrupt_grace)
             except TimeoutError:

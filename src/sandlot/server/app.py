@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from .. import __version__
+from .._errors import SandlotError
 from ..agent.service import AgentService
 from ..engine import Engine
 from ..mcp import http_endpoint as mcp_http_endpoint
@@ -17,10 +19,12 @@ from ..tools import ToolRegistry, load_registry
 from . import errors, routes_agent, routes_ops, routes_runs, routes_sessions
 from .auth import Authenticator, Quotas
 from .config import ServerConfig
+from .drain import DrainGuard
 from .metrics import Metrics
 from .middleware import RequestGuard
 from .state import ServerState
 
+log = logging.getLogger("sandlot.server")
 DESCRIPTION = "Run untrusted Python in kernel-isolated sandboxes, in milliseconds. The contract is API.md."
 
 
@@ -43,7 +47,11 @@ def create_app(config: ServerConfig | None = None, tools: ToolRegistry | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await engine.start()
+        try:
+            await engine.start()
+        except SandlotError as exc:
+            state.startup_error = exc  # `serve` says it in one line; the lifespan's traceback would say it in 30
+            raise
         engine.on_session_closed.append(state.quotas.remove_session)
         metrics.attach(engine)
         try:
@@ -53,6 +61,8 @@ def create_app(config: ServerConfig | None = None, tools: ToolRegistry | None = 
             state.draining = True
             await agent.close()
             await engine.close()
+            if state.startup_error is None:
+                log.info("sandlot stopped: every sandbox is gone")
 
     app = FastAPI(title="sandlot", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.sandlot = state
@@ -62,6 +72,7 @@ def create_app(config: ServerConfig | None = None, tools: ToolRegistry | None = 
     app.include_router(routes_agent.router)
     app.include_router(routes_ops.router)
     mcp_endpoint.mount(app)
+    app.add_middleware(DrainGuard, drain=state.drain)  # inside RequestGuard: what it answers is logged and counted
     app.add_middleware(RequestGuard, max_body=config.max_request_bytes, metrics=metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

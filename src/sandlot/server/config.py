@@ -1,19 +1,24 @@
 """The server's configuration: one typed object, from a TOML file, the
 environment (``SANDLOT_*``) and the command line, in rising precedence.
 
-The ``sandlot serve`` options mirror these fields one for one; each option
-also reads its environment variable (``--port`` ↔ ``SANDLOT_PORT``).
+Every setting has an environment variable, flag or not (``environment()``):
+``SANDLOT_<NAME>`` for the top level, ``[engine]`` and ``[engine.limits]``
+(their names do not clash), ``SANDLOT_MAX_<NAME>`` for ``[engine.max_limits]``
+and ``SANDLOT_AGENT_<NAME>`` for ``[agent]``. The ``sandlot serve`` options
+read the same variables. docs/configuration.md lists them all.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import tomllib
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .._config import EngineConfig, MiB
+from .._config import EngineConfig, Limits, MiB
 from .._errors import SetupError
 from ..agent.config import AgentSettings, UpstreamModel
 
@@ -38,7 +43,7 @@ class ServerConfig(BaseModel):
     max_request_bytes: int = Field(64 * MiB, ge=1024, description="Largest request body.")
     max_file_bytes: int = Field(64 * MiB, ge=1024, description="Largest file upload or download.")
     max_batch_items: int = Field(32, ge=1, description="Items per batch (keep it within max_runs_per_key).")
-    shutdown_grace: float = Field(10.0, ge=0, description="Seconds running cells get to finish on SIGTERM.")
+    shutdown_grace: float = Field(10.0, ge=0, description="Seconds the calls in flight get to finish on SIGTERM or SIGINT.")
     log_level: str = Field("info", description="debug, info, warning or error.")
     engine: EngineConfig = EngineConfig()
     models: tuple[UpstreamModel, ...] = Field((), description="Upstream models for /v1/chat/completions.")
@@ -73,8 +78,53 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def load_config(toml_path: str | None = None, overrides: dict[str, Any] | None = None) -> ServerConfig:
-    """Build the config: defaults < TOML file < ``overrides`` (the CLI and environment)."""
+# Where each scalar setting lives: (table path, the model of that table, the variables' prefix).
+_TABLES: tuple[tuple[tuple[str, ...], type[BaseModel], str], ...] = (
+    ((), ServerConfig, ""), (("engine",), EngineConfig, ""), (("engine", "limits"), Limits, ""),
+    (("engine", "max_limits"), Limits, "MAX_"), (("agent",), AgentSettings, "AGENT_"))
+
+
+def _scalar(model: type[BaseModel], name: str) -> bool:
+    annotation = model.model_fields[name].annotation
+    return not (isinstance(annotation, type) and issubclass(annotation, BaseModel)) and name != "models"
+
+
+def environment_variables() -> dict[str, str]:
+    """Every ``SANDLOT_*`` variable a setting reads, and the setting's dotted name."""
+    found = {}
+    for path, model, prefix in _TABLES:
+        for name in model.model_fields:
+            if _scalar(model, name):
+                found[f"SANDLOT_{prefix}{name.upper()}"] = ".".join((*path, name))
+    return found
+
+
+def environment(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The settings given in ``env`` (default: ``os.environ``), as dotted names; lists comma-separated.
+
+    ``SANDLOT_API_KEY`` (one key, what the client sends) is also accepted by the server, so one
+    exported variable makes both ends agree.
+    """
+    env = os.environ if env is None else env
+    found: dict[str, Any] = {}
+    for variable, dotted in environment_variables().items():
+        if variable in env:
+            found[dotted] = _parse(dotted, env[variable])
+    if env.get("SANDLOT_API_KEY"):
+        found["api_keys"] = (*found.get("api_keys", ()), env["SANDLOT_API_KEY"])
+    return found
+
+
+def _parse(dotted: str, text: str) -> Any:
+    if dotted in ("api_keys", "engine.preload"):
+        return tuple(item.strip() for item in text.split(",") if item.strip())
+    return text  # pydantic converts ("2" -> 2, "true" -> True) and refuses what does not fit, naming the setting
+
+
+def load_config(toml_path: str | None = None, overrides: dict[str, Any] | None = None,
+                env: Mapping[str, str] | None = None) -> ServerConfig:
+    """Build the config: defaults < TOML file < environment (``env``, default ``os.environ``) < ``overrides``
+    (the command line; dotted names such as ``engine.limits.timeout`` reach into tables)."""
     data: dict[str, Any] = {}
     if toml_path:
         try:
@@ -83,20 +133,33 @@ def load_config(toml_path: str | None = None, overrides: dict[str, Any] | None =
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SetupError(f"cannot read the config file {toml_path!r}: {exc}") from None
         data = data.get("sandlot", data)  # allow a [sandlot] table or top-level keys
-    for key, value in (overrides or {}).items():
+    for key, value in [*environment(env).items(), *(overrides or {}).items()]:
         if value is None:
             continue
-        if key.startswith("engine."):
-            _set_nested(data, key.split("."), value)
-        else:
-            data[key] = value
+        if key == "api_keys":  # keys add up: every key given anywhere is accepted
+            value = (*data.get("api_keys", ()), *value)
+        _set_nested(data, key.split("."), value)
     try:
         return ServerConfig.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise SetupError(f"invalid setting {where}: {first['msg']}{more}") from None
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = "there is no such setting" + _where_it_belongs(tuple(str(p) for p in first["loc"]))
+        raise SetupError(f"invalid setting {where}: {message}{more}") from None
+
+
+def _where_it_belongs(loc: tuple[str, ...]) -> str:
+    """A hint for a setting put in the wrong table (``pool_size`` at the top instead of in ``[engine]``)."""
+    name = loc[-1]
+    for path, model, _prefix in _TABLES:
+        if name in model.model_fields and path != loc[:-1]:
+            table = ".".join(path)
+            return f" here; it belongs in [{table}] (see docs/configuration.md)" if table else \
+                " here; it is a top-level setting (see docs/configuration.md)"
+    return " (see docs/configuration.md)"
 
 
 def _set_nested(data: dict[str, Any], path: list[str], value: Any) -> None:

@@ -28,6 +28,33 @@ def error_response(status: int, error_type: str, message: str, headers: dict[str
     return JSONResponse({"error": {"type": error_type, "message": message}}, status_code=status, headers=headers)
 
 
+def validation_message(exc: RequestValidationError) -> str:
+    """What is wrong with a request, and where, for a person: the field's path, or the line and
+    column of a JSON syntax error."""
+    problems = []
+    for error in exc.errors()[:5]:
+        if error.get("type") == "json_invalid":
+            return _json_problem(error, exc.body)
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        message = error.get("msg", "invalid")
+        problems.append(f"{where}: {message}" if where else message)
+    more = len(exc.errors()) - len(problems)
+    return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "") or "invalid request"
+
+
+def _json_problem(error: dict[str, object], document: object) -> str:
+    loc = error.get("loc") or ()
+    position = loc[-1] if isinstance(loc, tuple) and loc and isinstance(loc[-1], int) else None
+    ctx = error.get("ctx")
+    reason = str(ctx.get("error", "")) if isinstance(ctx, dict) else ""
+    message = "the body is not valid JSON" + (f": {reason}" if reason else "")
+    if position is None or not isinstance(document, str):
+        return message
+    line = document.count("\n", 0, position) + 1
+    column = position - (document.rfind("\n", 0, position) + 1) + 1
+    return f"{message} at line {line}, column {column} (character {position})"
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(SandlotError)
     async def sandlot_error(_request: Request, exc: SandlotError) -> JSONResponse:
@@ -35,7 +62,7 @@ def install(app: FastAPI) -> None:
         retry_after = getattr(exc, "retry_after", None)
         if isinstance(retry_after, (int, float)):
             headers = {"Retry-After": str(max(1, round(retry_after)))}
-        if exc.http_status >= 500:
+        if exc.http_status >= 500 and exc.http_status != 503:  # 503 is a state (draining, restarting), not a failure
             log.error("sandlot error: %s", exc)
         return error_response(exc.http_status, exc.error_type, str(exc), headers)
 
@@ -46,11 +73,7 @@ def install(app: FastAPI) -> None:
             # Kept strict on purpose: a browser page can send text/plain to a loopback server
             # without a CORS preflight, and must not be able to run code that way.
             return error_response(400, "invalid_request", "send the body as JSON with 'Content-Type: application/json'")
-        problems = []
-        for error in exc.errors()[:5]:
-            where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
-            problems.append(f"{where}: {error.get('msg', 'invalid')}")
-        return error_response(400, "invalid_request", "; ".join(problems) or "invalid request")
+        return error_response(400, "invalid_request", validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -1,12 +1,19 @@
 """Serving: uvicorn with sandlot's safety checks and a bounded graceful shutdown.
 
-On SIGTERM or SIGINT the server stops accepting, answers 503 on /healthz and on
-new API calls, lets running cells finish for up to ``shutdown_grace`` seconds,
-then kills what is left, removes every sandbox and exits 0.
+On SIGTERM or SIGINT the server drains (``drain.py``): it keeps accepting
+connections, answers 503 on /healthz and on new API calls, logs how many calls
+are in flight, and lets them finish for up to ``shutdown_grace`` seconds. Then
+it stops what is left (each such call still gets a proper answer), removes
+every sandbox and exits 0. A second signal stops the calls in flight at once.
+
+A server that cannot start (``--isolation strict`` where the host cannot give
+it, say) says why in one line and exits with the error's code, not with
+uvicorn's traceback of the failed lifespan.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import signal
@@ -22,18 +29,59 @@ from .config import ServerConfig, is_loopback
 from .state import ServerState
 
 log = logging.getLogger("sandlot.server")
+STRAGGLER_WAIT = 5.0
+"""Seconds the calls stopped after the grace get to send their answers before uvicorn shuts down."""
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, telling the app the moment draining starts."""
+    """uvicorn's server, draining sandlot's calls before it shuts down."""
 
-    def __init__(self, config: uvicorn.Config, state: ServerState) -> None:
+    def __init__(self, config: uvicorn.Config, state: ServerState, grace: float) -> None:
         super().__init__(config)
         self._sandlot_state = state
+        self._grace = grace
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._draining: asyncio.Task[None] | None = None
+
+    async def startup(self, sockets: Any = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+        if self.started:
+            log.info("sandlot serving on http://%s:%d", self.config.host, self.config.port)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
+        # Runs as a signal handler, between two bytecodes of the loop's thread: only schedule work here.
+        loop = self._loop
+        if loop is None or not self.started:
+            super().handle_exit(sig, frame)  # not serving yet: nothing to drain
+            return
+        if self._sandlot_state.draining:
+            loop.call_soon_threadsafe(self._stop_now)  # a second signal: stop the calls in flight now
+            return
         self._sandlot_state.draining = True
-        super().handle_exit(sig, frame)
+        loop.call_soon_threadsafe(self._start_drain)
+
+    def _start_drain(self) -> None:
+        assert self._loop is not None
+        self._draining = self._loop.create_task(self._drain())
+
+    def _stop_now(self) -> None:
+        stopped = self._sandlot_state.drain.stop_all()
+        if stopped:
+            log.warning("second signal: stopping %s in flight now", _calls(stopped))
+
+    async def _drain(self) -> None:
+        drain = self._sandlot_state.drain
+        try:
+            log.info("draining: %s in flight, waiting up to %gs for them to finish; new calls get 503",
+                     _calls(drain.waited), self._grace)
+            if not await drain.wait(self._grace):
+                log.warning("the shutdown grace of %gs is over: stopping %s still in flight", self._grace,
+                            _calls(drain.waited))
+            drain.stop_all()  # what is left: the calls past the grace, and open event streams
+            await drain.wait(STRAGGLER_WAIT, everything=True)
+        finally:
+            self.should_exit = True  # whatever happened above, the server goes down
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -51,7 +99,23 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+def _calls(count: int) -> str:
+    return f"{count} call" if count == 1 else f"{count} calls"
+
+
+class _QuietFailedStartup(logging.Filter):
+    """Drops uvicorn's report of a failed lifespan (a traceback) when sandlot knows why and says so itself."""
+
+    def __init__(self, state: ServerState) -> None:
+        super().__init__()
+        self._state = state
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self._state.startup_error is None
+
+
 def serve(config: ServerConfig) -> None:
+    """Serve until SIGTERM or SIGINT; a SandlotError if the server cannot start."""
     config.check_bind_is_safe()
     logs.configure(config.log_level)
     app = create_app(config)
@@ -61,7 +125,20 @@ def serve(config: ServerConfig) -> None:
                     config.host, "--insecure-no-auth-on-public-interface")
     # h11, not httptools: httptools answers requests it cannot parse (an unknown method, say) with a
     # plain-text 400 of its own, breaking the contract's error body. The event loop is uvloop where installed.
+    # uvicorn's own graceful shutdown only has to close connections: the drain has ended every call by then.
     uv_config = uvicorn.Config(app, host=config.host, port=config.port, log_config=None, access_log=False, http="h11",
-                               timeout_graceful_shutdown=max(1, round(config.shutdown_grace)), lifespan="on")
-    log.info("sandlot serving on http://%s:%d", config.host, config.port)
-    _Server(uv_config, state).run()
+                               timeout_graceful_shutdown=round(STRAGGLER_WAIT), lifespan="on")
+    quiet = _QuietFailedStartup(state)
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addFilter(quiet)
+    try:
+        _Server(uv_config, state, config.shutdown_grace).run()
+    except SystemExit:
+        if state.startup_error is not None:
+            raise state.startup_error from None
+        raise
+    finally:
+        uvicorn_log.removeFilter(quiet)
+    if state.startup_error is not None:
+        raise state.startup_error
+

@@ -1,18 +1,23 @@
 """Request and response bodies of the HTTP API (see API.md), as pydantic models.
 
 These shapes are the contract and the OpenAPI description is generated from
-them. Unknown fields in requests are ignored, so older servers accept newer
-clients' extra fields. Known fields are strict: a wrong type is a 400, never
-coerced ("5" is not a timeout, "yes" is not a boolean).
+them. Unknown fields in sandlot's own requests are a 400 that names the field
+(and the nearest known one): a misspelt ``"timeoutt": 5`` must not run with the
+default timeout unnoticed. (The OpenAI-compatible request, in
+``agent/openai_format.py``, keeps accepting what OpenAI's API accepts.) Known
+fields are strict: a wrong type is a 400, never coerced ("5" is not a timeout,
+"yes" is not a boolean).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from .._models import ExecutionResult
 
@@ -42,6 +47,27 @@ def _environment(value: dict[str, str]) -> dict[str, str]:
 Env = Annotated[dict[Text, Text], AfterValidator(_environment)]
 
 
+class RequestBody(BaseModel):
+    """A request body of sandlot's own: strict types, and unknown fields refused by name."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields_only(cls, data: Any) -> Any:
+        # pydantic's own message ("Extra inputs are not permitted") names neither what is known
+        # nor what was probably meant; the 400 should let a person fix the request at once.
+        if isinstance(data, dict):
+            known = list(cls.model_fields)
+            for name in data:
+                if name not in cls.model_fields:
+                    close = difflib.get_close_matches(str(name), known, n=1)
+                    hint = f"did you mean {close[0]!r}? " if close else ""
+                    raise PydanticCustomError("unknown_field", "unknown field {name}: {hint}known fields are {known}",
+                                              {"name": repr(name)[:80], "hint": hint, "known": ", ".join(known)})
+        return data
+
+
 class ErrorBody(BaseModel):
     type: str = Field(description="A machine word: invalid_request, unauthorized, not_found, too_large, capacity...")
     message: str = Field(description="What went wrong, for a person.")
@@ -53,9 +79,7 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-class FileUpload(BaseModel):
-    model_config = ConfigDict(strict=True)
-
+class FileUpload(RequestBody):
     path: Text = Field(description="Relative path inside the workspace.", min_length=1, max_length=4096)
     content: str = Field(description="The file's bytes, base64-encoded.")
 
@@ -75,10 +99,8 @@ class FileUpload(BaseModel):
 Timeout = Field(None, gt=0, allow_inf_nan=False, description="Wall-clock seconds for this run.")
 
 
-class LimitsOverride(BaseModel):
+class LimitsOverride(RequestBody):
     """Limits for this run or session instead of the server's defaults, up to its maximums (sandlot extension)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     cpu_time: float | None = Field(None, gt=0, allow_inf_nan=False, description="CPU seconds.")
     memory: int | None = Field(None, gt=0, description="Bytes of memory.")
@@ -94,9 +116,7 @@ class LimitsOverride(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
-class ExecuteRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-
+class ExecuteRequest(RequestBody):
     code: Text = Field(description="Python source to run.")
     timeout: float | None = Timeout
     files: list[FileUpload] | None = Field(None, description="Files placed in the workspace before the run.")
@@ -106,9 +126,7 @@ class ExecuteRequest(BaseModel):
     limits: LimitsOverride | None = None
 
 
-class SessionCreateRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-
+class SessionCreateRequest(RequestBody):
     timeout: float | None = Timeout
     idle_timeout: float | None = Field(None, gt=0, allow_inf_nan=False, description="Seconds the session may sit unused.")
     env: Env | None = None
@@ -116,9 +134,7 @@ class SessionCreateRequest(BaseModel):
     limits: LimitsOverride | None = None
 
 
-class SessionExecuteRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-
+class SessionExecuteRequest(RequestBody):
     code: Text
     timeout: float | None = Timeout
     stream: bool = False
@@ -145,17 +161,13 @@ class FileList(BaseModel):
     files: list[FileEntry]
 
 
-class BatchItem(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-
+class BatchItem(RequestBody):
     code: Text
     session_id: Text | None = None
     timeout: float | None = Timeout
 
 
-class BatchRequest(BaseModel):
-    model_config = ConfigDict(strict=True)
-
+class BatchRequest(RequestBody):
     items: list[BatchItem] = Field(min_length=1)
 
 

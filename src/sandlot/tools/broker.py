@@ -28,7 +28,10 @@ class ToolBroker:
         self._on_call = on_call
 
     def specs(self) -> list[dict[str, Any]]:
-        return [tool.sandbox_spec() for tool in self.registry]
+        """The tools as the sandbox builds them; tools the run may not call are named only, so that
+        importing one says it is not allowed rather than that it does not exist."""
+        return [tool.sandbox_spec() for tool in self.registry] + \
+            [{"name": name, "withheld": True} for name in self.registry.withheld]
 
     async def call(self, name: str, arguments: dict[str, Any]) -> tuple[bool, Any]:
         """Run one call: (True, value) or (False, {"type", "message"})."""

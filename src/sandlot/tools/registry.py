@@ -212,6 +212,8 @@ class ToolRegistry:
 
     def __init__(self, tools: Iterable[Tool | Callable[..., Any]] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        self.withheld: tuple[str, ...] = ()
+        """Tools of the registry this is a ``subset`` of that it leaves out (the sandbox names them when refused)."""
         for item in tools:
             self.add(item)
 
@@ -260,7 +262,9 @@ class ToolRegistry:
         unknown = [n for n in names if n not in self._tools]
         if unknown:
             raise InvalidRequestError(f"no such tools: {', '.join(unknown)}")
-        return ToolRegistry(self._tools[n] for n in names)
+        subset = ToolRegistry(self._tools[n] for n in names)
+        subset.withheld = tuple(sorted(set(self._tools) - set(names)))
+        return subset
 
 
 def load_registry(spec: str) -> ToolRegistry:
