@@ -232,7 +232,11 @@ function describe(error: Error): string {
 }
 
 function envVar(name: string): string | undefined {
-  // Only where there is a process.env (Node, Bun; Deno with its Node compatibility): other runtimes pass apiKey.
+  // Only where there is a process.env (Node; Deno with its Node compatibility): other runtimes pass apiKey.
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
-  return env?.[name];
+  try {
+    return env?.[name];
+  } catch {
+    return undefined; // Deno without --allow-env throws rather than saying "unset"
+  }
 }

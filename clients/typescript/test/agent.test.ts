@@ -94,6 +94,17 @@ describe("the agent endpoint, with the official openai package unchanged", () =>
     assert.ok(usage && usage.total_tokens > 0);
   });
 
+  test("sandlot's request fields go in the body beside OpenAI's", async () => {
+    const params = { model: "echo", messages: [{ role: "user" as const, content: "run: kept = 'yes'" }], keep_session: true };
+    const completion = await openai.chat.completions.create(params);
+    const sessionId = agentExtra(completion)?.session_id;
+    assert.ok(sessionId, "the session was kept");
+    const session = await client().getSession(sessionId);
+    const kept = await session.execute("print(kept)");
+    assert.equal(kept.stdout, "yes\n");
+    await session.close();
+  });
+
   test("models.list", async () => {
     const models = await openai.models.list();
     assert.deepEqual(models.data.map((m) => m.id), ["echo"]);
