@@ -4,9 +4,11 @@ One ``sandlot serve`` subprocess; the Python SDK (``sandlot.client.Client`` and 
 times runs in this process, the TypeScript SDK (``clients/typescript/dist``) in a Node process
 that this script drives over stdin, so the faces take turns: each round waits for the warm pool
 to be full, then times a burst of runs back to back with one face, then the next face, in a
-rotating order. Bare ``httpx`` and bare ``fetch`` rows show what the transports cost without
-either SDK. Every run is checked (``stdout == "1\\n"``). Goal: the Node SDK's p50 within 1.2x the
-Python SDK's (``Client``).
+rotating order. On Node the package sends with ``node:http`` (its ``node`` entry point); the
+"on fetch" row is the same SDK on Node's ``fetch``, the transport other runtimes use. Bare
+``httpx`` and bare ``fetch`` rows show what the transports cost without either SDK. Every run
+is checked (``stdout == "1\\n"``). Goal: the Node SDK's p50 within 1.2x the Python SDK's
+(``Client``).
 
 Needs Node 20+ and the package built once: ``cd clients/typescript && npm ci && npm run build``.
 Run it as root inside the containment wrapper:
@@ -38,7 +40,8 @@ NODE_SIDE = pathlib.Path(__file__).resolve().parent / "bench_typescript.mjs"
 POOL_SIZE = 16
 BURST = 8
 GOAL_RATIO = 1.2
-FACES = ["python Client", "python AsyncClient", "python httpx (no SDK)", "node sandlot Client", "node fetch (no SDK)"]
+FACES = ["python Client", "python AsyncClient", "python httpx (no SDK)", "node sandlot Client",
+         "node sandlot on fetch", "node fetch (no SDK)"]
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -75,7 +78,7 @@ class NodeSide:
         self.process = subprocess.Popen(["node", str(NODE_SIDE), url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         text=True)
 
-    def burst(self, face: str, count: int) -> tuple[list[float], int]:
+    def burst(self, face: str, count: int) -> tuple[list[float], int, float]:
         assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.write(f"{face} {count}\n")
         self.process.stdin.flush()
@@ -83,7 +86,7 @@ class NodeSide:
         if not line:
             raise SystemExit("the Node side ended early")
         answer = json.loads(line)
-        return answer["ms"], answer["failed"]
+        return answer["ms"], answer["failed"], answer["cpuMs"]
 
     def close(self) -> None:
         assert self.process.stdin is not None
@@ -92,14 +95,16 @@ class NodeSide:
         self.process.wait(30)
 
 
-def timed(run: Callable[[], bool], count: int) -> tuple[list[float], int]:
+def timed(run: Callable[[], bool], count: int) -> tuple[list[float], int, float]:
+    """Latencies, failures, and this process's CPU time (ms) over the burst."""
     ms, failed = [], 0
+    cpu = time.process_time()
     for _ in range(count):
         started = time.perf_counter()
         ok = run()
         ms.append((time.perf_counter() - started) * 1000)
         failed += not ok
-    return ms, failed
+    return ms, failed, (time.process_time() - cpu) * 1000
 
 
 def main() -> int:
@@ -111,7 +116,7 @@ def main() -> int:
     if not shutil.which("node"):
         print("bench_typescript: node is not installed (Node 20+ is needed)", file=sys.stderr)
         return 2
-    if not (PACKAGE / "dist" / "index.js").exists():
+    if not (PACKAGE / "dist" / "node.js").exists():
         print(f"bench_typescript: build the package first: cd {PACKAGE} && npm ci && npm run build", file=sys.stderr)
         return 2
 
@@ -122,6 +127,7 @@ def main() -> int:
     runner = asyncio.Runner()
     latencies: dict[str, list[float]] = {face: [] for face in FACES}
     failures = dict.fromkeys(FACES, 0)
+    cpu = dict.fromkeys(FACES, 0.0)
     try:
         with Client(url) as sync_client, httpx.Client(base_url=url, timeout=60) as raw:
             async_client = AsyncClient(url)
@@ -134,9 +140,9 @@ def main() -> int:
                 "python AsyncClient": async_run,
                 "python httpx (no SDK)": lambda: raw.post("/v1/execute", json={"code": "print(1)"}).json()["stdout"] == "1\n",
             }
-            node_faces = {"node sandlot Client": "sdk", "node fetch (no SDK)": "fetch"}
+            node_faces = {"node sandlot Client": "sdk", "node sandlot on fetch": "sdk-fetch", "node fetch (no SDK)": "fetch"}
 
-            def burst(face: str, count: int) -> tuple[list[float], int]:
+            def burst(face: str, count: int) -> tuple[list[float], int, float]:
                 if face in python:
                     return timed(python[face], count)
                 return node.burst(node_faces[face], count)
@@ -147,9 +153,10 @@ def main() -> int:
                 for face in FACES[index % len(FACES):] + FACES[:index % len(FACES)]:
                     while raw.get("/healthz").json()["pool_ready"] < POOL_SIZE:
                         time.sleep(0.01)
-                    ms, failed = burst(face, BURST)
+                    ms, failed, used = burst(face, BURST)
                     latencies[face] += ms
                     failures[face] += failed
+                    cpu[face] += used
             runner.run(async_client.close())
     finally:
         runner.close()
@@ -158,13 +165,15 @@ def main() -> int:
         server.wait(60)
 
     stats = {face: {"n": len(ms), "p50": percentile(ms, 50), "p95": percentile(ms, 95), "min": min(ms),
-                    "failed": failures[face]} for face, ms in latencies.items()}
+                    "failed": failures[face], "client_cpu_ms": cpu[face] / len(ms)} for face, ms in latencies.items()}
     node_version = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     print(f'execute("print(1)") over loopback, back to back from a full pool; {os.cpu_count()} CPUs; '
           f"Python {sys.version.split()[0]}, Node {node_version}; ms")
-    print(f"  {'client':<24} {'p50':>7} {'p95':>7} {'min':>7} {'n':>5} {'failed':>7}")
+    print(f"  {'client':<24} {'p50':>7} {'p95':>7} {'min':>7} {'client CPU/run':>15} {'n':>5} {'failed':>7}")
     for face, s in stats.items():
-        print(f"  {face:<24} {s['p50']:>7.3f} {s['p95']:>7.3f} {s['min']:>7.3f} {s['n']:>5.0f} {s['failed']:>7.0f}")
+        print(f"  {face:<24} {s['p50']:>7.3f} {s['p95']:>7.3f} {s['min']:>7.3f} {s['client_cpu_ms']:>15.3f} "
+              f"{s['n']:>5.0f} {s['failed']:>7.0f}")
+    print("  (client CPU/run: the client process's CPU time per run, its own cost whatever the machine's load)")
     ratio = stats["node sandlot Client"]["p50"] / stats["python Client"]["p50"]
     print(f"\n  node sandlot Client p50 / python Client p50 = {ratio:.2f}x")
     failed = sum(failures.values())

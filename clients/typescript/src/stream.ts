@@ -69,12 +69,14 @@ export class EventStream extends ServerStream<StreamEvent> {
 
   /** Read the stream to its end and return the run's result, calling `callbacks` on the way. */
   async result(callbacks: StreamCallbacks = {}): Promise<ExecutionResult> {
+    let result: ExecutionResult | undefined;
+    // Read on after "done" to the end of the body (it ends right there), so the connection is kept.
     for await (const event of this) {
       await dispatch(event, callbacks);
-      if (event.event === "done") return event.data;
+      if (event.event === "done") result = event.data;
     }
-    // The stream ends right after "done", or throws.
-    throw new UnavailableError("the stream ended before the run finished");
+    if (result === undefined) throw new UnavailableError("the stream ended before the run finished");
+    return result;
   }
 }
 

@@ -9,12 +9,12 @@ import {
   SandlotError, SetupError, SpawnError, TooLargeError, UnavailableError, UpstreamError, UpstreamTimeoutError,
 } from "sandlot";
 
-import { client, idle, MAX_SESSIONS, QUOTA_KEY, URL, waitUntil } from "./helpers.js";
+import { client, idle, MAX_SESSIONS, QUOTA_KEY, waitUntil } from "./helpers.js";
 
 describe("errors from the server", () => {
   test("a wrong or missing key is AuthenticationError (401); /healthz stays open", async () => {
     for (const apiKey of ["wrong-key", ""]) {
-      const c = new Client({ baseUrl: URL, apiKey });
+      const c = client({ apiKey });
       await assert.rejects(c.execute("print(1)"), (error: unknown) =>
         error instanceof AuthenticationError && error.status === 401 && error.type === "unauthorized" &&
         /API key/.test(error.message));
@@ -38,7 +38,7 @@ describe("errors from the server", () => {
   });
 
   test("the session quota is CapacityError (429) with retryAfter from Retry-After", async () => {
-    const c = new Client({ baseUrl: URL, apiKey: QUOTA_KEY }); // its own key: quotas are per key
+    const c = client({ apiKey: QUOTA_KEY }); // its own key: quotas are per key
     const opened = [];
     try {
       for (let i = 0; i < MAX_SESSIONS; i++) opened.push(await c.createSession());
@@ -64,7 +64,7 @@ describe("errors from the server", () => {
         probe.close(() => resolve(typeof address === "object" && address ? address.port : 0));
       });
     });
-    const c = new Client({ baseUrl: `http://127.0.0.1:${port}` });
+    const c = client({ baseUrl: `http://127.0.0.1:${port}` });
     await assert.rejects(c.health(), (error: unknown) =>
       error instanceof UnavailableError && !(error instanceof RequestTimeoutError) &&
       /could not reach the server/.test(error.message) && error.cause !== undefined);

@@ -4,7 +4,7 @@
 // `fetch` to the client, the seam the client offers for it.
 import assert from "node:assert/strict";
 
-import { Client, type ClientOptions } from "sandlot";
+import { Client, type ClientOptions, nodeFetch } from "sandlot";
 
 function env(name: string): string {
   const value = process.env[name];
@@ -17,9 +17,19 @@ export const API_KEY = env("SANDLOT_TEST_API_KEY");
 export const QUOTA_KEY = env("SANDLOT_TEST_QUOTA_KEY");
 export const MAX_SESSIONS = Number(env("SANDLOT_TEST_MAX_SESSIONS"));
 
+/**
+ * The transport under test. On Node the package uses `node:http` by itself (src/node.ts); the
+ * suite runs a second time with SANDLOT_TEST_TRANSPORT=fetch, through the `fetch` every other
+ * runtime uses, so both transports pass the same tests.
+ */
+export const TRANSPORT = process.env["SANDLOT_TEST_TRANSPORT"] === "fetch" ? "fetch" : "node:http";
+/** The `fetch` the client under test uses, for tests that wrap it. */
+export const baseFetch: typeof fetch = TRANSPORT === "fetch" ? globalThis.fetch : nodeFetch;
+const transport: ClientOptions = TRANSPORT === "fetch" ? { fetch: globalThis.fetch } : {};
+
 /** A client of the test server with the main key. */
 export function client(options: ClientOptions = {}): Client {
-  return new Client({ baseUrl: URL, apiKey: API_KEY, ...options });
+  return new Client({ baseUrl: URL, apiKey: API_KEY, ...transport, ...options });
 }
 
 /** stdout, stderr, a display_data, the trailing expression's execute_result, then done. */

@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 
 import { ClosedError, NotFoundError, type StreamEvent, TooLargeError } from "sandlot";
 
-import { client, idle, MIXED, MIXED_EVENTS, signal, waitUntil } from "./helpers.js";
+import { baseFetch, client, idle, MIXED, MIXED_EVENTS, signal, waitUntil } from "./helpers.js";
 
 async function collect(events: AsyncIterable<StreamEvent>): Promise<StreamEvent[]> {
   const seen: StreamEvent[] = [];
@@ -156,7 +156,7 @@ describe("a server failure mid-stream", () => {
     const headersSeen = signal();
     const watching = client({
       fetch: async (input, init) => {
-        const response = await fetch(input, init);
+        const response = await baseFetch(input, init);
         if (new Headers(init?.headers).get("accept") === "text/event-stream" && String(input).endsWith("/execute")) {
           statuses.push(response.status);
           headersSeen.resolve();
