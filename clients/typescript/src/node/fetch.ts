@@ -2,10 +2,10 @@
  * `nodeFetch`: the part of `fetch` the client uses, over `node:http` and
  * `node:https`, for Node, where the client picks it by itself.
  *
- * Why: Node's own `fetch` (undici) spends about a millisecond more CPU per
- * request than `node:http` (measured on the development VM: ~1.9 vs ~1.0 ms
- * per `execute("print(1)")` round trip, this adapter included), which is half
- * of a whole loopback run. The answer is a standard `Response` with a
+ * Why: Node's own `fetch` (undici) costs more CPU per request than
+ * `node:http`: ~1.7 vs ~1.1 ms of client CPU per `execute("print(1)")` with
+ * this adapter (benchmarks/bench_typescript.py on the 2-core development VM),
+ * on a run that takes ~3 ms end to end. The answer is a standard `Response` with a
  * `ReadableStream` body, so everything above the transport is the same code
  * on every runtime. Only what `Transport` sends is supported: a URL string,
  * a method, a header record, a string or byte body, and a signal.
