@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import OpenAI from "openai";
-import { type AgentChunk, agentExtra, agentStep, NotFoundError } from "sandlot";
+import { type AgentChunk, agentExtra, agentStep, NotFoundError, UpstreamError } from "sandlot";
 
 import { API_KEY, client, URL } from "./helpers.js";
 
@@ -46,9 +46,16 @@ describe("the agent endpoint, with this package", () => {
                          NotFoundError);
   });
 
+  test("a model that fails is UpstreamError (502)", async () => {
+    await assert.rejects(client().chatCompletion({ model: "echo", messages: [{ role: "user", content: "fail: no" }] }),
+                         (error: unknown) => error instanceof UpstreamError && error.status === 502 &&
+                           error.type === "upstream_error" && /403/.test(error.message));
+  });
+
   test("a stream sends content deltas, a chunk per step, then the finish with the summary", async () => {
     const chunks: AgentChunk[] = [];
-    for await (const chunk of client().chatCompletionStream({ model: "echo", messages: [{ role: "user", content: "run: print(7)" }] })) {
+    const request = { model: "echo", messages: [{ role: "user" as const, content: "run: print(7)" }] };
+    for await (const chunk of client().chatCompletionStream(request)) {
       chunks.push(chunk);
     }
     const steps = chunks.map(agentStep).filter((s) => s !== undefined);

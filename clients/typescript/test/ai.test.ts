@@ -45,7 +45,9 @@ function textOf(output: unknown): string {
 }
 
 /** A mock model that makes the given replies in turn; the last is computed from what it was sent. */
-function scripted(...replies: Array<LanguageModelV3GenerateResult | ((o: LanguageModelV3CallOptions) => LanguageModelV3GenerateResult)>) {
+type Reply = LanguageModelV3GenerateResult | ((options: LanguageModelV3CallOptions) => LanguageModelV3GenerateResult);
+
+function scripted(...replies: Reply[]) {
   const sent: LanguageModelV3CallOptions[] = [];
   const model = new MockLanguageModelV3({
     doGenerate: async (options) => {

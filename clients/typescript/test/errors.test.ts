@@ -5,8 +5,9 @@ import { createServer } from "node:net";
 import { describe, test } from "node:test";
 
 import {
-  AuthenticationError, CapacityError, Client, InvalidRequestError, NotFoundError, RequestTimeoutError, SandboxError,
-  SandlotError, SetupError, SpawnError, TooLargeError, UnavailableError, UpstreamError, UpstreamTimeoutError,
+  AuthenticationError, CapacityError, Client, ClosedError, InvalidRequestError, NotFoundError, ProtocolError,
+  RequestTimeoutError, SandboxError, SandlotError, SetupError, SpawnError, TooLargeError, UnavailableError,
+  UpstreamError, UpstreamTimeoutError,
 } from "sandlot";
 
 import { client, idle, MAX_SESSIONS, QUOTA_KEY, waitUntil } from "./helpers.js";
@@ -94,6 +95,8 @@ describe("error answers map onto the tree", () => {
   const cases: Array<[number, string, typeof SandlotError]> = [
     [500, contract("spawn_error", "no zygote"), SpawnError], // refined, still a SandboxError
     [500, contract("internal_error"), SandboxError],
+    [500, contract("protocol_error"), ProtocolError],
+    [409, contract("closed"), ClosedError],
     [503, contract("setup_error"), SetupError], // a class that carries that very status
     [503, contract("unavailable"), UnavailableError],
     [404, contract("too_large"), NotFoundError], // the status wins over a word that does not fit it

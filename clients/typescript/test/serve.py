@@ -20,7 +20,8 @@ the command's. Start sandboxes only inside ``scripts/contained.py``.
 
 The echo model: a user message ``run: <code>`` makes it call the ``python``
 tool with ``<code>``; after a tool result it answers ``result: <what the tool
-returned>``; anything else it echoes as ``echo: <text>``.
+returned>``; ``fail: <text>`` makes it answer HTTP 403; anything else it echoes
+as ``echo: <text>``.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def echo_model(body: dict[str, Any]) -> Reply:
     text = last.get("content") if isinstance(last.get("content"), str) else ""
     if text.startswith("run:"):
         return Reply(tool_code=text.removeprefix("run:").strip())
+    if text.startswith("fail:"):  # an upstream that refuses (403 is not retried): the server's 502
+        return Reply(text.removeprefix("fail:").strip(), status=403)
     return Reply(f"echo: {text}")
 
 

@@ -168,7 +168,7 @@ function fileTools(session: Session, maxChars: number, images: boolean): ToolSet
           const lines = files.map((f) => `${f.path} (${f.size} bytes)`).join("\n");
           return answer("list_files", [{ type: "text", text: lines || "[no files]" }]);
         } catch (error) {
-          return modelFacing("list_files", error);
+          return await fileFailure(session, "list_files", error);
         }
       },
       toModelOutput,
@@ -182,7 +182,7 @@ function fileTools(session: Session, maxChars: number, images: boolean): ToolSet
           const data = await session.files.download(name, { signal: abortSignal });
           return answer("read_file", [fileContent(name, data, maxChars)]);
         } catch (error) {
-          return modelFacing("read_file", error);
+          return await fileFailure(session, "read_file", error);
         }
       },
       toModelOutput,
@@ -197,7 +197,7 @@ function fileTools(session: Session, maxChars: number, images: boolean): ToolSet
           const size = new TextEncoder().encode(content).length;
           return answer("write_file", [{ type: "text", text: `wrote ${size} bytes to ${name}` }]);
         } catch (error) {
-          return modelFacing("write_file", error);
+          return await fileFailure(session, "write_file", error);
         }
       },
       toModelOutput,
@@ -219,8 +219,20 @@ function fileContent(name: string, data: Uint8Array, maxChars: number): ToolPart
     return { type: "text", text: `[${name} is a binary file of ${data.length} bytes; read it with Python code instead]` };
   }
   if (!value) return { type: "text", text: `[${name} is empty]` };
-  return value.length <= maxChars ? { type: "text", text: value }
-    : { type: "text", text: value.slice(0, maxChars) + `\n[... the file goes on for ${value.length - maxChars} more characters; read the rest with Python code]` };
+  if (value.length <= maxChars) return { type: "text", text: value };
+  const more = `\n[... the file goes on for ${value.length - maxChars} more characters; read the rest with Python code]`;
+  return { type: "text", text: value.slice(0, maxChars) + more };
+}
+
+/** A file tool's failure: a missing file is the model's to know, a missing session the caller's. */
+async function fileFailure(session: Session, name: string, error: unknown): Promise<SandlotToolOutput> {
+  if (error instanceof NotFoundError) {
+    // The same 404 says "no such file" and "no such session": ask which.
+    const gone = await session.info().then(() => undefined, (e: unknown) => e);
+    if (gone instanceof NotFoundError) throw new NotFoundError(SESSION_GONE, { cause: error });
+    if (gone !== undefined) throw gone;
+  }
+  return modelFacing(name, error);
 }
 
 /** A failure the model can act on, as a result for it; anything else is thrown to the caller. */
