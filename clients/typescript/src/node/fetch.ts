@@ -3,9 +3,9 @@
  * `node:https`, for Node, where the client picks it by itself.
  *
  * Why: Node's own `fetch` (undici) costs more CPU per request than
- * `node:http`: ~1.7 vs ~1.1 ms of client CPU per `execute("print(1)")` with
- * this adapter (benchmarks/bench_typescript.py on the 2-core development VM),
- * on a run that takes ~3 ms end to end. The answer is a standard `Response` with a
+ * `node:http`: 1.7-1.8 vs 1.1-1.4 ms of client CPU per `execute("print(1)")`
+ * with this adapter (benchmarks/bench_typescript.py on the 2-core development
+ * VM), on a run that takes ~3-4 ms end to end. The answer is a standard `Response` with a
  * `ReadableStream` body, so everything above the transport is the same code
  * on every runtime. Only what `Transport` sends is supported: a URL string,
  * a method, a header record, a string or byte body, and a signal.
