@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 REPO = pathlib.Path(__file__).resolve().parent.parent
 UI_DIR = REPO / "src" / "sandlot" / "ui"
 ARTIFACTS = pathlib.Path(os.environ.get("SANDLOT_UI_ARTIFACTS", REPO / "artifacts" / "ui"))
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Debian's package by default; SANDLOT_CHROMIUM names another build of Chromium or Chrome.
+CHROMIUM = os.environ.get("SANDLOT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 WAIT_MS = 20_000
@@ -64,6 +65,8 @@ def model(body: dict[str, Any]) -> Reply:
 
 @dataclass
 class Server:
+    """The server under test, its scripted model, and an API client with the key."""
+
     url: str
     upstream: ScriptedUpstream
     api: httpx.Client
@@ -84,7 +87,7 @@ def _browser_missing() -> str | None:
     if importlib.util.find_spec("playwright") is None:
         return "Playwright is not installed (pip install -e '.[test]')"
     if not os.path.exists(CHROMIUM):
-        return "chromium is not installed (apt-get install chromium)"
+        return f"no chromium at {CHROMIUM} (apt-get install chromium, or set SANDLOT_CHROMIUM)"
     return None
 
 
@@ -148,15 +151,12 @@ def page(browser: Browser, server: Server, watch: Watch) -> Iterator[Page]:
     yield tab
     context.close()
     assert watch.violations == []
-    keyed = [call for call in watch.api_calls if call[2] == f"Bearer {API_KEY}"]
-    assert len(keyed) == len(watch.api_calls) - _before_key(watch.api_calls), watch.api_calls
-    assert not [url for _, url, _ in watch.api_calls if API_KEY in url]
-
-
-def _before_key(calls: list[tuple[str, str, str | None]]) -> int:
-    """The calls the page made before the test entered the key: those have no Authorization header."""
-    first_keyed = next((i for i, call in enumerate(calls) if call[2]), len(calls))
-    return first_keyed
+    # Before the test entered the key the page sent no Authorization header; from then on, every call sent it.
+    calls = watch.api_calls
+    first_keyed = next((i for i, (_, _, authorization) in enumerate(calls) if authorization), len(calls))
+    assert all(authorization is None for _, _, authorization in calls[:first_keyed]), calls
+    assert all(authorization == f"Bearer {API_KEY}" for _, _, authorization in calls[first_keyed:]), calls
+    assert not [url for _, url, _ in calls if API_KEY in url]
 
 
 def enter_key(page: Page) -> None:

@@ -39,6 +39,7 @@ export class Notebook {
         if (cell.cell_type !== "code" || shown.has(String(cell.execution_count))) continue;
         const view = this.cell(plain(cell.source), cell.execution_count, history);
         for (const output of cell.outputs || []) view.outputs.add(output);
+        if ((cell.outputs || []).some((o) => o.output_type === "error")) view.el.dataset.status = "error";
       }
       this.el.cells.prepend(history);
     } catch (error) {
@@ -91,6 +92,7 @@ export class Notebook {
       if (result) this.finish(view, result, id);
       else view.footer.textContent = "The stream ended without a result.";
     } catch (error) {
+      if (!result && !this.editor.code) this.editor.code = code; // refused (a quota, say): keep the code to retry
       view.footer.textContent = `Failed: ${error.message}`;
       view.footer.classList.add("failed");
       this.status.error(error);

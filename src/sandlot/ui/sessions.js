@@ -74,7 +74,7 @@ export class Sessions {
     // `state` ("running" | "paused") comes with durable sessions; shown whenever the server sends it.
     const state = session.state ? h("span", { class: `badge state-${session.state}` }, session.state) : null;
     return h("li", { class: current ? "current" : "" },
-      h("button", { type: "button", class: "session", "aria-current": current ? "true" : null,
+      h("button", { type: "button", class: "session", "aria-current": current ? "true" : null, title: session.id,
                     onclick: () => this.select(session.id) },
         h("span", { class: "session-id" }, session.id),
         h("span", { class: "session-meta" }, `${session.execution_count} cell${session.execution_count === 1 ? "" : "s"}`, state)),

@@ -7,10 +7,11 @@ export async function* readEvents(body, signal) {
   const abort = () => reader.cancel().catch(() => {});
   signal?.addEventListener("abort", abort, { once: true });
   let buffer = "";
+  let ended = false;
   try {
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) break;
+      if (done) { ended = true; break; }
       buffer += value;
       // Events end with a blank line; the spec allows \r\n, \n and \r as line ends.
       let end;
@@ -23,7 +24,10 @@ export async function* readEvents(body, signal) {
     }
   } finally {
     signal?.removeEventListener("abort", abort);
-    reader.releaseLock?.();
+    // A consumer that stopped early (an error event it threw on) closes the response, so the
+    // server sees the disconnect and stops the work, as for any client that goes away.
+    if (!ended) await reader.cancel().catch(() => {});
+    reader.releaseLock();
   }
 }
 
