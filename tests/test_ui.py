@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -60,6 +61,8 @@ def model(body: dict[str, Any]) -> Reply:
     """The scripted model: run code for a question, answer once the tool result is back."""
     if body["messages"][-1]["role"] == "tool":
         return Reply(f"{ANSWER} {HOSTILE_MARKDOWN}")
+    if "sleep" in body["messages"][-1]["content"]:
+        return Reply(tool_code="import time\ntime.sleep(60)")
     return Reply(tool_code="answer = 6 * 7\nprint(answer)")
 
 
@@ -152,15 +155,15 @@ def page(browser: Browser, server: Server, watch: Watch) -> Iterator[Page]:
     context.close()
     assert watch.violations == []
     # Before the test entered the key the page sent no Authorization header; from then on, every call sent it.
-    calls = watch.api_calls
+    calls = [call for call in watch.api_calls if call[2] != "Bearer not-the-key"]  # the key test's wrong key
     first_keyed = next((i for i, (_, _, authorization) in enumerate(calls) if authorization), len(calls))
     assert all(authorization is None for _, _, authorization in calls[:first_keyed]), calls
     assert all(authorization == f"Bearer {API_KEY}" for _, _, authorization in calls[first_keyed:]), calls
-    assert not [url for _, url, _ in calls if API_KEY in url]
+    assert not [url for _, url, _ in watch.api_calls if API_KEY in url or "not-the-key" in url]
 
 
-def enter_key(page: Page) -> None:
-    page.get_by_label("API key").fill(API_KEY)
+def enter_key(page: Page, key: str = API_KEY) -> None:
+    page.get_by_label("API key").fill(key)
     page.get_by_role("button", name="Use key").click()
     wait_loaded(page)
 
@@ -308,6 +311,9 @@ def test_the_key_is_asked_for_kept_in_session_storage_and_sent_only_as_a_header(
     expect(page.locator("#health")).to_have_text("ok")
     expect(page.locator("#isolation")).to_have_text(health["isolation"])
     expect(page.get_by_text("Environments")).to_be_hidden()  # this server has no GET /v1/environments
+    enter_key(page, "not-the-key")
+    expect(page.get_by_role("status")).to_contain_text("did not accept that API key")
+    expect(page.get_by_label("API key")).to_be_focused()
     enter_key(page)
     expect(page.get_by_role("status")).not_to_contain_text("API key")
     assert page.evaluate("sessionStorage.getItem('sandlot.apiKey')") == API_KEY
@@ -347,6 +353,26 @@ def test_cells_print_plot_and_raise(page: Page, server: Server) -> None:
     expect(raised).to_contain_text("In [3]:")
     expect(session_button(page, current_session(page))).to_contain_text("3 cells")
     screenshot(page, "notebook")
+
+
+def test_the_notebook_works_from_the_keyboard(page: Page) -> None:
+    from playwright.sync_api import expect
+
+    enter_key(page)
+    page.get_by_label("Code").focus()
+    page.keyboard.type("for i in range(3):\nprint(i)")  # typed: the editor indents the loop's body itself
+    page.keyboard.press("Escape")
+    page.keyboard.press("Tab")  # Escape, then Tab, leaves the editor (Tab alone indents)
+    expect(page.get_by_role("button", name="Run", exact=True)).to_be_focused()
+    page.keyboard.press("Enter")
+    cell = finished(output(page).get_by_role("article").last)
+    expect(cell.locator("pre.code")).to_have_text("for i in range(3):\n    print(i)")
+    expect(cell.locator("pre.stdout")).to_have_text("0\n1\n2")
+    page.keyboard.press("Shift+Tab")  # back into the editor, where Shift+Enter runs
+    expect(page.get_by_label("Code")).to_be_focused()
+    page.keyboard.type("print('again')")
+    page.keyboard.press("Shift+Enter")
+    expect(finished(output(page).get_by_role("article").nth(1)).locator("pre.stdout")).to_have_text("again")
 
 
 def test_interrupt_stops_a_sleeping_cell_and_the_session_lives_on(page: Page) -> None:
@@ -449,6 +475,29 @@ def test_a_chat_turn_streams_the_step_and_a_sanitised_answer(page: Page, server:
     page.get_by_role("tab", name="Notebook").click()
     expect(output(page).get_by_role("article")).to_have_count(1)
     expect(output(page)).to_contain_text("answer = 6 * 7")
+
+
+def test_stop_ends_a_chat_turn_and_its_code(page: Page, server: Server) -> None:
+    from playwright.sync_api import expect
+
+    enter_key(page)
+    session = new_session(page)
+    page.get_by_role("tab", name="Chat").click()
+    page.get_by_label("Message").fill("Please sleep for a minute.")
+    page.keyboard.press("Enter")  # Enter sends
+    stop = page.get_by_role("button", name="Stop")
+    expect(stop).to_be_enabled()
+    expect(page.get_by_role("button", name="Send")).to_be_disabled()
+    page.wait_for_timeout(1000)  # the step is sleeping in the session now
+    stop.click()
+    expect(page.get_by_role("region", name="Conversation")).to_contain_text("Stopped: you stopped it")
+    expect(stop).to_be_disabled()
+    # The server stopped the loop and its code: the session takes the next cell at once, not after the minute's
+    # sleep. (Not its status: the first cell after a stopped agent step currently comes back "killed", a server-side
+    # matter reported apart from the playground.)
+    started = time.monotonic()
+    server.api.post(f"/v1/sessions/{session}/execute", json={"code": "print('free')", "timeout": 10})
+    assert time.monotonic() - started < 10
 
 
 class Canary:

@@ -1,5 +1,5 @@
 // The playground's entry point: finds the page's parts, makes the panes and wires them together.
-import { ApiError } from "./api.js";
+import { ApiError, apiKey } from "./api.js";
 import { $, $$ } from "./dom.js";
 import { Chat } from "./chat.js";
 import { Files } from "./files.js";
@@ -12,12 +12,13 @@ class Status {
   constructor(el) { this.el = el; }
   say(text) { this.el.textContent = text; this.el.className = "status"; }
   error(error, prefix = "") {
-    const text = error instanceof ApiError && error.status === 401
-      ? "This server needs an API key: enter it above."
+    const unauthorized = error instanceof ApiError && error.status === 401;
+    const text = unauthorized
+      ? (apiKey.get() ? "The server did not accept that API key: enter another." : "This server needs an API key: enter it above.")
       : `${prefix ? `${prefix}: ` : ""}${error.message || error}`;
     this.el.textContent = text;
     this.el.className = "status error";
-    if (error instanceof ApiError && error.status === 401) $("#api-key").focus();
+    if (unauthorized) $("#api-key").focus();
   }
 }
 

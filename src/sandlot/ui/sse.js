@@ -11,6 +11,7 @@ export async function* readEvents(body, signal) {
   try {
     for (;;) {
       const { value, done } = await reader.read();
+      signal?.throwIfAborted(); // a cancelled read ends like the stream's end: tell them apart
       if (done) { ended = true; break; }
       buffer += value;
       // Events end with a blank line; the spec allows \r\n, \n and \r as line ends.
