@@ -16,7 +16,7 @@ from ..agent.service import AgentService
 from ..engine import Engine
 from ..mcp import http_endpoint as mcp_http_endpoint
 from ..tools import ToolRegistry, load_registry
-from . import errors, routes_agent, routes_ops, routes_runs, routes_sessions
+from . import errors, routes_agent, routes_ops, routes_runs, routes_sessions, routes_ui
 from .auth import Authenticator, Quotas
 from .config import ServerConfig
 from .drain import DrainGuard
@@ -71,6 +71,8 @@ def create_app(config: ServerConfig | None = None, tools: ToolRegistry | None = 
     app.include_router(routes_sessions.router)
     app.include_router(routes_agent.router)
     app.include_router(routes_ops.router)
+    if config.ui:
+        app.include_router(routes_ui.router)  # the browser playground: static files, no API of its own
     mcp_endpoint.mount(app)
     app.add_middleware(DrainGuard, drain=state.drain)  # inside RequestGuard: what it answers is logged and counted
     app.add_middleware(RequestGuard, max_body=config.max_request_bytes, metrics=metrics)

@@ -50,6 +50,7 @@ class ServerConfig(BaseModel):
     tools: str | None = Field(None, description="Host tools for sandboxed code: module:attribute of a ToolRegistry "
                                                 "or a list of functions (docs/tools.md).")
     agent: AgentSettings = AgentSettings()
+    ui: bool = Field(True, description="Serve the browser playground at / and /ui/ (docs/ui.md).")
 
     def all_api_keys(self) -> tuple[str, ...]:
         keys = list(self.api_keys)
