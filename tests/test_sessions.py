@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
 import pytest
 
-from sandlot import ClosedError, NotFoundError, Sandlot
+from sandlot import ClosedError, EngineConfig, NotFoundError, Sandlot
 
 
 def test_variables_and_imports_persist(sl: Sandlot) -> None:
@@ -146,3 +147,26 @@ def test_closed_session_is_gone(sl: Sandlot) -> None:
 def test_env_applies_to_the_session(sl: Sandlot) -> None:
     with sl.session(env={"MODE": "test"}) as session:
         assert session.execute("import os\nos.environ['MODE']").outputs[0].data["text/plain"] == "'test'"
+
+
+def test_a_cancelled_cell_leaves_a_fresh_interpreter_for_the_next_one() -> None:
+    # A caller that goes away mid-cell (an agent stream that disconnects) cancels it: the interpreter is
+    # killed, and the very next call, however soon, gets a fresh one that says so (not a "killed" result).
+    import asyncio
+
+    from sandlot import Engine
+
+    async def scenario() -> tuple[object, object]:
+        async with Engine(EngineConfig(preload=(), pool_size=1)) as engine:
+            session = await engine.create_session()
+            await session.execute("x = 1\nopen('kept.txt', 'w').write('still here')")
+            cell = asyncio.ensure_future(session.execute("import time; time.sleep(30)"))
+            await asyncio.sleep(0.5)
+            cell.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await cell
+            after = await session.execute("print(open('kept.txt').read(), 'x' in globals())")
+            return after.status, (after.restarted, after.stdout)
+
+    status, (restarted, stdout) = asyncio.run(scenario())
+    assert status == "ok" and restarted is True and stdout == "still here False\n"

@@ -202,8 +202,42 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
-        /** Liveness; 503 while draining */
+        /** Health: 200 only while a run can be served now */
         get: operations["healthz_healthz_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Readiness (for load balancers): as /healthz */
+        get: operations["readyz_readyz_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/livez": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Liveness: 200 while the process serves and its engine runs */
+        get: operations["livez_livez_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -516,8 +550,16 @@ export type components = {
         };
         /** Health */
         Health: {
-            /** Status */
+            /**
+             * Status
+             * @description ok, unavailable or draining.
+             */
             status: string;
+            /**
+             * Reasons
+             * @description Why a run cannot be served now (empty when ok).
+             */
+            reasons?: string[];
             /** Isolation */
             isolation?: string | null;
             /**
@@ -535,6 +577,7 @@ export type components = {
              * @default 0
              */
             pool_ready: number;
+            zygote?: components["schemas"]["ZygoteHealth"] | null;
             /**
              * Version
              * @default
@@ -688,6 +731,34 @@ export type components = {
             cpu_ms: number;
             /** Peak Memory Bytes */
             peak_memory_bytes?: number | null;
+        };
+        /** ZygoteHealth */
+        ZygoteHealth: {
+            /**
+             * State
+             * @description up, restarting, backing_off, starting or stopped.
+             */
+            state: string;
+            /** Pid */
+            pid?: number | null;
+            /**
+             * Restarts
+             * @description Zygotes started to replace one that died or stalled.
+             * @default 0
+             */
+            restarts: number;
+            /**
+             * Consecutive Failures
+             * @default 0
+             */
+            consecutive_failures: number;
+            /**
+             * Retry In
+             * @description Seconds until the next restart attempt while backing off.
+             */
+            retry_in?: number | null;
+            /** Last Error */
+            last_error?: string | null;
         };
     };
     responses: never;
@@ -1666,7 +1737,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description Shutting down. */
+            /** @description A run cannot be served now. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1674,6 +1745,62 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Health"];
                 };
+            };
+        };
+    };
+    readyz_readyz_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description A run cannot be served now. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    livez_livez_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description The engine has stopped. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

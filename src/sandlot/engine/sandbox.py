@@ -191,6 +191,11 @@ class Sandbox:
             with contextlib.suppress(ProcessLookupError, OSError):
                 signal.pidfd_send_signal(self._pidfd, signal.SIGXCPU if timed_out else signal.SIGINT)
 
+    @property
+    def doomed(self) -> bool:
+        """Dead, or killed and about to be (its channel may not have closed yet): no cell may run here."""
+        return not self.alive or self._killed_for is not None
+
     def lose(self, reason: str) -> None:
         """Kill this sandbox because its zygote is gone: not the run's fault, so not a run outcome."""
         self.lost = reason

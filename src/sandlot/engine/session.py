@@ -87,7 +87,7 @@ class Session:
             self._last_used = time.monotonic()
             restarted = False
             idle = self._sandbox
-            if idle is not None and (not idle.alive or idle.lost is not None):
+            if idle is not None and idle.doomed:
                 # It died while the session was idle (its zygote went, or it was killed from outside).
                 self._sandbox = None
                 self._restart_pending = True
@@ -108,8 +108,8 @@ class Session:
             finally:
                 self._env_sent = True
                 self._last_used = time.monotonic()
-                if not sandbox.alive:
-                    # Killed (memory, hard timeout, crash): the next call gets a fresh interpreter.
+                if sandbox.doomed:
+                    # Killed (memory, hard timeout, crash, a cancelled call): the next call gets a fresh interpreter.
                     self._sandbox = None
                     self._restart_pending = True
                     await self._engine.retire_session_sandbox(sandbox)

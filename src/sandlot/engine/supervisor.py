@@ -2,7 +2,7 @@
 
 The engine cannot serve a run without a zygote. ``ZygoteSupervisor`` watches
 the one it has: its control socket closing means it died; a ping unanswered
-while the process is stopped (``T`` in /proc), or for ``STALL_LIMIT`` seconds
+for ``STOPPED_LIMIT`` seconds while the process is stopped (``T`` in /proc), or for ``STALL_LIMIT`` seconds
 while it is runnable but starved, means it stalled, and it is killed. Either
 way the engine is told (``on_lost``: it kills every sandbox of that zygote,
 so none outlives it, and fails only the requests in flight), and a new zygote
@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .._errors import RestartingError, SetupError
 from .zygote import Zygote
@@ -32,13 +33,23 @@ from .zygote import Zygote
 log = logging.getLogger("sandlot")
 
 PING_INTERVAL = 1.0
-PING_TIMEOUT = 2.0
+UNRESPONSIVE_AFTER = 0.5
+"""A ping unanswered this long makes the zygote ``unresponsive``: health says so, spawns wait."""
+STOPPED_LIMIT = 2.0
+"""Seconds a zygote that is stopped (SIGSTOP, a debugger) may stay unresponsive before it is replaced."""
 STALL_LIMIT = 30.0
 """Seconds a runnable (not stopped) zygote may leave pings unanswered: on a busy host at its low
 priority it can be starved for a while, and killing it needlessly would cost every session its state."""
 STABLE_AFTER = 10.0
 """A zygote that lived this long was healthy: the next restart is immediate again."""
 MAX_BACKOFF = 30.0
+
+
+async def _answered(pong: asyncio.Future[None], zygote: Zygote, timeout: float) -> bool:
+    """Whether the ping was answered within ``timeout`` (False as soon as the zygote exits)."""
+    watched: set[asyncio.Future[Any]] = {pong, zygote.exited}
+    done, _ = await asyncio.wait(watched, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    return pong in done
 
 
 def backoff(failures: int) -> float:
@@ -131,34 +142,42 @@ class ZygoteSupervisor:
 
     async def _until_lost(self, zygote: Zygote) -> str:
         """Returns why ``zygote`` is lost: it exited, or it stalled (then it has been killed)."""
-        unanswered_since: float | None = None
         while True:
             done, _ = await asyncio.wait({zygote.exited}, timeout=PING_INTERVAL)
             if done:
                 return zygote.exited.result()
-            if await zygote.ping(PING_TIMEOUT):
-                if self.state == "unresponsive":
-                    log.warning("sandlot: the zygote (pid %s) answers again", zygote.pid)
-                    self.state = "up"
-                    self._up.set()
-                unanswered_since = None
-                continue
-            if zygote.exited.done():
-                return zygote.exited.result()
-            now = time.monotonic()
-            if unanswered_since is None:
-                unanswered_since = now - PING_TIMEOUT
+            pong = zygote.ping()
+            if pong is None or not await _answered(pong, zygote, UNRESPONSIVE_AFTER):
+                if zygote.exited.done():
+                    return zygote.exited.result()
                 # Honest health at once: no spawn would be answered now either.
                 self.state = "unresponsive"
                 self._up.clear()
+                stalled = await self._until_answered(zygote, pong)
+                if stalled is not None:
+                    return stalled
+                log.warning("sandlot: the zygote (pid %s) answers again", zygote.pid)
+                self.state = "up"
+                self._up.set()
+
+    async def _until_answered(self, zygote: Zygote, pong: asyncio.Future[None] | None) -> str | None:
+        """Wait for an unresponsive zygote: None once it answers, else why it was given up (and killed)."""
+        since = time.monotonic() - UNRESPONSIVE_AFTER
+        while pong is None or not await _answered(pong, zygote, 0.25):
+            if zygote.exited.done():
+                return zygote.exited.result()
+            waited = time.monotonic() - since
             stopped = zygote.state() in ("T", "t")
-            if stopped or now - unanswered_since >= STALL_LIMIT:
-                why = "stopped" if stopped else f"unanswered for {now - unanswered_since:.0f}s"
+            if (stopped and waited >= STOPPED_LIMIT) or waited >= STALL_LIMIT:
+                why = "stopped" if stopped else f"unanswered for {waited:.0f}s"
                 log.error("sandlot: the zygote (pid %s) stalled (%s); killing it", zygote.pid, why)
                 zygote.kill()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(zygote.exited), 5.0)
                 return f"the zygote stalled ({why})"
+            if pong is None:
+                pong = zygote.ping()
+        return None
 
     async def _replace(self, reason: str) -> None:
         old = self.zygote

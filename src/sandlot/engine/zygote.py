@@ -121,22 +121,20 @@ class Zygote:
             raise SpawnError(f"could not reach the zygote: {exc}") from exc
         return await future
 
-    async def ping(self, timeout: float) -> bool:
-        """Whether the zygote answers a ping within ``timeout`` seconds (False: stalled or gone)."""
+    def ping(self) -> asyncio.Future[None] | None:
+        """Ask the zygote to answer; the future resolves with its ``pong`` (None: it cannot be asked)."""
         if self._sock is None or self.exited.done():
-            return False
+            return None
         self._next_req += 1
         req = self._next_req
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pings[req] = future
         try:
             self._sock.send(json.dumps({"t": "ping", "req": req}).encode())
-            await asyncio.wait_for(future, timeout)
-            return True
-        except (OSError, TimeoutError, SpawnError):
-            return False
-        finally:
-            self._pings.pop(req, None)
+        except OSError:
+            return None
+        self._pings[req] = future
+        future.add_done_callback(lambda _: self._pings.pop(req, None))
+        return future
 
     def state(self) -> str:
         """The process's scheduler state letter from /proc (R, S, T for stopped, ...), or '' when gone."""
