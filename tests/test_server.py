@@ -915,3 +915,25 @@ def test_openapi_describes_the_routes(client: httpx.Client) -> None:
     for path_item in paths.values():
         for operation in path_item.values():
             assert "422" not in operation["responses"]
+
+
+# ---- live figures of a session -----------------------------------------------------------
+
+def test_session_metrics_show_what_a_running_cell_uses(client: httpx.Client, server_url: str) -> None:
+    session_id = client.post("/v1/sessions").json()["id"]
+    code = "import time\nx = bytearray(64 << 20)\nopen('f.bin', 'wb').write(b'0' * (1 << 20))\ntime.sleep(2)"
+    worker = threading.Thread(target=lambda: httpx.post(f"{server_url}/v1/sessions/{session_id}/execute",
+                                                        json={"code": code}, timeout=30))
+    worker.start()
+    try:
+        time.sleep(1.2)
+        during = client.get(f"/v1/sessions/{session_id}/metrics").json()
+        assert during["running"] is True and during["interpreter"] is True, during
+        assert during["memory_bytes"] >= 64 << 20 and during["pids"] >= 1 and during["cpu_ms"] > 0, during
+        assert during["workspace_bytes"] >= 1 << 20, during
+    finally:
+        worker.join(30)
+    after = client.get(f"/v1/sessions/{session_id}/metrics").json()
+    assert after["running"] is False and after["peak_memory_bytes"] >= 64 << 20, after
+    assert client.get("/v1/sessions/ses_nope/metrics").status_code == 404
+    client.delete(f"/v1/sessions/{session_id}")

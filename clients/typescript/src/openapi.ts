@@ -74,6 +74,23 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/v1/sessions/{session_id}/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What the session uses now */
+        get: operations["session_metrics_v1_sessions__session_id__metrics_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sessions/{session_id}/execute": {
         parameters: {
             query?: never;
@@ -680,6 +697,44 @@ export type components = {
             /** Sessions */
             sessions: components["schemas"]["SessionInfo"][];
         };
+        /** SessionMetrics */
+        SessionMetrics: {
+            /**
+             * Running
+             * @description A cell is running now.
+             */
+            running: boolean;
+            /**
+             * Interpreter
+             * @description The session has a live interpreter (false after a kill, until its next cell).
+             */
+            interpreter: boolean;
+            /**
+             * Cpu Ms
+             * @description CPU its interpreter and every process in its sandbox used so far.
+             */
+            cpu_ms: number;
+            /**
+             * Memory Bytes
+             * @description Memory in use now (the cgroup's count; RSS in degraded mode).
+             */
+            memory_bytes: number | null;
+            /**
+             * Peak Memory Bytes
+             * @description The most memory in use since the current cell began.
+             */
+            peak_memory_bytes: number | null;
+            /**
+             * Pids
+             * @description Processes and threads in the sandbox now.
+             */
+            pids: number | null;
+            /**
+             * Workspace Bytes
+             * @description Bytes of files in /workspace.
+             */
+            workspace_bytes: number;
+        };
         /**
          * StreamOutput
          * @description Text written to stdout or stderr (consecutive writes to one stream are merged).
@@ -1095,6 +1150,64 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Invalid request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or wrong API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such session or file. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The server is shutting down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    session_metrics_v1_sessions__session_id__metrics_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionMetrics"];
+                };
             };
             /** @description Invalid request. */
             400: {

@@ -107,6 +107,31 @@ class SandboxCgroup:
                 return None
         return self._peak_fd
 
+    def memory_now(self) -> int | None:
+        """Bytes of memory the sandbox uses now (page cache of its files included, as the limit counts it)."""
+        memory = self._dirs.get("memory")
+        if memory is None:
+            return None
+        hierarchy, path = memory
+        with contextlib.suppress(OSError, ValueError):
+            return int(_read(os.path.join(path, "memory.usage_in_bytes" if hierarchy.version == 1 else "memory.current")))
+        return None
+
+    def pids_now(self) -> int | None:
+        pids = self._dirs.get("pids")
+        if pids is None:
+            return None
+        with contextlib.suppress(OSError, ValueError):
+            return int(_read(os.path.join(pids[1], "pids.current")))
+        return None
+
+    def members(self) -> list[int]:
+        """The pids of every process in the sandbox (as the host sees them)."""
+        for _, path in self._dirs.values():
+            with contextlib.suppress(OSError, ValueError):
+                return [int(pid) for pid in _read(os.path.join(path, "cgroup.procs")).split()]
+        return []
+
     def close(self) -> None:
         if self._peak_fd is not None:
             os.close(self._peak_fd)

@@ -191,6 +191,17 @@ class Sandbox:
             with contextlib.suppress(ProcessLookupError, OSError):
                 signal.pidfd_send_signal(self._pidfd, signal.SIGXCPU if timed_out else signal.SIGINT)
 
+    def live_figures(self) -> dict[str, int | float | None]:
+        """What the sandbox uses now: CPU so far, memory now and at peak, processes. From its cgroups;
+        without them (degraded mode), from /proc for its process group."""
+        pids = self.cgroup.members() if self.cgroup is not None else _group_members(self.pid)
+        cpu_ms = sum(_cpu_ms(pid) for pid in pids)
+        if self.cgroup is not None:
+            memory, peak, count = self.cgroup.memory_now(), self.cgroup.peak_memory(), self.cgroup.pids_now()
+        else:
+            memory, peak, count = sum(_rss(pid) for pid in pids), None, len(pids)
+        return {"cpu_ms": round(cpu_ms, 3), "memory_bytes": memory, "peak_memory_bytes": peak, "pids": count}
+
     @property
     def doomed(self) -> bool:
         """Dead, or killed and about to be (its channel may not have closed yet): no cell may run here."""
@@ -423,6 +434,42 @@ class Sandbox:
                 text = self._utf8[name].decode(data)
                 if self._collector is not None and text:
                     self._collector.add_stream(name, text)
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _cpu_ms(pid: int) -> float:
+    """User + system CPU of one process so far (fields 14 and 15 of /proc/PID/stat)."""
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) * 1000.0 / _CLOCK_TICKS if len(fields) > 12 else 0.0
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The processes of a degraded-mode sandbox: its process group (field 5 of /proc/PID/stat)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if len(fields) > 2 and fields[2] == str(pgid):
+                members.append(int(entry))
+    return members
 
 
 _ENAMES: dict[Status, str] = {

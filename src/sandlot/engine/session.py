@@ -118,6 +118,16 @@ class Session:
             self._engine.raise_if_lost(sandbox)
             return result
 
+    def live_figures(self) -> dict[str, Any]:
+        """What the session uses now (``GET /v1/sessions/{id}/metrics``): its interpreter's CPU, memory and
+        processes (none while it has no interpreter), and the bytes in its workspace."""
+        sandbox = self._sandbox
+        figures: dict[str, Any] = {"running": self._lock.locked(), "interpreter": sandbox is not None and not sandbox.doomed}
+        empty: dict[str, Any] = {"cpu_ms": 0.0, "memory_bytes": 0, "peak_memory_bytes": None, "pids": 0}
+        figures.update(sandbox.live_figures() if sandbox is not None and not sandbox.doomed else empty)
+        figures["workspace_bytes"] = self.workspace.used_bytes()
+        return figures
+
     async def interrupt(self) -> None:
         """Stop the running cell, if any (KeyboardInterrupt inside)."""
         if self._sandbox is not None and self._lock.locked():

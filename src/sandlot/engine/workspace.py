@@ -130,6 +130,16 @@ class Workspace:
             os.close(root)
         return sorted(found, key=lambda f: f.path)
 
+    def used_bytes(self) -> int:
+        """Bytes the workspace's files take (the whole filesystem when it is a tmpfs of its own)."""
+        try:
+            stats = os.statvfs(self.path)
+            if os.stat(self.path).st_dev != os.stat(os.path.dirname(self.path)).st_dev:
+                return (stats.f_blocks - stats.f_bfree) * stats.f_frsize
+        except OSError:
+            return 0
+        return sum(f.size for f in self.list_files())
+
     def _open_parent(self, parts: list[str], *, create: bool) -> int:
         fd = os.open(self.path, _DIR_FLAGS)
         try:

@@ -14,7 +14,15 @@ from .._models import ExecutionResult
 from ..engine import EventCallback, Session
 from .notebook import session_notebook
 from .routes_runs import STREAM_DOC, check_before_stream, execute_cell, record
-from .schemas import FileList, SessionCreateRequest, SessionExecuteRequest, SessionInfo, SessionList, error_responses
+from .schemas import (
+    FileList,
+    SessionCreateRequest,
+    SessionExecuteRequest,
+    SessionInfo,
+    SessionList,
+    SessionMetrics,
+    error_responses,
+)
 from .sse import SSE_MEDIA_TYPE, stream_run, wants_stream
 from .state import ServerState, get_state, owned_session, principal
 
@@ -44,6 +52,12 @@ async def list_sessions(who: str = Depends(principal), state: ServerState = Depe
 @router.get("/{session_id}", response_model=SessionInfo, summary="Get a session", responses=error_responses(401, 404, 503))
 async def get_session(session: Session = Depends(owned_session)) -> Any:
     return session.info()
+
+
+@router.get("/{session_id}/metrics", response_model=SessionMetrics, summary="What the session uses now",
+            responses=error_responses(401, 404, 503))
+async def session_metrics(session: Session = Depends(owned_session)) -> Any:
+    return session.live_figures()  # a few small reads of cgroup and /proc files, on the loop: no race with teardown
 
 
 @router.delete("/{session_id}", status_code=204, summary="Delete a session and its sandbox",

@@ -147,6 +147,16 @@ class SessionInfo(BaseModel):
     execution_count: int
 
 
+class SessionMetrics(BaseModel):
+    running: bool = Field(description="A cell is running now.")
+    interpreter: bool = Field(description="The session has a live interpreter (false after a kill, until its next cell).")
+    cpu_ms: float = Field(description="CPU its interpreter and every process in its sandbox used so far.")
+    memory_bytes: int | None = Field(description="Memory in use now (the cgroup's count; RSS in degraded mode).")
+    peak_memory_bytes: int | None = Field(description="The most memory in use since the current cell began.")
+    pids: int | None = Field(description="Processes and threads in the sandbox now.")
+    workspace_bytes: int = Field(description="Bytes of files in /workspace.")
+
+
 class SessionList(BaseModel):
     sessions: list[SessionInfo]
 
