@@ -303,3 +303,48 @@ def test_kill_9_of_the_server_leaves_no_sandbox_running() -> None:
     finally:
         again.send_signal(signal.SIGTERM)
         assert again.wait(30) == 0
+
+
+def test_a_thousand_slow_clients_neither_block_the_server_nor_keep_their_connections() -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--port", str(port), "--pool-size", "2",
+                               "--preload", "", "--log-level", "warning"],
+                              env={**os.environ, "SANDLOT_REQUEST_READ_TIMEOUT": "2"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    slow: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not run_ok(url):
+            assert server.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        for _ in range(1000):  # slowloris: headers started, never finished
+            conn = socket.create_connection(("127.0.0.1", port))
+            conn.sendall(b"POST /v1/execute HTTP/1.1\r\nHost: x\r\n")
+            slow.append(conn)
+        body_trickler = socket.create_connection(("127.0.0.1", port))
+        body_trickler.sendall(b"POST /v1/execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                              b"Content-Length: 100\r\n\r\n{\"code\": ")
+        started = time.monotonic()
+        assert run_ok(url), "a normal request was not served beside 1,000 slow clients"
+        assert time.monotonic() - started < 5
+        # A body that does not arrive in time is answered 408, in the contract's error body.
+        body_trickler.settimeout(10)
+        answer = body_trickler.recv(4096).decode()
+        assert answer.startswith("HTTP/1.1 408") and '"request_timeout"' in answer, answer
+        body_trickler.close()
+        # Headers that do not arrive in time: the connection is closed.
+        time.sleep(2.5)
+        closed = 0
+        for conn in slow:
+            conn.settimeout(5)
+            with contextlib.suppress(OSError):
+                if conn.recv(1) == b"":
+                    closed += 1
+        assert closed == len(slow), f"only {closed} of {len(slow)} slow connections were closed"
+        assert run_ok(url)
+    finally:
+        for conn in slow:
+            conn.close()
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0

@@ -46,7 +46,7 @@ REFILL_QUIET = 0.01
 burst of requests is not slowed by forks and containment competing for the CPU."""
 SPAWN_ATTEMPTS = 3
 MIN_FREE_DISK = 16 << 20
-"""Below this much free space on the state directory's disk, health says a run cannot be served."""
+"""Below this much free space on the disk that holds the workspaces, health says a run cannot be served."""
 TEARDOWN_MAX_DELAY = 0.25
 """A finished one-shot sandbox is killed in a gap between requests too (killing
 unmaps ~80 MB of copy-on-write memory: milliseconds of kernel CPU), but never
@@ -348,7 +348,7 @@ class Engine:
             reasons.append(f"no capacity to spawn: all {self.config.max_sandboxes} sandboxes are in use")
         free = factory.free_disk()
         if free is not None and free < MIN_FREE_DISK:
-            reasons.append(f"the state directory's disk is full ({free} bytes free)")
+            reasons.append(f"the workspaces' disk is full ({free} bytes free)")
         return {"ok": not reasons, "reasons": reasons,
                 "zygote": {"state": zygote.state, "pid": zygote.pid, "restarts": zygote.restarts,
                            "consecutive_failures": zygote.consecutive_failures, "retry_in": zygote.retry_in,

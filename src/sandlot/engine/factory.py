@@ -162,7 +162,10 @@ class SandboxFactory:
         return rlimits_for(limits, limits.pids, min(limits.address_space, inherited + limits.memory))
 
     def free_disk(self) -> int | None:
-        """Bytes free on the disk that holds the state directory (None: cannot tell)."""
+        """Bytes free on the disk that holds the workspaces (None: they are tmpfs mounts of their own, or
+        it cannot be told)."""
+        if self.workspaces.use_tmpfs:
+            return None
         try:
             stats = os.statvfs(self.instance.path)
         except OSError:

@@ -75,7 +75,8 @@ def create_app(config: ServerConfig | None = None, tools: ToolRegistry | None = 
         app.include_router(routes_ui.router)  # the browser playground: static files, no API of its own
     mcp_endpoint.mount(app)
     app.add_middleware(DrainGuard, drain=state.drain)  # inside RequestGuard: what it answers is logged and counted
-    app.add_middleware(RequestGuard, max_body=config.max_request_bytes, metrics=metrics)
+    app.add_middleware(RequestGuard, max_body=config.max_request_bytes, metrics=metrics,
+                       read_timeout=config.request_read_timeout)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

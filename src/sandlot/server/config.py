@@ -43,6 +43,8 @@ class ServerConfig(BaseModel):
     max_request_bytes: int = Field(64 * MiB, ge=1024, description="Largest request body.")
     max_file_bytes: int = Field(64 * MiB, ge=1024, description="Largest file upload or download.")
     max_batch_items: int = Field(32, ge=1, description="Items per batch (keep it within max_runs_per_key).")
+    request_read_timeout: float = Field(30.0, gt=0, description="Seconds a client has to send a request's headers, "
+                                        "and again its body; a slower one is cut off (slowloris).")
     shutdown_grace: float = Field(10.0, ge=0, description="Seconds the calls in flight get to finish on SIGTERM or SIGINT.")
     log_level: str = Field("info", description="debug, info, warning or error.")
     engine: EngineConfig = EngineConfig()

@@ -1,4 +1,4 @@
-"""ASGI middleware: the body-size limit, and one log line and metric per request.
+"""ASGI middleware: the body's size and read-time limits, and one log line and metric per request.
 
 Pure ASGI (not BaseHTTPMiddleware), so streaming responses and client
 disconnects pass through untouched.
@@ -6,6 +6,7 @@ disconnects pass through untouched.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -21,11 +22,16 @@ from .metrics import Metrics
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 
 
+class _TooSlow(Exception):
+    """The client did not send the request's body within the read timeout."""
+
+
 class RequestGuard:
-    def __init__(self, app: ASGIApp, *, max_body: int, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, *, max_body: int, metrics: Metrics, read_timeout: float = 30.0) -> None:
         self.app = app
         self.max_body = max_body
         self.metrics = metrics
+        self.read_timeout = read_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,14 +45,23 @@ class RequestGuard:
             await _send_error(send, 413, "too_large", message_413)
             self._record(scope, 413, started)
             return
+        message_408 = f"the request body did not arrive within {self.read_timeout:g}s"
         received = 0
-        too_large = replaced = response_started = False
+        too_large = too_slow = body_done = replaced = response_started = False
+        body_deadline = time.monotonic() + self.read_timeout
 
         async def limited_receive() -> Message:
-            nonlocal received, too_large
-            message = await receive()
+            nonlocal received, too_large, too_slow, body_done
+            if body_done:
+                return await receive()  # after the body: only a disconnect, however late
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, body_deadline - time.monotonic()))
+            except TimeoutError:
+                too_slow = True
+                raise _TooSlow(message_408) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > self.max_body:
                     too_large = True
                     raise TooLargeError(message_413)
@@ -58,6 +73,11 @@ class RequestGuard:
                 return
             if message["type"] == "http.response.start":
                 response_started = True
+                if too_slow:
+                    replaced = True  # the app saw a broken body (FastAPI says 400); the answer is 408
+                    status["code"] = 408
+                    await _send_error(send, 408, "request_timeout", message_408)
+                    return
                 if too_large:
                     # A body without Content-Length ran over the limit while the app read it. What the
                     # app answers then depends on where it was reading (FastAPI's JSON parsing turns
@@ -76,6 +96,11 @@ class RequestGuard:
                 raise
             status["code"] = 413
             await _send_error(send, 413, "too_large", message_413)
+        except _TooSlow:
+            if response_started:
+                raise
+            status["code"] = 408
+            await _send_error(send, 408, "request_timeout", message_408)
         finally:
             self._record(scope, status["code"], started)
 

@@ -26,6 +26,7 @@ import uvicorn
 from . import logs
 from .app import create_app
 from .config import ServerConfig, is_loopback
+from .protocol import bounded_h11
 from .state import ServerState
 
 log = logging.getLogger("sandlot.server")
@@ -126,7 +127,8 @@ def serve(config: ServerConfig) -> None:
     # h11, not httptools: httptools answers requests it cannot parse (an unknown method, say) with a
     # plain-text 400 of its own, breaking the contract's error body. The event loop is uvloop where installed.
     # uvicorn's own graceful shutdown only has to close connections: the drain has ended every call by then.
-    uv_config = uvicorn.Config(app, host=config.host, port=config.port, log_config=None, access_log=False, http="h11",
+    uv_config = uvicorn.Config(app, host=config.host, port=config.port, log_config=None, access_log=False,
+                               http=bounded_h11(config.request_read_timeout),
                                timeout_graceful_shutdown=round(STRAGGLER_WAIT), lifespan="on")
     quiet = _QuietFailedStartup(state)
     uvicorn_log = logging.getLogger("uvicorn.error")
