@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import resource
 import signal
 import socket
 import subprocess
@@ -24,7 +25,9 @@ import httpx
 import pytest
 from conftest import dead_instances, running_server
 
-from sandlot import EngineConfig
+from sandlot import EngineConfig, Sandlot
+from sandlot._errors import RestartingError
+from sandlot.engine.zygote import Zygote
 from sandlot.server import ServerConfig
 
 
@@ -197,6 +200,44 @@ def test_a_zygote_that_keeps_dying_is_backed_off_and_reported(url: str) -> None:
         assert time.monotonic() < deadline, health(url).json()
         time.sleep(0.05)
     assert run_ok(url)
+
+
+def test_a_start_that_gives_up_on_the_zygote_closes_what_it_opened(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found by benchmarks/soak.py: every start that met a zygote still restarting (or unresponsive) after
+    # RESTART_WAIT kept the sandbox's ends of its two output pipes open, until the server ran out of fd numbers.
+    with Sandlot(EngineConfig(preload=(), pool_size=0)) as sl:
+        assert sl.execute("print(1)").status == "ok"
+        supervisor = sl.engine._factory.supervisor  # type: ignore[union-attr]
+
+        async def still_restarting(timeout: float) -> Zygote:
+            raise RestartingError("the zygote is restarting; retry shortly", retry_after=1.0)
+
+        before = len(os.listdir("/proc/self/fd"))
+        monkeypatch.setattr(supervisor, "wait_up", still_restarting)
+        for _ in range(10):
+            with pytest.raises(RestartingError):
+                sl.execute("print(1)")
+        assert len(os.listdir("/proc/self/fd")) <= before
+        monkeypatch.undo()
+        assert sl.execute("print(1)").status == "ok"
+
+
+def test_a_zygote_whose_control_fd_is_above_1024_serves() -> None:
+    # Found by benchmarks/soak.py: the zygote's control socket keeps its fd number from the host, and on a host
+    # with many fds open (sandboxes, connections) select() refused it: every new zygote died at once.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} is too low to open 1,100 fds")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (2048 if hard == resource.RLIM_INFINITY else min(hard, 4096), hard))
+    filler = [os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC) for _ in range(1100)]
+    try:
+        with Sandlot(EngineConfig(preload=(), pool_size=0)) as sl:
+            assert sl.engine._factory.zygote._sock.fileno() > 1024  # type: ignore[union-attr]
+            assert sl.execute("print(1)").stdout == "1\n"
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_killing_random_sandboxes_under_load_fails_only_their_runs(url: str) -> None:

@@ -61,9 +61,14 @@ class Zygote:
         # sandboxes go first (see kill_all), and the loop wakes through the wakeup fd.
         signal.signal(PARENT_DEATH_SIGNAL, _on_parent_death)
         signal.set_wakeup_fd(self.wakeup_w)
+        # poll, not select: the control fd keeps the number it had in the host, which can be above
+        # select's FD_SETSIZE (1024) on a busy host; select would raise and end every sandbox.
+        poller = select.poll()
+        for fd in (self.control.fileno(), self.wakeup_r):
+            poller.register(fd, select.POLLIN)
         try:
             while not _host_gone:
-                readable, _, _ = select.select([self.control.fileno(), self.wakeup_r], [], [])
+                readable = {fd for fd, _events in poller.poll()}
                 if self.wakeup_r in readable:
                     _drain(self.wakeup_r)
                 self._reap()

@@ -117,8 +117,10 @@ class SandboxFactory:
             out_r, out_w = os.pipe2(os.O_CLOEXEC)
             err_r, err_w = os.pipe2(os.O_CLOEXEC)
             fds = [out_r, err_r]
-            zygote = await self.supervisor.wait_up(RESTART_WAIT)
             try:
+                # Inside the try: a zygote still restarting (or unresponsive) after RESTART_WAIT, or a
+                # cancelled wait, must not leave the sandbox's ends of its channel and pipes open.
+                zygote = await self.supervisor.wait_up(RESTART_WAIT)
                 pid, pidfd = await zygote.spawn(spec, channel.fileno(), out_w, err_w)
             finally:
                 channel.close()
