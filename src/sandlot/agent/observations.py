@@ -1,38 +1,99 @@
-"""What the model sees of a run: compact text, within a budget.
+"""What the model sees of a run: its output, within a budget, and one line of advice when it helps.
 
-stdout, stderr and the value of the last expression, each cut to fit the
-budget (keeping the head and the tail, and saying how much was left out); an
-error as its last traceback frames; figures as images when the model accepts
-them, otherwise as a one-line mention.
+The output is what a notebook would show: stdout, stderr, the value of a trailing expression (the
+runtime returns it as an ``execute_result``), a mention of figures, the error's last traceback
+frames. Each part is cut to fit the budget, keeping its head and tail and saying how much was left
+out. Then, where the run needs the model to act differently, one line of advice (a *hint*): print
+the result when nothing was printed; a faster method after a timeout; less memory after a memory
+kill; what raised, and where, after an error.
+
+There is no status banner: a small model copies whatever framing it is shown into its answer, so
+the output is shown bare (in the code-block format inside the ```output fence coder models are
+trained on) and sandlot's own words are only the hint, which the guards can recognise.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from .._models import ExecutionResult
+from . import prompts
+
+_CELL_FRAME = re.compile(r'File "<cell-\d+>", line (\d+), in (\S+)')
 
 
-def observation_text(result: ExecutionResult, budget: int, traceback_frames: int) -> str:
-    parts = [f"[status: {result.status}{' (interpreter restarted, variables lost)' if result.restarted else ''}]"]
+@dataclass(frozen=True)
+class Observation:
+    """One run, as the model is shown it."""
+
+    output: str
+    """What the run showed (``prompts.NO_OUTPUT`` if nothing)."""
+    hint: str = ""
+    """sandlot's one line of advice, or empty."""
+    value: str = ""
+    """What a successful run printed or returned, whitespace-normalised (empty for a failed or silent run):
+    what the repetition guard compares and the final answer falls back on."""
+
+    def text(self, fenced: bool) -> str:
+        """The message content: the output (fenced for the code-block format), then the hint."""
+        shown = prompts.output_block(self.output) if fenced else self.output
+        return f"{shown}\n{self.hint}" if self.hint else shown
+
+
+def observe(result: ExecutionResult, budget: int, traceback_frames: int, timeout: float) -> Observation:
+    """The observation of ``result``, ``budget`` characters at most (hint included, as far as a cut
+    output can shrink); ``timeout`` is the run's time limit in seconds, for the hint."""
+    parts = []
     if result.stdout:
-        parts.append("stdout:\n" + _fit(result.stdout, budget // 2))
+        parts.append(result.stdout.rstrip("\n"))
     if result.stderr:
-        parts.append("stderr:\n" + _fit(result.stderr, budget // 4))
+        parts.append("stderr:\n" + result.stderr.rstrip("\n"))
     for output in result.outputs:
         if output.output_type == "execute_result":
-            parts.append("result:\n" + _fit(str(output.data.get("text/plain", "")), budget // 4))
+            parts.append(str(output.data.get("text/plain", "")))
     images = sum(1 for o in result.outputs if o.output_type == "display_data" and "image/png" in o.data)
     if images:
         parts.append(f"[{images} figure{'s' if images > 1 else ''} produced]")
-    if result.error is not None and result.status != "ok":
-        parts.append("error:\n" + _fit(_last_frames(result.error.traceback, traceback_frames) or
-                                       f"{result.error.ename}: {result.error.evalue}", budget // 4))
+    if result.error is not None and result.status == "error":
+        parts.append(_last_frames(result.error.traceback, traceback_frames) or
+                     f"{result.error.ename}: {result.error.evalue}")
+    parts = [part for part in parts if part]
+    hint = _hint(result, bool(parts), timeout)
+    room = max(budget - len(hint) - 40, 100)  # the notes, the fence and the line breaks take the 40
+    shown = _fit("\n".join(parts), room) if parts else prompts.NO_OUTPUT
+    value = " ".join(shown.split()) if parts and result.status == "ok" else ""
+    if result.restarted:
+        shown = prompts.RESTARTED_NOTE + "\n" + shown
     if result.truncated:
-        parts.append("[the run's output was over the server's limit and was truncated]")
-    if len(parts) == 1:
-        parts.append("(no output)")
-    return "\n".join(parts)
+        shown += "\n" + prompts.TRUNCATED_NOTE
+    return Observation(shown, hint, value)
+
+
+def _hint(result: ExecutionResult, showed_something: bool, timeout: float) -> str:
+    if result.status == "timeout":
+        return prompts.TIMEOUT_HINT.format(seconds=round(timeout, 1))
+    if result.status == "memory":
+        return prompts.MEMORY_HINT
+    if result.status == "killed":
+        return prompts.KILLED_HINT
+    if result.status == "error" and result.error is not None:
+        evalue = result.error.evalue if len(result.error.evalue) <= 120 else result.error.evalue[:120] + "..."
+        return prompts.ERROR_HINT.format(ename=result.error.ename, where=_where(result.error.traceback),
+                                         evalue=evalue or "(no message)")
+    if not showed_something:
+        return prompts.PRINT_NUDGE
+    return ""
+
+
+def _where(traceback: list[str]) -> str:
+    """Where in the model's own code the error was raised: its last frame in the cell."""
+    for frame in reversed(traceback):
+        if match := _CELL_FRAME.search(frame):
+            line, function = match.groups()
+            return f" at line {line}" + (f" (in {function})" if function != "<module>" else "")
+    return ""
 
 
 def image_parts(result: ExecutionResult) -> list[dict[str, Any]]:
