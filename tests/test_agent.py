@@ -180,7 +180,8 @@ def test_an_error_is_fed_back_with_the_last_frames_of_its_traceback() -> None:
             "def middle():\n    inner()\n"
             "def outer():\n    middle()\n"
             "outer()")
-    with agent([Reply(tool_code=code), Reply("It failed with ValueError.")]) as a:
+    # Answering straight after a failure is sent back once (test_agent_guards): the model says it twice.
+    with agent([Reply(tool_code=code), Reply("It failed with ValueError."), Reply("It failed with ValueError.")]) as a:
         response = ask(a)
         assert response.choices[0].message.content == "It failed with ValueError."
         (step,) = sandlot(response)["steps"]
@@ -192,7 +193,7 @@ def test_an_error_is_fed_back_with_the_last_frames_of_its_traceback() -> None:
         text = shown["content"]
         assert "ValueError: boom-123" in text
         # One line of advice: what raised, and where in the model's code.
-        assert text.endswith("Your code raised ValueError at line 2 (in inner): boom-123. Fix the code and run it again.")
+        assert text.endswith("\nValueError at line 2 (in inner): boom-123. Fix this and run the code again.")
         assert "in inner" in text and "in middle" in text and "in outer" in text
         # Only the last frames (traceback_frames=3 by default): the outermost one is left out.
         assert "in <module>" not in text

@@ -2,7 +2,7 @@
 
 Each guard is tested with the model it is for: one that repeats its code, one that never stops
 writing code, one that answers with the observation (or with sandlot's own words), one that writes
-no code; in both action formats where the format matters. The server, the sandboxes and the
+no code, one that answers after its code failed; in both action formats where the format matters. The server, the sandboxes and the
 client are real (``test_agent.agent``); only the model is scripted.
 """
 
@@ -17,7 +17,7 @@ from test_agent import FINAL, agent, ask, last_message, sandlot, stdouts
 
 from sandlot.agent import prompts
 from sandlot.agent.config import ActionFormat, AgentSettings
-from sandlot.agent.guards import Repetition, own_words
+from sandlot.agent.guards import Repetition, own_words, uncomputed_numbers
 from sandlot.testing.upstream import Reply
 
 FORMATS: list[ActionFormat] = ["code_blocks", "tool_calls"]
@@ -178,31 +178,74 @@ def test_a_model_that_only_echoes_ends_with_no_answer_and_the_last_result() -> N
 # ---- a model that writes no code ---------------------------------------------------------
 
 @pytest.mark.parametrize("action_format", FORMATS)
-def test_a_model_that_writes_no_code_is_answered_as_it_is(action_format: ActionFormat) -> None:
-    script = [Reply("There are 3 letters r in strawberry.")]
+def test_a_model_that_writes_no_code_is_asked_once_to_compute_its_numbers(action_format: ActionFormat) -> None:
+    script = [Reply("There are 2 letters r in strawberry."), code("print('strawberry'.count('r'))", action_format),
+              Reply("The answer is 3.")]
     with agent(script, action_format=action_format) as a:
         response = ask(a, "How many letters r are in strawberry?")
-        assert response.choices[0].message.content == "There are 3 letters r in strawberry."
+        assert response.choices[0].message.content == "The answer is 3."
         assert sandlot(response)["stop_reason"] == "answer"
-        assert sandlot(response)["steps"] == []
-        (body,) = a.upstream.requests
-        # What it was shown: the rule that computation goes through code, and one worked example.
-        system, *example, question = body["messages"]
+        assert stdouts(response) == ["3\n"]
+        first, second, _ = a.upstream.requests
+        # What it was shown first: the rule that computation goes through code, and one worked example.
+        system, *example, question = first["messages"]
         assert system["role"] == "system" and prompts.CODE_RULE in system["content"]
         assert [m["role"] for m in example] == ["user", "assistant", "tool" if action_format == "tool_calls"
                                                 else "user", "assistant"]
         assert example[0]["content"] == prompts.EXAMPLE_QUESTION and example[-1]["content"] == prompts.EXAMPLE_ANSWER
         assert question == {"role": "user", "content": "How many letters r are in strawberry?"}
+        # Its answer held a number no code had produced: it was asked, once, to compute it.
+        assert second["messages"][-2:] == [{"role": "assistant", "content": "There are 2 letters r in strawberry."},
+                                           {"role": "user", "content": prompts.UNCOMPUTED_NUDGE[
+                                               action_format == "tool_calls"]}]
 
 
-def test_the_clients_system_message_joins_sandlots() -> None:
-    with agent([Reply("Hi.")], action_format="code_blocks") as a:
-        a.client.chat.completions.create(model="m", messages=[{"role": "system", "content": "Be brief."},
-                                                              {"role": "user", "content": "Hello"}])
+def test_a_model_that_still_writes_no_code_is_answered_as_it_is() -> None:
+    with agent([Reply("It is 12."), Reply("It is 12, from memory.")]) as a:
+        response = ask(a, "What is 3 times 4?")
+        assert response.choices[0].message.content == "It is 12, from memory."
+        assert (sandlot(response)["stop_reason"], sandlot(response)["steps"]) == ("answer", [])
+        assert len(a.upstream.requests) == 2
+
+
+def test_an_answer_without_new_numbers_passes_through() -> None:
+    # Numbers the question gave, restated, need no code; neither does an answer without numbers.
+    with agent([Reply("Yes, 2024 and 2025 are both after 2000."), Reply("Paris.")]) as a:
+        assert ask(a, "Are 2024 and 2025 after 2000?").choices[0].message.content == \
+            "Yes, 2024 and 2025 are both after 2000."
+        assert ask(a, "Capital of France?").choices[0].message.content == "Paris."
+        assert len(a.upstream.requests) == 2
+
+
+def test_the_number_check_can_be_switched_off() -> None:
+    with agent([Reply("It is 12.")], settings=AgentSettings(max_steps=3, compute_numbers=False)) as a:
+        assert ask(a, "What is 3 times 4?").choices[0].message.content == "It is 12."
+
+
+def test_an_answer_straight_after_a_failed_run_is_sent_back_once() -> None:
+    script = [code("print(undefined_name)", "tool_calls"), Reply("The answer is 7."),
+              code("print(3 + 4)", "tool_calls"), Reply("The answer is 7.")]
+    with agent(script) as a:
+        response = ask(a)
+        assert response.choices[0].message.content == "The answer is 7."
+        assert [step["status"] for step in sandlot(response)["steps"]] == ["error", "ok"]
+        assert last_message(a.upstream.requests[2]) == {"role": "user", "content": prompts.FAILED_NUDGE}
+
+    # Once only: a model that answers again after the same failure is answered.
+    with agent([code("print(undefined_name)", "tool_calls"), Reply("It is 7."), Reply("Still 7.")]) as a:
+        response = ask(a)
+        assert response.choices[0].message.content == "Still 7."
+        assert sandlot(response)["stop_reason"] == "answer"
+
+
+@pytest.mark.parametrize("action_format", FORMATS)
+def test_a_client_with_its_own_system_message_gets_the_protocol_only(action_format: ActionFormat) -> None:
+    with agent([Reply("Hi.")], action_format=action_format) as a:
+        client = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]
+        a.client.chat.completions.create(model="m", messages=client)  # type: ignore[arg-type]
         (body,) = a.upstream.requests
-        assert [m["role"] for m in body["messages"]].count("system") == 1
-        system = body["messages"][0]["content"]
-        assert system.startswith(prompts.CODE_BLOCK_SYSTEM_PROMPT) and system.endswith("\n\nBe brief.")
+        protocol = prompts.TOOL_PROTOCOL_PROMPT if action_format == "tool_calls" else prompts.CODE_BLOCK_PROTOCOL_PROMPT
+        assert body["messages"] == [{"role": "system", "content": protocol}, *client]  # no rules, no example
 
 
 def test_an_output_the_model_imagined_after_its_code_is_cut() -> None:
@@ -223,7 +266,8 @@ OBSERVING = AgentSettings(max_steps=3, max_wall_time=30)
 
 def observed(code_text: str, settings: AgentSettings = OBSERVING, **limits: Any) -> str:
     """What the model was shown after running ``code_text`` (as a tool call), with these ``limits``."""
-    with agent([Reply(tool_code=code_text), Reply("Done.")], settings=settings,
+    # "Done." twice: an answer straight after a failed run is sent back once.
+    with agent([Reply(tool_code=code_text), Reply("Done."), Reply("Done.")], settings=settings,
                limits=TIGHT_LIMITS.model_copy(update=limits)) as a:
         ask(a)
         content: str = last_message(a.upstream.requests[1])["content"]
@@ -249,11 +293,23 @@ def test_a_memory_kill_says_to_use_less_memory() -> None:
     assert observed("x = bytearray(2 * 1024 ** 3)").endswith(prompts.MEMORY_HINT)  # over TIGHT_LIMITS' 256 MiB
 
 
+def test_code_that_prints_only_what_it_was_given_is_told_to_compute() -> None:
+    assert observed("print(89)") == f"89\n{prompts.LITERAL_HINT}"
+    assert observed("print(2 ** 10)") == "1024"
+
+
+def test_a_missing_file_says_what_there_is_and_where_data_can_come_from() -> None:
+    text = observed("import pandas as pd\ndf = pd.read_csv('products.csv')")
+    assert text.endswith(prompts.MISSING_FILE.format(name="'products.csv'"))
+    # The frames shown are the model's own code's, not pandas' insides.
+    assert "line 2, in <module>" in text and "pandas/io" not in text
+
+
 def test_an_error_hint_fits_the_result_budget() -> None:
     budget = 300
     text = observed("raise ValueError('x' * 5000)", OBSERVING.model_copy(update={"result_budget": budget}))
     assert len(text) <= budget
-    assert text.endswith("Fix the code and run it again.") and "Your code raised ValueError at line 1: xxx" in text
+    assert text.endswith("Fix this and run the code again.") and "\nValueError at line 1: xxx" in text
 
 
 # ---- the guards, alone ------------------------------------------------------------------------
@@ -267,6 +323,14 @@ def test_repetition_counts_repeats_in_a_row() -> None:
     assert guard.record(["y = 2"], "") == 0
 
 
+def test_uncomputed_numbers() -> None:
+    assert uncomputed_numbers("It is 46 days.", ["How many days from 2024-01-15 to 2024-03-01?"])
+    assert not uncomputed_numbers("From 2024-01-15 to 2024-03-01.", ["How many days from 2024-01-15 to 2024-03-01?"])
+    assert not uncomputed_numbers("Paris.", ["Capital of France?"])
+    assert not uncomputed_numbers("It is 1,000.", ["Is 1000 a lot?"])
+    assert not uncomputed_numbers("Run this:\n```python\nprint(3 ** 4)\n```", ["What is it?"])  # code claims nothing
+
+
 def test_own_words_takes_out_what_sandlot_said() -> None:
     said = [prompts.ECHO_NUDGE, "Stop running code now: the limit of 10 code steps was reached.", prompts.NO_OUTPUT,
             prompts.CODE_BLOCK_SYSTEM_PROMPT]
@@ -277,5 +341,5 @@ def test_own_words_takes_out_what_sandlot_said() -> None:
     assert own_words("```python\nprint(1)\n```", said) == ""
     assert own_words(prompts.ECHO_NUDGE.upper(), said) == ""
     assert own_words("```output\n(no output)\n```", said) == ""
-    assert own_words("It is 5. Reply with the answer in one short sentence", said) == "It is 5."  # a piece copied
+    assert own_words("It is 5. Compute every such value with code", said) == "It is 5."  # a piece copied
     assert own_words("```text\nA B\n```", said) == "```text\nA B\n```"  # a fence of another kind is the answer

@@ -5,6 +5,9 @@
   output and must answer; the second time in a row, the loop stops and asks for the answer with
   code disabled.
 - ``repeated_failure``: the same code failing ``limit`` times in a row stops the loop.
+- ``uncomputed_numbers``: an answer, before any code ran, with numbers no message the model was
+  given holds (the question's, tool results, sandlot's own).
+  The model is asked once to compute them with code (the system prompt's rule, enforced once).
 - ``own_words``: what is left of a reply once sandlot's own words are taken out of it (the output
   it was shown, the hints and requests it was sent, code when code was not wanted). A reply with
   nothing left is no answer: sandlot asks once more, then writes the reply itself.
@@ -23,6 +26,7 @@ from .._models import ExecutionResult
 _FENCED = re.compile(r"```[ \t]*(\w*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _CODE_LABELS = ("", "python", "py", "python3")
 _SENTENCE_END = re.compile(r"(?<=[.!?:])\s+")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 def normalized(text: str) -> str:
@@ -53,6 +57,15 @@ def repeated_failure(codes: Sequence[str], results: Sequence[ExecutionResult], l
         return False
     recent = {normalized(code) for code in codes[-limit:]}
     return len(recent) == 1 and all(result.status != "ok" for result in results[-limit:])
+
+
+def uncomputed_numbers(answer: str, heard: Iterable[str]) -> bool:
+    """The answer holds a number that no text the model was given holds (``heard``: the user's,
+    tool results, sandlot's): the model worked it out, or made it up, itself. Numbers restated from
+    the question or a tool's result do not count; nor do numbers in code."""
+    given = {n for text in heard for n in _NUMBER.findall(text.replace(",", ""))}
+    claimed = _FENCED.sub("\n", answer)  # numbers inside code are not results it claims
+    return any(n not in given for n in _NUMBER.findall(claimed.replace(",", "")))
 
 
 def own_words(reply: str, said: Iterable[str], *, allow_code: bool = False) -> str:

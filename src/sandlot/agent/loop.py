@@ -12,6 +12,9 @@ to run code, or when a guard trips (``stop_reason``):
 - ``repeated_failure``: the same code failed ``repeat_limit`` times in a row;
 - ``no_answer``: the model stopped writing code but its reply, asked twice,
   held nothing of its own (only sandlot's output or words: ``guards.own_words``);
+  an answer straight after a failed run is sent back once, to fix the code, and
+  one before any code ran, with numbers the request does not hold, once, to
+  compute them (``compute_numbers``);
 - ``max_steps``: model turns that ran code; ``time_limit``: the request's wall
   time, model and code together;
 - ``client_tool``: the model called a tool the *client* defined; the call is
@@ -41,8 +44,8 @@ from ..tools.broker import ToolBroker
 from . import prompts
 from .actions import TOOL_NAME, code_turn, describe_host_tools, python_tool, tool_call_code
 from .config import AgentSettings
-from .guards import Repetition, own_words, repeated_failure
-from .observations import Observation, image_parts, observe
+from .guards import Repetition, own_words, repeated_failure, uncomputed_numbers
+from .observations import Observation, image_parts, observe, wants_files
 from .upstream import DeltaCallback, Turn, Upstream
 
 FINAL_ANSWER_RESERVE = 3.0
@@ -132,7 +135,8 @@ class AgentLoop:
             self.client_tools
         repetition = Repetition()
         code_turns = 0
-        asked_again = False
+        asked_again = computed_asked = False
+        failure_nudged = 0  # the number of steps run when the model was last told its code had failed
         stop_reason = "answer"
         while True:
             if code_turns >= self.max_steps:
@@ -187,10 +191,23 @@ class AgentLoop:
                 conversation.append({"role": "user", "content": observed + ("\n" + nudge if nudge else "")})
                 self._show_figures(conversation, [step.result for step in steps])
             else:
-                if not self.steps:  # no code ran: ordinary chat passes through as it is
+                if not self.steps:
+                    if self.settings.compute_numbers and not computed_asked and \
+                            uncomputed_numbers(turn.content, _texts(conversation, but="assistant")):
+                        computed_asked = True  # numbers nobody computed: once, ask for the code
+                        conversation.append({"role": "assistant", "content": turn.content})
+                        conversation.append({"role": "user", "content": self._say(prompts.UNCOMPUTED_NUDGE[use_tool])})
+                        continue
+                    # No code ran: ordinary chat passes through as it is.
                     return self._outcome({"role": "assistant", "content": turn.content},
                                          turn.finish_reason or "stop", "answer")
                 answer = own_words(turn.content, self._said)
+                if answer and self.steps[-1].result.status != "ok" and failure_nudged < len(self.steps):
+                    # An answer straight after a failed run has nothing to stand on: once, ask for a fix.
+                    failure_nudged = len(self.steps)
+                    conversation.append({"role": "assistant", "content": turn.content})
+                    conversation.append({"role": "user", "content": self._say(prompts.FAILED_NUDGE)})
+                    continue
                 if answer:
                     content = turn.content if answer == turn.content.strip() else answer
                     return self._outcome({"role": "assistant", "content": content}, turn.finish_reason or "stop",
@@ -213,14 +230,21 @@ class AgentLoop:
         return await self._final_answer(conversation, tools, stop_reason, on_delta)
 
     def _conversation(self, messages: list[dict[str, Any]], use_tool: bool, tools_text: str) -> list[dict[str, Any]]:
-        """sandlot's system prompt (with the client's leading system text), the worked example, the request."""
-        client_system = []
-        rest = list(messages)
-        while rest and rest[0].get("role") in ("system", "developer") and isinstance(rest[0].get("content"), str):
-            client_system.append(rest.pop(0)["content"])
-        self._said = [prompts.system_prompt(use_tool, tools_text, ""), prompts.EXAMPLE_ANSWER, prompts.NO_OUTPUT]
-        system = prompts.system_prompt(use_tool, tools_text, "\n\n".join(client_system))
-        return [{"role": "system", "content": system}, *prompts.worked_example(use_tool), *rest]
+        """sandlot's system prompt, the worked example, then the request's messages as they came.
+
+        A request with a system message of its own has given the model its instructions: sandlot's
+        prompt is then the protocol only, without rules or example (a 0.5B model copies the
+        example's form over the client's instructions), and the client's system message follows it."""
+        instructed = any(m.get("role") in ("system", "developer") for m in messages)
+        system = prompts.system_prompt(use_tool, tools_text, client_instructions=instructed)
+        # The question is not the model's to say either: a small model sometimes answers by repeating it.
+        question = next((m["content"] for m in reversed(messages) if m.get("role") == "user"
+                         and isinstance(m.get("content"), str)), "")
+        self._said = [system, prompts.NO_OUTPUT, question]
+        if instructed:
+            return [{"role": "system", "content": system}, *messages]
+        self._said += [prompts.EXAMPLE_QUESTION, prompts.EXAMPLE_ANSWER]
+        return [{"role": "system", "content": system}, *prompts.worked_example(use_tool), *messages]
 
     def _guard_turn(self, repetition: Repetition, steps: list[Step]) -> str:
         """Record a code turn with the repetition guard; the nudge to add to its output, if any."""
@@ -252,7 +276,9 @@ class AgentLoop:
     async def _run_step(self, code: str, on_step: StepCallback | None) -> Step:
         timeout = max(0.5, min(self.session.limits.timeout, self._remaining() - FINAL_ANSWER_RESERVE))
         result = await self.session.execute(code, timeout=timeout)
-        observation = observe(result, self.settings.result_budget, self.settings.traceback_frames, timeout)
+        files = [f.path for f in self.session.workspace.list_files(max_entries=11)] if wants_files(result) else None
+        observation = observe(result, code, self.settings.result_budget, self.settings.traceback_frames, timeout,
+                              files)
         if observation.hint:
             self._said.append(observation.hint)
         step = Step(len(self.steps) + 1, code, result, observation)
@@ -320,6 +346,20 @@ class AgentLoop:
 
     def _remaining(self) -> float:
         return self.deadline - time.monotonic()
+
+
+def _texts(messages: list[dict[str, Any]], *, but: str) -> list[str]:
+    """The text of the messages (text parts of multi-part ones), but those of role ``but``."""
+    texts = []
+    for message in messages:
+        if message.get("role") == but:
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts += [part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)]
+    return texts
 
 
 def _cut(text: str, limit: int) -> str:
