@@ -15,7 +15,8 @@ question at a time, on one model server shared by both.
 
 Printed: accuracy per arm (and per kind), mean code steps, mean wall time per question, how each run
 stopped (the model's ``finish_reason`` alone; sandlot's ``stop_reason``), the misses, and a PASS/MISS
-line for the goals of issue #12 (sandlot >= 80 % right, and >= 3x the model alone).
+line for the goals of issue #12 (sandlot >= 80 % right, and >= 3x the model alone). The exit status
+is 1 if a request failed (an HTTP error from either endpoint), 0 otherwise, whatever the accuracy.
 
 Run it as root inside the containment wrapper (sandlot's sandboxes need root):
     python3 scripts/contained.py python3 benchmarks/bench_agent_quality.py [--quick] [--json out.json]
@@ -140,6 +141,14 @@ def short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def print_run(answer: Answer) -> None:
+    """The steps of one sandlot run and its reply, indented."""
+    for step in answer.steps:
+        shown = step["stdout"] or (step["error"] or {}).get("ename", "") or step["status"]
+        print(f"      step {step['index']} [{step['status']}] {short(step['code'], 110)!r} -> {short(shown, 60)!r}")
+    print(f"      reply: {short(answer.reply, 300)!r}", flush=True)
+
+
 def summary(name: str, answers: list[Answer]) -> dict[str, Any]:
     right = sum(a.correct for a in answers)
     return {"arm": name, "right": right, "total": len(answers), "accuracy": right / len(answers),
@@ -154,6 +163,9 @@ def main() -> int:
     parser.add_argument("--ids", help="comma-separated question ids to run (default: all)")
     parser.add_argument("--action-format", default="code_blocks", choices=("code_blocks", "tool_calls", "auto"))
     parser.add_argument("--max-tokens", type=int, default=768, help="per model call, both arms (default 768)")
+    parser.add_argument("--sandlot-only", action="store_true",
+                        help="skip the model-alone arm (for trying changes; the goals need both arms)")
+    parser.add_argument("--verbose", action="store_true", help="print every sandlot run's steps and reply")
     parser.add_argument("--json", metavar="PATH", help="also write every answer and the summary as JSON")
     args = parser.parse_args()
     if (reason := unavailable_reason()) is not None:
@@ -169,11 +181,11 @@ def main() -> int:
 
     started = time.monotonic()
     results: list[tuple[Question, Answer, Answer]] = []
-    # The prompt cache on, as llama.cpp serves by default: each turn of the loop then evaluates only
-    # its new tokens. Greedy replies can differ in the last bits with it (see LlamaServer), but the
-    # order of the requests is fixed here, so a run is repeatable.
+    # The prompt cache off, as in the tests (see LlamaServer): each reply depends on its request alone,
+    # not on the requests before it, so one question's result does not change with the others'.
+    # Slower (every turn evaluates its whole prompt), and greedy replies do differ with the cache on.
     with tempfile.TemporaryDirectory() as tmp, stderr_to(os.path.join(tmp, "llama.log")), \
-            LlamaServer(qwen_model_path(), n_ctx=8192, reuse_prompt_cache=True) as llm:
+            LlamaServer(qwen_model_path(), n_ctx=8192) as llm:
         port = free_port()
         server = start_sandlot(port, llm.base_url, args.action_format, tmp)
         try:
@@ -184,12 +196,15 @@ def main() -> int:
                       f"{llm.threads} threads), action format {args.action_format}, temperature 0, seed {SEED}, "
                       f"max_tokens {args.max_tokens}; {os.cpu_count()} CPUs\n", flush=True)
                 for number, question in enumerate(questions, 1):
-                    by_model = ask(alone, question, args.max_tokens, through_sandlot=False)
+                    by_model = (Answer("", False, 0.0, "skipped") if args.sandlot_only else
+                                ask(alone, question, args.max_tokens, through_sandlot=False))
                     by_agent = ask(agent, question, args.max_tokens, through_sandlot=True)
                     results.append((question, by_model, by_agent))
                     print(f"{number:>3} {question.id:<22} expected {short(question.shown, 24):<24} "
                           f"alone {mark(by_model)} {by_model.wall:5.1f}s | sandlot {mark(by_agent)} "
                           f"{by_agent.wall:5.1f}s {len(by_agent.steps)} steps {by_agent.stop}", flush=True)
+                    if args.verbose:
+                        print_run(by_agent)
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(60)
@@ -213,10 +228,7 @@ def main() -> int:
     for question, answer in misses:
         print(f"    {question.id}: expected {question.shown}, extracted {answer.extracted}, stop {answer.stop}, "
               f"{len(answer.steps)} steps")
-        print(f"      reply: {short(answer.reply, 300)!r}")
-        for step in answer.steps:
-            shown = step["stdout"] or (step["error"] or {}).get("ename", "") or step["status"]
-            print(f"      step {step['index']} [{step['status']}] {short(step['code'], 110)!r} -> {short(shown, 60)!r}")
+        print_run(answer)
 
     agent_acc, alone_acc = summaries["sandlot"]["accuracy"], summaries["alone"]["accuracy"]
     ratio = agent_acc / alone_acc if alone_acc else float("inf") if agent_acc else 0.0
@@ -231,7 +243,11 @@ def main() -> int:
                        "summary": summaries,
                        "answers": [{"id": q.id, "kind": q.kind, "expected": q.shown,
                                     "alone": asdict(a), "sandlot": asdict(b)} for q, a, b in results]}, f, indent=2)
-    return 0
+    # Wrong answers are the measurement; a request that failed is not: the numbers would not be trustworthy.
+    failed = [q.id for q, a, b in results if a.stop.startswith("error") or b.stop.startswith("error")]
+    if failed:
+        print(f"  requests that failed: {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from typing import Any
 from sandlot import Engine, EngineConfig
 from sandlot.agent.config import AgentSettings, UpstreamModel
 from sandlot.agent.openai_format import ChatRequest
+from sandlot.agent.prompts import EXAMPLE_CALL_ID
 from sandlot.agent.service import AgentService
 from sandlot.testing import Reply, ScriptedUpstream
 from sandlot.tools import ToolRegistry, tool_from_callable
@@ -55,7 +56,8 @@ def classic_script() -> list[Any]:
     turns: list[Any] = [Reply(tool_calls=[("lookup", {"record_id": i})]) for i in range(1, N + 1)]
 
     def answer(body: dict[str, Any]) -> Reply:
-        values = [json.loads(m["content"])["value"] for m in body["messages"] if m.get("role") == "tool"]
+        values = [json.loads(m["content"])["value"] for m in body["messages"]
+                  if m.get("role") == "tool" and m["tool_call_id"] != EXAMPLE_CALL_ID]  # not sandlot's worked example
         return Reply(f"The two largest values are {sorted(values)[-2:]}.")
 
     return [*turns, answer]
@@ -67,8 +69,8 @@ def programmatic_script() -> list[Any]:
             "print(sorted(r['value'] for r in records)[-2:])")
 
     def answer(body: dict[str, Any]) -> Reply:
-        # The tool message holds "[status: ok]\nstdout:\n[a, b]": the model reads the printed list.
-        printed = body["messages"][-1]["content"].split("stdout:\n", 1)[1].splitlines()[0]
+        # The tool message holds the printed output, "[a, b]": the model reads the list.
+        printed = body["messages"][-1]["content"].splitlines()[0]
         return Reply(f"The two largest values are {ast.literal_eval(printed)}.")
 
     return [Reply(tool_code=code), answer]

@@ -25,7 +25,7 @@ import pytest
 from conftest import API_KEY, HOST_SECRET, TIGHT_LIMITS, running_server
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from sandlot import EngineConfig
+from sandlot import EngineConfig, Limits
 from sandlot.agent.config import ActionFormat, AgentSettings, UpstreamModel
 from sandlot.server import ServerConfig
 from sandlot.testing.upstream import Reply, ScriptedUpstream
@@ -55,11 +55,11 @@ class Agent:
 @contextlib.contextmanager
 def agent(script: Sequence[ScriptItem], *, action_format: ActionFormat = "tool_calls", latency: float = 0.0,
           settings: AgentSettings = SETTINGS, api_keys: tuple[str, ...] = (), key: str = "none",
-          server: dict[str, Any] | None = None, **model: Any) -> Iterator[Agent]:
+          server: dict[str, Any] | None = None, limits: Limits = TIGHT_LIMITS, **model: Any) -> Iterator[Agent]:
     """A scripted upstream, a server whose model "m" lives there, and clients of that server."""
     with ScriptedUpstream(list(script), latency=latency) as upstream:
         model.setdefault("base_url", upstream.base_url)
-        config = ServerConfig(api_keys=api_keys, engine=EngineConfig(preload=(), pool_size=2, limits=TIGHT_LIMITS),
+        config = ServerConfig(api_keys=api_keys, engine=EngineConfig(preload=(), pool_size=2, limits=limits),
                               models=(UpstreamModel(name="m", action_format=action_format, **model),), agent=settings,
                               **(server or {}))
         headers = {"Authorization": f"Bearer {key}"} if api_keys else {}
@@ -92,12 +92,18 @@ def stdouts(response: ChatCompletion) -> list[str]:
     return [step["stdout"] for step in sandlot(response)["steps"]]
 
 
-def final_when_told(code: str = "print('working')") -> Callable[[dict[str, Any]], Reply]:
-    """A model that always wants to run more code, and answers only when the tool is switched off."""
+def final_when_told(code: str = "print('working', {n})") -> Callable[[dict[str, Any]], Reply]:
+    """A model that always wants to run more code, and answers only when the tool is switched off.
+
+    Its code is ``code`` with ``{n}`` replaced by a count of its turns: new code each time, so that
+    only the step and time limits stop it, not the repetition guard.
+    """
+    turns = iter(range(1, 1000))
+
     def reply(body: dict[str, Any]) -> Reply:
         if body.get("tool_choice") == "none" or not body.get("tools"):
             return Reply(FINAL)
-        return Reply(tool_code=code)
+        return Reply(tool_code=code.replace("{n}", str(next(turns))))
     return reply
 
 
@@ -143,7 +149,7 @@ def closed_port() -> int:
 def test_steps_share_state_and_the_answer_uses_it() -> None:
     def answer(body: dict[str, Any]) -> Reply:
         shown = last_message(body)["content"]
-        found = re.search(r"stdout:\n(\d+)", shown)
+        found = re.fullmatch(r"(\d+)", shown)  # a run's output is shown bare, nothing around it
         return Reply(f"The answer is {found.group(1) if found else 'unknown'}.")
 
     with agent([Reply(tool_code="total = sum(range(10))"), Reply(tool_code="print(total * 2)"), answer]) as a:
@@ -174,7 +180,8 @@ def test_an_error_is_fed_back_with_the_last_frames_of_its_traceback() -> None:
             "def middle():\n    inner()\n"
             "def outer():\n    middle()\n"
             "outer()")
-    with agent([Reply(tool_code=code), Reply("It failed with ValueError.")]) as a:
+    # Answering straight after a failure is sent back once (test_agent_guards): the model says it twice.
+    with agent([Reply(tool_code=code), Reply("It failed with ValueError."), Reply("It failed with ValueError.")]) as a:
         response = ask(a)
         assert response.choices[0].message.content == "It failed with ValueError."
         (step,) = sandlot(response)["steps"]
@@ -184,8 +191,9 @@ def test_an_error_is_fed_back_with_the_last_frames_of_its_traceback() -> None:
         assert shown["role"] == "tool"
         assert shown["tool_call_id"] == a.upstream.requests[1]["messages"][-2]["tool_calls"][0]["id"]
         text = shown["content"]
-        assert "[status: error]" in text
         assert "ValueError: boom-123" in text
+        # One line of advice: what raised, and where in the model's code.
+        assert text.endswith("\nValueError at line 2 (in inner): boom-123. Fix this and run the code again.")
         assert "in inner" in text and "in middle" in text and "in outer" in text
         # Only the last frames (traceback_frames=3 by default): the outermost one is left out.
         assert "in <module>" not in text
@@ -199,7 +207,7 @@ def test_max_steps_stops_the_loop_and_the_model_answers_without_the_tool() -> No
         assert len(extra["steps"]) == 3 == SETTINGS.max_steps
         assert extra["model_calls"] == 4
         assert response.choices[0].message.content == FINAL
-        assert response.choices[0].finish_reason == "stop"
+        assert response.choices[0].finish_reason == "length"  # a limit ended the loop
         requests = a.upstream.requests
         assert len(requests) == 4
         assert [body.get("tool_choice") for body in requests] == [None, None, None, "none"]
@@ -471,8 +479,7 @@ def test_code_blocks_mode_runs_fenced_python_and_feeds_the_output_back_as_a_user
         assistant, user = second["messages"][-2:]
         assert assistant == {"role": "assistant", "content": reply}
         assert user["role"] == "user"
-        assert user["content"].startswith("Output of your code:")
-        assert user["content"].index("10") < user["content"].index("6")
+        assert user["content"] == "```output\n10\n```\n\n```output\n6\n```"
 
 
 def test_auto_mode_runs_code_blocks_when_the_model_answers_with_them() -> None:
@@ -503,7 +510,8 @@ def test_auto_mode_falls_back_to_code_blocks_when_the_upstream_refuses_tools() -
         assert "tools" in refused
         assert "tools" not in retried and "tools" not in answered
         assert "```python" in retried["messages"][0]["content"]  # the code-block system prompt
-        assert [m["role"] for m in retried["messages"]] == ["system", "user"]
+        # The system prompt, the worked example (question, code, output, answer), the question.
+        assert [m["role"] for m in retried["messages"]] == ["system", "user", "assistant", "user", "assistant", "user"]
         # Learned: the next request does not offer the tool at all.
         response = ask(a)
         assert stdouts(response) == ["2\n"]

@@ -2,7 +2,8 @@
 
 The tool format is OpenAI's function calling. The code-block format is the
 CodeAct convention: the model writes ```python blocks in its reply; each is
-run, in order, and the output comes back as the next user message.
+run, in order, and the output comes back as the next user message. What the
+model is told about either is in ``prompts``.
 """
 
 from __future__ import annotations
@@ -31,20 +32,8 @@ PYTHON_TOOL: dict[str, Any] = {
     },
 }
 
-TOOL_SYSTEM_PROMPT = (
-    "You can run Python code with the `python` tool. The code runs in a persistent sandboxed session: state "
-    "carries over between calls. Use it whenever a question needs computation or checking, then answer the user "
-    "in plain language with the result."
-)
-
-CODE_BLOCK_SYSTEM_PROMPT = (
-    "You can run Python code. To run code, reply with a single fenced code block:\n"
-    "```python\nprint(2 + 2)\n```\n"
-    "It runs in a persistent sandboxed session (state carries over) and you get the output back in the next "
-    "message. Use print() to see values. When you know the answer, reply in plain language with no code block."
-)
-
 _FENCE = re.compile(r"```(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+_OUTPUT_FENCE = re.compile(r"```[ \t]*output[ \t]*\n", re.IGNORECASE)
 
 
 def python_tool(tools_text: str = "") -> dict[str, Any]:
@@ -79,6 +68,21 @@ def code_blocks(text: str | None) -> list[str]:
         if code.strip():
             blocks.append(code)
     return blocks
+
+
+def code_turn(text: str | None) -> tuple[str, list[str]]:
+    """A code-block reply up to where the model starts imagining the output, and the code in that part.
+
+    Coder models often go on after their code block with an ```output block they made up, and an
+    answer from it. Whatever follows the first ```output fence after a code block is cut: the real
+    output comes next, and the model must not read its guess as a fact.
+    """
+    if not text:
+        return "", []
+    first = _FENCE.search(text)
+    if first is not None and (imagined := _OUTPUT_FENCE.search(text, first.end())) is not None:
+        text = text[:imagined.start()].rstrip()
+    return text, code_blocks(text)
 
 
 def tool_call_code(arguments: str) -> str:

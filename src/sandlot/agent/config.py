@@ -53,3 +53,5 @@ class AgentSettings(BaseModel):
     result_budget: int = Field(4000, ge=200, description="Characters of each run's result shown to the model.")
     traceback_frames: int = Field(3, ge=1, description="Last traceback frames shown to the model on an error.")
     repeat_limit: int = Field(2, ge=2, description="The same failing code this many times in a row stops the loop.")
+    compute_numbers: bool = Field(True, description="An answer, before any code ran, with numbers the request does "
+                                                    "not contain is sent back once: compute that with code first.")

@@ -1,18 +1,31 @@
 """The server-side agent loop: model, code, result, model... until an answer.
 
 One request, many steps, no round trip to the client per step. Each step runs
-in the request's session, so steps share variables and files. The loop stops
-when the model answers without asking to run code, or when a guard trips:
+in the request's session, so steps share variables and files. The model is
+shown sandlot's system prompt and one worked example (``prompts``), then the
+request's conversation. The loop stops when the model answers without asking
+to run code, or when a guard trips (``stop_reason``):
 
-- ``max_steps``: model turns that ran code;
-- ``time_limit``: the request's wall time, model and code together;
+- ``repetition``: a code turn repeated the one before (its code, or its
+  output); the model was told it has that output and must answer, and
+  repeated itself again (``guards.Repetition``);
 - ``repeated_failure``: the same code failed ``repeat_limit`` times in a row;
+- ``no_answer``: the model stopped writing code but its reply, asked twice,
+  held nothing of its own (only sandlot's output or words: ``guards.own_words``);
+  an answer straight after a failed run is sent back once, to fix the code, and
+  one before any code ran, with numbers the request does not hold, once, to
+  compute them (``compute_numbers``);
+- ``max_steps``: model turns that ran code; ``time_limit``: the request's wall
+  time, model and code together;
 - ``client_tool``: the model called a tool the *client* defined; the call is
   handed back to the client, as a plain proxy would.
 
-When a guard trips, the model is asked once more, without the tool, for a
-final answer; if no time is left for that, the answer is written here. Either
-way the response says why the loop stopped (``stop_reason``).
+When a guard trips, the model is asked once more, with code disabled and
+reminded of its code's last output, for the answer; if that reply is no
+answer either, or no time is left for it, sandlot writes the reply itself,
+stating the last output. ``finish_reason`` is the model's own on an answer,
+``length`` when a limit (``max_steps``, ``time_limit``) ended the loop,
+``tool_calls`` for a client tool, ``stop`` otherwise.
 """
 
 from __future__ import annotations
@@ -28,21 +41,21 @@ from .._errors import InvalidRequestError, UpstreamTimeoutError
 from .._models import ExecutionResult, ToolCallRecord
 from ..engine import Session
 from ..tools.broker import ToolBroker
-from .actions import (
-    CODE_BLOCK_SYSTEM_PROMPT,
-    TOOL_NAME,
-    TOOL_SYSTEM_PROMPT,
-    code_blocks,
-    describe_host_tools,
-    python_tool,
-    tool_call_code,
-)
+from . import prompts
+from .actions import TOOL_NAME, code_turn, describe_host_tools, python_tool, tool_call_code
 from .config import AgentSettings
-from .observations import image_parts, observation_text
+from .guards import Repetition, own_words, repeated_failure, uncomputed_numbers
+from .observations import Observation, image_parts, observe, wants_files
 from .upstream import DeltaCallback, Turn, Upstream
 
 FINAL_ANSWER_RESERVE = 3.0
 """Seconds kept back from the time limit for the final answer after a guard trips."""
+
+LIMIT_STOPS = ("max_steps", "time_limit")
+"""Stop reasons that are a budget running out: their ``finish_reason`` is ``length``."""
+
+_LAST_VALUE_IN_REQUEST = 300
+_LAST_VALUE_IN_REPLY = 1000
 
 
 class _OutOfTime(Exception):
@@ -56,6 +69,8 @@ class Step:
     index: int
     code: str
     result: ExecutionResult
+    observation: Observation
+    """What the model was shown of it."""
 
     def summary(self) -> dict[str, Any]:
         return {"index": self.index, "code": self.code, "status": self.result.status,
@@ -97,6 +112,9 @@ class AgentLoop:
         self.client_tools = client_tools or []
         self.params = params
         self.steps: list[Step] = []
+        self._said: list[str] = []
+        """Everything sandlot wrote into the conversation in its own words (not the outputs), so the
+        guards can tell it from the model's."""
         self._usage = [0, 0, 0]  # prompt tokens, completion tokens, model calls
 
     @property
@@ -112,12 +130,13 @@ class AgentLoop:
         registry = list(self.host_tools.registry) if self.host_tools is not None else []
         tools_text = describe_host_tools([t.python_signature() for t in registry if t.expose in ("code", "both")])
         direct = {t.name: t for t in registry if t.expose in ("tool_call", "both")}
-        code_block_prompt = CODE_BLOCK_SYSTEM_PROMPT + ("\n\n" + tools_text if tools_text else "")
-        system = TOOL_SYSTEM_PROMPT if use_tool else code_block_prompt
-        conversation = [{"role": "system", "content": system}, *messages]
+        conversation = self._conversation(messages, use_tool, tools_text)
         tools = ([python_tool(tools_text)] + [t.openai_tool() for t in direct.values()] if use_tool else []) + \
             self.client_tools
+        repetition = Repetition()
         code_turns = 0
+        asked_again = computed_asked = False
+        failure_nudged = 0  # the number of steps run when the model was last told its code had failed
         stop_reason = "answer"
         while True:
             if code_turns >= self.max_steps:
@@ -138,39 +157,108 @@ class AgentLoop:
                     raise
                 # auto mode, and the upstream just refused the `tools` parameter: ask again with code blocks.
                 use_tool, tools, direct = False, [], {}
-                conversation[0] = {"role": "system", "content": code_block_prompt}
+                conversation = self._conversation(messages, use_tool, tools_text)
                 continue
             ours = [call for call in turn.tool_calls if call.name == TOOL_NAME or call.name in direct]
             if client_calls := [call for call in turn.tool_calls if call not in ours]:
                 # Hand back only the client's own calls: it cannot answer a `python` call, and an
                 # unanswered call would make the upstream refuse the conversation's next turn.
                 return self._outcome(Turn(turn.content, client_calls).as_message(), "tool_calls", "client_tool")
+            kept, blocks = code_turn(turn.content) if self.action_format != "tool_calls" and not ours else ("", [])
             if ours:
                 conversation.append(Turn(turn.content, ours).as_message())
-                results = []
+                steps: list[Step] = []
+                replies: list[tuple[str, str | None]] = []  # (tool_call_id, host tool result or None for a step)
                 for call in ours:
                     if call.name == TOOL_NAME:
-                        result = await self._run_step(tool_call_code(call.arguments), on_step)
-                        results.append(result)
-                        content = self._observe(result)
+                        steps.append(await self._run_step(tool_call_code(call.arguments), on_step))
+                        replies.append((call.id, None))
                     else:
-                        content = await self._call_host_tool(call.name, call.arguments)
-                    conversation.append({"role": "tool", "tool_call_id": call.id, "content": content})
-                self._show_figures(conversation, results)
-            elif self.action_format != "tool_calls" and (blocks := code_blocks(turn.content)):
-                conversation.append({"role": "assistant", "content": turn.content})
-                results = [await self._run_step(code, on_step) for code in blocks]
-                observed = "\n\n".join(self._observe(r) for r in results)
-                conversation.append({"role": "user", "content": f"Output of your code:\n{observed}"})
-                self._show_figures(conversation, results)
+                        replies.append((call.id, await self._call_host_tool(call.name, call.arguments)))
+                nudge = self._guard_turn(repetition, steps)
+                ran = iter(steps)
+                for call_id, content in replies:
+                    text = content if content is not None else next(ran).observation.text(fenced=False)
+                    conversation.append({"role": "tool", "tool_call_id": call_id, "content": text})
+                if nudge:
+                    conversation[-1]["content"] += "\n" + nudge
+                self._show_figures(conversation, [step.result for step in steps])
+            elif blocks:
+                conversation.append({"role": "assistant", "content": kept})
+                steps = [await self._run_step(code, on_step) for code in blocks]
+                nudge = self._guard_turn(repetition, steps)
+                observed = "\n\n".join(step.observation.text(fenced=True) for step in steps)
+                conversation.append({"role": "user", "content": observed + ("\n" + nudge if nudge else "")})
+                self._show_figures(conversation, [step.result for step in steps])
             else:
-                return self._outcome({"role": "assistant", "content": turn.content},
-                                     turn.finish_reason or "stop", "answer")
+                if not self.steps:
+                    if self.settings.compute_numbers and not computed_asked and \
+                            uncomputed_numbers(turn.content, _texts(conversation, but="assistant")):
+                        computed_asked = True  # numbers nobody computed: once, ask for the code
+                        conversation.append({"role": "assistant", "content": turn.content})
+                        conversation.append({"role": "user", "content": self._say(prompts.UNCOMPUTED_NUDGE[use_tool])})
+                        continue
+                    # No code ran: ordinary chat passes through as it is.
+                    return self._outcome({"role": "assistant", "content": turn.content},
+                                         turn.finish_reason or "stop", "answer")
+                answer = own_words(turn.content, self._said)
+                if answer and self.steps[-1].result.status != "ok" and failure_nudged < len(self.steps):
+                    # An answer straight after a failed run has nothing to stand on: once, ask for a fix.
+                    failure_nudged = len(self.steps)
+                    conversation.append({"role": "assistant", "content": turn.content})
+                    conversation.append({"role": "user", "content": self._say(prompts.FAILED_NUDGE)})
+                    continue
+                if answer:
+                    content = turn.content if answer == turn.content.strip() else answer
+                    return self._outcome({"role": "assistant", "content": content}, turn.finish_reason or "stop",
+                                         "answer")
+                if asked_again:
+                    stop_reason = "no_answer"
+                    break
+                asked_again = True  # the reply was only sandlot's output or words: ask once, in words
+                conversation.append({"role": "assistant", "content": turn.content})
+                conversation.append({"role": "user", "content": self._say(prompts.ECHO_NUDGE)})
+                continue
             code_turns += 1
-            if self._repeated_failure():
+            if repeated_failure([s.code for s in self.steps], [s.result for s in self.steps],
+                                self.settings.repeat_limit):
                 stop_reason = "repeated_failure"
                 break
+            if repetition.streak >= 2:
+                stop_reason = "repetition"
+                break
         return await self._final_answer(conversation, tools, stop_reason, on_delta)
+
+    def _conversation(self, messages: list[dict[str, Any]], use_tool: bool, tools_text: str) -> list[dict[str, Any]]:
+        """sandlot's system prompt, the worked example, then the request's messages as they came.
+
+        A request with a system message of its own has given the model its instructions: sandlot's
+        prompt is then the protocol only, without rules or example (a 0.5B model copies the
+        example's form over the client's instructions), and the client's system message follows it."""
+        instructed = any(m.get("role") in ("system", "developer") for m in messages)
+        system = prompts.system_prompt(use_tool, tools_text, client_instructions=instructed)
+        # The question is not the model's to say either: a small model sometimes answers by repeating it.
+        question = next((m["content"] for m in reversed(messages) if m.get("role") == "user"
+                         and isinstance(m.get("content"), str)), "")
+        self._said = [system, prompts.NO_OUTPUT, question]
+        if instructed:
+            return [{"role": "system", "content": system}, *messages]
+        self._said += [prompts.EXAMPLE_QUESTION, prompts.EXAMPLE_ANSWER]
+        return [{"role": "system", "content": system}, *prompts.worked_example(use_tool), *messages]
+
+    def _guard_turn(self, repetition: Repetition, steps: list[Step]) -> str:
+        """Record a code turn with the repetition guard; the nudge to add to its output, if any."""
+        if not steps:
+            return ""
+        value = "\n".join(step.observation.value for step in steps if step.observation.value)
+        # Nothing printed twice: the print nudge is already in the output, "you have this output" would be wrong.
+        if repetition.record([step.code for step in steps], value) == 1 and value:
+            return self._say(prompts.REPEATED_NUDGE)
+        return ""
+
+    def _say(self, text: str) -> str:
+        self._said.append(text)
+        return text
 
     async def _ask(self, conversation: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
                    on_delta: DeltaCallback | None, **extra: Any) -> Turn:
@@ -185,14 +273,19 @@ class AgentLoop:
         self._usage[2] += 1
         return turn
 
-    async def _run_step(self, code: str, on_step: StepCallback | None) -> ExecutionResult:
+    async def _run_step(self, code: str, on_step: StepCallback | None) -> Step:
         timeout = max(0.5, min(self.session.limits.timeout, self._remaining() - FINAL_ANSWER_RESERVE))
         result = await self.session.execute(code, timeout=timeout)
-        step = Step(len(self.steps) + 1, code, result)
+        files = [f.path for f in self.session.workspace.list_files(max_entries=11)] if wants_files(result) else None
+        observation = observe(result, code, self.settings.result_budget, self.settings.traceback_frames, timeout,
+                              files)
+        if observation.hint:
+            self._said.append(observation.hint)
+        step = Step(len(self.steps) + 1, code, result, observation)
         self.steps.append(step)
         if on_step is not None:
             on_step(step)
-        return result
+        return step
 
     async def _call_host_tool(self, name: str, arguments: str) -> str:
         """A host tool the model called directly: run it here, answer with its JSON result or error."""
@@ -207,9 +300,6 @@ class AgentLoop:
         text = json.dumps(payload, default=str) if ok else f"error: {payload['message']}"
         return text if len(text) <= self.settings.result_budget else text[:self.settings.result_budget] + " …(cut)"
 
-    def _observe(self, result: ExecutionResult) -> str:
-        return observation_text(result, self.settings.result_budget, self.settings.traceback_frames)
-
     def _show_figures(self, conversation: list[dict[str, Any]], results: list[ExecutionResult]) -> None:
         if not self.upstream.config.vision:
             return
@@ -218,36 +308,36 @@ class AgentLoop:
             conversation.append({"role": "user", "content": [{"type": "text", "text": "Figures from that code:"},
                                                               *parts]})
 
-    def _repeated_failure(self) -> bool:
-        recent = self.steps[-self.settings.repeat_limit:]
-        if len(recent) < self.settings.repeat_limit:
-            return False
-        codes = {" ".join(step.code.split()) for step in recent}
-        return len(codes) == 1 and all(step.result.status != "ok" for step in recent)
+    def _last_value(self) -> str:
+        """What the code last printed or returned (the last run that showed something), or ''."""
+        return next((step.observation.value for step in reversed(self.steps) if step.observation.value), "")
 
     async def _final_answer(self, conversation: list[dict[str, Any]], tools: list[dict[str, Any]],
                             stop_reason: str, on_delta: DeltaCallback | None) -> Outcome:
-        why = {"max_steps": f"the limit of {self.max_steps} code steps was reached",
-               "time_limit": "the time limit for this request is nearly used up",
-               "repeated_failure": "the same code kept failing"}[stop_reason]
-        if self._remaining() > 1.0:
-            conversation.append({"role": "user", "content": f"Stop running code now: {why}. Answer the question "
-                                                            "with what you have found so far, without any code."})
+        why = prompts.STOP_WHY[stop_reason].format(max_steps=self.max_steps)
+        finish_reason = "length" if stop_reason in LIMIT_STOPS else "stop"
+        last = self._last_value()
+        if stop_reason != "no_answer" and self._remaining() > 1.0:
+            reminder = prompts.LAST_RESULT.format(value=_cut(last, _LAST_VALUE_IN_REQUEST)) if last else ""
+            request = prompts.FINAL_ANSWER_REQUEST.format(why=why, last=reminder)
+            conversation.append({"role": "user", "content": self._say(request)})
             extra = {"tool_choice": "none"} if tools else {}
             try:
                 turn = await self._ask(conversation, tools or None, on_delta, **extra)
-                return self._outcome({"role": "assistant", "content": turn.content}, "stop", stop_reason)
             except Exception:  # a failing final call must not hide the work done: fall back below
-                pass
-        text = f"I stopped before finishing: {why}."
-        if self.steps:
-            last = self.steps[-1].result
-            text += f" The last step ended with status {last.status}."
-            if last.stdout.strip():
-                text += f" Its output was:\n{last.stdout.strip()[-1000:]}"
+                turn = None
+            if turn is not None and (answer := own_words(turn.content, self._said)):
+                return self._outcome({"role": "assistant", "content": answer}, finish_reason, stop_reason)
+        text = prompts.WRITTEN_ANSWER.format(why=why)
+        if stop_reason == "no_answer":
+            text += " " + prompts.WRITTEN_NO_ANSWER
+        if last:
+            text += prompts.WRITTEN_LAST_RESULT.format(value=_cut(last, _LAST_VALUE_IN_REPLY))
+        elif self.steps:
+            text += f" The last run ended with status {self.steps[-1].result.status}."
         if on_delta is not None:
             on_delta(text)
-        return self._outcome({"role": "assistant", "content": text}, "stop", stop_reason)
+        return self._outcome({"role": "assistant", "content": text}, finish_reason, stop_reason)
 
     def _outcome(self, message: dict[str, Any], finish_reason: str, stop_reason: str) -> Outcome:
         direct_calls = list(self.host_tools.calls) if self.host_tools is not None else []
@@ -256,3 +346,21 @@ class AgentLoop:
 
     def _remaining(self) -> float:
         return self.deadline - time.monotonic()
+
+
+def _texts(messages: list[dict[str, Any]], *, but: str) -> list[str]:
+    """The text of the messages (text parts of multi-part ones), but those of role ``but``."""
+    texts = []
+    for message in messages:
+        if message.get("role") == but:
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts += [part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)]
+    return texts
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + " ..."

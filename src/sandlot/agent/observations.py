@@ -1,38 +1,144 @@
-"""What the model sees of a run: compact text, within a budget.
+"""What the model sees of a run: its output, within a budget, and one line of advice when it helps.
 
-stdout, stderr and the value of the last expression, each cut to fit the
-budget (keeping the head and the tail, and saying how much was left out); an
-error as its last traceback frames; figures as images when the model accepts
-them, otherwise as a one-line mention.
+The output is what a notebook would show: stdout, stderr, the value of a trailing expression (the
+runtime returns it as an ``execute_result``), a mention of figures, the error's last traceback
+frames. Each part is cut to fit the budget, keeping its head and tail and saying how much was left
+out. Then, where the run needs the model to act differently, one line of advice (a *hint*): print
+the result when nothing was printed; compute it when the code only printed a value written into it;
+a faster method after a timeout; less memory after a memory kill; what raised, and where, after an
+error (the import to add, when the name is a standard module's; what files there are, when the
+code looked for one).
+
+There is no status banner: a small model copies whatever framing it is shown into its answer, so
+the output is shown bare (in the code-block format inside the ```output fence coder models are
+trained on) and sandlot's own words are only the hint, which the guards can recognise.
 """
 
 from __future__ import annotations
 
+import ast
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .._models import ExecutionResult
+from . import prompts
+
+_CELL_FRAME = re.compile(r'File "<cell-\d+>", line (\d+), in (\S+)')
+_UNDEFINED = re.compile(r"name '(\w+)' is not defined")
+_MISSING = re.compile(r"('[^']*')\s*$")  # the file named at the end of an OSError's message
 
 
-def observation_text(result: ExecutionResult, budget: int, traceback_frames: int) -> str:
-    parts = [f"[status: {result.status}{' (interpreter restarted, variables lost)' if result.restarted else ''}]"]
+@dataclass(frozen=True)
+class Observation:
+    """One run, as the model is shown it."""
+
+    output: str
+    """What the run showed (``prompts.NO_OUTPUT`` if nothing)."""
+    hint: str = ""
+    """sandlot's one line of advice, or empty."""
+    value: str = ""
+    """What a successful run printed or returned, whitespace-normalised (empty for a failed or silent run):
+    what the repetition guard compares and the final answer falls back on."""
+
+    def text(self, fenced: bool) -> str:
+        """The message content: the output (fenced for the code-block format), then the hint."""
+        shown = prompts.output_block(self.output) if fenced else self.output
+        return f"{shown}\n{self.hint}" if self.hint else shown
+
+
+def observe(result: ExecutionResult, code: str, budget: int, traceback_frames: int, timeout: float,
+            files: Sequence[str] | None = None) -> Observation:
+    """The observation of running ``code``, ``budget`` characters at most (hint included, as far as a
+    cut output can shrink); ``timeout`` is the run's time limit in seconds, and ``files`` what the
+    working directory holds (wanted after a FileNotFoundError: ``wants_files``), for the hint."""
+    parts = []
     if result.stdout:
-        parts.append("stdout:\n" + _fit(result.stdout, budget // 2))
+        parts.append(result.stdout.rstrip("\n"))
     if result.stderr:
-        parts.append("stderr:\n" + _fit(result.stderr, budget // 4))
+        parts.append("stderr:\n" + result.stderr.rstrip("\n"))
     for output in result.outputs:
         if output.output_type == "execute_result":
-            parts.append("result:\n" + _fit(str(output.data.get("text/plain", "")), budget // 4))
+            parts.append(str(output.data.get("text/plain", "")))
     images = sum(1 for o in result.outputs if o.output_type == "display_data" and "image/png" in o.data)
     if images:
         parts.append(f"[{images} figure{'s' if images > 1 else ''} produced]")
-    if result.error is not None and result.status != "ok":
-        parts.append("error:\n" + _fit(_last_frames(result.error.traceback, traceback_frames) or
-                                       f"{result.error.ename}: {result.error.evalue}", budget // 4))
+    if result.error is not None and result.status == "error":
+        parts.append(_last_frames(result.error.traceback, traceback_frames) or
+                     f"{result.error.ename}: {result.error.evalue}")
+    parts = [part for part in parts if part]
+    hint = _hint(result, code, bool(parts), timeout, files)
+    room = max(budget - len(hint) - 40, 100)  # the notes, the fence and the line breaks take the 40
+    shown = _fit("\n".join(parts), room) if parts else prompts.NO_OUTPUT
+    value = " ".join(shown.split()) if parts and result.status == "ok" else ""
+    if result.restarted:
+        shown = prompts.RESTARTED_NOTE + "\n" + shown
     if result.truncated:
-        parts.append("[the run's output was over the server's limit and was truncated]")
-    if len(parts) == 1:
-        parts.append("(no output)")
-    return "\n".join(parts)
+        shown += "\n" + prompts.TRUNCATED_NOTE
+    return Observation(shown, hint, value)
+
+
+def wants_files(result: ExecutionResult) -> bool:
+    """The hint for this result names the files in the working directory (the code looked for one)."""
+    return result.status == "error" and result.error is not None and result.error.ename == "FileNotFoundError"
+
+
+def _hint(result: ExecutionResult, code: str, showed_something: bool, timeout: float,
+          files: Sequence[str] | None) -> str:
+    if result.status == "timeout":
+        return prompts.TIMEOUT_HINT.format(seconds=round(timeout, 1))
+    if result.status == "memory":
+        return prompts.MEMORY_HINT
+    if result.status == "killed":
+        return prompts.KILLED_HINT
+    if result.status == "error" and result.error is not None:
+        if files is not None:  # the code looked for a file: say what is there, and where data can come from
+            name = _MISSING.search(result.error.evalue)
+            missing = name.group(1) if name else "of that name"
+            if files:
+                shown = ", ".join(files[:10]) + (", ..." if len(files) > 10 else "")
+                return prompts.SOME_FILES.format(name=missing, names=shown)
+            return prompts.MISSING_FILE.format(name=missing)
+        where = _where(result.error.traceback)
+        if result.error.ename == "NameError" and (module := _UNDEFINED.fullmatch(result.error.evalue)) and \
+                module.group(1) in sys.stdlib_module_names:  # math.comb(...) without `import math`
+            return prompts.MISSING_IMPORT.format(where=where, name=module.group(1))
+        evalue = result.error.evalue if len(result.error.evalue) <= 120 else result.error.evalue[:120] + "..."
+        return prompts.ERROR_HINT.format(ename=result.error.ename, where=where, evalue=evalue or "(no message)")
+    if not showed_something:
+        return prompts.PRINT_NUDGE
+    if _prints_only_literals(code):
+        return prompts.LITERAL_HINT
+    return ""
+
+
+def _prints_only_literals(code: str) -> bool:
+    """The code is nothing but print() calls of values written into it (``print(89)``): a guess, not a computation."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return False
+
+    def literal(node: ast.expr) -> bool:
+        if isinstance(node, ast.UnaryOp):
+            return literal(node.operand)
+        return isinstance(node, ast.Constant)
+
+    return bool(tree.body) and all(
+        isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and isinstance(stmt.value.func, ast.Name)
+        and stmt.value.func.id == "print" and all(literal(arg) for arg in stmt.value.args)
+        for stmt in tree.body)
+
+
+def _where(traceback: list[str]) -> str:
+    """Where in the model's own code the error was raised: its last frame in the cell."""
+    for frame in reversed(traceback):
+        if match := _CELL_FRAME.search(frame):
+            line, function = match.groups()
+            return f" at line {line}" + (f" (in {function})" if function != "<module>" else "")
+    return ""
 
 
 def image_parts(result: ExecutionResult) -> list[dict[str, Any]]:
@@ -50,11 +156,13 @@ def _fit(text: str, budget: int) -> str:
 
 
 def _last_frames(traceback: list[str], frames: int) -> str:
-    """The exception line and the last ``frames`` frames of a formatted traceback."""
+    """The exception line and the last ``frames`` frames of a formatted traceback: of the model's own
+    code where it has any (the library frames inside pandas or numpy tell a small model nothing)."""
     if not traceback:
         return ""
     frame_lines = [line for line in traceback if line.startswith("  File ")]
-    kept = frame_lines[-frames:]
+    own = [line for line in frame_lines if _CELL_FRAME.search(line)]
+    kept = (own or frame_lines)[-frames:]
     tail = traceback[-1]
     header = traceback[0] if traceback[0].startswith("Traceback") else ""
     return "\n".join([header, *kept, tail]).strip()
