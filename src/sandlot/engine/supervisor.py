@@ -11,7 +11,7 @@ a growing delay (``backoff``), logged loudly, and reported by ``state``.
 
 States::
 
-    up ──ping unanswered──▶ unresponsive ──answers──▶ up
+    up ──stopped, or 5 s without an answer──▶ unresponsive ──answers──▶ up
     up/unresponsive ──died/stalled──▶ restarting ──ready──▶ up
                              │  └──start failed──▶ backing_off ──delay──▶ restarting
     any ──stop()──▶ stopped
@@ -34,7 +34,11 @@ log = logging.getLogger("sandlot")
 
 PING_INTERVAL = 1.0
 UNRESPONSIVE_AFTER = 0.5
-"""A ping unanswered this long makes the zygote ``unresponsive``: health says so, spawns wait."""
+"""A ping unanswered this long gets a closer look: is the zygote stopped (``T`` in /proc)?"""
+SLOW_LIMIT = 5.0
+"""A runnable zygote that leaves a ping unanswered this long is reported ``unresponsive`` (spawns wait);
+a stopped one at once. Under load the zygote, at low priority, can take a while to answer (the soak
+saw 0.5 s reported as unresponsive fail hundreds of requests that would have been served)."""
 STOPPED_LIMIT = 2.0
 """Seconds a zygote that is stopped (SIGSTOP, a debugger) may stay unresponsive before it is replaced."""
 STALL_LIMIT = 30.0
@@ -150,15 +154,13 @@ class ZygoteSupervisor:
             if pong is None or not await _answered(pong, zygote, UNRESPONSIVE_AFTER):
                 if zygote.exited.done():
                     return zygote.exited.result()
-                # Honest health at once: no spawn would be answered now either.
-                self.state = "unresponsive"
-                self._up.clear()
                 stalled = await self._until_answered(zygote, pong)
                 if stalled is not None:
                     return stalled
-                log.warning("sandlot: the zygote (pid %s) answers again", zygote.pid)
-                self.state = "up"
-                self._up.set()
+                if self.state == "unresponsive":
+                    log.warning("sandlot: the zygote (pid %s) answers again", zygote.pid)
+                    self.state = "up"
+                    self._up.set()
 
     async def _until_answered(self, zygote: Zygote, pong: asyncio.Future[None] | None) -> str | None:
         """Wait for an unresponsive zygote: None once it answers, else why it was given up (and killed)."""
@@ -168,6 +170,11 @@ class ZygoteSupervisor:
                 return zygote.exited.result()
             waited = time.monotonic() - since
             stopped = zygote.state() in ("T", "t")
+            if (stopped or waited >= SLOW_LIMIT) and self.state != "unresponsive":
+                # Honest health: a stopped zygote answers no spawn either. One that is only slow (starved
+                # at its low priority on a busy host) still serves, so it is not reported for a while.
+                self.state = "unresponsive"
+                self._up.clear()
             if (stopped and waited >= STOPPED_LIMIT) or waited >= STALL_LIMIT:
                 why = "stopped" if stopped else f"unanswered for {waited:.0f}s"
                 log.error("sandlot: the zygote (pid %s) stalled (%s); killing it", zygote.pid, why)
