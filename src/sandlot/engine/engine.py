@@ -44,7 +44,7 @@ log = logging.getLogger("sandlot")
 REFILL_QUIET = 0.01
 """While the pool has slack, refills wait for this long without a request, so a
 burst of requests is not slowed by forks and containment competing for the CPU."""
-SPAWN_ATTEMPTS = 3
+SPAWN_ATTEMPTS = 5
 MIN_FREE_DISK = 16 << 20
 """Below this much free space on the disk that holds the workspaces, health says a run cannot be served."""
 TEARDOWN_MAX_DELAY = 0.25
