@@ -255,6 +255,28 @@ def test_runs_cancelled_while_their_sandbox_starts_leave_no_cgroup_or_mount() ->
     assert asyncio.run(cancel_starts()) == (0, 0)
 
 
+def test_a_pooled_sandbox_killed_from_outside_is_destroyed() -> None:
+    # Found by benchmarks/soak.py: the pool skipped a dead sandbox and dropped it, and the factory held it (its
+    # mount, cgroup, uid and fds, and a place under max_sandboxes) for the rest of the server's life.
+    with Sandlot(EngineConfig(preload=(), pool_size=4)) as sl:
+        engine = sl.engine
+        deadline = time.monotonic() + 20
+        while len(engine.pool.ready) < 4:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        victim = engine.pool.ready[0]
+        os.kill(victim.pid, signal.SIGKILL)
+        time.sleep(0.3)
+        for _ in range(6):
+            assert sl.execute("print(1)").stdout == "1\n"
+        factory = engine._factory
+        assert factory is not None
+        deadline = time.monotonic() + 10
+        while victim in factory.alive:
+            assert time.monotonic() < deadline, "the dead sandbox is still held"
+            time.sleep(0.05)
+
+
 def test_a_zygote_whose_control_fd_is_above_1024_serves() -> None:
     # Found by benchmarks/soak.py: the zygote's control socket keeps its fd number from the host, and on a host
     # with many fds open (sandboxes, connections) select() refused it: every new zygote died at once.
