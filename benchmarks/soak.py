@@ -2,7 +2,7 @@
 """Soak: many concurrent clients against a real ``sandlot serve`` for minutes, with hostile code and injected faults.
 
 64 clients (``--clients``) for 10 minutes (``--minutes``) mix one-shot runs, sessions (cells, files,
-live metrics), batches, streams dropped after their first event and hostile snippets (fork bombs,
+live metrics), batches, streams dropped early or after their first event, hostile snippets (fork bombs,
 memory bombs, output floods, spins past the timeout), while every 30 s (``--fault-every``) the zygote
 or a few random sandboxes are killed with SIGKILL, alternately. It prints requests by kind and
 outcome, p50/p99 per kind, the fault log, the server's RSS, fds, mounts, cgroups and processes from
@@ -810,13 +810,13 @@ def print_requests(counts: dict[str, Any]) -> None:
               f"{example['example'][:160]}")
 
 
-def print_faults(faults: list[Fault]) -> None:
+def print_faults(faults: list[dict[str, Any]]) -> None:
     print(f"\nfaults ({len(faults)}; window = kill .. healthy + {FAULT_GRACE:.0f} s)")
     for f in faults:
-        what = f"zygote {f.pids[0] if f.pids else '?'}" if f.kind == "zygote" else f"{len(f.pids)} sandboxes {f.pids}"
-        back = f"healthy after {f.recovered_after:.3f} s" if f.recovered_after is not None else \
-            f"NOT healthy within {RECOVERY_TIMEOUT:.0f} s"
-        print(f"  t={f.at:7.1f} s  SIGKILL {what:<32} {back}" + (f" (new zygote {f.new_zygote})" if f.new_zygote else ""))
+        pids, recovered = f["pids"], f["recovered_after"]
+        what = f"zygote {pids[0] if pids else '?'}" if f["kind"] == "zygote" else f"{len(pids)} sandboxes {pids}"
+        back = f"healthy after {recovered:.3f} s" if recovered is not None else f"NOT healthy within {RECOVERY_TIMEOUT:.0f} s"
+        print(f"  t={f['at']:7.1f} s  SIGKILL {what:<32} {back}" + (f" (new zygote {f['new_zygote']})" if f["new_zygote"] else ""))
 
 
 def print_resources(rows: list[dict[str, Any]], after: dict[str, Any]) -> None:
@@ -878,39 +878,49 @@ async def soak(plan: Plan, log_path: str) -> dict[str, Any]:
     load = Load(rec, plan.minutes * 60, [])
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as health:
         try:
-            ready = await wait_ready(server, health, plan.pool_size)
+            try:
+                ready = await wait_ready(server, health, plan.pool_size)
+            except SystemExit as exc:
+                raise SystemExit(f"{exc}; its log: {log_path}") from None
             probe = Probe(server.pid, EngineConfig().state_dir)
             await prime(base_url, load)
             start = await settle(probe, health, rec, plan.pool_size, "start (idle)")
-            rows, samples = [start], []
             start["t"] -= rec.restart()  # the load begins now; priming stays before 0
-            stop = asyncio.Event()
-            sampler = asyncio.create_task(sample_resources(probe, health, rec, samples, stop))
-            faulter = asyncio.create_task(inject_faults(probe, health, load, plan.fault_every, random.Random(plan.seed)))
-            workers = [asyncio.create_task(client(base_url, load, plan.seed * 1000 + n)) for n in range(plan.clients)]
-            _, pending = await asyncio.wait(workers, timeout=load.duration + END_GRACE)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            faulter.cancel()
-            await asyncio.gather(faulter, return_exceptions=True)
-            end = await snapshot(probe, health, rec.now(), "end of load")
-            stop.set()
-            await sampler
+            samples, end = await run_load(base_url, plan, probe, health, load)
             warm = next((s for s in samples if s["t"] >= WARM_FRACTION * load.duration), end)
-            rows += [dict(warm, label=f"warm-up ({WARM_FRACTION:.0%})"), end]
             leftover_sessions = await close_sessions(health, load)
             settled = await settle(probe, health, rec, plan.pool_size, "settled")
-            rows.append(settled)
         finally:
             exit_code = stop_server(server)
     after = leftovers(probe)
     counts = tally(rec.observations, load.faults)
+    rows = [start, dict(warm, label=f"warm-up ({WARM_FRACTION:.0%})"), end, settled]
     return {"plan": asdict(plan), "isolation": ready.get("isolation"), "version": ready.get("version"),
             "cpus": os.cpu_count(), "server_settings": SERVER_SETTINGS, "counts": counts,
             "faults": [asdict(f) for f in load.faults], "resources": rows, "after_exit": after, "samples": samples,
             "leftover_sessions": leftover_sessions, "exit_code": exit_code,
-            "goals": goals(counts, start, settled, warm, end, after, exit_code), "faults_obj": load.faults}
+            "goals": goals(counts, start, settled, warm, end, after, exit_code)}
+
+
+async def run_load(base_url: str, plan: Plan, probe: Probe, health: httpx.AsyncClient,
+                   load: Load) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The clients, the faults and the sampler, until the deadline (and the operations under way then) is past.
+    Returns the samples and the one taken as the load stopped."""
+    stop = asyncio.Event()
+    samples: list[dict[str, Any]] = []
+    sampler = asyncio.create_task(sample_resources(probe, health, load.rec, samples, stop))
+    faulter = asyncio.create_task(inject_faults(probe, health, load, plan.fault_every, random.Random(plan.seed)))
+    workers = [asyncio.create_task(client(base_url, load, plan.seed * 1000 + n)) for n in range(plan.clients)]
+    _, pending = await asyncio.wait(workers, timeout=load.duration + END_GRACE)
+    for task in pending:
+        task.cancel()  # bounded: what still runs now is counted ("still running at the end")
+    await asyncio.gather(*workers, return_exceptions=True)
+    faulter.cancel()
+    await asyncio.gather(faulter, return_exceptions=True)
+    end = await snapshot(probe, health, load.rec.now(), "end of load")
+    stop.set()
+    await sampler
+    return samples, end
 
 
 async def close_sessions(health: httpx.AsyncClient, load: Load) -> int:
@@ -938,14 +948,16 @@ def stop_server(server: subprocess.Popen[bytes]) -> int | None:
 
 def report(result: dict[str, Any], log: dict[str, Any], log_path: str) -> None:
     plan = result["plan"]
+    settings = {k.removeprefix("SANDLOT_").lower(): v for k, v in SERVER_SETTINGS.items()}
     print(f"sandlot soak: {plan['clients']} clients for {plan['minutes']:g} min, faults every {plan['fault_every']:g} s; "
-          f"isolation {result['isolation']}, {result['cpus']} CPUs; pool {plan['pool_size']}, "
-          + ", ".join(f"{k.removeprefix('SANDLOT_').lower()} {v}" for k, v in SERVER_SETTINGS.items() if "LOG" not in k))
+          f"isolation {result['isolation']}, {result['cpus']} CPUs; server: pool {plan['pool_size']}, max_sandboxes "
+          f"{settings['max_sandboxes']}, runs/sessions per key {settings['max_runs_per_key']}/{settings['max_sessions_per_key']}, "
+          f"sandboxes {settings['timeout']} s, {int(settings['memory']) // MiB} MiB, {settings['pids']} pids")
     counts = result["counts"]
     print_requests(counts)
     hostile_share = sum(sum(v.values()) for k, v in counts["by_kind"].items() if k.startswith("hostile")) / max(1, counts["requests"])
     print(f"  hostile snippets: {hostile_share:.1%} of requests; sessions left for the cleanup: {result['leftover_sessions']}")
-    print_faults(result["faults_obj"])
+    print_faults(result["faults"])
     print_resources(result["resources"], result["after_exit"])
     print_leak_details(result["resources"][0], result["resources"][-1])
     print(f"\nserver log: {log['lines']} lines, {log['tracebacks']} tracebacks ({log_path})")
@@ -981,7 +993,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, help="concurrent clients (default 64; --quick 16)")
     parser.add_argument("--fault-every", type=float, help="seconds between faults (default 30; --quick 15)")
     parser.add_argument("--pool-size", type=int, default=POOL_SIZE, help=f"the server's warm pool (default {POOL_SIZE})")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1, help="seeds the mix and the choice of sandboxes to kill")
     parser.add_argument("--quick", action="store_true", help="45 s, 16 clients, one fault of each kind (CI)")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     args = parser.parse_args()
@@ -996,7 +1008,7 @@ def main() -> int:
     report(result, log, log_path)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({k: v for k, v in result.items() if k != "faults_obj"} | {"server_log": log}, f, indent=2)
+            json.dump(result | {"server_log": log}, f, indent=2)
     met = {goal: ok for goal, ok, _ in result["goals"]}
     # Wrong answers and leaks fail the run (CI keeps them from creeping in); RSS drift is reported only.
     return 0 if met["0 unexpected errors"] and met["nothing leaked"] else 1

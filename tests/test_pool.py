@@ -30,10 +30,13 @@ def test_pool_state_counts() -> None:
 def test_pool_skips_dead_items() -> None:
     pool: PoolState[Item] = PoolState(target=2)
     pool.starts_needed()
-    pool.start_finished(Item(ready=False))
+    dead = Item(ready=False)
+    pool.start_finished(dead)
     pool.start_finished(Item())
     assert pool.take() is not None
+    assert pool.take_dead() == [dead]  # for the caller to destroy
     assert pool.take() is None
+    assert pool.take_dead() == []
 
 
 def wait_for_full_pool(sl: Sandlot, timeout: float = 20.0) -> None:

@@ -423,7 +423,13 @@ class Engine:
 
     def _take(self) -> Sandbox | None:
         self._last_take = time.monotonic()
-        return self._pool.take()
+        sandbox = self._pool.take()
+        for dead in self._pool.take_dead():
+            # Killed from outside while it waited in the pool: still alive to the factory (its uid, workspace,
+            # cgroup and fds held, and counted against max_sandboxes) until it is destroyed.
+            if self._factory is not None:
+                self._spawn_background(self._factory.destroy(dead, keep_workspace=False))
+        return sandbox
 
     def _open_factory(self) -> SandboxFactory:
         if self._closed:

@@ -17,6 +17,7 @@ import secrets
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from sandlot_runtime.spec import LANDLOCK, NAMESPACES, SandboxSpec, ZygoteSetup
 
@@ -31,6 +32,7 @@ from .workspace import Workspace, WorkspaceManager, remove_tree
 from .zygote import Zygote, zygote_environment
 
 log = logging.getLogger("sandlot")
+T = TypeVar("T")
 
 READY_TIMEOUT = 30.0
 RESTART_WAIT = 5.0
@@ -47,6 +49,8 @@ class SandboxFactory:
         self.alive: set[Sandbox] = set()
         self.stats: dict[str, int] = {"sandboxes_started": 0, "sandboxes_destroyed": 0}
         self.closed = False
+        self._abandoned: list[tuple[cgroups.SandboxCgroup, int | None]] = []
+        """Cgroups of failed starts that still had a process inside, with the uid to free once they are empty."""
         root = os.geteuid() == 0
         hierarchies = cgroups.detect() if root else {}
         self.cgroups = cgroups.CgroupManager(hierarchies, instance.name) if hierarchies else None
@@ -91,6 +95,8 @@ class SandboxFactory:
             raise CapacityError(f"all {self.config.max_sandboxes} sandboxes are in use", retry_after=1.0)
         own_uid = uid is None
         own_workspace = workspace is None
+        if self._abandoned:
+            await self._remove_abandoned()
         uid = self.uids.take() if uid is None else uid
         cgroup = None
         channel = ours = None
@@ -99,8 +105,8 @@ class SandboxFactory:
             if workspace is None:
                 # Named per sandbox, not per uid: a uid can be free again before its last
                 # sandbox's workspace is gone (teardown removes it in the background).
-                workspace = await asyncio.to_thread(self.workspaces.create, f"u{uid}-{secrets.token_hex(3)}",
-                                                    owner_uid=uid, size_bytes=limits.workspace_size)
+                workspace = await _in_thread(self.workspaces.remove, self.workspaces.create, f"u{uid}-{secrets.token_hex(3)}",
+                                             owner_uid=uid, size_bytes=limits.workspace_size)
             tmp_dir = ""
             if self.isolation == LANDLOCK:
                 tmp_dir = workspace.path + ".tmp"
@@ -108,8 +114,8 @@ class SandboxFactory:
                 if os.geteuid() == 0:
                     os.chown(tmp_dir, uid, uid)
             if self.cgroups is not None:
-                cgroup = await asyncio.to_thread(self.cgroups.create, f"sb-{uid}-{secrets.token_hex(2)}",
-                                                 memory_bytes=limits.memory, pids=limits.pids)
+                cgroup = await _in_thread(lambda made: made.remove(), self.cgroups.create, f"sb-{uid}-{secrets.token_hex(2)}",
+                                          memory_bytes=limits.memory, pids=limits.pids)
             spec = SandboxSpec(uid=uid, workspace=workspace.path, tmp_dir=tmp_dir, tmp_size=limits.tmp_size,
                                cgroup_procs=cgroup.procs_files if cgroup else [],
                                rlimits=self.rlimits_for(limits, has_cgroup=cgroup is not None))
@@ -135,11 +141,14 @@ class SandboxFactory:
                 ours.close()
             for fd in fds:
                 os.close(fd)
-            if cgroup is not None:
-                cgroup.remove()
             if own_workspace and workspace is not None:
                 self.workspaces.remove(workspace)
-            if own_uid:
+            if cgroup is not None and not cgroup.remove():
+                # The zygote may have forked the sandbox before we stopped waiting for it (the wait was
+                # cancelled, or the zygote died): it is inside its cgroup until it sees its channel closed.
+                # Its cgroup, and its uid, are freed by a later start, once it is empty.
+                self._abandoned.append((cgroup, uid if own_uid else None))
+            elif own_uid:
                 self.uids.release(uid)
             raise
         self.alive.add(sandbox)
@@ -153,6 +162,16 @@ class SandboxFactory:
                                       retry_after=self.supervisor.retry_after()) from None
             raise
         return sandbox
+
+    async def _remove_abandoned(self) -> None:
+        """Remove the cgroups of failed starts that are empty by now, and free their uids."""
+        abandoned, self._abandoned = self._abandoned, []
+        removed = await asyncio.to_thread(lambda: [cgroup.remove() for cgroup, _ in abandoned])
+        for (cgroup, uid), gone in zip(abandoned, removed, strict=True):
+            if not gone:
+                self._abandoned.append((cgroup, uid))
+            elif uid is not None:
+                self.uids.release(uid)
 
     def rlimits_for(self, limits: Limits, *, has_cgroup: bool) -> dict[str, list[int]]:
         """A new sandbox's rlimits. Without a cgroup, rlimits are all there is: RLIMIT_NPROC is the process
@@ -227,6 +246,17 @@ class SandboxFactory:
                     break
                 await asyncio.sleep(0.02)
         self.workspaces.remove_all()
+
+
+async def _in_thread(undo: Callable[[T], object], func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``asyncio.to_thread(func, ...)``, except that a cancellation does not lose what ``func`` makes: the
+    thread runs on, and ``undo`` gets its result once it is done (a workspace unmounted, a cgroup removed)."""
+    task = asyncio.ensure_future(asyncio.to_thread(func, *args, **kwargs))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(lambda done: None if done.cancelled() or done.exception() else undo(done.result()))
+        raise
 
 
 def rlimits_for(limits: Limits, nproc: int, address_space: int) -> dict[str, list[int]]:

@@ -25,6 +25,7 @@ class PoolState(Generic[T]):
         self.target = target
         self.max_starting = max_starting
         self.ready: deque[T] = deque()
+        self._dead: list[T] = []
         self.starting = 0
         self.taken = 0
         self.started_total = 0
@@ -37,13 +38,20 @@ class PoolState(Generic[T]):
                 f"taken={self.taken} failed={self.failed_total}>")
 
     def take(self) -> T | None:
-        """A ready sandbox, or None when the pool is empty (the caller starts one on demand)."""
+        """A ready sandbox, or None when the pool is empty (the caller starts one on demand). Dead items
+        met on the way (killed while they waited) go to ``take_dead()``: the caller destroys them."""
         while self.ready:
             item = self.ready.popleft()
             if item.is_ready:
                 self.taken += 1
                 return item
+            self._dead.append(item)
         return None
+
+    def take_dead(self) -> list[T]:
+        """The dead items ``take()`` skipped since the last call, removed."""
+        items, self._dead = self._dead, []
+        return items
 
     def starts_needed(self) -> int:
         """How many sandboxes to start now; they count as starting from here on."""
