@@ -231,6 +231,8 @@ def main() -> int:
         print_run(answer)
 
     agent_acc, alone_acc = summaries["sandlot"]["accuracy"], summaries["alone"]["accuracy"]
+    if args.quick or wanted is not None:
+        print(f"\n  ({len(results)} chosen questions: a smoke run, not the measurement the goals are about)")
     print(f"\n  goal: sandlot >= {GOAL_ACCURACY:.0%} right: {agent_acc:.0%} "
           f"{'PASS' if agent_acc >= GOAL_ACCURACY else 'MISS'}")
     if args.sandlot_only:
