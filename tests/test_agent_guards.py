@@ -321,6 +321,9 @@ def test_repetition_counts_repeats_in_a_row() -> None:
     assert guard.record(["print(2 - 1)"], "1") == 2  # the same output
     assert guard.record(["x = 1"], "") == 0  # nothing printed is no repeat of anything
     assert guard.record(["y = 2"], "") == 0
+    assert guard.record(["y = 2"], "") == 1  # the same code, printing nothing again
+    assert guard.record(["1 / 0"], "", failed=True) == 0  # failures are repeated_failure's
+    assert guard.record(["1 / 0"], "", failed=True) == 0
 
 
 def test_uncomputed_numbers() -> None:

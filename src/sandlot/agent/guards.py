@@ -37,13 +37,18 @@ def normalized(text: str) -> str:
 @dataclass
 class Repetition:
     """Counts code turns in a row that repeat the turn before: the same output (the same code with a new
-    output is no repeat: stateful code may advance), or the same code with nothing printed again."""
+    output is no repeat: stateful code may advance), or the same code with nothing printed again.
+    Failed turns are ``repeated_failure``'s to count: they end a streak."""
 
     streak: int = 0
     _last: tuple[tuple[str, ...], str] | None = field(default=None, repr=False)
 
-    def record(self, codes: Sequence[str], value: str) -> int:
-        """Record one code turn (its code blocks or calls, and what it printed); the streak after it."""
+    def record(self, codes: Sequence[str], value: str, *, failed: bool = False) -> int:
+        """Record one code turn (its code blocks or calls, what it printed, whether a run of it
+        failed); the streak after it."""
+        if failed:
+            self.streak, self._last = 0, None
+            return 0
         turn = (tuple(normalized(code) for code in codes), value)
         repeated = self._last is not None and value == self._last[1] and (bool(value) or turn[0] == self._last[0])
         self.streak = self.streak + 1 if repeated else 0

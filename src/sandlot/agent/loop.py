@@ -46,7 +46,7 @@ from .actions import TOOL_NAME, code_turn, describe_host_tools, python_tool, too
 from .config import AgentSettings
 from .guards import Repetition, own_words, repeated_failure, uncomputed_numbers
 from .observations import Observation, image_parts, observe, wants_files
-from .upstream import DeltaCallback, Turn, Upstream
+from .upstream import DeltaCallback, ToolCall, Turn, Upstream
 
 FINAL_ANSWER_RESERVE = 3.0
 """Seconds kept back from the time limit for the final answer after a guard trips."""
@@ -60,6 +60,19 @@ _LAST_VALUE_IN_REPLY = 1000
 
 class _OutOfTime(Exception):
     """The request's wall time ran out while the model was still answering."""
+
+
+@dataclass
+class _Watch:
+    """What the guards remember across the turns of one request."""
+
+    repetition: Repetition = field(default_factory=Repetition)
+    asked_for_code: bool = False
+    """The model answered with numbers before any code ran, and was asked to compute them."""
+    asked_for_words: bool = False
+    """The model replied with nothing of its own, and was asked for the answer."""
+    told_failed_at: int = 0
+    """The number of steps run when the model, answering after a failed run, was told to fix it."""
 
 
 @dataclass
@@ -133,10 +146,8 @@ class AgentLoop:
         conversation = self._conversation(messages, use_tool, tools_text)
         tools = ([python_tool(tools_text)] + [t.openai_tool() for t in direct.values()] if use_tool else []) + \
             self.client_tools
-        repetition = Repetition()
+        watch = _Watch()
         code_turns = 0
-        asked_again = computed_asked = False
-        failure_nudged = 0  # the number of steps run when the model was last told its code had failed
         stop_reason = "answer"
         while True:
             if code_turns >= self.max_steps:
@@ -166,68 +177,88 @@ class AgentLoop:
                 return self._outcome(Turn(turn.content, client_calls).as_message(), "tool_calls", "client_tool")
             kept, blocks = code_turn(turn.content) if self.action_format != "tool_calls" and not ours else ("", [])
             if ours:
-                conversation.append(Turn(turn.content, ours).as_message())
-                steps: list[Step] = []
-                replies: list[tuple[str, str | None]] = []  # (tool_call_id, host tool result or None for a step)
-                for call in ours:
-                    if call.name == TOOL_NAME:
-                        steps.append(await self._run_step(tool_call_code(call.arguments), on_step))
-                        replies.append((call.id, None))
-                    else:
-                        replies.append((call.id, await self._call_host_tool(call.name, call.arguments)))
-                nudge = self._guard_turn(repetition, steps)
-                ran = iter(steps)
-                for call_id, content in replies:
-                    text = content if content is not None else next(ran).observation.text(fenced=False)
-                    conversation.append({"role": "tool", "tool_call_id": call_id, "content": text})
-                if nudge:
-                    conversation[-1]["content"] += "\n" + nudge
-                self._show_figures(conversation, [step.result for step in steps])
+                await self._run_calls(turn, ours, conversation, watch, on_step)
             elif blocks:
-                conversation.append({"role": "assistant", "content": kept})
-                steps = [await self._run_step(code, on_step) for code in blocks]
-                nudge = self._guard_turn(repetition, steps)
-                observed = "\n\n".join(step.observation.text(fenced=True) for step in steps)
-                conversation.append({"role": "user", "content": observed + ("\n" + nudge if nudge else "")})
-                self._show_figures(conversation, [step.result for step in steps])
+                await self._run_blocks(kept, blocks, conversation, watch, on_step)
             else:
-                if not self.steps:
-                    if self.settings.compute_numbers and not computed_asked and \
-                            uncomputed_numbers(turn.content, _texts(conversation, but="assistant")):
-                        computed_asked = True  # numbers nobody computed: once, ask for the code
-                        conversation.append({"role": "assistant", "content": turn.content})
-                        conversation.append({"role": "user", "content": self._say(prompts.UNCOMPUTED_NUDGE[use_tool])})
-                        continue
-                    # No code ran: ordinary chat passes through as it is.
-                    return self._outcome({"role": "assistant", "content": turn.content},
-                                         turn.finish_reason or "stop", "answer")
-                answer = own_words(turn.content, self._said)
-                if answer and self.steps[-1].result.status != "ok" and failure_nudged < len(self.steps):
-                    # An answer straight after a failed run has nothing to stand on: once, ask for a fix.
-                    failure_nudged = len(self.steps)
-                    conversation.append({"role": "assistant", "content": turn.content})
-                    conversation.append({"role": "user", "content": self._say(prompts.FAILED_NUDGE)})
-                    continue
-                if answer:
-                    content = turn.content if answer == turn.content.strip() else answer
-                    return self._outcome({"role": "assistant", "content": content}, turn.finish_reason or "stop",
-                                         "answer")
-                if asked_again:
-                    stop_reason = "no_answer"
-                    break
-                asked_again = True  # the reply was only sandlot's output or words: ask once, in words
-                conversation.append({"role": "assistant", "content": turn.content})
-                conversation.append({"role": "user", "content": self._say(prompts.ECHO_NUDGE)})
-                continue
+                verdict = self._judge_reply(turn, conversation, watch, use_tool)
+                if isinstance(verdict, Outcome):
+                    return verdict
+                if verdict is None:
+                    continue  # the model was sent back with a nudge
+                stop_reason = verdict
+                break
             code_turns += 1
             if repeated_failure([s.code for s in self.steps], [s.result for s in self.steps],
                                 self.settings.repeat_limit):
                 stop_reason = "repeated_failure"
                 break
-            if repetition.streak >= 2:
+            if watch.repetition.streak >= 2:
                 stop_reason = "repetition"
                 break
         return await self._final_answer(conversation, tools, stop_reason, on_delta)
+
+    async def _run_calls(self, turn: Turn, calls: list[ToolCall], conversation: list[dict[str, Any]], watch: _Watch,
+                         on_step: StepCallback | None) -> None:
+        """A turn of tool calls: run each (`python` in the session, host tools on the host), answer each."""
+        conversation.append(Turn(turn.content, calls).as_message())
+        steps: list[Step] = []
+        replies: list[tuple[str, str | None]] = []  # (tool_call_id, a host tool's result, or None for a step)
+        for call in calls:
+            if call.name == TOOL_NAME:
+                steps.append(await self._run_step(tool_call_code(call.arguments), on_step))
+                replies.append((call.id, None))
+            else:
+                replies.append((call.id, await self._call_host_tool(call.name, call.arguments)))
+        nudge = self._guard_turn(watch.repetition, steps)
+        ran = iter(steps)
+        for call_id, content in replies:
+            text = content if content is not None else next(ran).observation.text(fenced=False)
+            conversation.append({"role": "tool", "tool_call_id": call_id, "content": text})
+        if nudge:
+            conversation[-1]["content"] += "\n" + nudge
+        self._show_figures(conversation, [step.result for step in steps])
+
+    async def _run_blocks(self, kept: str, blocks: list[str], conversation: list[dict[str, Any]], watch: _Watch,
+                          on_step: StepCallback | None) -> None:
+        """A turn of code blocks: run each, then show the outputs as the next user message."""
+        conversation.append({"role": "assistant", "content": kept})
+        steps = [await self._run_step(code, on_step) for code in blocks]
+        nudge = self._guard_turn(watch.repetition, steps)
+        observed = "\n\n".join(step.observation.text(fenced=True) for step in steps)
+        conversation.append({"role": "user", "content": observed + ("\n" + nudge if nudge else "")})
+        self._show_figures(conversation, [step.result for step in steps])
+
+    def _judge_reply(self, turn: Turn, conversation: list[dict[str, Any]], watch: _Watch,
+                     use_tool: bool) -> Outcome | str | None:
+        """A reply without code: the answer (an ``Outcome``), a guard's ``stop_reason``, or None when
+        the model was sent back once with a nudge (appended to ``conversation``)."""
+        def send_back(nudge: str) -> None:
+            conversation.append({"role": "assistant", "content": turn.content})
+            conversation.append({"role": "user", "content": self._say(nudge)})
+
+        if not self.steps:
+            if self.settings.compute_numbers and not watch.asked_for_code and \
+                    uncomputed_numbers(turn.content, _texts(conversation, but="assistant")):
+                watch.asked_for_code = True  # numbers nobody computed: once, ask for the code
+                send_back(prompts.UNCOMPUTED_NUDGE[use_tool])
+                return None
+            # No code ran: ordinary chat passes through as it is.
+            return self._outcome({"role": "assistant", "content": turn.content}, turn.finish_reason or "stop",
+                                 "answer")
+        answer = own_words(turn.content, self._said)
+        if answer and self.steps[-1].result.status != "ok" and watch.told_failed_at < len(self.steps):
+            watch.told_failed_at = len(self.steps)  # an answer straight after a failed run stands on nothing
+            send_back(prompts.FAILED_NUDGE)
+            return None
+        if answer:
+            content = turn.content if answer == turn.content.strip() else answer
+            return self._outcome({"role": "assistant", "content": content}, turn.finish_reason or "stop", "answer")
+        if watch.asked_for_words:
+            return "no_answer"
+        watch.asked_for_words = True  # the reply was only sandlot's output or words: once, ask for the answer
+        send_back(prompts.ECHO_NUDGE)
+        return None
 
     def _conversation(self, messages: list[dict[str, Any]], use_tool: bool, tools_text: str) -> list[dict[str, Any]]:
         """sandlot's system prompt, the worked example, then the request's messages as they came.
@@ -251,8 +282,9 @@ class AgentLoop:
         if not steps:
             return ""
         value = "\n".join(step.observation.value for step in steps if step.observation.value)
+        failed = any(step.result.status != "ok" for step in steps)
         # Nothing printed twice: the print nudge is already in the output, "you have this output" would be wrong.
-        if repetition.record([step.code for step in steps], value) == 1 and value:
+        if repetition.record([step.code for step in steps], value, failed=failed) == 1 and value:
             return self._say(prompts.REPEATED_NUDGE)
         return ""
 
