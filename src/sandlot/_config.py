@@ -80,6 +80,13 @@ def default_state_dir() -> str:
     return os.path.join(runtime_dir, "sandlot") if runtime_dir else f"/tmp/sandlot-{os.geteuid()}"
 
 
+def default_data_dir() -> str:
+    if os.geteuid() == 0:
+        return "/var/lib/sandlot"
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(data_home, "sandlot")
+
+
 def default_cache_dir() -> str:
     return os.path.join(os.path.expanduser("~"), ".cache", "sandlot")
 
@@ -95,8 +102,18 @@ class EngineConfig(BaseModel):
     max_sandboxes: int = Field(64, ge=1, description="Sandboxes alive at once (pool, runs and sessions).")
     limits: Limits = Limits()
     max_limits: Limits = DEFAULT_MAX_LIMITS
-    session_idle_timeout: float = Field(600.0, gt=0, description="Seconds a session may sit unused.")
-    session_max_lifetime: float = Field(24 * 3600.0, gt=0, description="Seconds a session may live at all.")
+    session_idle_timeout: float = Field(600.0, gt=0, description="Seconds a session may sit unused before it is paused "
+                                        "(its state saved, its interpreter ended).")
+    session_max_lifetime: float = Field(30 * 24 * 3600.0, gt=0, description="Seconds a session may live at all.")
+    paused_ttl: float = Field(7 * 24 * 3600.0, gt=0, description="Seconds a paused session is kept unused before it is deleted.")
+    snapshots: Literal["every_cell", "on_pause"] = Field(
+        "every_cell", description="When a session's state is saved: after every cell that completes (off the "
+                                  "request path), or only when it is paused.")
+    snapshot_max_bytes: int = Field(256 * MiB, ge=0, description="Largest saved session state; a bigger one is not "
+                                    "kept, and the session says so.")
+    data_dir: str | None = Field(None, description="Where sessions are kept (records, files, saved state) so that they "
+                                 "survive a restart. Unset or empty: inside the state dir, gone when the engine stops. "
+                                 "`sandlot serve` defaults it to /var/lib/sandlot (root) or ~/.local/share/sandlot.")
     interrupt_grace: float = Field(2.0, gt=0, description="Seconds a timed-out session cell gets to stop after an interrupt.")
     state_dir: str = Field(default_factory=default_state_dir, description="Where workspaces and mount points live.")
     cache_dir: str = Field(default_factory=default_cache_dir, description="Persistent caches (matplotlib's font list).")

@@ -83,6 +83,25 @@ class ToolCallRecord(BaseModel):
     error: str | None = None
 
 
+class LostName(BaseModel):
+    """A name a session's saved state does not hold, and why (it could not be pickled, the snapshot was over its cap)."""
+
+    name: str = Field(max_length=1000)
+    reason: str = Field(max_length=1000)
+
+
+class Resumed(BaseModel):
+    restored: list[str]
+    lost: list[LostName]
+
+
+_output_adapter: TypeAdapter[Output] = TypeAdapter(Output)
+
+
+def parse_output(raw: dict[str, Any]) -> Output:
+    return _output_adapter.validate_python(raw)
+
+
 class ExecutionResult(BaseModel):
     """What every run returns (see API.md, "Execution result")."""
 
@@ -97,6 +116,8 @@ class ExecutionResult(BaseModel):
     usage: Usage = Usage()
     truncated: bool = False
     restarted: bool = False
+    resumed: Resumed | None = Field(None, description="On the first result after a session's state was restored "
+                                   "(a resume, a restart): the names that came back and those that did not, with why.")
     tool_calls: list[ToolCallRecord] = []
 
 
@@ -140,8 +161,30 @@ class DoneMessage(BaseModel):
     peak_rss: int = Field(ge=0)
 
 
-SandboxMessage = Annotated[ReadyMessage | FatalMessage | StreamMessage | OutputMessage | CallMessage | DoneMessage,
-                          Field(discriminator="t")]
+class SavedMessage(BaseModel):
+    """The session's state was written to its workspace (or not: ``skipped`` says why)."""
+
+    t: Literal["saved"]
+    id: int | None
+    count: int
+    names: list[str] = Field(max_length=1000)
+    lost: list[LostName] = Field(max_length=1000)
+    bytes: int = Field(ge=0)
+    skipped: str | None = Field(None, max_length=1000)
+
+
+class AttachedMessage(BaseModel):
+    """The interpreter moved into a session's workspace and loaded what it could of the saved state."""
+
+    t: Literal["attached"]
+    id: int | None
+    restored: list[str] = Field(max_length=1000)
+    lost: list[LostName] = Field(max_length=1000)
+    count: int | None = None
+
+
+SandboxMessage = Annotated[ReadyMessage | FatalMessage | StreamMessage | OutputMessage | CallMessage | DoneMessage
+                           | SavedMessage | AttachedMessage, Field(discriminator="t")]
 _sandbox_message: TypeAdapter[SandboxMessage] = TypeAdapter(SandboxMessage)
 
 

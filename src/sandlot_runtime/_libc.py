@@ -30,6 +30,11 @@ MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MNT_DETACH = 2
+CLONE_FS = 0x00000200
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000
+MOVE_MOUNT_F_EMPTY_PATH = 4
+AT_FDCWD = -100
 
 # <linux/prctl.h>
 PR_SET_PDEATHSIG = 1
@@ -43,6 +48,8 @@ SECCOMP_MODE_FILTER = 2
 
 # x86_64 syscall numbers for calls glibc has no wrapper for.
 _SYS_PIVOT_ROOT = 155
+_SYS_OPEN_TREE = 428
+_SYS_MOVE_MOUNT = 429
 _SYS_LANDLOCK_CREATE_RULESET = 444
 _SYS_LANDLOCK_ADD_RULE = 445
 _SYS_LANDLOCK_RESTRICT_SELF = 446
@@ -72,6 +79,18 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int, data:
 
 def umount2(target: str, flags: int) -> None:
     _check(_libc.umount2(os.fsencode(target), ctypes.c_int(flags)))
+
+
+def open_tree(path: str, flags: int) -> int:
+    """A detached copy of the mount at ``path`` (with ``OPEN_TREE_CLONE``), as an fd for ``move_mount``."""
+    return _check(_libc.syscall(ctypes.c_long(_SYS_OPEN_TREE), ctypes.c_int(AT_FDCWD), os.fsencode(path),
+                                ctypes.c_uint(flags)))
+
+
+def move_mount_fd(mount_fd: int, target: str) -> None:
+    """Attach the detached mount ``mount_fd`` at ``target`` in the caller's mount namespace."""
+    _check(_libc.syscall(ctypes.c_long(_SYS_MOVE_MOUNT), ctypes.c_int(mount_fd), b"", ctypes.c_int(AT_FDCWD),
+                         os.fsencode(target), ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)))
 
 
 def pivot_root(new_root: str, put_old: str) -> None:

@@ -6,10 +6,14 @@ there is no reader thread, so a request wakes exactly one thread (on this VM
 type every cross-thread wake-up after idling costs hundreds of microseconds).
 The host interrupts a cell with SIGINT, sent through its pidfd, not a frame.
 
-Messages from the host: ``exec`` {id, code, count, cpu_seconds, env?, tools?},
-``result`` {id, ok, value | error} (the answer to a tool call).
+Messages from the host: ``exec`` {id, code, count, cpu_seconds, env?, tools?, save?},
+``result`` {id, ok, value | error} (the answer to a tool call), ``save`` {id, dir, max_bytes}
+(write the session's state to its workspace), ``attach`` {id, workdir, home?, restore}
+(a session's workspace was mounted: move into it, and load its saved state).
 Messages to the host: ``call`` {id, tool, args} (a tool call), ``ready``, ``stream`` {id, name, text},
-``output`` {id, output}, ``done`` {id, status, error, cpu_ms, peak_rss}.
+``output`` {id, output}, ``done`` {id, status, error, cpu_ms, peak_rss}, ``saved`` {id, count, names,
+lost, bytes, skipped}, ``attached`` {id, restored, lost, count}.
+An ``exec`` with ``save`` saves the state after its ``done`` has left: off the request path.
 
 Python-level ``sys.stdout``/``sys.stderr`` travel on the channel, so they keep
 their exact order with rich outputs. File descriptors 1 and 2 are pipes the
@@ -30,7 +34,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import framing, limits, tools
+from . import framing, limits, snapshot, tools
 from .execute import CellRunner, TimeLimitExceeded
 
 
@@ -228,6 +232,7 @@ class Kernel:
         self._cpu_limit: float | None = None  # the running cell's limits, for the words of a timeout
         self._cpu_soft_limit: int | None = None
         self._wall_limit: float | None = None
+        self._baseline_modules: frozenset[str] = frozenset()
 
     def serve(self) -> None:
         sys.stdout, sys.stderr = self.stdout, self.stderr
@@ -237,6 +242,7 @@ class Kernel:
         signal.signal(signal.SIGINT, self._on_sigint)
         signal.signal(signal.SIGXCPU, self._on_sigxcpu)
         self._warm_up()
+        self._baseline_modules = frozenset(sys.modules)  # what a session's cells import is what is new
         self.channel.send({"t": "ready"})
         while True:
             try:
@@ -245,8 +251,41 @@ class Kernel:
                 message = None
             if message is None:
                 os._exit(0)  # the host is gone or broke the protocol: nobody is left to serve
-            if message.get("t") == "exec":
+            kind = message.get("t")
+            if kind == "exec":
                 self._execute(message)
+                save = message.get("save")
+                if isinstance(save, dict):
+                    self._save({**save, "id": message.get("id"), "count": message.get("count")})
+            elif kind == "save":
+                self._save(message)
+            elif kind == "attach":
+                self._attach(message)
+
+    def _save(self, request: dict[str, Any]) -> None:
+        summary = snapshot.save(self.runner.namespace, str(request.get("dir", ".")), count=int(request.get("count") or 0),
+                                max_bytes=int(request.get("max_bytes") or 0), baseline_modules=self._baseline_modules)
+        self.channel.send({"t": "saved", "id": request.get("id"), "count": summary["count"],
+                           "names": summary["names"][:_MAX_LISTED], "lost": summary["lost"][:_MAX_LISTED],
+                           "bytes": summary["bytes"], "skipped": summary["skipped"]})
+
+    def _attach(self, request: dict[str, Any]) -> None:
+        workdir = str(request.get("workdir", "."))
+        lost: list[dict[str, str]] = []
+        restored: list[str] = []
+        count = None
+        try:
+            os.chdir(workdir)
+            if isinstance(request.get("home"), str):
+                os.environ["HOME"] = request["home"]
+        except OSError as exc:
+            lost.append({"name": "*", "reason": f"the workspace could not be entered: {exc.strerror}"})
+        else:
+            if request.get("restore"):
+                found = snapshot.restore(self.runner.namespace, workdir)
+                restored, lost, count = found["restored"], found["lost"], found["count"]
+        self.channel.send({"t": "attached", "id": request.get("id"), "restored": restored[:_MAX_LISTED],
+                           "lost": lost[:_MAX_LISTED], "count": count})
 
     def _execute(self, request: dict[str, Any]) -> None:
         specs = request.get("tools")
@@ -323,6 +362,10 @@ class Kernel:
         if self._wall_limit is not None:
             return f"the run exceeded its time limit of {self._wall_limit:g}s and was stopped"
         return "the run exceeded its time limit and was stopped"
+
+
+_MAX_LISTED = 1000
+"""Names listed in ``saved``/``attached`` at most (a frame has a size cap)."""
 
 
 def _flush_streams() -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -27,7 +28,10 @@ from sandlot_runtime.spec import LANDLOCK
 
 from .._config import EngineConfig, Limits
 from .._errors import CapacityError, ClosedError, InvalidRequestError, NotFoundError, RestartingError, SpawnError
-from .._models import ExecutionResult, ToolCallRecord, Usage
+from .._models import AttachedMessage, ExecutionResult, LostName, ToolCallRecord, Usage
+from ..durable.datadir import DataDir
+from ..durable.store import RUNNING, SessionRecord, SessionStore
+from ..durable.volumes import Volume, VolumeManager
 from ..tools import ToolBroker, ToolRegistry
 from . import host
 from .code import check_code
@@ -36,11 +40,11 @@ from .factory import SandboxFactory
 from .instances import Instance
 from .pool import PoolState
 from .sandbox import Sandbox
-from .session import Session
-from .workspace import Workspace
+from .session import ATTACH_TIMEOUT, Session
 
 log = logging.getLogger("sandlot")
 
+WORKSPACE_IN_SANDBOX = "/workspace"
 REFILL_QUIET = 0.01
 """While the pool has slack, refills wait for this long without a request, so a
 burst of requests is not slowed by forks and containment competing for the CPU."""
@@ -73,6 +77,9 @@ class Engine:
         self._closed = False
         self._started = False
         self._last_take = 0.0
+        self._store: SessionStore | None = None
+        self._volumes: VolumeManager | None = None
+        self._data_dir: DataDir | None = None
 
     def __repr__(self) -> str:
         return (f"<Engine isolation={self.isolation} alive={self.sandboxes_alive} sessions={len(self.sessions)} "
@@ -132,6 +139,13 @@ class Engine:
             raise
         log.info("sandlot: zygote ready (isolation=%s, preloaded %s in %.0f ms)", self.isolation,
                  ",".join(self.config.preload) or "nothing", self._factory.zygote.info.get("preload_ms", 0.0))
+        try:
+            self._open_sessions()
+        except BaseException:
+            await self._factory.close()
+            self._after_close_sessions()
+            self._instance.remove()
+            raise
         self._factory.on_zygote_lost.append(self._after_zygote_lost)
         self._factory.supervisor.on_up.append(self._pool_wakeup.set)
         self._spawn_background(self._factory.supervisor.watch())
@@ -154,8 +168,9 @@ class Engine:
         factory = self._factory
         if factory is None:
             return
-        self.sessions.clear()
+        await self._close_sessions()
         await factory.close()
+        self._after_close_sessions()
         self._instance.remove()
 
     # ---- stateless runs -------------------------------------------------
@@ -269,21 +284,32 @@ class Engine:
 
     async def create_session(self, *, timeout: float | None = None, idle_timeout: float | None = None,
                              env: Mapping[str, str] | None = None, tools: Iterable[str] | None = None,
-                             limits: Mapping[str, float | int] | None = None) -> Session:
-        """A persistent interpreter whose variables and files carry over between cells.
+                             limits: Mapping[str, float | int] | None = None, owner: str = "") -> Session:
+        """A persistent interpreter whose variables and files carry over between cells, and across restarts.
 
         ``tools`` limits which registered host tools its code may call (default: all);
-        ``limits`` overrides ``Limits`` fields for the session, up to ``max_limits``.
+        ``limits`` overrides ``Limits`` fields for the session, up to ``max_limits``;
+        ``owner`` is who may use it (the server's principal), kept with the session.
         """
         self._open_factory()
         tool_names = None if tools is None else list(tools)
         self.tools.subset(tool_names)  # refuse unknown names now, not at the first call
         session_limits = self.run_limits(timeout, limits)
         idle = min(idle_timeout or self.config.session_idle_timeout, self.config.session_max_lifetime)
-        sandbox = await self._sandbox_for(session_limits)
-        self._pool_wakeup.set()
-        session = Session(self, sandbox, limits=session_limits, idle_timeout=idle, env=dict(env or {}),
-                          tools=tool_names)
+        now = time.time()
+        record = SessionRecord(id="ses_" + secrets.token_hex(12), owner=owner, state=RUNNING, created_at=now,
+                               last_active_at=now, execution_count=0, idle_timeout=idle,
+                               limits=session_limits.model_dump(), env=dict(env or {}), tools=tool_names, snapshot=None)
+        volume = await asyncio.to_thread(self.volumes.create, record.id, size_bytes=session_limits.workspace_size,
+                                         owner_uid=0 if self.volumes.images else os.geteuid())
+        session = Session(self, record, volume, limits=session_limits)
+        try:
+            self.session_store.add(record)
+            await session.resume()
+        except BaseException:
+            self.session_store.remove(record.id)
+            await asyncio.to_thread(self.volumes.remove, volume)
+            raise
         self.sessions[session.id] = session
         return session
 
@@ -299,6 +325,21 @@ class Engine:
             raise NotFoundError(f"no session {session_id!r}")
         await self._end_session(session)
 
+    async def fork_session(self, session_id: str, *, owner: str | None = None) -> Session:
+        """A new, paused session whose files and saved state are a copy of ``session_id``'s now."""
+        source = self.get_session(session_id)
+        record, volume = await source.fork("ses_" + secrets.token_hex(12), owner if owner is not None else source.owner)
+        try:
+            self.session_store.add(record)
+            self.session_store.copy_cells(source.id, record.id)
+        except BaseException:
+            self.session_store.remove(record.id)
+            await asyncio.to_thread(self.volumes.remove, volume)
+            raise
+        forked = Session(self, record, volume, limits=source.limits)
+        self.sessions[forked.id] = forked
+        return forked
+
     async def _end_session(self, session: Session) -> None:
         for callback in self.on_session_closed:
             callback(session.id)
@@ -306,20 +347,117 @@ class Engine:
 
     # What a session asks of the engine: the doors between the two rooms.
 
-    async def start_session_sandbox(self, limits: Limits, uid: int, workspace: Workspace) -> Sandbox:
-        """A fresh interpreter for a session: its uid, its workspace (files intact)."""
-        return await self._open_factory().start(limits, uid=uid, workspace=workspace)
+    async def start_session_interpreter(self, session: Session, *, restore: bool) -> tuple[Sandbox, Any]:
+        """An interpreter on the session's volume, with its saved state loaded (``restore``): a pooled
+        sandbox with the volume attached (namespaces), or one started on the volume. Returns it and the
+        interpreter's ``attached`` reply. Saved state that kills the interpreter is not loaded again."""
+        sandbox, reply = await self._interpreter_on(session, restore=restore)
+        if reply is None and restore and sandbox.doomed:
+            await self.retire_session_interpreter(session, sandbox)
+            sandbox, _ = await self._interpreter_on(session, restore=False)
+            reply = AttachedMessage(t="attached", id=None, restored=[], lost=[
+                LostName(name="*", reason="loading the saved state ended the interpreter; it was not loaded")])
+        return sandbox, reply
 
-    async def retire_session_sandbox(self, sandbox: Sandbox) -> None:
-        """Destroy a session's dead or closed sandbox but keep its workspace and uid."""
+    async def _interpreter_on(self, session: Session, *, restore: bool) -> tuple[Sandbox, Any]:
+        factory = self._open_factory()
+        volume = session.volume
+        await asyncio.to_thread(self.volumes.mount, volume)
+        if self._attaches_volumes:
+            sandbox = await self._sandbox_for(session.limits)
+            self._pool_wakeup.set()
+            try:
+                await asyncio.to_thread(self._attach, volume, sandbox)
+            except BaseException as exc:
+                self._spawn_background(factory.destroy(sandbox, keep_workspace=False))
+                if isinstance(exc, OSError):
+                    raise SpawnError(f"the session's workspace could not be attached: {exc.strerror or exc}") from None
+                raise
+        else:
+            uid = factory.uids.take()
+            try:
+                await asyncio.to_thread(self.volumes.give_to, volume, uid)
+                sandbox = await factory.start(session.limits, uid=uid, workspace=volume.workspace(uid))
+            except BaseException:
+                factory.uids.release(uid)
+                raise
+        reply = await sandbox.attach(self.sandbox_workspace_path(session), home=None if self._attaches_volumes else volume.path,
+                                     restore=restore, timeout=ATTACH_TIMEOUT)
+        return sandbox, reply
+
+    def _attach(self, volume: Volume, sandbox: Sandbox) -> None:
+        self.volumes.give_to(volume, sandbox.uid)
+        self.volumes.attach(volume, sandbox.pid)
+
+    @property
+    def _attaches_volumes(self) -> bool:
+        return self.volumes.images and self.isolation != LANDLOCK
+
+    def sandbox_workspace_path(self, session: Session) -> str:
+        """Where a session's interpreter sees its workspace."""
+        return WORKSPACE_IN_SANDBOX if self._attaches_volumes else session.volume.path
+
+    async def retire_session_interpreter(self, session: Session, sandbox: Sandbox) -> None:
+        """Destroy a session's interpreter; its volume stays."""
         if self._factory is not None:
-            await self._factory.destroy(sandbox, keep_workspace=True, keep_uid=True)
+            await self._factory.destroy(sandbox, keep_workspace=sandbox.workspace.path == session.volume.path,
+                                        keep_uid=False)
 
-    def release_session_resources(self, uid: int, workspace: Workspace) -> None:
-        """A closed session's workspace and uid go back."""
-        if self._factory is not None and not self._factory.closed:
-            self._factory.remove_workspace(workspace)
-            self._factory.uids.release(uid)
+    async def forget_session(self, session: Session) -> None:
+        """A closed session's record and files go."""
+        self.sessions.pop(session.id, None)
+        self.session_store.remove(session.id)
+        await asyncio.to_thread(self.volumes.remove, session.volume)
+
+    @property
+    def session_store(self) -> SessionStore:
+        if self._store is None:
+            raise ClosedError("the engine is not started")
+        return self._store
+
+    @property
+    def volumes(self) -> VolumeManager:
+        if self._volumes is None:
+            raise ClosedError("the engine is not started")
+        return self._volumes
+
+    def _open_sessions(self) -> None:
+        """Open the session store and bring back every session it holds, paused: no per-session work
+        beyond reading its row until it is used."""
+        assert self.isolation is not None
+        data_dir = self.config.data_dir or os.path.join(self._instance.path, "data")
+        self._data_dir = DataDir(data_dir)
+        self._data_dir.lock()
+        self._volumes = VolumeManager(os.path.join(data_dir, "sessions"), images=os.geteuid() == 0)
+        self._volumes.unmount_all()  # a crashed server's mounts
+        self._store = SessionStore(os.path.join(data_dir, "sessions.db"))
+        interrupted = self._store.recover()
+        for record in self._store.sessions():
+            limits = self._limits_of(record)
+            self.sessions[record.id] = Session(self, record, self._volumes.volume(record.id), limits=limits)
+        if self.sessions:
+            log.info("sandlot: %d sessions kept in %s (%d had an interpreter when the last server stopped)",
+                     len(self.sessions), data_dir, interrupted)
+
+    def _limits_of(self, record: SessionRecord) -> Limits:
+        try:
+            return Limits.model_validate(record.limits).override(self.config.max_limits)
+        except ValueError:
+            record.damaged.append("limits")
+            return self.config.limits
+
+    async def _close_sessions(self) -> None:
+        for session in list(self.sessions.values()):
+            await session.detach()
+        self.sessions.clear()
+
+    def _after_close_sessions(self) -> None:
+        if self._volumes is not None:
+            self._volumes.unmount_all()
+        if self._store is not None:
+            self._store.close()
+        if self._data_dir is not None:
+            self._data_dir.unlock()
 
     # ---- faults and health ---------------------------------------------------
 
@@ -407,14 +545,27 @@ class Engine:
                 self._pool_wakeup.set()
 
     async def _session_reaper(self) -> None:
+        """Idle sessions are paused (their interpreter ends, the rest stays); paused ones past
+        ``paused_ttl``, and any past ``session_max_lifetime``, are deleted."""
         while True:
             await asyncio.sleep(1.0)
-            now = time.monotonic()
+            now = time.time()
             for session in list(self.sessions.values()):
-                if session.expired(now):
+                if session.should_delete(now):
                     log.info("sandlot: session %s expired", session.id)
                     self.sessions.pop(session.id, None)
                     self._spawn_background(self._end_session(session))
+                elif session.should_pause(now):
+                    log.info("sandlot: session %s idle; pausing it", session.id)
+                    self._spawn_background(self._pause_quietly(session))
+
+    async def _pause_quietly(self, session: Session) -> None:
+        try:
+            await session.pause()
+        except ClosedError:
+            pass
+        except Exception:
+            log.exception("sandlot: pausing session %s failed", session.id)
 
     def _spawn_background(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -27,6 +27,7 @@ from sandlot_runtime import framing
 from .._config import Limits
 from .._errors import ProtocolError, SpawnError
 from .._models import (
+    AttachedMessage,
     CallMessage,
     DoneMessage,
     ErrorOutput,
@@ -34,6 +35,7 @@ from .._models import (
     FatalMessage,
     OutputMessage,
     ReadyMessage,
+    SavedMessage,
     Status,
     StreamMessage,
     parse_sandbox_message,
@@ -84,6 +86,8 @@ class Sandbox:
         self._tool_tasks: set[asyncio.Task[None]] = set()
         self.installed_tools: tuple[str, ...] | None = None
         self._pending_rlimits: dict[str, list[int]] = {}
+        self._replies: dict[int, asyncio.Future[Any]] = {}
+        """Requests that are answered by a message of their own (``saved``, ``attached``), by id."""
         self.alive = True
         self.used = False
         channel.setblocking(False)
@@ -136,8 +140,11 @@ class Sandbox:
 
     async def run(self, code: str, *, count: int, limits: Limits, env: dict[str, str] | None = None,
                   on_event: EventCallback | None = None, interrupt_grace: float | None = None,
-                  tools: ToolBroker | None = None) -> RunOutcome:
-        """Run one cell. With ``interrupt_grace``, a timeout first interrupts (session); else it kills."""
+                  tools: ToolBroker | None = None, save: dict[str, Any] | None = None) -> RunOutcome:
+        """Run one cell. With ``interrupt_grace``, a timeout first interrupts (session); else it kills.
+
+        With ``save`` ({dir, max_bytes}), the runtime saves the session's state once the cell's result
+        has left; ``saved()`` then waits for that (off the request path)."""
         if not self.alive:
             raise SpawnError("the sandbox is not running")
         self.used = True
@@ -150,6 +157,9 @@ class Sandbox:
                                    "cpu_seconds": limits.cpu_seconds, "timeout": limits.timeout}
         if env:
             message["env"] = env
+        if save is not None:
+            message["save"] = save
+            self._replies[self._run_id] = self._loop.create_future()
         if self._pending_rlimits:
             message["rlimits"], self._pending_rlimits = self._pending_rlimits, {}
         self._broker = tools
@@ -179,6 +189,47 @@ class Sandbox:
         outcome = await self._outcome(collector, done, timed_out, duration_ms, limits)
         outcome.tool_calls = list(tools.calls) if tools is not None else []
         return outcome
+
+    async def saved(self, timeout: float) -> SavedMessage | None:
+        """What the save that followed the last cell wrote (None: none asked, the sandbox died, too slow)."""
+        reply = await self._reply_to(self._run_id, timeout)
+        return reply if isinstance(reply, SavedMessage) else None
+
+    async def save(self, directory: str, max_bytes: int, timeout: float) -> SavedMessage | None:
+        """Save the session's state now (pause, with snapshots ``on_pause``)."""
+        reply = await self._request({"t": "save", "dir": directory, "max_bytes": max_bytes}, timeout)
+        return reply if isinstance(reply, SavedMessage) else None
+
+    async def attach(self, workdir: str, *, home: str | None, restore: bool, timeout: float) -> AttachedMessage | None:
+        """Tell the interpreter its session's workspace is in place (move there), and to load the saved state."""
+        message: dict[str, Any] = {"t": "attach", "workdir": workdir, "restore": restore}
+        if home is not None:
+            message["home"] = home
+        reply = await self._request(message, timeout)
+        return reply if isinstance(reply, AttachedMessage) else None
+
+    async def _request(self, message: dict[str, Any], timeout: float) -> Any:
+        if not self.alive:
+            return None
+        self._run_id += 1
+        self._replies[self._run_id] = self._loop.create_future()
+        try:
+            await self._send({**message, "id": self._run_id})
+        except OSError:
+            self._replies.pop(self._run_id, None)
+            return None
+        return await self._reply_to(self._run_id, timeout)
+
+    async def _reply_to(self, request_id: int, timeout: float) -> Any:
+        waiter = self._replies.get(request_id)
+        if waiter is None:
+            return None
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except TimeoutError:
+            return None
+        finally:
+            self._replies.pop(request_id, None)
 
     def interrupt(self, *, timed_out: bool = False) -> None:
         """Ask the running cell to stop, as Jupyter's interrupt does: SIGINT to pid 1 (KeyboardInterrupt).
@@ -351,6 +402,11 @@ class Sandbox:
             if self._collector is not None and message.id == self._run_id:
                 self._drain_pipes()
                 self._collector.add_output(message.output)
+        elif isinstance(message, SavedMessage | AttachedMessage):
+            waiter = self._replies.get(message.id) if message.id is not None else None
+            if waiter is None or waiter.done():
+                raise ProtocolError("a reply to a request that was never made")
+            waiter.set_result(message)
         elif isinstance(message, DoneMessage):
             if self._done is not None and not self._done.done():
                 if message.id != self._run_id:
@@ -403,6 +459,9 @@ class Sandbox:
             self._ready.exception()  # mark retrieved: nobody may be waiting
         if self._done is not None and not self._done.done():
             self._done.set_result(None)
+        for waiter in self._replies.values():
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _on_pipe(self, name: str) -> None:
         fd = self._pipes.get(name)

@@ -1,30 +1,47 @@
-"""Sessions: a persistent interpreter, like a notebook kernel.
+"""Sessions: a persistent interpreter, like a notebook kernel, that outlives its process.
 
 Variables, imports and files carry over from cell to cell. Calls run one at a
 time, in arrival order (``asyncio.Lock`` is fair). A cell that times out is
-interrupted (KeyboardInterrupt, state kept) when the interpreter responds; when
-it must be killed instead (memory, a hard kill, unresponsive), the session's
-next call gets a fresh interpreter with the same workspace, files intact, and
-says so with ``restarted: true``.
+interrupted (KeyboardInterrupt, state kept) when the interpreter responds.
+
+A session is its record (``durable.store``), its volume (``durable.volumes``)
+and, while it runs, an interpreter. After each cell (snapshots ``every_cell``)
+the interpreter saves its names into the workspace once the result has left;
+the next cell waits for that save, the reply does not. Pausing ends the
+interpreter and leaves the record and the volume; the next cell (or a resume)
+takes a sandbox from the pool, attaches the volume and loads the saved names,
+and its result says what came back (``resumed``). An interpreter that was
+killed (memory, a hard kill, its zygote) comes back the same way, with
+``restarted: true``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
+import logging
+import os
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .._config import Limits
 from .._errors import ClosedError
-from .._models import ExecutionResult, Output
+from .._models import ExecutionResult, Output, Resumed, parse_output
+from ..durable.store import PAUSED, RUNNING, SessionRecord
 from .code import check_code
 
 if TYPE_CHECKING:
+    from ..durable.volumes import Volume
     from .collector import EventCallback
     from .engine import Engine
     from .sandbox import Sandbox
+    from .workspace import Workspace
+
+log = logging.getLogger("sandlot")
+
+SAVE_TIMEOUT = 60.0
+"""Seconds a snapshot may take before the interpreter is given up on (and the session restarts from the last one)."""
+ATTACH_TIMEOUT = 60.0
 
 
 class Cell:
@@ -39,84 +56,226 @@ class Cell:
 class Session:
     """A stateful sandbox. Get one from ``Engine.create_session``."""
 
-    def __init__(self, engine: Engine, sandbox: Sandbox, *, limits: Limits, idle_timeout: float,
-                 env: dict[str, str], tools: list[str] | None = None) -> None:
-        self.id = "ses_" + secrets.token_hex(12)
-        self.created_at = datetime.now(UTC)
+    def __init__(self, engine: Engine, record: SessionRecord, volume: Volume, *, limits: Limits) -> None:
+        self.id = record.id
+        self.owner = record.owner
+        self.created_at = datetime.fromtimestamp(record.created_at, UTC)
         self.limits = limits
-        self.idle_timeout = idle_timeout
-        self.execution_count = 0
-        self.history: list[Cell] = []
+        self.idle_timeout = record.idle_timeout
+        self.execution_count = record.execution_count
         self.closed = False
-        self._engine = engine
-        self._sandbox: Sandbox | None = sandbox
-        self._env = env
-        self._env_sent = False
-        self._restart_pending = False
-        self._lock = asyncio.Lock()
-        self._started_mono = time.monotonic()
-        self._last_used = self._started_mono
-        self.tool_names = tools
+        self.state = record.state
+        self.last_active = record.last_active_at
+        """Wall-clock time of the last call (it survives restarts, unlike a monotonic clock)."""
+        self.snapshot = record.snapshot
+        self.volume = volume
+        self.tool_names = record.tools
         """The host tools this session's code may call (None: all registered ones)."""
-        self.uid = sandbox.uid
-        self.workspace = sandbox.workspace
+        self._engine = engine
+        self._env = dict(record.env)
+        self._env_sent = False
+        self._sandbox: Sandbox | None = None
+        self._restart_pending = False
+        self._resumed: dict[str, Any] | None = None
+        """What the last restore brought back, for the next result."""
+        self._save: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        if record.damaged:
+            self._resumed = {"restored": [], "lost": [{"name": "*", "reason": "the session's record was damaged on disk "
+                                                       f"({', '.join(record.damaged)}); defaults were used"}]}
 
     def __repr__(self) -> str:
-        return f"<Session {self.id} cells={self.execution_count} busy={self._lock.locked()}>"
+        return f"<Session {self.id} {self.state} cells={self.execution_count} busy={self._lock.locked()}>"
+
+    # ---- time ------------------------------------------------------------------
 
     @property
     def expires_at(self) -> datetime:
-        remaining = min(self._last_used + self.idle_timeout,
-                        self._started_mono + self._engine.config.session_max_lifetime) - time.monotonic()
-        return datetime.now(UTC) + timedelta(seconds=max(0.0, remaining))
+        """When the session ends its current state if nobody uses it: a running one is paused
+        (``idle_timeout``), a paused one deleted (``paused_ttl``)."""
+        config = self._engine.config
+        wait = config.paused_ttl if self.state == PAUSED else self.idle_timeout
+        deadline = min(self.last_active + wait, self.created_at.timestamp() + config.session_max_lifetime)
+        return datetime.fromtimestamp(deadline, UTC)
 
-    def expired(self, now: float) -> bool:
+    def idle_for(self, now: float) -> float:
+        return 0.0 if self._lock.locked() else now - self.last_active
+
+    def should_pause(self, now: float) -> bool:
+        return self.state == RUNNING and not self._lock.locked() and now - self.last_active > self.idle_timeout
+
+    def should_delete(self, now: float) -> bool:
         if self._lock.locked():
-            return False  # never expire in the middle of a cell
-        return (now - self._last_used > self.idle_timeout
-                or now - self._started_mono > self._engine.config.session_max_lifetime)
+            return False
+        config = self._engine.config
+        return (self.state == PAUSED and now - self.last_active > config.paused_ttl) or \
+            now - self.created_at.timestamp() > config.session_max_lifetime
+
+    # ---- cells -------------------------------------------------------------------
 
     async def execute(self, code: str, *, timeout: float | None = None,
                       on_event: EventCallback | None = None) -> ExecutionResult:
         """Run a cell; user-code failures come back as data in the result."""
         check_code(code)
         limits = self.limits.override(self._engine.config.max_limits, timeout=timeout)
+        store = self._engine.session_store
         async with self._lock:
             if self.closed:
                 raise ClosedError(f"session {self.id} is closed")
-            self._last_used = time.monotonic()
-            restarted = False
-            idle = self._sandbox
-            if idle is not None and idle.doomed:
-                # It died while the session was idle (its zygote went, or it was killed from outside).
-                self._sandbox = None
-                self._restart_pending = True
-                await self._engine.retire_session_sandbox(idle)
-            if self._sandbox is None:
-                self._sandbox = await self._engine.start_session_sandbox(self.limits, self.uid, self.workspace)
-                self._env_sent = False
-                restarted = self._restart_pending
-            self._restart_pending = False
+            self._touch()
+            await self._settle_save()
+            restarted = await self._ensure_interpreter()
+            resumed, self._resumed = self._resumed, None
             self.execution_count += 1
+            count = self.execution_count
             sandbox = self._sandbox
+            assert sandbox is not None
+            store.cell_started(self.id, count, code)
+            save = self._save_request() if self._engine.config.snapshots == "every_cell" else None
             try:
                 outcome = await sandbox.run(
-                    code, count=self.execution_count, limits=limits, env=None if self._env_sent else self._env,
+                    code, count=count, limits=limits, env=None if self._env_sent else self._env,
                     on_event=on_event, interrupt_grace=self._engine.config.interrupt_grace,
-                    tools=self._engine.tool_broker(self.tool_names),
+                    tools=self._engine.tool_broker(self.tool_names), save=save,
                 )
+            except BaseException:
+                store.cell_finished(self.id, count, [], "error")
+                raise
             finally:
                 self._env_sent = True
-                self._last_used = time.monotonic()
+                self._touch()
                 if sandbox.doomed:
-                    # Killed (memory, hard timeout, crash, a cancelled call): the next call gets a fresh interpreter.
-                    self._sandbox = None
+                    # Killed (memory, hard timeout, crash, a cancelled call): the next call gets a fresh
+                    # interpreter, with the state of the last cell that completed.
+                    await self._retire()
                     self._restart_pending = True
-                    await self._engine.retire_session_sandbox(sandbox)
-            result = self._engine.result(outcome, execution_count=self.execution_count, restarted=restarted)
-            self.history.append(Cell(self.execution_count, code, result.outputs))
+            result = self._engine.result(outcome, execution_count=count, restarted=restarted)
+            if resumed is not None:
+                result.resumed = Resumed.model_validate(resumed)
+            store.cell_finished(self.id, count, [o.model_dump(mode="json") for o in result.outputs], result.status)
+            if save is not None and not sandbox.doomed:
+                self._save = asyncio.get_running_loop().create_task(self._record_save(sandbox))
             self._engine.raise_if_lost(sandbox)
             return result
+
+    @property
+    def history(self) -> list[Cell]:
+        """The cells run so far, from the store (for the notebook)."""
+        return [Cell(c.execution_count, c.code, [parse_output(o) for o in c.outputs])
+                for c in self._engine.session_store.cells(self.id)]
+
+    # ---- pause and resume -----------------------------------------------------------
+
+    async def pause(self) -> None:
+        """Save the state (if not saved already), end the interpreter, keep the record and the files."""
+        async with self._lock:
+            if self.closed:
+                raise ClosedError(f"session {self.id} is closed")
+            await self._settle_save()
+            sandbox = self._sandbox
+            if sandbox is not None and not sandbox.doomed and self._engine.config.snapshots == "on_pause":
+                request = self._save_request()
+                self._note_saved(await sandbox.save(request["dir"], request["max_bytes"], SAVE_TIMEOUT))
+            await self._retire()
+            self._restart_pending = False
+            await asyncio.to_thread(self._engine.volumes.unmount, self.volume)
+            self._set_state(PAUSED)
+
+    async def resume(self) -> None:
+        """Bring the interpreter back now (a cell would do it too)."""
+        async with self._lock:
+            if self.closed:
+                raise ClosedError(f"session {self.id} is closed")
+            self._touch()
+            await self._ensure_interpreter()
+
+    async def _ensure_interpreter(self) -> bool:
+        """An interpreter for the next cell; True when it replaces one that was killed."""
+        idle = self._sandbox
+        if idle is not None and idle.doomed:
+            # It died while the session was idle (its zygote went, or it was killed from outside).
+            await self._retire()
+            self._restart_pending = True
+        if self._sandbox is not None:
+            return False
+        restarted = self._restart_pending
+        sandbox, reply = await self._engine.start_session_interpreter(self, restore=self.snapshot is not None)
+        self._sandbox = sandbox
+        self._env_sent = False
+        self._restart_pending = False
+        if reply is None:
+            lost = [{"name": "*", "reason": "the interpreter did not load the saved state"}]
+            self._resumed = {"restored": [], "lost": lost}
+        elif self.snapshot is not None or reply.lost:
+            self._resumed = {"restored": reply.restored, "lost": [entry.model_dump() for entry in reply.lost]}
+        self._set_state(RUNNING)
+        return restarted
+
+    # ---- snapshots ---------------------------------------------------------------
+
+    def _save_request(self) -> dict[str, Any]:
+        return {"dir": self._engine.sandbox_workspace_path(self), "max_bytes": self._engine.config.snapshot_max_bytes}
+
+    async def _record_save(self, sandbox: Sandbox) -> None:
+        self._note_saved(await sandbox.saved(SAVE_TIMEOUT))
+
+    def _note_saved(self, saved: Any) -> None:
+        if saved is None:
+            return  # the interpreter died or was too slow: the last snapshot on disk stays the one to load
+        self.snapshot = {"count": saved.count, "names": saved.names, "lost": [e.model_dump() for e in saved.lost],
+                         "bytes": saved.bytes, "skipped": saved.skipped, "saved_at": time.time()}
+        if saved.skipped:
+            log.info("sandlot: session %s: state not saved after cell %d: %s", self.id, saved.count, saved.skipped)
+        self._engine.session_store.update(self.id, snapshot=self.snapshot)
+
+    async def _settle_save(self) -> None:
+        """Wait for the save that followed the last cell (the next cell must not race it)."""
+        save, self._save = self._save, None
+        if save is not None:
+            try:
+                await save
+            except Exception:
+                log.exception("sandlot: session %s: recording a snapshot failed", self.id)
+
+    async def fork(self, new_id: str, owner: str) -> tuple[SessionRecord, Volume]:
+        """A copy of this session as it is now: its files, and its saved state (which is in its files)."""
+        async with self._lock:
+            if self.closed:
+                raise ClosedError(f"session {self.id} is closed")
+            await self._settle_save()
+            sandbox = self._sandbox
+            if sandbox is not None and not sandbox.doomed and self._engine.config.snapshots == "on_pause":
+                request = self._save_request()
+                self._note_saved(await sandbox.save(request["dir"], request["max_bytes"], SAVE_TIMEOUT))
+            engine = self._engine
+            await asyncio.to_thread(engine.volumes.mount, self.volume)
+            volume = await asyncio.to_thread(engine.volumes.copy, self.volume, new_id, size_bytes=self.limits.workspace_size,
+                                             owner_uid=self.workspace.owner_uid)
+            now = time.time()
+            record = SessionRecord(id=new_id, owner=owner, state=PAUSED, created_at=now, last_active_at=now,
+                                   execution_count=self.execution_count, idle_timeout=self.idle_timeout,
+                                   limits=self.limits.model_dump(), env=dict(self._env), tools=self.tool_names,
+                                   snapshot=self.snapshot)
+            return record, volume
+
+    # ---- files, figures, teardown ---------------------------------------------------
+
+    async def open_workspace(self) -> Workspace:
+        """The session's files, readable and writable whether it runs or is paused."""
+        if self.closed:
+            raise ClosedError(f"session {self.id} is closed")
+        if not self.volume.mounted():
+            await asyncio.to_thread(self._engine.volumes.mount, self.volume)
+        return self.workspace
+
+    @property
+    def workspace(self) -> Workspace:
+        """The workspace as the host sees it; files the host writes go to the owner of its top directory."""
+        try:
+            owner = os.stat(self.volume.path).st_uid
+        except OSError:
+            owner = os.geteuid()
+        return self.volume.workspace(owner)
 
     def live_figures(self) -> dict[str, Any]:
         """What the session uses now (``GET /v1/sessions/{id}/metrics``): its interpreter's CPU, memory and
@@ -125,7 +284,7 @@ class Session:
         figures: dict[str, Any] = {"running": self._lock.locked(), "interpreter": sandbox is not None and not sandbox.doomed}
         empty: dict[str, Any] = {"cpu_ms": 0.0, "memory_bytes": 0, "peak_memory_bytes": None, "pids": 0}
         figures.update(sandbox.live_figures() if sandbox is not None and not sandbox.doomed else empty)
-        figures["workspace_bytes"] = self.workspace.used_bytes()
+        figures["workspace_bytes"] = self.workspace.used_bytes() if self.volume.mounted() else 0
         return figures
 
     async def interrupt(self) -> None:
@@ -134,16 +293,37 @@ class Session:
             self._sandbox.interrupt()
 
     async def close(self) -> None:
-        """End the session: kill its interpreter, then give back its workspace and uid (the engine calls this)."""
+        """End the session: kill its interpreter, then remove its record and files (the engine calls this)."""
         self.closed = True
-        sandbox, self._sandbox = self._sandbox, None
+        sandbox = self._sandbox
         if sandbox is not None:
             sandbox.kill("session closed")
         async with self._lock:  # let a cell that is running see its sandbox die, then clean up
-            if sandbox is not None:
-                await self._engine.retire_session_sandbox(sandbox)
-            self._engine.release_session_resources(self.uid, self.workspace)
+            await self._settle_save()
+            await self._retire()
+            await self._engine.forget_session(self)
+
+    async def detach(self) -> None:
+        """End the interpreter but keep everything on disk (the engine is shutting down)."""
+        self.closed = True
+        if self._sandbox is not None:
+            self._sandbox.kill("shutdown")
+        self._sandbox = None
+
+    async def _retire(self) -> None:
+        sandbox, self._sandbox = self._sandbox, None
+        if sandbox is not None:
+            await self._engine.retire_session_interpreter(self, sandbox)
+
+    def _touch(self) -> None:
+        self.last_active = time.time()
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+        self._engine.session_store.update(self.id, state=state, last_active_at=self.last_active)
 
     def info(self) -> dict[str, Any]:
         return {"id": self.id, "created_at": self.created_at.isoformat(), "expires_at": self.expires_at.isoformat(),
-                "execution_count": self.execution_count}
+                "execution_count": self.execution_count, "state": self.state,
+                "last_active_at": datetime.fromtimestamp(self.last_active, UTC).isoformat()}

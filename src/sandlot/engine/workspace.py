@@ -21,6 +21,7 @@ import stat
 from dataclasses import dataclass
 
 from sandlot_runtime import _libc
+from sandlot_runtime.snapshot import DIRECTORY as STATE_DIRECTORY
 
 from .._errors import InvalidRequestError, NotFoundError, TooLargeError
 
@@ -114,11 +115,14 @@ class Workspace:
             os.close(parent)
 
     def list_files(self, max_entries: int = 10_000) -> list[FileInfo]:
-        """Regular files, recursively, without following any symlink."""
+        """Regular files, recursively, without following any symlink; not the session's saved state
+        (``.sandlot/``, which the interpreter keeps there)."""
         found: list[FileInfo] = []
         root = os.open(self.path, _DIR_FLAGS)
         try:
-            for dirpath, _dirs, files, dirfd in os.fwalk(".", dir_fd=root, follow_symlinks=False):
+            for dirpath, dirs, files, dirfd in os.fwalk(".", dir_fd=root, follow_symlinks=False):
+                if dirpath == "." and STATE_DIRECTORY in dirs:
+                    dirs.remove(STATE_DIRECTORY)
                 for name in files:
                     with contextlib.suppress(OSError):
                         info = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
