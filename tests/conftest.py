@@ -22,6 +22,9 @@ from sandlot.tools import ToolRegistry
 # A secret the server process holds; no sandbox may ever see it.
 HOST_SECRET = "sandlot-host-secret-7f3a9c"
 os.environ["SANDLOT_TEST_HOST_SECRET"] = HOST_SECRET
+# Servers the tests start keep their sessions in their own state dir (gone when they stop), so that
+# several can run at once; the durable-session tests give theirs a data dir of its own.
+os.environ.setdefault("SANDLOT_DATA_DIR", "")
 
 TIGHT_LIMITS = Limits(timeout=15, cpu_time=2, memory=256 * MiB, pids=32, file_size=8 * MiB,
                       workspace_size=16 * MiB, tmp_size=16 * MiB, output_size=64 * 1024, rich_output_size=MiB)

@@ -29,8 +29,9 @@ from sandlot_runtime.spec import LANDLOCK
 from .._config import EngineConfig, Limits
 from .._errors import CapacityError, ClosedError, InvalidRequestError, NotFoundError, RestartingError, SpawnError
 from .._models import AttachedMessage, ExecutionResult, LostName, ToolCallRecord, Usage
+from ..durable import archive
 from ..durable.datadir import DataDir
-from ..durable.store import RUNNING, SessionRecord, SessionStore
+from ..durable.store import PAUSED, RUNNING, CellRecord, SessionRecord, SessionStore
 from ..durable.volumes import Volume, VolumeManager
 from ..tools import ToolBroker, ToolRegistry
 from . import host
@@ -339,6 +340,48 @@ class Engine:
         forked = Session(self, record, volume, limits=source.limits)
         self.sessions[forked.id] = forked
         return forked
+
+    async def import_session(self, data: bytes, *, owner: str) -> Session:
+        """A new, paused session from an archive (``durable.archive``), checked as hostile input."""
+        self._open_factory()
+        manifest = await asyncio.to_thread(archive.read_manifest, data)
+        described = manifest["session"]
+        try:
+            limits = Limits.model_validate(described.get("limits") or {}).override(self.config.max_limits)
+            tools = described.get("tools")
+            if tools is not None and not (isinstance(tools, list) and all(isinstance(t, str) for t in tools)):
+                raise ValueError("tools must be a list of names")
+            self.tools.subset(tools)
+            env = described.get("env") or {}
+            if not isinstance(env, dict):
+                raise ValueError("env must be an object")
+            snapshot = described.get("snapshot")
+            cells = [CellRecord(int(c["execution_count"]), str(c["code"]), list(c["outputs"]), str(c["status"]))
+                     for c in manifest.get("cells", [])]
+            count = int(described.get("execution_count") or 0)
+            idle = min(float(described.get("idle_timeout") or self.config.session_idle_timeout),
+                       self.config.session_max_lifetime)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InvalidRequestError(f"the archive's session is not valid: {exc}") from None
+        now = time.time()
+        record = SessionRecord(id="ses_" + secrets.token_hex(12), owner=owner, state=PAUSED, created_at=now,
+                               last_active_at=now, execution_count=count, idle_timeout=idle, limits=limits.model_dump(),
+                               env={str(k): str(v) for k, v in env.items()}, tools=tools,
+                               snapshot=snapshot if isinstance(snapshot, dict) else None)
+        volume = await asyncio.to_thread(self.volumes.create, record.id, size_bytes=limits.workspace_size,
+                                         owner_uid=0 if self.volumes.images else os.geteuid())
+        try:
+            await asyncio.to_thread(archive.read_into, data, volume.workspace(os.geteuid()), max_bytes=limits.workspace_size)
+            await asyncio.to_thread(self.volumes.unmount, volume)
+            self.session_store.add(record)
+            self.session_store.add_cells(record.id, cells)
+        except BaseException:
+            self.session_store.remove(record.id)
+            await asyncio.to_thread(self.volumes.remove, volume)
+            raise
+        session = Session(self, record, volume, limits=limits)
+        self.sessions[session.id] = session
+        return session
 
     async def _end_session(self, session: Session) -> None:
         for callback in self.on_session_closed:

@@ -22,11 +22,12 @@ import logging
 import os
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .._config import Limits
 from .._errors import ClosedError
 from .._models import ExecutionResult, Output, Resumed, parse_output
+from ..durable import archive
 from ..durable.store import PAUSED, RUNNING, SessionRecord
 from .code import check_code
 
@@ -257,6 +258,20 @@ class Session:
                                    limits=self.limits.model_dump(), env=dict(self._env), tools=self.tool_names,
                                    snapshot=self.snapshot)
             return record, volume
+
+    async def export(self, out: IO[bytes]) -> None:
+        """Write this session as an archive (``durable.archive``) to ``out``, as it is after its last cell."""
+        async with self._lock:
+            if self.closed:
+                raise ClosedError(f"session {self.id} is closed")
+            await self._settle_save()
+            await asyncio.to_thread(self._engine.volumes.mount, self.volume)
+            manifest = {"session": {"execution_count": self.execution_count, "idle_timeout": self.idle_timeout,
+                                    "limits": self.limits.model_dump(), "env": dict(self._env), "tools": self.tool_names,
+                                    "snapshot": self.snapshot},
+                        "cells": [{"execution_count": c.execution_count, "code": c.code, "outputs": c.outputs,
+                                   "status": c.status} for c in self._engine.session_store.cells(self.id)]}
+            await asyncio.to_thread(archive.export, self.volume.path, manifest, out)
 
     # ---- files, figures, teardown ---------------------------------------------------
 

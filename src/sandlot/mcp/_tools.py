@@ -234,15 +234,15 @@ class SandlotTools:
     async def create_session(self, caller: Caller, arguments: dict[str, Any]) -> CallToolResult:
         args = CreateArgs.model_validate(arguments)
         with self._session_slot(caller):
-            session = await self.engine.create_session(idle_timeout=args.idle_timeout)
+            session = await self.engine.create_session(idle_timeout=args.idle_timeout, owner=caller.principal)
             self.book.add(caller, session.id)
             if self._state is not None:
                 self._state.quotas.add_session(caller.principal, session.id)
         info = SessionOut.model_validate(session.info())
         return CallToolResult(
             content=[text(f"Created session {session.id}. Pass session_id=\"{session.id}\" to run_cell, upload_file, "
-                          f"list_files, download_file and close_session. It closes by itself after "
-                          f"{session.idle_timeout:g} s without a call.")],
+                          f"list_files, download_file and close_session. After {session.idle_timeout:g} s without a call it "
+                          f"is paused (its variables saved, its files kept) and the next call resumes it.")],
             structured_content=info.model_dump(mode="json"))
 
     async def run_cell(self, caller: Caller, arguments: dict[str, Any]) -> CallToolResult:
@@ -269,7 +269,7 @@ class SandlotTools:
             data = args.content.encode("utf-8")
         if len(data) > self.max_file_bytes:
             raise TooLargeError(f"the file is {len(data)} bytes, over the limit of {self.max_file_bytes}")
-        await asyncio.to_thread(session.workspace.write, args.path, data)
+        await asyncio.to_thread((await session.open_workspace()).write, args.path, data)
         out = UploadOut(path=args.path, size=len(data))
         return CallToolResult(content=[text(f"Wrote {len(data)} bytes to {args.path} in session {session.id}; "
                                             f"its code can open({args.path!r}).")],
@@ -278,7 +278,7 @@ class SandlotTools:
     async def download_file(self, caller: Caller, arguments: dict[str, Any]) -> CallToolResult:
         args = FileArgs.model_validate(arguments)
         session = self._session(caller, args.session_id)
-        data = await asyncio.to_thread(session.workspace.read, args.path, self.max_file_bytes)
+        data = await asyncio.to_thread((await session.open_workspace()).read, args.path, self.max_file_bytes)
         image = image_type(data)
         content: list[TextContent | ImageContent]
         if image is not None:
@@ -299,7 +299,7 @@ class SandlotTools:
     async def list_files(self, caller: Caller, arguments: dict[str, Any]) -> CallToolResult:
         args = SessionArgs.model_validate(arguments)
         session = self._session(caller, args.session_id)
-        files = await asyncio.to_thread(session.workspace.list_files)
+        files = await asyncio.to_thread((await session.open_workspace()).list_files)
         out = FileListOut(files=[FileOut(path=f.path, size=f.size, modified_at=datetime.fromtimestamp(f.modified_at, UTC)
                                          .isoformat()) for f in files])
         if files:

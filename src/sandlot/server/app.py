@@ -53,6 +53,8 @@ def create_app(config: ServerConfig | None = None, tools: ToolRegistry | None = 
             state.startup_error = exc  # `serve` says it in one line; the lifespan's traceback would say it in 30
             raise
         engine.on_session_closed.append(state.quotas.remove_session)
+        for kept in engine.sessions.values():  # sessions the last server left (durable sessions)
+            state.quotas.add_session(kept.owner, kept.id)
         metrics.attach(engine)
         try:
             async with mcp_endpoint.running():

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from .._errors import TooLargeError
@@ -38,15 +40,29 @@ async def create_session(body: SessionCreateRequest | None = None, who: str = De
     with state.quotas.new_session(who):
         session = await state.engine.create_session(timeout=body.timeout, idle_timeout=body.idle_timeout, env=body.env,
                                                     tools=body.tools,
-                                                    limits=body.limits.changes() if body.limits else None)
+                                                    limits=body.limits.changes() if body.limits else None, owner=who)
         state.quotas.add_session(who, session.id)
     return JSONResponse(session.info(), status_code=201)
 
 
-@router.get("", response_model=SessionList, summary="List your sessions", responses=error_responses(401, 503))
-async def list_sessions(who: str = Depends(principal), state: ServerState = Depends(get_state)) -> Any:
+@router.get("", response_model=SessionList, summary="List your sessions", responses=error_responses(400, 401, 503))
+async def list_sessions(who: str = Depends(principal), state: ServerState = Depends(get_state),
+                        session_state: Literal["running", "paused"] | None = Query(
+                            None, alias="state", description="Only the sessions in this state.")) -> Any:
     owned = [state.engine.sessions[i] for i in sorted(state.quotas.sessions.get(who, ())) if i in state.engine.sessions]
-    return {"sessions": [s.info() for s in owned]}
+    return {"sessions": [s.info() for s in owned if session_state is None or s.state == session_state]}
+
+
+@router.post("/import", status_code=201, response_model=SessionInfo, summary="A new session from an archive",
+             responses=error_responses(400, 401, 413, 429, 503),
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/gzip": {"schema": {"type": "string", "format": "binary"}}}}})
+async def import_session(request: Request, who: str = Depends(principal), state: ServerState = Depends(get_state)) -> Any:
+    data = await request.body()
+    with state.quotas.new_session(who):
+        session = await state.engine.import_session(data, owner=who)
+        state.quotas.add_session(who, session.id)
+    return JSONResponse(session.info(), status_code=201)
 
 
 @router.get("/{session_id}", response_model=SessionInfo, summary="Get a session", responses=error_responses(401, 404, 503))
@@ -58,6 +74,52 @@ async def get_session(session: Session = Depends(owned_session)) -> Any:
             responses=error_responses(401, 404, 503))
 async def session_metrics(session: Session = Depends(owned_session)) -> Any:
     return session.live_figures()  # a few small reads of cgroup and /proc files, on the loop: no race with teardown
+
+
+@router.post("/{session_id}/pause", response_model=SessionInfo, summary="Save the state and end the interpreter",
+             responses=error_responses(401, 404, 503))
+async def pause_session(session: Session = Depends(owned_session)) -> Any:
+    await session.pause()
+    return session.info()
+
+
+@router.post("/{session_id}/resume", response_model=SessionInfo, summary="Bring the interpreter back with its state",
+             responses=error_responses(401, 404, 429, 503))
+async def resume_session(session: Session = Depends(owned_session)) -> Any:
+    await session.resume()
+    return session.info()
+
+
+@router.post("/{session_id}/fork", status_code=201, response_model=SessionInfo,
+             summary="A new session with a copy of this one's files and state", responses=error_responses(401, 404, 429, 503))
+async def fork_session(session: Session = Depends(owned_session), who: str = Depends(principal),
+                       state: ServerState = Depends(get_state)) -> Any:
+    with state.quotas.new_session(who):
+        forked = await state.engine.fork_session(session.id, owner=who)
+        state.quotas.add_session(who, forked.id)
+    return JSONResponse(forked.info(), status_code=201)
+
+
+@router.get("/{session_id}/archive", summary="The session as one archive (gzip tar, docs/sessions.md)",
+            response_class=Response,
+            responses={200: {"content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "The archive."}, **error_responses(401, 404, 503)})
+async def session_archive(session: Session = Depends(owned_session)) -> Response:
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed when the response has been sent
+    try:
+        await session.export(spool)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+
+    def chunks() -> Iterator[bytes]:
+        with spool:
+            while chunk := spool.read(1 << 20):
+                yield chunk
+
+    return StreamingResponse(chunks(), media_type="application/gzip",
+                             headers={"Content-Disposition": f'attachment; filename="{session.id}.tar.gz"'})
 
 
 @router.delete("/{session_id}", status_code=204, summary="Delete a session and its sandbox",
@@ -103,7 +165,8 @@ async def interrupt(session: Session = Depends(owned_session)) -> Response:
 @router.get("/{session_id}/files", response_model=FileList, summary="List the workspace's files",
             responses=error_responses(401, 404, 503))
 async def list_files(session: Session = Depends(owned_session)) -> Any:
-    files = await asyncio.to_thread(session.workspace.list_files)
+    workspace = await session.open_workspace()
+    files = await asyncio.to_thread(workspace.list_files)
     return {"files": [{"path": f.path, "size": f.size,
                        "modified_at": datetime.fromtimestamp(f.modified_at, UTC).isoformat()} for f in files]}
 
@@ -117,7 +180,7 @@ async def upload_file(path: str, request: Request, session: Session = Depends(ow
     data = await request.body()
     if len(data) > state.config.max_file_bytes:
         raise TooLargeError(f"the upload is over the file limit of {state.config.max_file_bytes} bytes")
-    await asyncio.to_thread(session.workspace.write, path, data)
+    await asyncio.to_thread((await session.open_workspace()).write, path, data)
     return Response(status_code=201)
 
 
@@ -126,13 +189,13 @@ async def upload_file(path: str, request: Request, session: Session = Depends(ow
                              "description": "The file's bytes."}, **FILE_ERRORS})
 async def download_file(path: str, session: Session = Depends(owned_session),
                         state: ServerState = Depends(get_state)) -> Response:
-    data = await asyncio.to_thread(session.workspace.read, path, state.config.max_file_bytes)
+    data = await asyncio.to_thread((await session.open_workspace()).read, path, state.config.max_file_bytes)
     return Response(data, media_type="application/octet-stream")
 
 
 @router.delete("/{session_id}/files/{path:path}", status_code=204, summary="Delete a file", responses=FILE_ERRORS)
 async def delete_file(path: str, session: Session = Depends(owned_session)) -> Response:
-    await asyncio.to_thread(session.workspace.delete, path)
+    await asyncio.to_thread((await session.open_workspace()).delete, path)
     return Response(status_code=204)
 
 

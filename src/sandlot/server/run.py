@@ -23,6 +23,7 @@ from typing import Any
 
 import uvicorn
 
+from .._config import default_data_dir
 from . import logs
 from .app import create_app
 from .config import ServerConfig, is_loopback
@@ -118,6 +119,9 @@ class _QuietFailedStartup(logging.Filter):
 def serve(config: ServerConfig) -> None:
     """Serve until SIGTERM or SIGINT; a SandlotError if the server cannot start."""
     config.check_bind_is_safe()
+    if config.engine.data_dir is None:
+        # A server keeps its sessions across restarts by default (an engine used as a library does not).
+        config = config.model_copy(update={"engine": config.engine.model_copy(update={"data_dir": default_data_dir()})})
     logs.configure(config.log_level)
     app = create_app(config)
     state: ServerState = app.state.sandlot

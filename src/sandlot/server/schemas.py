@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -143,8 +143,12 @@ class SessionExecuteRequest(RequestBody):
 class SessionInfo(BaseModel):
     id: str
     created_at: str
-    expires_at: str
+    expires_at: str = Field(description="When the session changes state if unused: a running one is paused "
+                                        "(its idle_timeout), a paused one deleted (the server's paused_ttl).")
     execution_count: int
+    state: Literal["running", "paused"] = Field(description="running: it may have an interpreter; paused: its state "
+                                                            "is saved and no process is left (files stay reachable).")
+    last_active_at: str
 
 
 class SessionMetrics(BaseModel):

@@ -50,6 +50,7 @@ def principal(request: Request, state: ServerState = Depends(get_state),
 
 def owned_session(session_id: str, who: str = Depends(principal), state: ServerState = Depends(get_state)) -> Session:
     """The caller's session, or 404 (another key's session is not found either)."""
-    if not state.quotas.owns(who, session_id):
+    session = state.engine.sessions.get(session_id)
+    if session is None or session.owner != who or session.closed:
         raise NotFoundError(f"no session {session_id!r}")
-    return state.engine.get_session(session_id)
+    return session
