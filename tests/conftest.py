@@ -53,7 +53,39 @@ def leftovers() -> list[str]:
                 instance = "/".join(mount_point.split("/")[:len(state.split("/")) + 1])
                 if not instance_is_live(instance):
                     found.append(f"mount {mount_point}")
+    found += [f"loop device {device}" for device in loop_devices_of_ours()]
     return found + dead_instances()
+
+
+def loop_devices_of_ours() -> list[str]:
+    """Loop devices backed by a session volume's image (``<data_dir>/sessions/<id>/workspace.img``) whose data dir
+    no live server holds: each goes once nothing mounts it."""
+    found = []
+    with contextlib.suppress(OSError):
+        for device in os.listdir("/sys/block"):
+            backing = ""
+            with contextlib.suppress(OSError), open(f"/sys/block/{device}/loop/backing_file") as f:
+                backing = f.read().strip()
+            if backing.endswith("/workspace.img") and not data_dir_is_live(os.path.dirname(os.path.dirname(
+                    os.path.dirname(backing.removesuffix(" (deleted)"))))):
+                found.append(f"{device} ({backing})")
+    return found
+
+
+def data_dir_is_live(path: str) -> bool:
+    import fcntl
+
+    try:
+        fd = os.open(os.path.join(path, "lock"), os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def dead_instances(prefix: str = "sandlot-") -> list[str]:

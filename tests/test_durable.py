@@ -408,3 +408,23 @@ def test_a_second_server_on_the_same_data_dir_is_refused(server: Server) -> None
                             capture_output=True, timeout=120)
     assert second.returncode != 0
     assert b"in use by another sandlot server" in second.stderr
+
+
+def test_the_cli_lists_pauses_exports_and_imports(server: Server, tmp_path: Path) -> None:
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "sandlot.cli", "sessions", "--url", server.url, "--api-key", KEY_A,
+                               *args], capture_output=True, timeout=120, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    with server.client() as c:
+        session = new_session(c)
+        run(c, session, "w = 'cli'")
+        assert f"{session}  paused" in cli("pause", session)
+        assert session in cli("list", "--state", "paused") and session not in cli("list", "--state", "running")
+        cli("export", session, "-o", str(tmp_path / "s.tar.gz"))
+        copy = cli("import", str(tmp_path / "s.tar.gz")).split()[0]
+        assert run(c, copy, "print(w)")["stdout"] == "cli\n"
+        cli("delete", session)
+        cli("delete", copy)
+        assert c.get(f"/v1/sessions/{session}").status_code == 404

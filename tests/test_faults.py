@@ -156,7 +156,9 @@ def test_sessions_come_back_restarted_with_their_files(url: str) -> None:
         after = client.post(f"/v1/sessions/{session}/execute",
                             json={"code": "print(open('kept.txt').read()); print('x' in dir())"}).json()
         assert after["status"] == "ok" and after["restarted"] is True, after
-        assert after["stdout"] == "files survive\nFalse\n"
+        # The files, and the names of the last cell that completed (durable sessions, #11).
+        assert after["stdout"] == "files survive\nTrue\n"
+        assert "x" in after["resumed"]["restored"]
         client.delete(f"/v1/sessions/{session}")
 
 

@@ -200,6 +200,112 @@ def run(file: Any, timeout: float | None, as_json: bool, url: str | None, api_ke
     sys.exit(STATUS_EXIT_CODES[result.status])
 
 
+@main.group()
+@click.option("--url", envvar="SANDLOT_URL", show_envvar=True, default="http://127.0.0.1:8765", show_default=True,
+              help="The sandlot server.")
+@click.option("--api-key", envvar="SANDLOT_API_KEY", show_envvar=True, default=None, help="The server's API key.")
+@click.pass_context
+def sessions(ctx: click.Context, url: str, api_key: str | None) -> None:
+    """A server's sessions: list, pause, resume, fork, export, import, delete (docs/sessions.md)."""
+    ctx.obj = {"url": url, "api_key": api_key}
+
+
+def _session_client(ctx: click.Context) -> Any:
+    from .client import Client
+
+    return Client(ctx.obj["url"], api_key=ctx.obj["api_key"])
+
+
+def _print_session(info: Any) -> None:
+    click.echo(f"{info.id}  {info.state:<7}  cells {info.execution_count:<4}  until {info.expires_at.isoformat()}")
+
+
+@sessions.command("list")
+@click.option("--state", type=click.Choice(["running", "paused"]), default=None, help="Only these.")
+@click.pass_context
+def sessions_list(ctx: click.Context, state: str | None) -> None:
+    """This key's sessions."""
+    try:
+        with _session_client(ctx) as client:
+            for info in client.list_sessions(state):
+                _print_session(info)
+    except SandlotError as exc:
+        _fail(exc)
+
+
+@sessions.command("pause")
+@click.argument("session_id")
+@click.pass_context
+def sessions_pause(ctx: click.Context, session_id: str) -> None:
+    """Save a session's state and end its interpreter."""
+    try:
+        with _session_client(ctx) as client:
+            _print_session(client.get_session(session_id).pause())
+    except SandlotError as exc:
+        _fail(exc)
+
+
+@sessions.command("resume")
+@click.argument("session_id")
+@click.pass_context
+def sessions_resume(ctx: click.Context, session_id: str) -> None:
+    """Bring a session's interpreter back with its saved state."""
+    try:
+        with _session_client(ctx) as client:
+            _print_session(client.get_session(session_id).resume())
+    except SandlotError as exc:
+        _fail(exc)
+
+
+@sessions.command("fork")
+@click.argument("session_id")
+@click.pass_context
+def sessions_fork(ctx: click.Context, session_id: str) -> None:
+    """A new session with a copy of a session's files and state; prints the new one."""
+    try:
+        with _session_client(ctx) as client:
+            _print_session(client.get_session(session_id).fork().info())
+    except SandlotError as exc:
+        _fail(exc)
+
+
+@sessions.command("export")
+@click.argument("session_id")
+@click.option("-o", "--output", type=click.File("wb"), required=True, help="Where to write the archive (- for stdout).")
+@click.pass_context
+def sessions_export(ctx: click.Context, session_id: str, output: Any) -> None:
+    """Write a session as one archive (gzip tar)."""
+    try:
+        with _session_client(ctx) as client:
+            output.write(client.get_session(session_id).archive())
+    except SandlotError as exc:
+        _fail(exc)
+
+
+@sessions.command("import")
+@click.argument("archive", type=click.File("rb"))
+@click.pass_context
+def sessions_import(ctx: click.Context, archive: Any) -> None:
+    """A new session from an archive; prints it."""
+    try:
+        with _session_client(ctx) as client:
+            _print_session(client.import_session(archive.read()).info())
+    except SandlotError as exc:
+        _fail(exc)
+
+
+@sessions.command("delete")
+@click.argument("session_id")
+@click.pass_context
+def sessions_delete(ctx: click.Context, session_id: str) -> None:
+    """Delete a session, its files and its saved state."""
+    try:
+        with _session_client(ctx) as client:
+            client.get_session(session_id).close()
+    except SandlotError as exc:
+        _fail(exc)
+
+
 def _system_exit_code(evalue: str) -> int | None:
     """The exit code python would give for a SystemExit whose str() is ``evalue``; None when python
     would print it and exit 1 instead. (str() is all a result carries: ``sys.exit("3")`` reads as 3.)"""

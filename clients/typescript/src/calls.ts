@@ -164,6 +164,18 @@ export function notebookCall(sessionId: string): Call<Record<string, unknown>> {
   return { method: "GET", path: sessionPath(sessionId, "/notebook"), parse: (r) => object(r, "a notebook") };
 }
 
+export function pauseCall(sessionId: string): Call<SessionInfo> {
+  return { method: "POST", path: sessionPath(sessionId, "/pause"), parse: session };
+}
+
+export function resumeCall(sessionId: string): Call<SessionInfo> {
+  return { method: "POST", path: sessionPath(sessionId, "/resume"), parse: session };
+}
+
+export function forkCall(sessionId: string): Call<SessionInfo> {
+  return { method: "POST", path: sessionPath(sessionId, "/fork"), parse: session };
+}
+
 export function healthCall(): Call<Health> {
   return { method: "GET", path: "/healthz", parse: async (r) => (await object(r, "a health answer")) as unknown as Health };
 }

@@ -57,6 +57,22 @@ export class Session {
     return await this.transport.send(calls.getSessionCall(this.id), options.signal);
   }
 
+  /** Save the session's state and end its interpreter; its files stay reachable and the next cell resumes it. */
+  async pause(options: RequestOptions = {}): Promise<SessionInfo> {
+    return await this.transport.send(calls.pauseCall(this.id), options.signal);
+  }
+
+  /** Bring the interpreter back now, with the saved state (the next result's `resumed` says what came back). */
+  async resume(options: RequestOptions = {}): Promise<SessionInfo> {
+    return await this.transport.send(calls.resumeCall(this.id), options.signal);
+  }
+
+  /** A new session with a copy of this one's files and saved state (paused; its first cell resumes it). */
+  async fork(options: RequestOptions = {}): Promise<Session> {
+    const info = await this.transport.send(calls.forkCall(this.id), options.signal);
+    return new Session(this.transport, info.id);
+  }
+
   /** Delete the session and its sandbox on the server. Closing twice, or after it expired, is fine. */
   async close(options: RequestOptions = {}): Promise<void> {
     if (this.closed) return;

@@ -78,9 +78,13 @@ class AsyncClient(BaseClient):
         """Attach to an existing session (``NotFoundError`` if there is none by that id for this key)."""
         return AsyncClientSession(self, (await self._send(calls.get_session_call(session_id))).id)
 
-    async def list_sessions(self) -> list[SessionInfo]:
-        """This API key's open sessions."""
-        return await self._send(calls.list_sessions_call())
+    async def list_sessions(self, state: str | None = None) -> list[SessionInfo]:
+        """This API key's sessions (``state``: only the ``running`` or the ``paused`` ones)."""
+        return await self._send(calls.list_sessions_call(state))
+
+    async def import_session(self, archive: bytes) -> AsyncClientSession:
+        """A new session from an archive made by ``AsyncClientSession.archive``."""
+        return AsyncClientSession(self, (await self._send(calls.import_call(archive))).id)
 
     async def health(self) -> dict[str, Any]:
         """The server's ``/healthz`` body; ``UnavailableError`` while it is draining."""
@@ -230,6 +234,22 @@ class AsyncClientSession:
     async def info(self) -> SessionInfo:
         """The session as the server sees it now."""
         return await self._client._send(calls.get_session_call(self.id))
+
+    async def pause(self) -> SessionInfo:
+        """Save the session's state and end its interpreter; files stay reachable. The next cell resumes it."""
+        return await self._client._send(calls.pause_call(self.id))
+
+    async def resume(self) -> SessionInfo:
+        """Bring the interpreter back now, with the saved state."""
+        return await self._client._send(calls.resume_call(self.id))
+
+    async def fork(self) -> AsyncClientSession:
+        """A new session with a copy of this one's files and saved state."""
+        return AsyncClientSession(self._client, (await self._client._send(calls.fork_call(self.id))).id)
+
+    async def archive(self) -> bytes:
+        """The session as one archive (gzip tar, docs/sessions.md)."""
+        return await self._client._send(calls.archive_call(self.id))
 
     async def close(self) -> None:
         """Delete the session and its sandbox on the server. Closing twice, or after it expired, is fine."""

@@ -199,8 +199,9 @@ def get_session_call(session_id: str) -> Call[SessionInfo]:
     return Call("GET", _session_path(session_id), _session)
 
 
-def list_sessions_call() -> Call[list[SessionInfo]]:
-    return Call("GET", "/v1/sessions", lambda r: _validated(_sessions, _field(r, "sessions"), "sessions"))
+def list_sessions_call(state: str | None = None) -> Call[list[SessionInfo]]:
+    path = "/v1/sessions" if state is None else f"/v1/sessions?state={quote_path(state)}"
+    return Call("GET", path, lambda r: _validated(_sessions, _field(r, "sessions"), "sessions"))
 
 
 def delete_session_call(session_id: str) -> Call[None]:
@@ -229,6 +230,26 @@ def files_call(session_id: str) -> Call[list[FileInfo]]:
 
 def notebook_call(session_id: str) -> Call[dict[str, Any]]:
     return Call("GET", _session_path(session_id, "/notebook"), _object)
+
+
+def pause_call(session_id: str) -> Call[SessionInfo]:
+    return Call("POST", _session_path(session_id, "/pause"), _session)
+
+
+def resume_call(session_id: str) -> Call[SessionInfo]:
+    return Call("POST", _session_path(session_id, "/resume"), _session)
+
+
+def fork_call(session_id: str) -> Call[SessionInfo]:
+    return Call("POST", _session_path(session_id, "/fork"), _session)
+
+
+def archive_call(session_id: str) -> Call[bytes]:
+    return Call("GET", _session_path(session_id, "/archive"), _bytes)
+
+
+def import_call(archive: bytes) -> Call[SessionInfo]:
+    return Call("POST", "/v1/sessions/import", _session, content=bytes(archive))
 
 
 def health_call() -> Call[dict[str, Any]]:

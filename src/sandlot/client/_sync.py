@@ -89,9 +89,13 @@ class Client(BaseClient):
         """Attach to an existing session (``NotFoundError`` if there is none by that id for this key)."""
         return ClientSession(self, self._send(calls.get_session_call(session_id)).id)
 
-    def list_sessions(self) -> list[SessionInfo]:
-        """This API key's open sessions."""
-        return self._send(calls.list_sessions_call())
+    def list_sessions(self, state: str | None = None) -> list[SessionInfo]:
+        """This API key's sessions (``state``: only the ``running`` or the ``paused`` ones)."""
+        return self._send(calls.list_sessions_call(state))
+
+    def import_session(self, archive: bytes) -> ClientSession:
+        """A new session from an archive made by ``ClientSession.archive`` (here or on another server)."""
+        return ClientSession(self, self._send(calls.import_call(archive)).id)
 
     def health(self) -> dict[str, Any]:
         """The server's ``/healthz`` body; ``UnavailableError`` while it is draining."""
@@ -215,6 +219,22 @@ class ClientSession:
     def info(self) -> SessionInfo:
         """The session as the server sees it now."""
         return self._client._send(calls.get_session_call(self.id))
+
+    def pause(self) -> SessionInfo:
+        """Save the session's state and end its interpreter; files stay reachable. The next cell resumes it."""
+        return self._client._send(calls.pause_call(self.id))
+
+    def resume(self) -> SessionInfo:
+        """Bring the interpreter back now, with the saved state (the next result's ``resumed`` says what came back)."""
+        return self._client._send(calls.resume_call(self.id))
+
+    def fork(self) -> ClientSession:
+        """A new session with a copy of this one's files and saved state (paused; its first cell resumes it)."""
+        return ClientSession(self._client, self._client._send(calls.fork_call(self.id)).id)
+
+    def archive(self) -> bytes:
+        """The session as one archive (gzip tar, docs/sessions.md), for ``Client.import_session``."""
+        return self._client._send(calls.archive_call(self.id))
 
     def close(self) -> None:
         """Delete the session and its sandbox on the server. Closing twice, or after it expired, is fine."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -44,7 +44,10 @@ class SessionInfo(BaseModel):
     id: str
     created_at: datetime
     expires_at: datetime
+    """When it changes state if unused: a running session is paused, a paused one deleted."""
     execution_count: int
+    state: Literal["running", "paused"] = "running"
+    last_active_at: datetime | None = None
 
 
 class FileInfo(BaseModel):

@@ -490,8 +490,7 @@ class Engine:
             return self.config.limits
 
     async def _close_sessions(self) -> None:
-        for session in list(self.sessions.values()):
-            await session.detach()
+        await asyncio.gather(*(session.detach() for session in list(self.sessions.values())), return_exceptions=True)
         self.sessions.clear()
 
     def _after_close_sessions(self) -> None:
@@ -601,6 +600,8 @@ class Engine:
                 elif session.should_pause(now):
                     log.info("sandlot: session %s idle; pausing it", session.id)
                     self._spawn_background(self._pause_quietly(session))
+                elif session.should_unmount(now):
+                    self._spawn_background(session.unmount_if_idle())
 
     async def _pause_quietly(self, session: Session) -> None:
         try:

@@ -43,6 +43,8 @@ log = logging.getLogger("sandlot")
 SAVE_TIMEOUT = 60.0
 """Seconds a snapshot may take before the interpreter is given up on (and the session restarts from the last one)."""
 ATTACH_TIMEOUT = 60.0
+UNMOUNT_AFTER = 60.0
+"""Seconds a paused session's volume stays mounted after its files were last used (a loop device each)."""
 
 
 class Cell:
@@ -104,6 +106,19 @@ class Session:
 
     def should_pause(self, now: float) -> bool:
         return self.state == RUNNING and not self._lock.locked() and now - self.last_active > self.idle_timeout
+
+    def should_unmount(self, now: float) -> bool:
+        """A paused session's volume, mounted for file access, goes off the host after a minute unused."""
+        return self.state == PAUSED and not self._lock.locked() and now - self.last_active > UNMOUNT_AFTER and \
+            self.volume.image is not None and self.volume.mounted()
+
+    async def unmount_if_idle(self) -> None:
+        async with self._lock:
+            if self.should_unmount_now():
+                await asyncio.to_thread(self._engine.volumes.unmount, self.volume)
+
+    def should_unmount_now(self) -> bool:
+        return self.state == PAUSED and time.time() - self.last_active > UNMOUNT_AFTER and not self.closed
 
     def should_delete(self, now: float) -> bool:
         if self._lock.locked():
@@ -279,6 +294,7 @@ class Session:
         """The session's files, readable and writable whether it runs or is paused."""
         if self.closed:
             raise ClosedError(f"session {self.id} is closed")
+        self._touch()
         if not self.volume.mounted():
             await asyncio.to_thread(self._engine.volumes.mount, self.volume)
         return self.workspace
@@ -319,11 +335,13 @@ class Session:
             await self._engine.forget_session(self)
 
     async def detach(self) -> None:
-        """End the interpreter but keep everything on disk (the engine is shutting down)."""
+        """End the interpreter but keep everything on disk (the engine is shutting down). The interpreter is
+        retired here, not left to the factory's shutdown: that would take its workspace with it."""
         self.closed = True
-        if self._sandbox is not None:
-            self._sandbox.kill("shutdown")
-        self._sandbox = None
+        sandbox, self._sandbox = self._sandbox, None
+        if sandbox is not None:
+            sandbox.kill("shutdown")
+            await self._engine.retire_session_interpreter(self, sandbox)
 
     async def _retire(self) -> None:
         sandbox, self._sandbox = self._sandbox, None

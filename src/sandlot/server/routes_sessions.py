@@ -55,8 +55,9 @@ async def list_sessions(who: str = Depends(principal), state: ServerState = Depe
 
 @router.post("/import", status_code=201, response_model=SessionInfo, summary="A new session from an archive",
              responses=error_responses(400, 401, 413, 429, 503),
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/gzip": {"schema": {"type": "string", "format": "binary"}}}}})
+             openapi_extra={"requestBody": {"required": True, "description": "The archive (gzip tar) as raw bytes.",
+                                            "content": {"application/octet-stream": {
+                                                "schema": {"type": "string", "format": "binary"}}}}})
 async def import_session(request: Request, who: str = Depends(principal), state: ServerState = Depends(get_state)) -> Any:
     data = await request.body()
     with state.quotas.new_session(who):

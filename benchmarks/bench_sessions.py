@@ -1,0 +1,304 @@
+"""Durable sessions (issue #11): pause, resume, the cost of snapshots, restart with many sessions, density.
+
+One ``sandlot serve`` subprocess per part, on its own data dir, over loopback with httpx. Printed beside each
+other, measured in the same run:
+
+1. ``POST /v1/sessions`` (a fresh session) and a Jupyter kernel start (``jupyter_client``), the baselines;
+   pause and resume p50/p95 for a small namespace and for one holding a 100 MB DataFrame (resume is timed to the
+   end of its first cell, which is when the names are back). Goal: resume of a small session within 5x a fresh
+   session create.
+2. The cost a snapshot adds to a cell: back-to-back cells changing a small namespace, with ``snapshots =
+   every_cell`` against ``on_pause``. Goal: < 10% (the save runs after the reply; the next cell waits for it).
+3. Restart-to-first-cell with N saved sessions (default 1,000): SIGTERM, start, first cell of one session.
+4. Density: N paused sessions (default 10,000; made by forking one paused session, which copies its volume and its
+   saved state as a create and pause would leave them) while 50 stay live: disk and RAM used, and the server's
+   processes. Goal: paused sessions use no process.
+
+Run it as root inside the containment wrapper (``--quick``: smaller counts, for CI):
+    python3 scripts/contained.py python3 benchmarks/bench_sessions.py [--quick] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+
+GOAL_RESUME_RATIO = 5.0
+GOAL_SNAPSHOT_COST = 0.10
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    def __init__(self, data_dir: str, **env: str) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "SANDLOT_DATA_DIR": data_dir, "SANDLOT_POOL_SIZE": "8", "SANDLOT_LOG_LEVEL": "warning",
+                    "SANDLOT_MAX_SESSIONS_PER_KEY": "100000", "SANDLOT_MAX_SANDBOXES": "128", **env}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        began = time.perf_counter()
+        self.process = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--port", str(self.port)],
+                                        env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(self.url + "/readyz", timeout=5).status_code == 200:
+                    return time.perf_counter() - began
+            if self.process.poll() is not None:
+                raise SystemExit("the server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(120)
+            self.process = None
+
+    def wait_pool(self, size: int = 8, limit: float = 30) -> None:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if httpx.get(self.url + "/healthz").json().get("pool_ready", size) >= size:
+                return
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def server(**env: str) -> Iterator[Server]:
+    data_dir = tempfile.mkdtemp(prefix="sandlot-bench-sessions-")
+    running = Server(data_dir, **env)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def timed(action: Callable[[], Any]) -> float:
+    began = time.perf_counter()
+    action()
+    return (time.perf_counter() - began) * 1000.0
+
+
+def ok(response: httpx.Response, code: int = 200) -> dict[str, Any]:
+    if response.status_code != code:
+        raise SystemExit(f"{response.request.method} {response.request.url}: {response.status_code} {response.text[:300]}")
+    body: dict[str, Any] = response.json()
+    if "status" in body and body.get("status") not in ("ok", "running", "paused"):
+        raise SystemExit(f"a cell failed: {body}")
+    return body
+
+
+def stats(values: list[float]) -> str:
+    return f"p50 {percentile(values, 50):8.1f} ms   p95 {percentile(values, 95):8.1f} ms   (n={len(values)})"
+
+
+def jupyter_kernel_starts(rounds: int) -> list[float]:
+    from jupyter_client.manager import start_new_kernel
+
+    times = []
+    for _ in range(rounds):
+        began = time.perf_counter()
+        manager, client = start_new_kernel(kernel_name="python3")
+        times.append((time.perf_counter() - began) * 1000.0)
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    return times
+
+
+def part_pause_resume(rounds: int, big_rounds: int, report: dict[str, Any]) -> None:
+    print("1. pause and resume, beside a fresh session and a Jupyter kernel start")
+    with server() as s, httpx.Client(base_url=s.url, timeout=300) as c:
+        creates, pauses, resumes = [], [], []
+        for _ in range(rounds):
+            s.wait_pool()
+            began = time.perf_counter()
+            sid = ok(c.post("/v1/sessions", json={}), 201)["id"]
+            creates.append((time.perf_counter() - began) * 1000.0)
+            ok(c.post(f"/v1/sessions/{sid}/execute", json={"code": "a = 1\nb = [1, 2, 3]\ndef f(x): return x + a"}))
+            pauses.append(timed(lambda sid=sid: ok(c.post(f"/v1/sessions/{sid}/pause"))))
+            s.wait_pool()
+            began = time.perf_counter()
+            ok(c.post(f"/v1/sessions/{sid}/resume"))
+            result = ok(c.post(f"/v1/sessions/{sid}/execute", json={"code": "print(f(b[0]))"}))
+            resumes.append((time.perf_counter() - began) * 1000.0)
+            assert result["stdout"] == "2\n", result
+            c.delete(f"/v1/sessions/{sid}")
+        big_pauses, big_resumes = [], []
+        for _ in range(big_rounds):
+            sid = ok(c.post("/v1/sessions", json={}), 201)["id"]
+            ok(c.post(f"/v1/sessions/{sid}/execute", json={
+                "code": "import numpy as np, pandas as pd\ndf = pd.DataFrame(np.random.default_rng(1).random((1_250_000, 10)))\n"
+                        "print(df.memory_usage().sum() // 1_000_000)"}))
+            big_pauses.append(timed(lambda sid=sid: ok(c.post(f"/v1/sessions/{sid}/pause"))))
+            s.wait_pool()
+            began = time.perf_counter()
+            result = ok(c.post(f"/v1/sessions/{sid}/execute", json={"code": "print(df.shape)"}))
+            big_resumes.append((time.perf_counter() - began) * 1000.0)
+            assert result["stdout"] == "(1250000, 10)\n", result
+            c.delete(f"/v1/sessions/{sid}")
+    kernels = jupyter_kernel_starts(max(3, rounds // 4))
+    print(f"   fresh session create        {stats(creates)}")
+    print(f"   Jupyter kernel start        {stats(kernels)}")
+    print(f"   pause, small namespace      {stats(pauses)}")
+    print(f"   resume + first cell, small  {stats(resumes)}")
+    if big_rounds:
+        print(f"   pause, 100 MB DataFrame     {stats(big_pauses)}")
+        print(f"   resume + first cell, 100 MB {stats(big_resumes)}")
+    ratio = percentile(resumes, 50) / percentile(creates, 50)
+    verdict = "MET" if ratio <= GOAL_RESUME_RATIO else "MISS"
+    print(f"   {verdict}  resume of a small session within {GOAL_RESUME_RATIO:g}x a fresh create: {ratio:.2f}x "
+          f"(Jupyter kernel start: {percentile(kernels, 50) / percentile(creates, 50):.1f}x)")
+    report["pause_resume"] = {"create": creates, "kernel": kernels, "pause": pauses, "resume": resumes,
+                              "big_pause": big_pauses, "big_resume": big_resumes, "ratio": ratio, "verdict": verdict}
+
+
+def cell_times(mode: str, cells: int) -> list[float]:
+    with server(SANDLOT_SNAPSHOTS=mode) as s, httpx.Client(base_url=s.url, timeout=60) as c:
+        sid = ok(c.post("/v1/sessions", json={}), 201)["id"]
+        ok(c.post(f"/v1/sessions/{sid}/execute", json={"code": "import numpy as np\nn = 0\nrows = list(range(100))"}))
+        times = []
+        for _ in range(cells):
+            times.append(timed(lambda: ok(c.post(f"/v1/sessions/{sid}/execute", json={"code": "n += 1\nrows.append(n)"}))))
+        return times
+
+
+def part_snapshot_cost(cells: int, report: dict[str, Any]) -> None:
+    print("2. the cost a snapshot adds to a cell (back-to-back cells, small namespace)")
+    every, on_pause = [], []
+    for _ in range(2):  # alternate, so drift on a shared machine hits both
+        on_pause += cell_times("on_pause", cells)
+        every += cell_times("every_cell", cells)
+    cost = percentile(every, 50) / percentile(on_pause, 50) - 1
+    print(f"   snapshots = on_pause        {stats(on_pause)}")
+    print(f"   snapshots = every_cell      {stats(every)}")
+    verdict = "MET" if cost < GOAL_SNAPSHOT_COST else "MISS"
+    print(f"   {verdict}  a cell's latency rises by < {GOAL_SNAPSHOT_COST:.0%}: {cost:+.1%} (p50)")
+    report["snapshot_cost"] = {"every_cell": every, "on_pause": on_pause, "cost": cost, "verdict": verdict}
+
+
+def fork_many(c: httpx.Client, source: str, count: int) -> None:
+    for _ in range(count):
+        ok(c.post(f"/v1/sessions/{source}/fork"), 201)
+
+
+def part_restart(saved: int, report: dict[str, Any]) -> None:
+    print(f"3. restart to first cell with {saved} saved sessions")
+    with server() as s, httpx.Client(base_url=s.url, timeout=120) as c:
+        source = ok(c.post("/v1/sessions", json={}), 201)["id"]
+        ok(c.post(f"/v1/sessions/{source}/execute", json={"code": "x = 7"}))
+        ok(c.post(f"/v1/sessions/{source}/pause"))
+        fork_many(c, source, saved - 1)
+        s.stop()
+        began = time.perf_counter()
+        ready = s.start()
+        result = ok(c.post(f"/v1/sessions/{source}/execute", json={"code": "print(x)"}))
+        total = time.perf_counter() - began
+        assert result["stdout"] == "7\n"
+        listed = len(c.get("/v1/sessions").json()["sessions"])
+    print(f"   ready after {ready * 1000:.0f} ms, first cell answered after {total * 1000:.0f} ms; {listed} sessions listed")
+    report["restart"] = {"sessions": saved, "ready_ms": ready * 1000, "first_cell_ms": total * 1000, "listed": listed}
+
+
+def du(path: str) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+    return total
+
+
+def server_figures(s: Server) -> dict[str, int]:
+    assert s.process is not None
+    pids = [s.process.pid]
+    for pid in pids:  # every descendant of the server
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{pid}/children") as f:
+            pids.extend(int(child) for child in f.read().split())
+    rss = 0
+    for pid in pids:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss += int(line.split()[1]) * 1024
+    return {"processes": len(pids), "rss_bytes": rss}
+
+
+def part_density(paused: int, live: int, report: dict[str, Any]) -> None:
+    print(f"4. density: {paused} paused sessions, {live} live")
+    with server() as s, httpx.Client(base_url=s.url, timeout=120) as c:
+        idle = server_figures(s)
+        live_ids = []
+        for _ in range(live):
+            sid = ok(c.post("/v1/sessions", json={}), 201)["id"]
+            ok(c.post(f"/v1/sessions/{sid}/execute", json={"code": "v = list(range(1000))"}))
+            live_ids.append(sid)
+        with_live = server_figures(s)
+        disk_before = du(s.data_dir)
+        source = ok(c.post("/v1/sessions", json={}), 201)["id"]
+        ok(c.post(f"/v1/sessions/{source}/execute", json={"code": "import numpy as np\nstate = {'k': list(range(100))}"}))
+        ok(c.post(f"/v1/sessions/{source}/pause"))
+        began = time.perf_counter()
+        fork_many(c, source, paused - 1)
+        made = time.perf_counter() - began
+        after = server_figures(s)
+        disk = du(s.data_dir) - disk_before
+        counted = len(c.get("/v1/sessions", params={"state": "paused"}).json()["sessions"])
+        woken = ok(c.post(f"/v1/sessions/{source}/execute", json={"code": "print(len(state['k']))"}))
+        assert woken["stdout"] == "100\n"
+    per = disk / paused
+    print(f"   made in {made:.0f} s; {counted} listed as paused")
+    print(f"   disk for the paused sessions: {disk / 1e6:.0f} MB ({per / 1e3:.0f} kB each)")
+    print(f"   server processes: idle {idle['processes']}, with {live} live {with_live['processes']}, "
+          f"and {paused} paused more {after['processes']}")
+    print(f"   server RSS (all its processes): idle {idle['rss_bytes'] / 2**20:.0f} MiB, with {live} live "
+          f"{with_live['rss_bytes'] / 2**20:.0f} MiB, with the paused ones {after['rss_bytes'] / 2**20:.0f} MiB")
+    verdict = "MET" if after["processes"] <= with_live["processes"] + 1 else "MISS"
+    print(f"   {verdict}  {paused} paused sessions use no process")
+    report["density"] = {"paused": paused, "live": live, "disk_bytes": disk, "idle": idle, "with_live": with_live,
+                         "after": after, "made_s": made, "verdict": verdict}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small counts (CI)")
+    parser.add_argument("--saved", type=int, help="sessions for the restart part (default 1000; quick 100)")
+    parser.add_argument("--paused", type=int, help="paused sessions for the density part (default 10000; quick 200)")
+    parser.add_argument("--json", help="write every figure to this file")
+    args = parser.parse_args()
+    report: dict[str, Any] = {}
+    part_pause_resume(8 if args.quick else 30, 1 if args.quick else 5, report)
+    part_snapshot_cost(15 if args.quick else 60, report)
+    part_restart(args.saved or (100 if args.quick else 1000), report)
+    part_density(args.paused or (200 if args.quick else 10_000), 10 if args.quick else 50, report)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
