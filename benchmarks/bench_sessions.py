@@ -239,13 +239,13 @@ def server_figures(s: Server) -> dict[str, int]:
     for pid in pids:  # every descendant of the server
         with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{pid}/children") as f:
             pids.extend(int(child) for child in f.read().split())
-    rss = 0
+    pss = 0  # proportional: pages the sandboxes share with the zygote are counted once, not per process
     for pid in pids:
-        with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as f:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    rss += int(line.split()[1]) * 1024
-    return {"processes": len(pids), "rss_bytes": rss}
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1]) * 1024
+    return {"processes": len(pids), "pss_bytes": pss}
 
 
 def part_density(paused: int, live: int, report: dict[str, Any]) -> None:
@@ -275,8 +275,8 @@ def part_density(paused: int, live: int, report: dict[str, Any]) -> None:
     print(f"   disk for the paused sessions: {disk / 1e6:.0f} MB ({per / 1e3:.0f} kB each)")
     print(f"   server processes: idle {idle['processes']}, with {live} live {with_live['processes']}, "
           f"and {paused} paused more {after['processes']}")
-    print(f"   server RSS (all its processes): idle {idle['rss_bytes'] / 2**20:.0f} MiB, with {live} live "
-          f"{with_live['rss_bytes'] / 2**20:.0f} MiB, with the paused ones {after['rss_bytes'] / 2**20:.0f} MiB")
+    print(f"   memory (PSS of the server and all its processes): idle {idle['pss_bytes'] / 2**20:.0f} MiB, with {live} "
+          f"live {with_live['pss_bytes'] / 2**20:.0f} MiB, with the paused ones too {after['pss_bytes'] / 2**20:.0f} MiB")
     verdict = "MET" if after["processes"] <= with_live["processes"] + 1 else "MISS"
     print(f"   {verdict}  {paused} paused sessions use no process")
     report["density"] = {"paused": paused, "live": live, "disk_bytes": disk, "idle": idle, "with_live": with_live,

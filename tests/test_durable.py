@@ -15,6 +15,7 @@ import os
 import pickle
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
 import tarfile
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from sandlot_runtime import snapshot
 
 KEY_A, KEY_B = "durable-key-a", "durable-key-b"
 A = {"Authorization": f"Bearer {KEY_A}"}
@@ -255,29 +258,42 @@ def test_sigterm_restart_keeps_sessions_and_their_history(tmp_path: Path) -> Non
         assert server.stop() == 0
 
 
+def _state_file(names: dict[str, object], count: int) -> bytes:
+    """A saved state in the runtime's format (sandlot_runtime/snapshot.py): the names' pickle, a summary, a trailer."""
+    summary = {"format": snapshot.FORMAT, "count": count, "names": sorted(names), "modules": {}, "imported": [],
+               "lost": [], "skipped": None}
+    header = pickle.dumps(summary)
+    return pickle.dumps(names) + header + struct.pack("<Q", len(header)) + snapshot.MAGIC
+
+
 def test_corrupt_and_hostile_saved_state_loses_the_names_not_the_files(server: Server) -> None:
     with server.client() as c:
         session = new_session(c)
         run(c, session, "x = 1\nopen('keep.txt', 'w').write('kept')")
         c.post(f"/v1/sessions/{session}/pause")
-        assert c.put(f"/v1/sessions/{session}/files/.sandlot/state.pickle", content=b"\x80\x05garbage").status_code == 201
+        # Cut short (as a crash mid-write would leave it).
+        state = f"/v1/sessions/{session}/files/.sandlot/state-{1:010d}.pickle"
+        truncated = c.get(state).content[:20]
+        assert c.put(state, content=truncated).status_code == 201
         result = run(c, session, "print(open('keep.txt').read(), 'x' in globals())")
         assert result["stdout"] == "kept False\n"
-        reasons = {entry["name"]: entry["reason"] for entry in result["resumed"]["lost"]}
-        assert "could not be loaded" in reasons["x"]
+        assert any("unreadable" in entry["reason"] for entry in result["resumed"]["lost"]), result["resumed"]
 
-        class Exit:  # a snapshot whose loading ends the interpreter
+        class Exit:  # a saved state whose loading ends the interpreter
             def __reduce__(self) -> tuple[object, ...]:
                 return (os._exit, (3,))
 
         c.post(f"/v1/sessions/{session}/pause")
-        assert c.put(f"/v1/sessions/{session}/files/.sandlot/state.pickle", content=pickle.dumps({"x": Exit()})).status_code == 201
-        summary = {"format": 1, "count": 1, "names": ["x"], "modules": {}, "imported": [], "lost": []}
-        assert c.put(f"/v1/sessions/{session}/files/.sandlot/state.json", content=json.dumps(summary)).status_code == 201
+        forged = f"/v1/sessions/{session}/files/.sandlot/state-{99:010d}.pickle"
+        assert c.put(forged, content=_state_file({"x": Exit()}, 99)).status_code == 201
         result = run(c, session, "print(open('keep.txt').read(), 'x' in globals())")
         assert result["status"] == "ok" and result["stdout"] == "kept False\n"
         assert "ended the interpreter" in result["resumed"]["lost"][0]["reason"]
         assert httpx.get(server.url + "/healthz").status_code == 200
+        # And a well-formed one loads (the runtime, not the host, reads it).
+        c.post(f"/v1/sessions/{session}/pause")
+        assert c.put(forged, content=_state_file({"x": "planted"}, 99)).status_code == 201
+        assert run(c, session, "print(x)")["stdout"] == "planted\n"
         c.delete(f"/v1/sessions/{session}")
 
 
@@ -307,7 +323,8 @@ def test_archive_round_trip_belongs_to_the_importing_key(server: Server) -> None
         with tarfile.open(fileobj=io.BytesIO(archive.content)) as tar:
             names = tar.getnames()
             manifest = json.load(tar.extractfile("sandlot-session/manifest.json"))  # type: ignore[arg-type]
-        assert "sandlot-session/files/sub/s.txt" in names and "sandlot-session/files/.sandlot/state.pickle" in names
+        assert "sandlot-session/files/sub/s.txt" in names
+        assert any(n.startswith("sandlot-session/files/.sandlot/state-") for n in names), names
         assert manifest["format"] == "sandlot-session" and manifest["version"] == 1
         imported = other.post("/v1/sessions/import", content=archive.content)
         assert imported.status_code == 201, imported.text

@@ -215,15 +215,18 @@ class Session:
         if self._sandbox is not None:
             return False
         restarted = self._restart_pending
-        sandbox, reply = await self._engine.start_session_interpreter(self, restore=self.snapshot is not None)
+        # Always asked to restore: the interpreter finds the newest saved state in the workspace itself (the
+        # record may lag behind it after a crash), and an empty workspace costs it one listdir.
+        sandbox, reply = await self._engine.start_session_interpreter(self, restore=True)
         self._sandbox = sandbox
         self._env_sent = False
         self._restart_pending = False
+        earlier = self._resumed["lost"] if self._resumed is not None else []  # a damaged record, say
         if reply is None:
             lost = [{"name": "*", "reason": "the interpreter did not load the saved state"}]
-            self._resumed = {"restored": [], "lost": lost}
-        elif self.snapshot is not None or reply.lost:
-            self._resumed = {"restored": reply.restored, "lost": [entry.model_dump() for entry in reply.lost]}
+            self._resumed = {"restored": [], "lost": earlier + lost}
+        elif reply.restored or reply.lost or earlier:
+            self._resumed = {"restored": reply.restored, "lost": earlier + [entry.model_dump() for entry in reply.lost]}
         self._set_state(RUNNING)
         return restarted
 
