@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sandlot_runtime import snapshot
+from sandlot_runtime import snapshot, statefile
 
 KEY_A, KEY_B = "durable-key-a", "durable-key-b"
 A = {"Authorization": f"Bearer {KEY_A}"}
@@ -258,12 +258,12 @@ def test_sigterm_restart_keeps_sessions_and_their_history(tmp_path: Path) -> Non
         assert server.stop() == 0
 
 
-def _state_file(names: dict[str, object], count: int) -> bytes:
-    """A saved state in the runtime's format (sandlot_runtime/snapshot.py): the names' pickle, a summary, a trailer."""
-    summary = {"format": snapshot.FORMAT, "count": count, "names": sorted(names), "modules": {}, "imported": [],
-               "lost": [], "skipped": None}
-    header = pickle.dumps(summary)
-    return pickle.dumps(names) + header + struct.pack("<Q", len(header)) + snapshot.MAGIC
+def _state_slot(names: dict[str, object], generation: int) -> bytes:
+    """A saved-state slot in the runtime's documented layout (sandlot_runtime/statefile.py)."""
+    summary = pickle.dumps({"format": snapshot.FORMAT, "count": generation, "names": sorted(names), "modules": {},
+                            "imported": [], "lost": [], "skipped": None})
+    return (struct.pack("<8sQ", statefile.MAGIC, generation) + pickle.dumps(names) + summary
+            + struct.pack("<QQ8s", len(summary), generation, statefile.MAGIC))
 
 
 def test_corrupt_and_hostile_saved_state_loses_the_names_not_the_files(server: Server) -> None:
@@ -272,9 +272,8 @@ def test_corrupt_and_hostile_saved_state_loses_the_names_not_the_files(server: S
         run(c, session, "x = 1\nopen('keep.txt', 'w').write('kept')")
         c.post(f"/v1/sessions/{session}/pause")
         # Cut short (as a crash mid-write would leave it).
-        state = f"/v1/sessions/{session}/files/.sandlot/state-{1:010d}.pickle"
-        truncated = c.get(state).content[:20]
-        assert c.put(state, content=truncated).status_code == 201
+        slot = f"/v1/sessions/{session}/files/.sandlot/state-a"
+        assert c.put(slot, content=c.get(slot).content[:20]).status_code == 201
         result = run(c, session, "print(open('keep.txt').read(), 'x' in globals())")
         assert result["stdout"] == "kept False\n"
         assert any("unreadable" in entry["reason"] for entry in result["resumed"]["lost"]), result["resumed"]
@@ -284,15 +283,15 @@ def test_corrupt_and_hostile_saved_state_loses_the_names_not_the_files(server: S
                 return (os._exit, (3,))
 
         c.post(f"/v1/sessions/{session}/pause")
-        forged = f"/v1/sessions/{session}/files/.sandlot/state-{99:010d}.pickle"
-        assert c.put(forged, content=_state_file({"x": Exit()}, 99)).status_code == 201
+        forged = f"/v1/sessions/{session}/files/.sandlot/state-b"
+        assert c.put(forged, content=_state_slot({"x": Exit()}, 1000)).status_code == 201
         result = run(c, session, "print(open('keep.txt').read(), 'x' in globals())")
         assert result["status"] == "ok" and result["stdout"] == "kept False\n"
         assert "ended the interpreter" in result["resumed"]["lost"][0]["reason"]
         assert httpx.get(server.url + "/healthz").status_code == 200
         # And a well-formed one loads (the runtime, not the host, reads it).
         c.post(f"/v1/sessions/{session}/pause")
-        assert c.put(forged, content=_state_file({"x": "planted"}, 99)).status_code == 201
+        assert c.put(forged, content=_state_slot({"x": "planted"}, 2000)).status_code == 201
         assert run(c, session, "print(x)")["stdout"] == "planted\n"
         c.delete(f"/v1/sessions/{session}")
 
@@ -324,7 +323,7 @@ def test_archive_round_trip_belongs_to_the_importing_key(server: Server) -> None
             names = tar.getnames()
             manifest = json.load(tar.extractfile("sandlot-session/manifest.json"))  # type: ignore[arg-type]
         assert "sandlot-session/files/sub/s.txt" in names
-        assert any(n.startswith("sandlot-session/files/.sandlot/state-") for n in names), names
+        assert "sandlot-session/files/.sandlot/state-a" in names, names
         assert manifest["format"] == "sandlot-session" and manifest["version"] == 1
         imported = other.post("/v1/sessions/import", content=archive.content)
         assert imported.status_code == 201, imported.text

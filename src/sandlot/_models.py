@@ -152,6 +152,16 @@ class CallMessage(BaseModel):
     args: dict[str, Any]
 
 
+class SaveSummary(BaseModel):
+    """What a save of a session's state wrote (or not: ``skipped`` says why)."""
+
+    count: int
+    names: list[str] = Field(max_length=1000)
+    lost: list[LostName] = Field(max_length=1000)
+    bytes: int = Field(ge=0)
+    skipped: str | None = Field(None, max_length=1000)
+
+
 class DoneMessage(BaseModel):
     t: Literal["done"]
     id: int | None
@@ -159,6 +169,8 @@ class DoneMessage(BaseModel):
     error: ExecutionError | None
     cpu_ms: float = Field(ge=0)
     peak_rss: int = Field(ge=0)
+    saved: SaveSummary | None = None
+    """What the save after the previous cell wrote."""
 
 
 class SavedMessage(BaseModel):

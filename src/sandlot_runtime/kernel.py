@@ -11,9 +11,11 @@ Messages from the host: ``exec`` {id, code, count, cpu_seconds, env?, tools?, sa
 (write the session's state to its workspace), ``attach`` {id, workdir, home?, restore}
 (a session's workspace was mounted: move into it, and load its saved state).
 Messages to the host: ``call`` {id, tool, args} (a tool call), ``ready``, ``stream`` {id, name, text},
-``output`` {id, output}, ``done`` {id, status, error, cpu_ms, peak_rss}, ``saved`` {id, count, names,
+``output`` {id, output}, ``done`` {id, status, error, cpu_ms, peak_rss, saved?}, ``saved`` {id, count, names,
 lost, bytes, skipped}, ``attached`` {id, restored, lost, count}.
-An ``exec`` with ``save`` saves the state after its ``done`` has left: off the request path.
+An ``exec`` with ``save`` saves the state after its ``done`` has left: off the request path. What it saved
+travels in the next ``done`` (its ``saved``), or answers a ``sync`` {id}, which the host sends before it
+pauses: requests are read in order, so the answer comes once the save is done.
 
 Python-level ``sys.stdout``/``sys.stderr`` travel on the channel, so they keep
 their exact order with rich outputs. File descriptors 1 and 2 are pipes the
@@ -233,6 +235,8 @@ class Kernel:
         self._cpu_soft_limit: int | None = None
         self._wall_limit: float | None = None
         self._baseline_modules: frozenset[str] = frozenset()
+        self._last_save: dict[str, Any] | None = None
+        self._unreported_save: dict[str, Any] | None = None
 
     def serve(self) -> None:
         sys.stdout, sys.stderr = self.stdout, self.stderr
@@ -256,18 +260,22 @@ class Kernel:
                 self._execute(message)
                 save = message.get("save")
                 if isinstance(save, dict):
-                    self._save({**save, "id": message.get("id"), "count": message.get("count")})
+                    # Told to the host with the next ``done`` (or a ``sync``): no message, no wake-up of its own.
+                    self._unreported_save = self._save({**save, "count": message.get("count")})
             elif kind == "save":
-                self._save(message)
+                self.channel.send({"t": "saved", "id": message.get("id"), **self._save(message)})
+            elif kind == "sync":
+                self._unreported_save = None
+                self.channel.send({"t": "saved", "id": message.get("id"), **(self._last_save or _NOTHING_SAVED)})
             elif kind == "attach":
                 self._attach(message)
 
-    def _save(self, request: dict[str, Any]) -> None:
+    def _save(self, request: dict[str, Any]) -> dict[str, Any]:
         summary = snapshot.save(self.runner.namespace, str(request.get("dir", ".")), count=int(request.get("count") or 0),
                                 max_bytes=int(request.get("max_bytes") or 0), baseline_modules=self._baseline_modules)
-        self.channel.send({"t": "saved", "id": request.get("id"), "count": summary["count"],
-                           "names": summary["names"][:_MAX_LISTED], "lost": summary["lost"][:_MAX_LISTED],
-                           "bytes": summary["bytes"], "skipped": summary["skipped"]})
+        self._last_save = {"count": summary["count"], "names": summary["names"][:_MAX_LISTED],
+                           "lost": summary["lost"][:_MAX_LISTED], "bytes": summary["bytes"], "skipped": summary["skipped"]}
+        return self._last_save
 
     def _attach(self, request: dict[str, Any]) -> None:
         workdir = str(request.get("workdir", "."))
@@ -317,14 +325,17 @@ class Kernel:
             self.running_id = None
         _flush_streams()
         self.channel.cork()
-        self.channel.send({
+        done = {
             "t": "done",
             "id": request.get("id"),
             "status": status,
             "error": error,
             "cpu_ms": (_cpu_seconds() - before) * 1000.0,
             "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        })
+        }
+        if self._unreported_save is not None:
+            done["saved"], self._unreported_save = self._unreported_save, None  # the previous cell's save
+        self.channel.send(done)
         self.channel.uncork()
 
     def _warm_up(self) -> None:
@@ -364,6 +375,7 @@ class Kernel:
         return "the run exceeded its time limit and was stopped"
 
 
+_NOTHING_SAVED = {"count": 0, "names": [], "lost": [], "bytes": 0, "skipped": "nothing was saved"}
 _MAX_LISTED = 1000
 """Names listed in ``saved``/``attached`` at most (a frame has a size cap)."""
 

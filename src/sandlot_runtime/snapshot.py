@@ -1,7 +1,7 @@
 """Saving a session's names to its workspace, and bringing them back, inside the sandbox.
 
 CRIU does not work on this kernel, so a session's state is saved at the Python
-level: the user's names are pickled into ``<workspace>/.sandlot/state-<count>.pickle``
+level: the user's names are pickled into ``<workspace>/.sandlot/`` (``statefile``)
 after a cell (or on pause) and unpickled by the next interpreter of the session.
 It happens here, in the sandbox, because the snapshot is data written by hostile
 code: the host copies it (fork, archive) but never unpickles it.
@@ -25,50 +25,19 @@ import io
 import marshal
 import os
 import pickle
-import struct
 import sys
 import types
 from typing import Any
 
+from . import statefile
+
 DIRECTORY = ".sandlot"
-STATE_PREFIX = "state-"
-STATE_SUFFIX = ".pickle"
-FORMAT = 2
-MAGIC = b"SLSTATE2"
-_TRAILER = 8 + len(MAGIC)
+FORMAT = 3
 _SKIPPED_NAMES = frozenset({"__builtins__", "__name__", "__doc__", "__loader__", "__spec__", "__package__"})
 _MAX_MODULES = 2000
 
 _restore_globals: dict[str, Any] = {}
 """The namespace functions saved by value get as their globals when they are loaded again."""
-
-
-class SnapshotTooLarge(Exception):
-    pass
-
-
-class _CappedFile(io.RawIOBase):
-    """A file that refuses to grow past ``limit`` bytes (so an oversized snapshot stops early)."""
-
-    def __init__(self, path: str, limit: int) -> None:
-        super().__init__()
-        self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
-        self._limit = limit
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        size = len(memoryview(data))
-        if self.size + size > self._limit:
-            raise SnapshotTooLarge(f"the state is over the snapshot limit of {self._limit} bytes")
-        self.size += size
-        return self._file.write(data)
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
 
 
 class _Pickler(pickle.Pickler):
@@ -170,14 +139,8 @@ def _reason(exc: BaseException) -> str:
 
 def save(namespace: dict[str, Any], workspace: str, *, count: int, max_bytes: int,
          baseline_modules: frozenset[str]) -> dict[str, Any]:
-    """Write the namespace's picklable names to ``<workspace>/.sandlot``; return what was saved and lost.
-
-    Each save is a new file, ``state-<count>.pickle``: the names' pickle, then a summary (a small pickle of
-    strings), then its length and a magic tag, so that a file cut short is recognised. The file before it
-    stays until the next save succeeds; older ones go. A new name, not a rename over the old file: ext4
-    flushes a file renamed over another at once (``auto_da_alloc``), which cost a third of a millisecond
-    per cell here.
-    """
+    """Write the namespace's picklable names to ``<workspace>/.sandlot`` (``statefile``); return the summary:
+    what was saved, and what was lost with why."""
     names = _user_names(namespace)
     modules = {name: value.__name__ for name, value in names.items() if isinstance(value, types.ModuleType)}
     data = {name: value for name, value in names.items() if name not in modules}
@@ -186,15 +149,18 @@ def save(namespace: dict[str, Any], workspace: str, *, count: int, max_bytes: in
     directory = os.path.join(workspace, DIRECTORY)
     summary: dict[str, Any] = {"format": FORMAT, "count": count, "modules": modules, "imported": imported,
                                "names": [], "lost": lost, "bytes": 0, "skipped": None}
-    path = os.path.join(directory, f"{STATE_PREFIX}{count:010d}{STATE_SUFFIX}")
+
+    def summary_for() -> dict[str, Any]:
+        summary["names"] = sorted(data)
+        return summary
+
+    def dump(file: Any) -> None:
+        _dumps(data, file, namespace)
+
     try:
-        if not os.path.isdir(directory):
-            os.makedirs(directory, exist_ok=True)
         try:
-            size = _write(data, path, max_bytes, namespace, summary)
-        except SnapshotTooLarge:
-            raise
-        except (OSError, RecursionError, RuntimeError):
+            summary["bytes"] = statefile.write(directory, dump, summary_for, max_bytes)
+        except (statefile.TooLarge, OSError, RecursionError, RuntimeError):
             raise
         except Exception:
             # Something in there cannot be pickled: find out what, name it, save the rest.
@@ -204,18 +170,23 @@ def save(namespace: dict[str, Any], workspace: str, *, count: int, max_bytes: in
                 except Exception as exc:
                     lost.append({"name": name, "reason": _reason(exc)})
                     del data[name]
-            size = _write(data, path, max_bytes, namespace, summary)
-    except SnapshotTooLarge as exc:
-        summary["skipped"] = str(exc)
-        summary["lost"] = [{"name": name, "reason": str(exc)} for name in sorted(data)] + lost
-        size = _write_marker(path, summary)  # an older state would be the wrong one: this says why there is none
+            summary["bytes"] = statefile.write(directory, dump, summary_for, max_bytes)
+    except statefile.TooLarge as exc:
+        _save_nothing(directory, summary, data, str(exc))
     except (OSError, RecursionError, RuntimeError) as exc:  # no room, a name changed while saving
-        summary["skipped"] = f"the state could not be saved: {_reason(exc)}"
-        summary["lost"] = [{"name": name, "reason": summary["skipped"]} for name in sorted(data)]
-        size = _write_marker(path, summary)
-    _remove_older(directory, keep=count)
-    summary["bytes"] = size
+        _save_nothing(directory, summary, data, f"the state could not be saved: {_reason(exc)}")
     return summary
+
+
+def _save_nothing(directory: str, summary: dict[str, Any], data: dict[str, Any], why: str) -> None:
+    """A state with no names and the reason (an older state would be the wrong one to load)."""
+    summary["skipped"] = why
+    summary["lost"] = [{"name": name, "reason": why} for name in sorted(data)] + summary["lost"]
+    data.clear()
+    try:
+        summary["bytes"] = statefile.write(directory, lambda file: _dumps({}, file, {}), lambda: summary, 1 << 20)
+    except (OSError, statefile.TooLarge):
+        summary["bytes"] = 0
 
 
 class _Discard(io.RawIOBase):
@@ -226,102 +197,16 @@ class _Discard(io.RawIOBase):
         return len(memoryview(data))
 
 
-def _write(data: dict[str, Any], path: str, max_bytes: int, namespace: dict[str, Any],
-           summary: dict[str, Any]) -> int:
-    summary["names"] = sorted(data)
-    with _CappedFile(path, max_bytes) as raw, io.BufferedWriter(raw, 1 << 20) as file:
-        _dumps(data, file, namespace)
-        _write_trailer(file, summary)
-        file.flush()
-        return raw.size
-
-
-def _write_marker(path: str, summary: dict[str, Any]) -> int:
-    """A state file with no names, only the summary that says why (over the cap, no room)."""
-    summary["names"] = []
-    try:
-        with open(path, "wb") as file:
-            _dumps({}, file, {})
-            _write_trailer(file, summary)
-            return file.tell()
-    except OSError:
-        _remove_quietly(path)
-        return 0
-
-
-def _write_trailer(file: Any, summary: dict[str, Any]) -> None:
-    header = pickle.dumps(summary, protocol=pickle.HIGHEST_PROTOCOL)
-    file.write(header)
-    file.write(struct.pack("<Q", len(header)) + MAGIC)
-
-
-def _state_files(directory: str) -> list[tuple[int, str]]:
-    """The state files in ``directory``, newest first."""
-    found = []
-    try:
-        entries = os.listdir(directory)
-    except OSError:
-        return []
-    for entry in entries:
-        if entry.startswith(STATE_PREFIX) and entry.endswith(STATE_SUFFIX):
-            number = entry[len(STATE_PREFIX):-len(STATE_SUFFIX)]
-            if number.isdigit():
-                found.append((int(number), os.path.join(directory, entry)))
-    return sorted(found, reverse=True)
-
-
-def _remove_older(directory: str, keep: int) -> None:
-    """Keep the state just written and the one before it (in case the newest is cut short by a crash)."""
-    kept = 0
-    for number, path in _state_files(directory):
-        if number > keep:
-            continue  # a later interpreter's (should not happen); not ours to judge
-        kept += 1
-        if kept > 2:
-            _remove_quietly(path)
-
-
-def _read_summary(path: str) -> tuple[dict[str, Any], int]:
-    """A state file's summary and where its names' pickle ends; ValueError if the file is cut short or foreign."""
-    with open(path, "rb") as file:
-        size = os.fstat(file.fileno()).st_size
-        if size < _TRAILER:
-            raise ValueError("the file is cut short")
-        file.seek(size - _TRAILER)
-        tail = file.read(_TRAILER)
-        if tail[8:] != MAGIC:
-            raise ValueError("the file is cut short or not a saved state")
-        (length,) = struct.unpack("<Q", tail[:8])
-        if length > size - _TRAILER:
-            raise ValueError("the file's summary is damaged")
-        file.seek(size - _TRAILER - length)
-        summary = pickle.loads(file.read(length))
-    if not isinstance(summary, dict) or summary.get("format") != FORMAT:
-        raise ValueError("unknown snapshot format")
-    return summary, size - _TRAILER - length
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
 def restore(namespace: dict[str, Any], workspace: str) -> dict[str, Any]:
-    """Load what ``save`` wrote into ``namespace``: the names restored, and those lost with why. The newest
-    readable state file is used; one that is unreadable is said to be lost."""
-    lost: list[dict[str, str]] = []
-    summary = None
-    for _number, path in _state_files(os.path.join(workspace, DIRECTORY)):
-        try:
-            summary, _end = _read_summary(path)
-            break
-        except (OSError, ValueError, pickle.UnpicklingError, EOFError) as exc:
-            lost.append({"name": "*", "reason": f"a saved state ({os.path.basename(path)}) is unreadable: {_reason(exc)}"})
-    if summary is None:
-        return {"restored": [], "lost": lost, "count": None}
-    lost += [entry for entry in summary.get("lost", []) if isinstance(entry, dict)]
+    """Load what ``save`` wrote into ``namespace``: the names restored, and those lost with why."""
+    try:
+        found = statefile.newest(os.path.join(workspace, DIRECTORY))
+    except (statefile.Damaged, OSError) as exc:
+        return {"restored": [], "lost": [{"name": "*", "reason": f"the saved state is unreadable: {exc}"}], "count": None}
+    if found is None:
+        return {"restored": [], "lost": [], "count": None}
+    path, _generation, summary = found
+    lost = [entry for entry in summary.get("lost", []) if isinstance(entry, dict)]
     restored: list[str] = []
     for module in summary.get("imported", []):
         try:
@@ -339,8 +224,7 @@ def restore(namespace: dict[str, Any], workspace: str) -> dict[str, Any]:
         global _restore_globals
         _restore_globals = namespace
         try:
-            with open(path, "rb") as file:
-                data = pickle.load(file)
+            data = statefile.load_names(path)
             if not isinstance(data, dict):
                 raise ValueError("the saved state is not a namespace")
         except BaseException as exc:

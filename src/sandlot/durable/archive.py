@@ -4,7 +4,7 @@ The format, version 1: a gzip-compressed POSIX tar holding
 
     sandlot-session/manifest.json    {"format": "sandlot-session", "version": 1, "session": {...}, "cells": [...]}
     sandlot-session/files/<path>     every regular file of the workspace, the saved state
-                                     (.sandlot/state-<count>.pickle) included
+                                     (.sandlot/state-a, state-b) included
 
 ``session`` holds ``execution_count``, ``idle_timeout``, ``limits``, ``env``, ``tools`` and
 ``snapshot`` (the summary of the saved state); ``cells`` the history, each

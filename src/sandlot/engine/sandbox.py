@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sandlot_runtime import framing
@@ -36,6 +37,7 @@ from .._models import (
     OutputMessage,
     ReadyMessage,
     SavedMessage,
+    SaveSummary,
     Status,
     StreamMessage,
     parse_sandbox_message,
@@ -87,6 +89,10 @@ class Sandbox:
         self.installed_tools: tuple[str, ...] | None = None
         self._pending_rlimits: dict[str, list[int]] = {}
         self._replies: dict[int, asyncio.Future[Any]] = {}
+        self.save_pending = False
+        """An ``exec`` asked for a save whose summary has not come back yet (see ``sync``)."""
+        self.on_saved: Callable[[SaveSummary], None] | None = None
+        """Called with each save summary that arrives (in a ``done`` or in answer to ``sync``)."""
         """Requests that are answered by a message of their own (``saved``, ``attached``), by id."""
         self.alive = True
         self.used = False
@@ -159,7 +165,7 @@ class Sandbox:
             message["env"] = env
         if save is not None:
             message["save"] = save
-            self._replies[self._run_id] = self._loop.create_future()
+            self.save_pending = True
         if self._pending_rlimits:
             message["rlimits"], self._pending_rlimits = self._pending_rlimits, {}
         self._broker = tools
@@ -190,10 +196,13 @@ class Sandbox:
         outcome.tool_calls = list(tools.calls) if tools is not None else []
         return outcome
 
-    async def saved(self, timeout: float) -> SavedMessage | None:
-        """What the save that followed the last cell wrote (None: none asked, the sandbox died, too slow)."""
-        reply = await self._reply_to(self._run_id, timeout)
-        return reply if isinstance(reply, SavedMessage) else None
+    async def sync(self, timeout: float) -> SavedMessage | None:
+        """Wait until the save after the last cell is done, and get what it wrote (None: the sandbox died, too slow)."""
+        reply = await self._request({"t": "sync"}, timeout)
+        if isinstance(reply, SavedMessage):
+            self.save_pending = False
+            return reply
+        return None
 
     async def save(self, directory: str, max_bytes: int, timeout: float) -> SavedMessage | None:
         """Save the session's state now (pause, with snapshots ``on_pause``)."""
@@ -412,6 +421,8 @@ class Sandbox:
                 if message.id != self._run_id:
                     raise ProtocolError("a reply to a request that was never made")
                 self._drain_pipes()
+                if message.saved is not None and self.on_saved is not None:
+                    self.on_saved(message.saved)
                 self._done.set_result(message)
 
     def _start_tool_call(self, message: CallMessage) -> None:

@@ -81,7 +81,6 @@ class Session:
         self._restart_pending = False
         self._resumed: dict[str, Any] | None = None
         """What the last restore brought back, for the next result."""
-        self._save: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         if record.damaged:
             self._resumed = {"restored": [], "lost": [{"name": "*", "reason": "the session's record was damaged on disk "
@@ -139,7 +138,8 @@ class Session:
             if self.closed:
                 raise ClosedError(f"session {self.id} is closed")
             self._touch()
-            await self._settle_save()
+            # No wait for the last cell's save: the interpreter reads requests in order, so this cell
+            # runs after that save whatever happens; only pause, fork and export wait for it.
             restarted = await self._ensure_interpreter()
             resumed, self._resumed = self._resumed, None
             self.execution_count += 1
@@ -169,8 +169,6 @@ class Session:
             if resumed is not None:
                 result.resumed = Resumed.model_validate(resumed)
             store.cell_finished(self.id, count, [o.model_dump(mode="json") for o in result.outputs], result.status)
-            if save is not None and not sandbox.doomed:
-                self._save = asyncio.get_running_loop().create_task(self._record_save(sandbox))
             self._engine.raise_if_lost(sandbox)
             return result
 
@@ -218,6 +216,7 @@ class Session:
         # Always asked to restore: the interpreter finds the newest saved state in the workspace itself (the
         # record may lag behind it after a crash), and an empty workspace costs it one listdir.
         sandbox, reply = await self._engine.start_session_interpreter(self, restore=True)
+        sandbox.on_saved = self._note_saved
         self._sandbox = sandbox
         self._env_sent = False
         self._restart_pending = False
@@ -235,12 +234,11 @@ class Session:
     def _save_request(self) -> dict[str, Any]:
         return {"dir": self._engine.sandbox_workspace_path(self), "max_bytes": self._engine.config.snapshot_max_bytes}
 
-    async def _record_save(self, sandbox: Sandbox) -> None:
-        self._note_saved(await sandbox.saved(SAVE_TIMEOUT))
-
     def _note_saved(self, saved: Any) -> None:
         if saved is None:
             return  # the interpreter died or was too slow: the last snapshot on disk stays the one to load
+        if self.snapshot is not None and saved.count < int(self.snapshot.get("count") or 0):
+            return  # an earlier cell's, answered late
         self.snapshot = {"count": saved.count, "names": saved.names, "lost": [e.model_dump() for e in saved.lost],
                          "bytes": saved.bytes, "skipped": saved.skipped, "saved_at": time.time()}
         if saved.skipped:
@@ -248,13 +246,10 @@ class Session:
         self._engine.session_store.update(self.id, snapshot=self.snapshot)
 
     async def _settle_save(self) -> None:
-        """Wait for the save that followed the last cell (the next cell must not race it)."""
-        save, self._save = self._save, None
-        if save is not None:
-            try:
-                await save
-            except Exception:
-                log.exception("sandlot: session %s: recording a snapshot failed", self.id)
+        """Wait for the save that followed the last cell (pause, fork and export must not race it)."""
+        sandbox = self._sandbox
+        if sandbox is not None and sandbox.save_pending and not sandbox.doomed:
+            self._note_saved(await sandbox.sync(SAVE_TIMEOUT))
 
     async def fork(self, new_id: str, owner: str) -> tuple[SessionRecord, Volume]:
         """A copy of this session as it is now: its files, and its saved state (which is in its files)."""
