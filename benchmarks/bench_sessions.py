@@ -177,22 +177,24 @@ def part_pause_resume(rounds: int, big_rounds: int, report: dict[str, Any]) -> N
                               "big_pause": big_pauses, "big_resume": big_resumes, "ratio": ratio, "verdict": verdict}
 
 
-def cell_times(mode: str, cells: int) -> list[float]:
-    with server(SANDLOT_SNAPSHOTS=mode) as s, httpx.Client(base_url=s.url, timeout=60) as c:
-        sid = ok(c.post("/v1/sessions", json={}), 201)["id"]
-        ok(c.post(f"/v1/sessions/{sid}/execute", json={"code": "import numpy as np\nn = 0\nrows = list(range(100))"}))
-        times = []
-        for _ in range(cells):
-            times.append(timed(lambda: ok(c.post(f"/v1/sessions/{sid}/execute", json={"code": "n += 1\nrows.append(n)"}))))
-        return times
-
-
 def part_snapshot_cost(cells: int, report: dict[str, Any]) -> None:
+    """Two servers at once, one per mode, their cells interleaved: the machine's drift hits both alike."""
     print("2. the cost a snapshot adds to a cell (back-to-back cells, small namespace)")
-    every, on_pause = [], []
-    for _ in range(2):  # alternate, so drift on a shared machine hits both
-        on_pause += cell_times("on_pause", cells)
-        every += cell_times("every_cell", cells)
+    times: dict[str, list[float]] = {"on_pause": [], "every_cell": []}
+    with server(SANDLOT_SNAPSHOTS="on_pause") as a, server(SANDLOT_SNAPSHOTS="every_cell") as b, \
+            httpx.Client(base_url=a.url, timeout=60) as ca, httpx.Client(base_url=b.url, timeout=60) as cb:
+        sessions = {}
+        for mode, c in (("on_pause", ca), ("every_cell", cb)):
+            sid = ok(c.post("/v1/sessions", json={}), 201)["id"]
+            ok(c.post(f"/v1/sessions/{sid}/execute", json={"code": "import numpy as np\nn = 0\nrows = list(range(100))"}))
+            sessions[mode] = (c, sid)
+        for i in range(cells + 10):
+            for mode in (("on_pause", "every_cell") if i % 2 else ("every_cell", "on_pause")):
+                c, sid = sessions[mode]
+                took = timed(lambda c=c, sid=sid: ok(c.post(f"/v1/sessions/{sid}/execute", json={"code": "n += 1\nrows.append(n)"})))
+                if i >= 10:  # the first ones warm up
+                    times[mode].append(took)
+    every, on_pause = times["every_cell"], times["on_pause"]
     cost = percentile(every, 50) / percentile(on_pause, 50) - 1
     print(f"   snapshots = on_pause        {stats(on_pause)}")
     print(f"   snapshots = every_cell      {stats(every)}")
@@ -292,7 +294,7 @@ def main() -> None:
     args = parser.parse_args()
     report: dict[str, Any] = {}
     part_pause_resume(8 if args.quick else 30, 1 if args.quick else 5, report)
-    part_snapshot_cost(15 if args.quick else 60, report)
+    part_snapshot_cost(60 if args.quick else 300, report)
     part_restart(args.saved or (100 if args.quick else 1000), report)
     part_density(args.paused or (200 if args.quick else 10_000), 10 if args.quick else 50, report)
     if args.json:
