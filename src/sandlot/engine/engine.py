@@ -25,6 +25,7 @@ from typing import Any
 
 from sandlot_runtime.spec import LANDLOCK
 
+from .. import tracing
 from .._config import EngineConfig, Limits
 from .._errors import CapacityError, ClosedError, InvalidRequestError, NotFoundError, RestartingError, SpawnError
 from .._models import ExecutionResult, ToolCallRecord, Usage
@@ -160,6 +161,7 @@ class Engine:
 
     # ---- stateless runs -------------------------------------------------
 
+    @tracing.traced_run("execute")
     async def execute(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes] | None = None,
                       env: Mapping[str, str] | None = None, on_event: EventCallback | None = None,
                       tools: Iterable[str] | None = None, limits: Mapping[str, float | int] | None = None,
@@ -210,6 +212,7 @@ class Engine:
             raise InvalidRequestError("tmp_size is the server's setting; it cannot change per run")
         return self.config.limits.override(self.config.max_limits, timeout=timeout, **changes)
 
+    @tracing.timed("sandlot.sandbox_take_ms")
     async def _sandbox_for(self, limits: Limits) -> Sandbox:
         """A sandbox held to ``limits``: from the pool (retargeted), or started on demand."""
         factory = self._open_factory()
@@ -306,6 +309,7 @@ class Engine:
 
     # What a session asks of the engine: the doors between the two rooms.
 
+    @tracing.timed("sandlot.sandbox_take_ms")
     async def start_session_sandbox(self, limits: Limits, uid: int, workspace: Workspace) -> Sandbox:
         """A fresh interpreter for a session: its uid, its workspace (files intact)."""
         return await self._open_factory().start(limits, uid=uid, workspace=workspace)

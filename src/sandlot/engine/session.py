@@ -16,6 +16,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from .. import tracing
 from .._config import Limits
 from .._errors import ClosedError
 from .._models import ExecutionResult, Output
@@ -76,12 +77,14 @@ class Session:
         return (now - self._last_used > self.idle_timeout
                 or now - self._started_mono > self._engine.config.session_max_lifetime)
 
+    @tracing.traced_run("session", figures=True)
     async def execute(self, code: str, *, timeout: float | None = None,
                       on_event: EventCallback | None = None) -> ExecutionResult:
         """Run a cell; user-code failures come back as data in the result."""
         check_code(code)
         limits = self.limits.override(self._engine.config.max_limits, timeout=timeout)
         async with self._lock:
+            tracing.note_elapsed("sandlot.queue_wait_ms")  # behind the session's earlier cells
             if self.closed:
                 raise ClosedError(f"session {self.id} is closed")
             self._last_used = time.monotonic()
