@@ -129,7 +129,14 @@ def test_a_full_state_directory_is_reported_refused_with_503_and_recovered() -> 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     try:
-        with serve(port, "--state-dir", state, "--pool-size", "1"):
+        with running_server(ServerConfig(engine=EngineConfig(preload=(), pool_size=1))) as neighbour, \
+                serve(port, "--state-dir", state, "--pool-size", "1"):
+            # A server on another state directory in the same cgroup: starting, this one must not take the
+            # neighbour's live sandboxes for a crashed instance's and kill them.
+            session = httpx.post(neighbour + "/v1/sessions", json={}, timeout=30).json()["id"]
+            cell = httpx.post(f"{neighbour}/v1/sessions/{session}/execute", json={"code": "x = 1"}, timeout=30)
+            assert cell.status_code == 200 and cell.json()["status"] == "ok"
+            assert run_ok(neighbour)
             assert run_ok(url)
             # The blocks: health says so at once. The workspaces are tmpfs mounts of their own
             # (as root), so runs are still served.
