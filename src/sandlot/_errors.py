@@ -10,7 +10,8 @@ server and the CLI need no special cases.
     ├── AuthenticationError      a missing or wrong API key (server and client)
     ├── UnavailableError         the server is shutting down or unreachable (client)
     │   ├── RequestTimeoutError  the client gave up waiting for an answer
-    │   └── RestartingError      the zygote died or stalled under a request and is restarting (retry)
+    │   ├── RestartingError      the zygote died or stalled under a request and is restarting (retry)
+    │   └── ResourceExhaustedError   the host ran out of disk, processes, memory or fds for a sandbox (retry)
     ├── SandboxError             one sandbox failed (not the user's code)
     │   ├── SpawnError           a sandbox could not start or contain itself
     │   └── ProtocolError        a sandbox broke the channel protocol
@@ -74,6 +75,20 @@ class RestartingError(UnavailableError):
     error_type = "restarting"
 
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ResourceExhaustedError(UnavailableError):
+    """The host ran out of something a new sandbox needs: room on the state directory's disk,
+    processes or memory (the server's own cgroup limits, or the system's), file descriptors.
+
+    Not the request's fault and not for good: retry after ``retry_after`` seconds; ``/healthz``
+    says what ran out while it lasts."""
+
+    error_type = "resource_exhausted"
+
+    def __init__(self, message: str, retry_after: float = 2.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 

@@ -119,7 +119,8 @@ class Zygote:
             self.sandboxes.add(pid)
             pidfd = os.pidfd_open(pid)
         except Exception as exc:
-            self._send({"t": "spawn_failed", "req": req, "message": f"{type(exc).__name__}: {exc}"})
+            self._send({"t": "spawn_failed", "req": req, "message": f"{type(exc).__name__}: {exc}",
+                        "errno": getattr(exc, "errno", None)})  # EAGAIN: out of processes (a pids limit)
             return
         try:
             self._send({"t": "spawned", "req": req, "pid": pid}, [pidfd])

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import tracing
 from .._errors import InvalidRequestError, UpstreamTimeoutError
 from .._models import ExecutionResult, ToolCallRecord
 from ..engine import Session
@@ -139,6 +140,18 @@ class AgentLoop:
 
     async def run(self, messages: list[dict[str, Any]], on_delta: DeltaCallback | None = None,
                   on_step: StepCallback | None = None) -> Outcome:
+        """Answer the conversation: model turns and the code and tool calls they ask for."""
+        with tracing.span("sandlot.agent", {"sandlot.model": self.upstream.config.name, "sandlot.session.id": self.session.id,
+                                            "sandlot.agent.max_steps": self.max_steps}) as span:
+            outcome = await self._run(messages, on_delta, on_step)
+            span.set_many({"sandlot.agent.stop_reason": outcome.stop_reason, "sandlot.agent.finish_reason": outcome.finish_reason,
+                           "sandlot.agent.steps": len(outcome.steps), "sandlot.agent.model_calls": outcome.model_calls,
+                           "gen_ai.usage.input_tokens": outcome.prompt_tokens,
+                           "gen_ai.usage.output_tokens": outcome.completion_tokens})
+            return outcome
+
+    async def _run(self, messages: list[dict[str, Any]], on_delta: DeltaCallback | None,
+                   on_step: StepCallback | None) -> Outcome:
         use_tool = self.action_format != "code_blocks"
         registry = list(self.host_tools.registry) if self.host_tools is not None else []
         tools_text = describe_host_tools([t.python_signature() for t in registry if t.expose in ("code", "both")])
@@ -156,47 +169,49 @@ class AgentLoop:
             if self._remaining() <= FINAL_ANSWER_RESERVE:
                 stop_reason = "time_limit"
                 break
-            try:
-                turn = await self._ask(conversation, tools or None, on_delta)
-            except _OutOfTime:
-                if not self.steps:
-                    raise UpstreamTimeoutError("the request's time limit ran out while waiting for the model") from None
-                stop_reason = "time_limit"  # keep the steps already run: answer with them below
-                break
-            except InvalidRequestError:
-                if not use_tool or self.action_format != "code_blocks" or self.client_tools:
-                    raise
-                # auto mode, and the upstream just refused the `tools` parameter: ask again with code blocks.
-                use_tool, tools, direct = False, [], {}
-                conversation = self._conversation(messages, use_tool, tools_text)
-                continue
-            ours = [call for call in turn.tool_calls if call.name == TOOL_NAME or call.name in direct]
-            if client_calls := [call for call in turn.tool_calls if call not in ours]:
-                # Hand back only the client's own calls: it cannot answer a `python` call, and an
-                # unanswered call would make the upstream refuse the conversation's next turn.
-                return self._outcome(Turn(turn.content, client_calls).as_message(), "tool_calls", "client_tool")
-            kept, blocks = code_turn(turn.content) if self.action_format != "tool_calls" and not ours else ("", [])
-            if ours:
-                await self._run_calls(turn, ours, conversation, watch, on_step)
-            elif blocks:
-                await self._run_blocks(kept, blocks, conversation, watch, on_step)
-            else:
-                verdict = self._judge_reply(turn, conversation, watch, use_tool)
-                if isinstance(verdict, Outcome):
-                    return verdict
-                if verdict is None:
-                    continue  # the model was sent back with a nudge
-                stop_reason = verdict
-                break
-            code_turns += 1
-            if repeated_failure([s.code for s in self.steps], [s.result for s in self.steps],
-                                self.settings.repeat_limit):
-                stop_reason = "repeated_failure"
-                break
-            if watch.repetition.streak >= 2:
-                stop_reason = "repetition"
-                break
-        return await self._final_answer(conversation, tools, stop_reason, on_delta)
+            with tracing.span("sandlot.agent.turn", {"sandlot.turn.number": self._usage[2] + 1}):
+                try:
+                    turn = await self._ask(conversation, tools or None, on_delta)
+                except _OutOfTime:
+                    if not self.steps:
+                        raise UpstreamTimeoutError("the request's time limit ran out while waiting for the model") from None
+                    stop_reason = "time_limit"  # keep the steps already run: answer with them below
+                    break
+                except InvalidRequestError:
+                    if not use_tool or self.action_format != "code_blocks" or self.client_tools:
+                        raise
+                    # auto mode, and the upstream just refused the `tools` parameter: ask again with code blocks.
+                    use_tool, tools, direct = False, [], {}
+                    conversation = self._conversation(messages, use_tool, tools_text)
+                    continue
+                ours = [call for call in turn.tool_calls if call.name == TOOL_NAME or call.name in direct]
+                if client_calls := [call for call in turn.tool_calls if call not in ours]:
+                    # Hand back only the client's own calls: it cannot answer a `python` call, and an
+                    # unanswered call would make the upstream refuse the conversation's next turn.
+                    return self._outcome(Turn(turn.content, client_calls).as_message(), "tool_calls", "client_tool")
+                kept, blocks = code_turn(turn.content) if self.action_format != "tool_calls" and not ours else ("", [])
+                if ours:
+                    await self._run_calls(turn, ours, conversation, watch, on_step)
+                elif blocks:
+                    await self._run_blocks(kept, blocks, conversation, watch, on_step)
+                else:
+                    verdict = self._judge_reply(turn, conversation, watch, use_tool)
+                    if isinstance(verdict, Outcome):
+                        return verdict
+                    if verdict is None:
+                        continue  # the model was sent back with a nudge
+                    stop_reason = verdict
+                    break
+                code_turns += 1
+                if repeated_failure([s.code for s in self.steps], [s.result for s in self.steps],
+                                    self.settings.repeat_limit):
+                    stop_reason = "repeated_failure"
+                    break
+                if watch.repetition.streak >= 2:
+                    stop_reason = "repetition"
+                    break
+        with tracing.span("sandlot.agent.turn", {"sandlot.turn.number": self._usage[2] + 1, "sandlot.turn.final": True}):
+            return await self._final_answer(conversation, tools, stop_reason, on_delta)
 
     async def _run_calls(self, turn: Turn, calls: list[ToolCall], conversation: list[dict[str, Any]], watch: _Watch,
                          on_step: StepCallback | None) -> None:
@@ -307,7 +322,10 @@ class AgentLoop:
 
     async def _run_step(self, code: str, on_step: StepCallback | None) -> Step:
         timeout = max(0.5, min(self.session.limits.timeout, self._remaining() - FINAL_ANSWER_RESERVE))
-        result = await self.session.execute(code, timeout=timeout)
+        with tracing.span("sandlot.agent.step", {"sandlot.step.number": len(self.steps) + 1,
+                                                 "sandlot.step.code_bytes": len(code)}) as span:
+            result = await self.session.execute(code, timeout=timeout)
+            span.set("sandlot.status", result.status)
         files = [f.path for f in self.session.workspace.list_files(max_entries=11)] if wants_files(result) else None
         observation = observe(result, code, self.settings.result_budget, self.settings.traceback_frames, timeout,
                               files)

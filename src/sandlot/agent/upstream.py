@@ -15,6 +15,7 @@ from typing import Any
 
 import openai
 
+from .. import tracing
 from .._errors import InvalidRequestError, UpstreamError, UpstreamTimeoutError
 from .config import UpstreamModel
 
@@ -65,9 +66,21 @@ class Upstream:
     async def turn(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None,
                    params: dict[str, Any], on_delta: DeltaCallback | None = None) -> Turn:
         """Ask the model for its next reply; with ``on_delta``, stream the text as it comes."""
+        with tracing.span(f"chat {self.config.upstream_name}", {
+                "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": self.config.upstream_name, "sandlot.model": self.config.name,
+                "server.address": self._client.base_url.host, "sandlot.stream": on_delta is not None}, kind="client") as span:
+            turn = await self._turn(messages, tools=tools, params=params, on_delta=on_delta)
+            span.set_many({"gen_ai.usage.input_tokens": turn.prompt_tokens, "gen_ai.usage.output_tokens": turn.completion_tokens,
+                           "gen_ai.response.finish_reasons": [turn.finish_reason] if turn.finish_reason else None,
+                           "sandlot.tool_calls": len(turn.tool_calls)})
+            return turn
+
+    async def _turn(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None,
+                    params: dict[str, Any], on_delta: DeltaCallback | None) -> Turn:
         kwargs: dict[str, Any] = {"model": self.config.upstream_name, "messages": messages, **params,
                                   # The key is read at call time, as documented, not when the client was made.
-                                  "extra_headers": {"Authorization": f"Bearer {self.config.api_key()}"}}
+                                  "extra_headers": tracing.inject({"Authorization": f"Bearer {self.config.api_key()}"})}
         if tools:
             kwargs["tools"] = tools
         else:  # without tools these would make the upstream refuse the request

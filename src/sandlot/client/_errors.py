@@ -33,6 +33,7 @@ from .._errors import (
     InvalidRequestError,
     NotFoundError,
     RequestTimeoutError,
+    ResourceExhaustedError,
     RestartingError,
     SandboxError,
     SandlotError,
@@ -75,7 +76,7 @@ def error_class(status: int | None, error_type: str) -> type[SandlotError]:
 
 
 def make_error(cls: type[SandlotError], message: str, retry_after: float | None = None) -> SandlotError:
-    if issubclass(cls, (CapacityError, RestartingError)):
+    if issubclass(cls, (CapacityError, ResourceExhaustedError, RestartingError)):
         return cls(message, retry_after=DEFAULT_RETRY_AFTER if retry_after is None else retry_after)
     return cls(message)
 

@@ -30,7 +30,7 @@ import threading
 
 from sandlot_runtime import _libc
 
-from .._errors import TooLargeError
+from .._errors import ResourceExhaustedError, TooLargeError
 from ..engine.workspace import Workspace
 
 IMAGE = "workspace.img"
@@ -103,6 +103,8 @@ class VolumeManager:
             command = ["mount", "-t", "ext4", "-o", "loop,nosuid,nodev,noatime", volume.image, volume.path]
             try:
                 _run(command)
+            except ResourceExhaustedError:
+                raise
             except OSError:
                 subprocess.run(["e2fsck", "-p", volume.image], capture_output=True, timeout=120, check=False)
                 _run(command)
@@ -204,7 +206,12 @@ def _run(command: list[str]) -> None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise OSError(errno.EIO, f"{command[0]}: {exc}") from None
     if done.returncode != 0:
-        raise OSError(errno.EIO, f"{command[0]} failed: {done.stderr.decode(errors='replace').strip()[:300]}")
+        said = done.stderr.decode(errors="replace").strip()[:300]
+        if "loop device" in said:  # util-linux: "failed to setup loop device", "could not find any free loop device"
+            raise ResourceExhaustedError(f"no loop device is free for a session's workspace: {said}")
+        if "No space left" in said:
+            raise OSError(errno.ENOSPC, f"{command[0]}: {said}")
+        raise OSError(errno.EIO, f"{command[0]} failed: {said}")
 
 
 @contextlib.contextmanager

@@ -26,15 +26,24 @@ from typing import Any
 
 from sandlot_runtime.spec import LANDLOCK
 
+from .. import tracing
 from .._config import EngineConfig, Limits
-from .._errors import CapacityError, ClosedError, InvalidRequestError, NotFoundError, RestartingError, SpawnError
+from .._errors import (
+    CapacityError,
+    ClosedError,
+    InvalidRequestError,
+    NotFoundError,
+    ResourceExhaustedError,
+    RestartingError,
+    SpawnError,
+)
 from .._models import AttachedMessage, ExecutionResult, LostName, ToolCallRecord, Usage
 from ..durable import archive
 from ..durable.datadir import DataDir
 from ..durable.store import PAUSED, RUNNING, CellRecord, SessionRecord, SessionStore
 from ..durable.volumes import Volume, VolumeManager
 from ..tools import ToolBroker, ToolRegistry
-from . import host
+from . import host, resources
 from .code import check_code
 from .collector import EventCallback, RunOutcome
 from .factory import SandboxFactory
@@ -50,8 +59,6 @@ REFILL_QUIET = 0.01
 """While the pool has slack, refills wait for this long without a request, so a
 burst of requests is not slowed by forks and containment competing for the CPU."""
 SPAWN_ATTEMPTS = 5
-MIN_FREE_DISK = 16 << 20
-"""Below this much free space on the disk that holds the workspaces, health says a run cannot be served."""
 TEARDOWN_MAX_DELAY = 0.25
 """A finished one-shot sandbox is killed in a gap between requests too (killing
 unmaps ~80 MB of copy-on-write memory: milliseconds of kernel CPU), but never
@@ -81,6 +88,8 @@ class Engine:
         self._store: SessionStore | None = None
         self._volumes: VolumeManager | None = None
         self._data_dir: DataDir | None = None
+        self._refill_error: str | None = None
+        """Why the last pool refill failed (None once one succeeds): what health says ran out."""
 
     def __repr__(self) -> str:
         return (f"<Engine isolation={self.isolation} alive={self.sandboxes_alive} sessions={len(self.sessions)} "
@@ -176,6 +185,7 @@ class Engine:
 
     # ---- stateless runs -------------------------------------------------
 
+    @tracing.traced_run("execute")
     async def execute(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes] | None = None,
                       env: Mapping[str, str] | None = None, on_event: EventCallback | None = None,
                       tools: Iterable[str] | None = None, limits: Mapping[str, float | int] | None = None,
@@ -226,6 +236,7 @@ class Engine:
             raise InvalidRequestError("tmp_size is the server's setting; it cannot change per run")
         return self.config.limits.override(self.config.max_limits, timeout=timeout, **changes)
 
+    @tracing.timed("sandlot.sandbox_take_ms")
     async def _sandbox_for(self, limits: Limits) -> Sandbox:
         """A sandbox held to ``limits``: from the pool (retargeted), or started on demand."""
         factory = self._open_factory()
@@ -301,8 +312,11 @@ class Engine:
         record = SessionRecord(id="ses_" + secrets.token_hex(12), owner=owner, state=RUNNING, created_at=now,
                                last_active_at=now, execution_count=0, idle_timeout=idle,
                                limits=session_limits.model_dump(), env=dict(env or {}), tools=tool_names, snapshot=None)
-        volume = await asyncio.to_thread(self.volumes.create, record.id, size_bytes=session_limits.workspace_size,
-                                         owner_uid=0 if self.volumes.images else os.geteuid())
+        try:
+            volume = await asyncio.to_thread(self.volumes.create, record.id, size_bytes=session_limits.workspace_size,
+                                             owner_uid=0 if self.volumes.images else os.geteuid())
+        except OSError as exc:
+            raise resources.translate(exc) from None
         session = Session(self, record, volume, limits=session_limits)
         try:
             self.session_store.add(record)
@@ -390,6 +404,7 @@ class Engine:
 
     # What a session asks of the engine: the doors between the two rooms.
 
+    @tracing.timed("sandlot.sandbox_take_ms")
     async def start_session_interpreter(self, session: Session, *, restore: bool) -> tuple[Sandbox, Any]:
         """An interpreter on the session's volume, with its saved state loaded (``restore``): a pooled
         sandbox with the volume attached (namespaces), or one started on the volume. Returns it and the
@@ -405,7 +420,10 @@ class Engine:
     async def _interpreter_on(self, session: Session, *, restore: bool) -> tuple[Sandbox, Any]:
         factory = self._open_factory()
         volume = session.volume
-        await asyncio.to_thread(self.volumes.mount, volume)
+        try:
+            await asyncio.to_thread(self.volumes.mount, volume)
+        except OSError as exc:
+            raise resources.translate(exc) from None
         if self._attaches_volumes:
             sandbox = await self._sandbox_for(session.limits)
             self._pool_wakeup.set()
@@ -523,13 +541,19 @@ class Engine:
                            + (f" after {zygote.consecutive_failures} failures in a row" if zygote.consecutive_failures > 1
                               else "") + (f": {zygote.last_error}" if zygote.last_error else ""))
         if not self._pool.ready and self._pool.failing:
-            reasons.append(f"the pool is empty and refills are failing ({self._pool.failing} in a row)")
+            reasons.append(f"the pool is empty and refills are failing ({self._pool.failing} in a row)"
+                           + (f": {self._refill_error}" if self._refill_error else ""))
         if not self._pool.ready and len(factory.alive) >= self.config.max_sandboxes:
             reasons.append(f"no capacity to spawn: all {self.config.max_sandboxes} sandboxes are in use")
-        free = factory.free_disk()
-        if free is not None and free < MIN_FREE_DISK:
-            reasons.append(f"the workspaces' disk is full ({free} bytes free)")
+        disk = factory.free_disk()
+        if disk is not None and (disk[0] < resources.MIN_FREE_DISK or disk[1] < resources.MIN_FREE_INODES):
+            reasons.append(f"the state directory's disk is full ({disk[0]} bytes and {disk[1]} inodes free "
+                           f"at {self.config.state_dir})")
+        uids_free = factory.uids.free
+        if uids_free == 0 and not self._pool.ready:
+            reasons.append(f"no sandbox uid is free: all {self.config.uid_count} are in use (uid_count)")
         return {"ok": not reasons, "reasons": reasons,
+                "disk": None if disk is None else {"free_bytes": disk[0], "free_inodes": disk[1]}, "uids_free": uids_free,
                 "zygote": {"state": zygote.state, "pid": zygote.pid, "restarts": zygote.restarts,
                            "consecutive_failures": zygote.consecutive_failures, "retry_in": zygote.retry_in,
                            "last_error": zygote.last_error}}
@@ -550,19 +574,19 @@ class Engine:
         while True:
             await self._pool_wakeup.wait()
             self._pool_wakeup.clear()
+            if self._pool.failed_total > failures:
+                # Starts failed since the last round (a failed start wakes this loop): back off, so a broken
+                # host does not spin, then try again by itself. An idle server must not wait for a request to
+                # find that the disk has room again: health says "unavailable" until the pool refills.
+                failures = self._pool.failed_total
+                await asyncio.sleep(min(5.0, 0.05 * 2 ** min(self._pool.failing, 7)))
             while len(self._pool.ready) + self._pool.starting >= self._pool.target / 2:
                 quiet_for = time.monotonic() - self._last_take
                 if quiet_for >= REFILL_QUIET:
                     break
                 await asyncio.sleep(REFILL_QUIET - quiet_for)
-            needed = self._pool.starts_needed()
-            for _ in range(needed):
+            for _ in range(self._pool.starts_needed()):
                 self._spawn_background(self._refill_one())
-            if needed == 0 and self._pool.failed_total > failures:
-                failures = self._pool.failed_total
-                # Back off after failures, so a broken host does not spin.
-                await asyncio.sleep(min(5.0, 0.05 * 2 ** min(failures, 7)))
-                self._pool_wakeup.set()
 
     async def _refill_one(self) -> None:
         sandbox = None
@@ -574,17 +598,19 @@ class Engine:
         except RestartingError:
             # The zygote's own fault, reported by health as such; refills resume when it is back.
             abandoned = True
-        except (SpawnError, CapacityError) as exc:
+        except (SpawnError, CapacityError, ResourceExhaustedError) as exc:
+            self._refill_error = str(exc)
             log.warning("sandlot: could not refill the pool: %s", exc)
         except ClosedError:
             pass
         finally:
+            if sandbox is not None:
+                self._refill_error = None
             if abandoned:
                 self._pool.start_abandoned()
             else:
                 self._pool.start_finished(sandbox)
-            if sandbox is not None:
-                self._pool_wakeup.set()
+                self._pool_wakeup.set()  # a success may make room for more; a failure is retried after a backoff
 
     async def _session_reaper(self) -> None:
         """Idle sessions are paused (their interpreter ends, the rest stays); paused ones past

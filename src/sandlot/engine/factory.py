@@ -23,7 +23,7 @@ from sandlot_runtime.spec import LANDLOCK, NAMESPACES, SandboxSpec, ZygoteSetup
 
 from .._config import EngineConfig, Limits
 from .._errors import CapacityError, ClosedError, RestartingError
-from . import cgroups, seccomp
+from . import cgroups, resources, seccomp
 from .instances import Instance
 from .sandbox import Sandbox
 from .supervisor import ZygoteSupervisor
@@ -88,7 +88,19 @@ class SandboxFactory:
             await callback()
 
     async def start(self, limits: Limits, *, uid: int | None = None, workspace: Workspace | None = None) -> Sandbox:
-        """A ready sandbox held to ``limits``; with ``uid`` and ``workspace``, a session's next interpreter."""
+        """A ready sandbox held to ``limits``; with ``uid`` and ``workspace``, a session's next interpreter.
+
+        The host running out of something on the way (disk, processes, memory, fds) is
+        ``ResourceExhaustedError``; another OS error is a ``SpawnError``."""
+        try:
+            return await self._start(limits, uid=uid, workspace=workspace)
+        except (OSError, RuntimeError) as exc:
+            translated = resources.translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    async def _start(self, limits: Limits, *, uid: int | None, workspace: Workspace | None) -> Sandbox:
         if self.closed:
             raise ClosedError("the engine is closed")
         if len(self.alive) >= self.config.max_sandboxes:
@@ -182,16 +194,10 @@ class SandboxFactory:
         inherited = int(self.zygote.info.get("vm_bytes", 0))
         return rlimits_for(limits, limits.pids, min(limits.address_space, inherited + limits.memory))
 
-    def free_disk(self) -> int | None:
-        """Bytes free on the disk that holds the workspaces (None: they are tmpfs mounts of their own, or
-        it cannot be told)."""
-        if self.workspaces.use_tmpfs:
-            return None
-        try:
-            stats = os.statvfs(self.instance.path)
-        except OSError:
-            return None
-        return stats.f_bavail * stats.f_frsize
+    def free_disk(self) -> tuple[int, int] | None:
+        """(bytes, inodes) free on the state directory's disk, which holds the workspaces' directories and
+        mount points (the workspaces themselves too, without root); None: it cannot be told."""
+        return resources.disk_free(self.instance.path)
 
     async def resize_workspace(self, workspace: Workspace, size_bytes: int) -> None:
         await asyncio.to_thread(self.workspaces.resize, workspace, size_bytes)
@@ -216,11 +222,11 @@ class SandboxFactory:
                 log.warning("sandlot: sandbox %d did not exit; its uid %d stays reserved", sandbox.pid, sandbox.uid)
         if sandbox.cgroup is not None:
             for _ in range(250):
-                if await asyncio.to_thread(sandbox.cgroup.remove):
+                if await _blocking(sandbox.cgroup.remove):
                     break
                 await asyncio.sleep(0.02)
         if not keep_workspace:
-            await asyncio.to_thread(self.remove_workspace, sandbox.workspace)
+            await _blocking(self.remove_workspace, sandbox.workspace)
         self.stats["sandboxes_destroyed"] += 1
 
     def remove_workspace(self, workspace: Workspace) -> None:
@@ -246,6 +252,17 @@ class SandboxFactory:
                     break
                 await asyncio.sleep(0.02)
         self.workspaces.remove_all()
+
+
+async def _blocking(func: Callable[..., T], *args: Any) -> T:
+    """``asyncio.to_thread(func, ...)``, or ``func`` right here when no thread can be started (the server's
+    pids limit is reached): a teardown that gives up half-way would leave its mount and cgroup behind."""
+    try:
+        return await asyncio.to_thread(func, *args)
+    except RuntimeError as exc:
+        if "can't start new thread" not in str(exc):
+            raise
+        return func(*args)
 
 
 async def _in_thread(undo: Callable[[T], object], func: Callable[..., T], *args: Any, **kwargs: Any) -> T:

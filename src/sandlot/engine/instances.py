@@ -70,25 +70,35 @@ def instance_is_live(instance_dir: str) -> bool:
 
 
 def cleanup_stale_instances(state_dir: str) -> None:
-    """Remove what dead sandlot engines left behind: mounts, directories, cgroups."""
+    """Remove what dead sandlot engines of this state directory left behind: mounts, cgroups, directories.
+
+    Only instances with a directory here are judged: a ``sandlot-*`` cgroup beside ours without one
+    belongs to an engine on another state directory (another server in the same cgroup), alive or not,
+    and is left alone. A dead instance's directory goes last, once its cgroups are gone, so that a
+    cgroup that could not be removed yet is found again by the next start."""
     os.makedirs(state_dir, mode=0o711, exist_ok=True)
-    for name in os.listdir(state_dir):
-        path = os.path.join(state_dir, name)
-        if not INSTANCE_NAME.match(name) or instance_is_live(path):
-            continue
-        for mount_point in sorted(mounts_under(path), reverse=True):
+    dead = [name for name in os.listdir(state_dir)
+            if INSTANCE_NAME.match(name) and not instance_is_live(os.path.join(state_dir, name))]
+    for name in dead:
+        for mount_point in sorted(mounts_under(os.path.join(state_dir, name)), reverse=True):
             with contextlib.suppress(OSError):
                 _libc.umount2(mount_point, _libc.MNT_DETACH)
-        shutil.rmtree(path, ignore_errors=True)
+    left: set[str] = set()
     if os.geteuid() == 0:
         for hierarchy in cgroups.detect().values():
-            with contextlib.suppress(OSError):
-                for name in os.listdir(hierarchy.own_dir):
-                    if INSTANCE_NAME.match(name) and not instance_is_live(os.path.join(state_dir, name)):
+            for name in dead:
+                path = os.path.join(hierarchy.own_dir, name)
+                if os.path.isdir(path):
+                    with contextlib.suppress(OSError):
                         # A crashed server's sandboxes died with it (their parent-death signal);
                         # whatever is still in its cgroups is killed now, so nothing of it runs on.
-                        cgroups.CgroupManager.kill_tree(os.path.join(hierarchy.own_dir, name))
-                        cgroups.CgroupManager.remove_tree(os.path.join(hierarchy.own_dir, name))
+                        cgroups.CgroupManager.kill_tree(path)
+                        cgroups.CgroupManager.remove_tree(path)
+                    if os.path.isdir(path):
+                        left.add(name)
+    for name in dead:
+        if name not in left:
+            shutil.rmtree(os.path.join(state_dir, name), ignore_errors=True)
 
 
 def mounts_under(path: str) -> list[str]:

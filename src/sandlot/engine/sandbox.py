@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import contextvars
 import os
 import signal
 import socket
@@ -85,6 +86,8 @@ class Sandbox:
         self._problem: str | None = None
         self._send_lock = asyncio.Lock()  # frames to the sandbox must not interleave
         self._broker: ToolBroker | None = None
+        self._cell_context: contextvars.Context | None = None
+        """The running cell's context: its tool calls run in it (its trace span is their parent)."""
         self._tool_tasks: set[asyncio.Task[None]] = set()
         self.installed_tools: tuple[str, ...] | None = None
         self._pending_rlimits: dict[str, list[int]] = {}
@@ -169,6 +172,7 @@ class Sandbox:
         if self._pending_rlimits:
             message["rlimits"], self._pending_rlimits = self._pending_rlimits, {}
         self._broker = tools
+        self._cell_context = contextvars.copy_context()
         if tools is not None and self.installed_tools != tuple(tools.registry.names):
             message["tools"] = tools.specs()
             self.installed_tools = tuple(tools.registry.names)
@@ -187,6 +191,7 @@ class Sandbox:
             raise
         finally:
             self._broker = None
+            self._cell_context = None
             for task in list(self._tool_tasks):
                 task.cancel()  # a call still running when the cell ended is of no use to anyone
         duration_ms = (time.perf_counter() - started) * 1000.0
@@ -434,7 +439,8 @@ class Sandbox:
         self._spawn_reply(self._serve_tool_call(broker, message))
 
     def _spawn_reply(self, coro: Any) -> None:
-        task = self._loop.create_task(coro)
+        context = self._cell_context.copy() if self._cell_context is not None else None
+        task = self._loop.create_task(coro, context=context)
         self._tool_tasks.add(task)
         task.add_done_callback(self._tool_tasks.discard)
 

@@ -24,6 +24,7 @@ import time
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
+from .. import tracing
 from .._config import Limits
 from .._errors import ClosedError
 from .._models import ExecutionResult, Output, Resumed, parse_output
@@ -128,6 +129,7 @@ class Session:
 
     # ---- cells -------------------------------------------------------------------
 
+    @tracing.traced_run("session", figures=True)
     async def execute(self, code: str, *, timeout: float | None = None,
                       on_event: EventCallback | None = None) -> ExecutionResult:
         """Run a cell; user-code failures come back as data in the result."""
@@ -135,6 +137,7 @@ class Session:
         limits = self.limits.override(self._engine.config.max_limits, timeout=timeout)
         store = self._engine.session_store
         async with self._lock:
+            tracing.note_elapsed("sandlot.queue_wait_ms")  # behind the session's earlier cells
             if self.closed:
                 raise ClosedError(f"session {self.id} is closed")
             self._touch()

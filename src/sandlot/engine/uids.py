@@ -23,6 +23,11 @@ class SharedUid:
     def __repr__(self) -> str:
         return f"<SharedUid {self.uid}>"
 
+    @property
+    def free(self) -> int | None:
+        """Uids left (None: one uid for all, it never runs out)."""
+        return None
+
     def take(self) -> int:
         return self.uid
 
@@ -34,15 +39,21 @@ class UidAllocator:
     """Hands out uids from ``base`` to ``base + count - 1``, lowest first."""
 
     def __init__(self, base: int, count: int) -> None:
+        self.count = count
         self._free = list(range(base + count - 1, base - 1, -1))
         self._used: set[int] = set()
 
     def __repr__(self) -> str:
         return f"<UidAllocator used={len(self._used)} free={len(self._free)}>"
 
+    @property
+    def free(self) -> int:
+        return len(self._free)
+
     def take(self) -> int:
         if not self._free:
-            raise CapacityError("no sandbox uid is free", retry_after=1.0)
+            # Each live sandbox (pooled, running, a session's) holds one: they come back as sandboxes end.
+            raise CapacityError(f"no sandbox uid is free: all {self.count} are in use (uid_count)", retry_after=1.0)
         uid = self._free.pop()
         self._used.add(uid)
         return uid

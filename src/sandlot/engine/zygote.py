@@ -24,6 +24,7 @@ import sandlot_runtime
 from sandlot_runtime.spec import SandboxSpec, ZygoteSetup
 
 from .._errors import RestartingError, SetupError, SpawnError
+from .resources import spawn_failure
 
 _RUNTIME_PARENT = str(pathlib.Path(sandlot_runtime.__file__ or ".").resolve().parent.parent)
 _BOOTSTRAP = f"import sys; sys.path.insert(0, {_RUNTIME_PARENT!r}); from sandlot_runtime.zygote import main; main()"
@@ -209,7 +210,7 @@ class Zygote:
         elif kind == "spawn_failed":
             future = self._spawns.pop(message["req"], None)
             if future is not None and not future.done():
-                future.set_exception(SpawnError(message.get("message", "spawn failed")))
+                future.set_exception(spawn_failure(str(message.get("message", "spawn failed")), message.get("errno")))
         elif kind == "pong":
             pong = self._pings.get(message.get("req", -1))
             if pong is not None and not pong.done():

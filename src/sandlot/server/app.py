@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from .. import __version__
+from .. import __version__, tracing
 from .._errors import SandlotError
 from ..agent.service import AgentService
 from ..engine import Engine
@@ -34,6 +34,7 @@ def create_app(config: ServerConfig | None = None, tools: ToolRegistry | None = 
     ``tools``: host tools for sandboxed code; without it, ``config.tools`` (module:attribute) is loaded.
     """
     config = config or ServerConfig()
+    tracing.configure()  # on only when the OTEL_* environment asks for traces
     metrics = Metrics()
     if tools is None and config.tools:
         tools = load_registry(config.tools)
@@ -79,6 +80,7 @@ def create_app(config: ServerConfig | None = None, tools: ToolRegistry | None = 
     app.add_middleware(DrainGuard, drain=state.drain)  # inside RequestGuard: what it answers is logged and counted
     app.add_middleware(RequestGuard, max_body=config.max_request_bytes, metrics=metrics,
                        read_timeout=config.request_read_timeout)
+    tracing.install_http(app)  # outermost: its span holds what the guards answer too
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

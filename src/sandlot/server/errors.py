@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._errors import SandlotError
+from ..engine.resources import exhausted
 
 log = logging.getLogger("sandlot.server")
 
@@ -83,5 +84,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        ran_out = exhausted(exc)  # the host out of disk, processes or fds where the engine did not say so itself
+        if ran_out is not None:
+            log.warning("sandlot: %s", ran_out)
+            return error_response(503, ran_out.error_type, str(ran_out), {"Retry-After": str(round(ran_out.retry_after))})
         log.exception("unexpected error")
         return error_response(500, "internal_error", "the server failed; the error was logged")

@@ -72,6 +72,15 @@ class _EngineCollector(Collector):
         health = engine.health()
         yield GaugeMetricFamily("sandlot_healthy", "1 while a run can be served now (as /healthz), else 0.",
                                 value=1 if health["ok"] else 0)
+        disk = health.get("disk")
+        if disk is not None:
+            yield GaugeMetricFamily("sandlot_state_disk_free_bytes", "Bytes free on the state directory's disk.",
+                                    value=disk["free_bytes"])
+            yield GaugeMetricFamily("sandlot_state_disk_free_inodes", "Inodes free on the state directory's disk.",
+                                    value=disk["free_inodes"])
+        if health.get("uids_free") is not None:
+            yield GaugeMetricFamily("sandlot_sandbox_uids_free", "Sandbox uids not held by a live sandbox.",
+                                    value=health["uids_free"])
         zygote = health.get("zygote") or {}
         yield GaugeMetricFamily("sandlot_zygote_up", "1 while the zygote is up, 0 while it restarts or backs off.",
                                 value=1 if zygote.get("state") == "up" else 0)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .. import tracing
 from .._models import ToolCallRecord
 from .registry import ToolCallError, ToolRegistry
 
@@ -35,6 +36,13 @@ class ToolBroker:
 
     async def call(self, name: str, arguments: dict[str, Any]) -> tuple[bool, Any]:
         """Run one call: (True, value) or (False, {"type", "message"})."""
+        with tracing.span(f"execute_tool {name[:200]}", {"gen_ai.operation.name": "execute_tool",
+                                                         "gen_ai.tool.name": name[:200]}) as span:
+            ok, value = await self._call(name, arguments)
+            span.set("sandlot.tool.status", "ok" if ok else value.get("type"))
+            return ok, value
+
+    async def _call(self, name: str, arguments: dict[str, Any]) -> tuple[bool, Any]:
         started = time.perf_counter()
         try:
             if self._started >= self.max_calls:

@@ -28,6 +28,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic_core import to_jsonable_python
 
+from .. import tracing
 from .._errors import InvalidRequestError, SetupError
 
 Expose = Literal["code", "tool_call", "both"]
@@ -159,6 +160,7 @@ def http_tool(name: str, method: str, url: str, *, description: str = "", params
 
     async def run(kwargs: dict[str, Any]) -> Any:
         headers = {header: os.environ.get(env, "") for header, env in (headers_from_env or {}).items()}
+        tracing.inject(headers)  # traceparent: the tool's service can join the trace
         rest = {k: to_jsonable_python(v) for k, v in kwargs.items() if k not in placeholders and v is not None}
         # Path values are quoted whole: a sandbox cannot steer the request to another path with "/" or "..".
         target = url.format(**{k: urllib.parse.quote(str(kwargs[k]), safe="") for k in placeholders})
