@@ -176,6 +176,14 @@ export function forkCall(sessionId: string): Call<SessionInfo> {
   return { method: "POST", path: sessionPath(sessionId, "/fork"), parse: session };
 }
 
+export function archiveCall(sessionId: string): Call<Uint8Array> {
+  return { method: "GET", path: sessionPath(sessionId, "/archive"), parse: bytes };
+}
+
+export function importCall(archive: FileData): Call<SessionInfo> {
+  return { method: "POST", path: "/v1/sessions/import", parse: session, body: toBytes(archive) };
+}
+
 export function healthCall(): Call<Health> {
   return { method: "GET", path: "/healthz", parse: async (r) => (await object(r, "a health answer")) as unknown as Health };
 }

@@ -74,6 +74,12 @@ export class Client {
     return new Session(this.transport, info.id);
   }
 
+  /** A new (paused) session from an archive made by `Session.archive`; it belongs to this API key. */
+  async importSession(archive: Uint8Array, options: RequestOptions = {}): Promise<Session> {
+    const info = await this.transport.send(calls.importCall(archive), options.signal);
+    return new Session(this.transport, info.id);
+  }
+
   /** Attach to an existing session (`NotFoundError` if this API key has none by that id). */
   async getSession(sessionId: string, options: RequestOptions = {}): Promise<Session> {
     const info = await this.transport.send(calls.getSessionCall(sessionId), options.signal);

@@ -73,6 +73,11 @@ export class Session {
     return new Session(this.transport, info.id);
   }
 
+  /** The session as one archive (gzip tar, docs/sessions.md), for `Client.importSession` here or elsewhere. */
+  async archive(options: RequestOptions = {}): Promise<Uint8Array> {
+    return await this.transport.send(calls.archiveCall(this.id), options.signal);
+  }
+
   /** Delete the session and its sandbox on the server. Closing twice, or after it expired, is fine. */
   async close(options: RequestOptions = {}): Promise<void> {
     if (this.closed) return;

@@ -40,6 +40,32 @@ describe("sessions", () => {
     await session.close(); // closing again is fine
   });
 
+  test("pause, resume, fork, archive and import keep the state", async () => {
+    const c = client();
+    const session = await c.createSession();
+    const made: Session[] = [session];
+    try {
+      await session.execute("kept = [1, 2]\nopen('f.txt', 'w').write('file')");
+      const paused = await session.pause();
+      assert.equal(paused.state, "paused");
+      assert.ok((await c.listSessions()).some((s) => s.id === session.id && s.state === "paused"));
+      assert.equal((await session.resume()).state, "running");
+      const back = await session.execute("print(kept, open('f.txt').read())");
+      assert.equal(back.stdout, "[1, 2] file\n");
+      assert.ok(back.resumed?.restored.includes("kept"));
+      const fork = await session.fork();
+      made.push(fork);
+      await fork.execute("kept.append(3)");
+      assert.equal((await fork.execute("print(kept)")).stdout, "[1, 2, 3]\n");
+      assert.equal((await session.execute("print(kept)")).stdout, "[1, 2]\n");
+      const copy = await c.importSession(await session.archive());
+      made.push(copy);
+      assert.equal((await copy.execute("print(kept)")).stdout, "[1, 2]\n");
+    } finally {
+      for (const s of made) await s.close();
+    }
+  });
+
   test("interrupt stops a running cell and keeps the state", async () => {
     const session = await client().createSession();
     try {
