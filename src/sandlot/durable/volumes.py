@@ -203,8 +203,9 @@ class VolumeManager:
 def _run(command: list[str]) -> None:
     try:
         done = subprocess.run(command, capture_output=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except subprocess.TimeoutExpired as exc:
         raise OSError(errno.EIO, f"{command[0]}: {exc}") from None
+    # An OSError (no process to fork: EAGAIN) goes up as it is: its errno says what ran out.
     if done.returncode != 0:
         said = done.stderr.decode(errors="replace").strip()[:300]
         if "loop device" in said:  # util-linux: "failed to setup loop device", "could not find any free loop device"
