@@ -178,10 +178,14 @@ class Engine:
         factory = self._factory
         if factory is None:
             return
-        await self._close_sessions()
-        await factory.close()
-        self._after_close_sessions()
-        self._instance.remove()
+        try:
+            await self._close_sessions()
+            await factory.close()
+        finally:
+            # Even when the shutdown is cut short (cancelled): the store closed, the volumes unmounted, the
+            # directory gone; what a cancelled teardown left is removed by the next start.
+            self._after_close_sessions()
+            self._instance.remove()
 
     # ---- stateless runs -------------------------------------------------
 
