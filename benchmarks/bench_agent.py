@@ -221,6 +221,9 @@ def measure(reps: int, ks: tuple[int, ...]) -> tuple[dict[str, dict[int, Cell]],
 
 
 def main() -> int:
+    # The server this starts keeps its sessions only while it runs: it must not wait on (or be refused by) the
+    # data directory of a `sandlot serve` the developer may be running (one server per data dir).
+    os.environ.setdefault("SANDLOT_DATA_DIR", "")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a CI smoke run, < 60 s)")
     parser.add_argument("--reps", type=int, help="repetitions per cell (default 7, or 3 with --quick)")

@@ -158,6 +158,9 @@ def summary(name: str, answers: list[Answer]) -> dict[str, Any]:
 
 
 def main() -> int:
+    # The server this starts keeps its sessions only while it runs: it must not wait on (or be refused by) the
+    # data directory of a `sandlot serve` the developer may be running (one server per data dir).
+    os.environ.setdefault("SANDLOT_DATA_DIR", "")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)} (a CI smoke run, ~2 min)")
     parser.add_argument("--ids", help="comma-separated question ids to run (default: all)")

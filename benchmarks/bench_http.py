@@ -157,6 +157,9 @@ async def throughput(base_url: str, seconds: float) -> dict[str, float]:
 # ---- report ----------------------------------------------------------------------------
 
 def main() -> int:
+    # The server this starts keeps its sessions only while it runs: it must not wait on (or be refused by) the
+    # data directory of a `sandlot serve` the developer may be running (one server per data dir).
+    os.environ.setdefault("SANDLOT_DATA_DIR", "")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations (a CI smoke run)")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")

@@ -108,6 +108,9 @@ def timed(run: Callable[[], bool], count: int) -> tuple[list[float], int, float]
 
 
 def main() -> int:
+    # The server this starts keeps its sessions only while it runs: it must not wait on (or be refused by) the
+    # data directory of a `sandlot serve` the developer may be running (one server per data dir).
+    os.environ.setdefault("SANDLOT_DATA_DIR", "")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a CI smoke run)")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")

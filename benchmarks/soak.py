@@ -990,6 +990,9 @@ def run_as_init() -> int:
 
 
 def main() -> int:
+    # The server this starts keeps its sessions only while it runs: it must not wait on (or be refused by) the
+    # data directory of a `sandlot serve` the developer may be running (one server per data dir).
+    os.environ.setdefault("SANDLOT_DATA_DIR", "")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, help="how long the load runs (default 10; --quick 0.75)")
     parser.add_argument("--clients", type=int, help="concurrent clients (default 64; --quick 16)")
