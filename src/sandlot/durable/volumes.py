@@ -176,8 +176,7 @@ class VolumeManager:
             os.mkdir(target.path, 0o700)
             if source.image is not None and target.image is not None:
                 with _frozen(source):
-                    _copy_sparse(source.image, target.image)
-                self.mount(target)
+                    _copy_sparse(source.image, target.image)  # not mounted: a fork is paused until used
             else:
                 _copy_tree(source.path, target.path, size_bytes, owner_uid)
         except BaseException:
