@@ -134,7 +134,7 @@ def test_commands_stream_like_execute(client: httpx.Client, session: str) -> Non
         names = [name for name, _ in events]
         assert names[-1] == "done" and "stdout" in names and "stderr" in names
         assert {"name": "stdout", "text": "one\n"} in [data for name, data in events if name == "stdout"]
-        assert_command(events[-1][1])["stderr"] == "two\n"
+        assert assert_command(events[-1][1])["stderr"] == "two\n"
 
 
 def test_output_over_the_limit_is_truncated(tight: httpx.Client) -> None:
