@@ -48,6 +48,16 @@ class Commands:
         self._running: dict[int, _Command] = {}
         self._pumping = False
         self._own_groups = True  # until seccomp says otherwise (degraded mode)
+        self._workspace_fd = -1
+        self.workspace_is_here()
+
+    def workspace_is_here(self) -> None:
+        """The current directory is the workspace (at start, and after a session's was attached): hold it
+        open. Commands' ``cwd`` is relative to it, reached through the open directory because in degraded
+        mode the sandbox's uid may not walk the workspace's host path from ``/``."""
+        old, self._workspace_fd = self._workspace_fd, os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        if old >= 0:
+            os.close(old)
 
     @property
     def running(self) -> bool:
@@ -86,15 +96,19 @@ class Commands:
 
     def spawn(self, argv: list[str], cwd: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], bool]:
         """Start ``argv``; returns it and whether it leads a process group of its own."""
+        # /proc/self/fd/N in the child is the workspace it inherited (pass_fds keeps N open through its chdir).
+        where = f"/proc/self/fd/{self._workspace_fd}" + ("" if cwd in ("", ".") else "/" + cwd.lstrip("/"))
         pipes: dict[str, Any] = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE,
-                                 "cwd": cwd, "env": env, "close_fds": True}
+                                 "cwd": where, "env": env, "close_fds": True, "pass_fds": (self._workspace_fd,)}
         if self._own_groups:
             try:
                 return subprocess.Popen(argv, process_group=0, **pipes), True
-            except PermissionError as exc:
-                if exc.filename is not None:
-                    raise  # the cwd or the shell, not setpgid
-                self._own_groups = False  # seccomp refuses setpgid: degraded mode
+            except PermissionError:
+                # The child's errno does not say which step failed. If it starts without a group of
+                # its own, it was setpgid, which seccomp refuses in degraded mode: never ask again.
+                proc = subprocess.Popen(argv, **pipes)
+                self._own_groups = False
+                return proc, False
         return subprocess.Popen(argv, **pipes), False
 
     def finished(self, command: _Command, message: dict[str, Any]) -> None:

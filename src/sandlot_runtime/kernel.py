@@ -299,6 +299,7 @@ class Kernel:
         count = None
         try:
             os.chdir(workdir)
+            self.commands.workspace_is_here()
             if isinstance(request.get("home"), str):
                 os.environ["HOME"] = request["home"]
         except OSError as exc:

@@ -43,16 +43,18 @@ def check_command(cmd: str, stdin: str | None = None) -> None:
         check_code(stdin)
 
 
-def command_cwd(workspace: str, cwd: str | None) -> str:
-    """The command's directory in the sandbox: ``cwd`` relative to the workspace, refused if it leaves it."""
+def command_cwd(cwd: str | None) -> str:
+    """``cwd`` as the runtime takes it: relative to the workspace, normalized; refused if it leaves it.
+    (The runtime resolves it against the workspace it holds open: in degraded mode the sandbox may
+    not be allowed to walk the workspace's host path from ``/``.)"""
     if not cwd:
-        return workspace
+        return "."
     if "\x00" in cwd or cwd.startswith("/"):
         raise InvalidRequestError("cwd must be a path relative to the workspace")
     normal = posixpath.normpath(cwd)
     if normal == ".." or normal.startswith("../"):
         raise InvalidRequestError("cwd must stay inside the workspace")
-    return workspace if normal == "." else f"{workspace}/{normal}"
+    return normal
 
 
 class Command:

@@ -229,9 +229,9 @@ class Engine:
         factory = self._open_factory()
         check_command(cmd, stdin)
         run_limits = self.run_limits(timeout, limits)
+        where = command_cwd(cwd)
         sandbox = await self._sandbox_for(run_limits)
         try:
-            where = command_cwd(self._sandbox_workspace(sandbox), cwd)
             for path, data in (files or {}).items():
                 sandbox.workspace.write(path, data)
             sandbox.used = True
@@ -244,10 +244,6 @@ class Engine:
         self.raise_if_lost(sandbox)
         self.runs += 1
         return command.result()
-
-    def _sandbox_workspace(self, sandbox: Sandbox) -> str:
-        """Where a one-shot sandbox sees its workspace: ``/workspace``, or its host path under Landlock."""
-        return sandbox.workspace.path if self.isolation == LANDLOCK else WORKSPACE_IN_SANDBOX
 
     def raise_if_lost(self, sandbox: Sandbox) -> None:
         """A run whose sandbox went down with its zygote failed for the server's reasons: 503, retry."""

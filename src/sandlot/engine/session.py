@@ -255,7 +255,7 @@ class Session:
     async def _new_command(self, cmd: str, cwd: str | None, *, background: bool,
                            on_event: EventCallback | None) -> tuple[Command, Sandbox, str]:
         """A command record, and the sandbox and directory it runs in (called with the lock held)."""
-        where = command_cwd(self._engine.sandbox_workspace_path(self), cwd)
+        where = command_cwd(cwd)
         if self.closed:
             raise ClosedError(f"session {self.id} is closed")
         self._touch()
