@@ -54,6 +54,19 @@ def test_run_against_a_server(server_url: str) -> None:
     assert failed.returncode == 1 and "ZeroDivisionError" in failed.stderr
 
 
+def test_run_shell_runs_a_command_or_a_script(server_url: str, tmp_path: Path) -> None:
+    done = run_cli("run", "--shell", "echo hi && echo err >&2 && exit 3")
+    assert (done.returncode, done.stdout, done.stderr) == (3, "hi\n", "err\n")
+    script = tmp_path / "script.sh"
+    script.write_text("cd /workspace\necho from-script; pwd\n")
+    remote = run_cli("run", "--shell", "--url", server_url, str(script))
+    assert (remote.returncode, remote.stdout) == (0, "from-script\n/workspace\n"), remote.stderr
+    slow = run_cli("run", "--shell", "--timeout", "0.5", "--url", server_url, "sleep 10")
+    assert slow.returncode == 124
+    as_json = json.loads(run_cli("run", "--shell", "--json", "-", stdin="echo piped").stdout)
+    assert as_json["status"] == "ok" and as_json["stdout"] == "piped\n"
+
+
 def test_run_against_an_unreachable_server_is_one_line() -> None:
     done = run_cli("run", "--url", "http://127.0.0.1:9", "-", stdin="print(1)")
     assert done.returncode == 6

@@ -82,3 +82,32 @@ def test_timeout_kills_the_whole_group(degraded: Sandlot) -> None:
     result = degraded.execute(code, timeout=1)
     assert result.status == "timeout"
     # The suite's leak check (no sandlot process may be left) covers the children.
+
+
+def test_shell_commands_work_and_stay_confined(degraded: Sandlot) -> None:
+    done = degraded.run_command("echo hi && ls && pwd")
+    assert done.status == "ok" and done.stdout.startswith("hi\n"), (done.stdout, done.stderr, done.error)
+    for path in ("/usr/evil", "/etc/evil", "/tmp/evil-from-sandbox-shell", "/root/evil"):
+        written = degraded.run_command(f"echo x > {path}")
+        assert written.status == "error" and written.exit_code != 0
+        assert not os.path.exists(path)
+    probe = "/tmp/sandlot-degraded-host-file-shell"
+    with open(probe, "w") as f:
+        f.write("host")
+    try:
+        assert degraded.run_command(f"cat {probe}").status == "error"
+    finally:
+        os.unlink(probe)
+    assert degraded.run_command("curl -sS --max-time 3 http://127.0.0.1:1/").status == "error"
+    with degraded.session() as session:
+        assert session.run_command("echo data > f.txt").status == "ok"
+        assert session.execute("print(open('f.txt').read())").stdout == "data\n\n"
+        timed = session.run_command("sleep 30 & sleep 30", timeout=1)
+        assert timed.status == "timeout"
+        assert session.run_command("echo fine").stdout == "fine\n"
+
+
+def test_a_shell_fork_bomb_is_contained(degraded: Sandlot) -> None:
+    bomb = degraded.run_command(":(){ :|:& };:", timeout=2)
+    assert bomb.status in ("timeout", "error", "killed")
+    assert degraded.run_command("echo fine").stdout == "fine\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import pytest
 from conftest import API_KEY, leftovers, running_server
 from fastapi import FastAPI
 from mcp.client import Client
-from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, ImageContent, TextContent
 from starlette.testclient import TestClient
@@ -33,7 +34,8 @@ from starlette.testclient import TestClient
 from sandlot import EngineConfig, SetupError
 from sandlot.server import ServerConfig
 
-TOOLS = {"run_python", "create_session", "run_cell", "upload_file", "download_file", "list_files", "close_session"}
+TOOLS = {"run_python", "create_session", "run_cell", "run_command", "upload_file", "download_file", "list_files",
+         "close_session"}
 MODES = ["auto", "legacy"]
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
     "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}}
@@ -96,6 +98,14 @@ async def exercise(client: Client) -> None:
     assert base64.b64decode(images[0].data).startswith(b"\x89PNG")
     doubled = await ok(client, "run_cell", session_id=sid, code="value * 2")
     assert texts(doubled) == "Out[2]: 42"
+
+    # A shell command runs in the same session, on the same files.
+    shell = await ok(client, "run_command", session_id=sid, command="echo hi > shell.txt && cat shell.txt")
+    assert texts(shell) == "exit code 0\nstdout:\nhi\n"
+    failing = await call(client, "run_command", session_id=sid, command="echo no >&2; exit 4")
+    assert failing.is_error and failing.structured_content is not None and failing.structured_content["exit_code"] == 4
+    assert "stderr:\nno" in texts(failing)
+    await ok(client, "run_command", session_id=sid, command="rm shell.txt")
 
     # A user-code error is a normal result, flagged.
     failed = await call(client, "run_cell", session_id=sid, code="1 / 0")
@@ -231,7 +241,10 @@ def dead_leftovers() -> list[str]:
 def test_stdio_tools(mode: str) -> None:
     with tempfile.TemporaryFile("w+") as errlog:
         async def main() -> None:
-            server = StdioServerParameters(command=STDIO[0], args=STDIO[1:])
+            # The client starts servers with a minimal environment; keep PYTHONPATH, so that the sandlot
+            # under test is the one started (not another one installed on the machine).
+            env = {**get_default_environment(), **({"PYTHONPATH": path} if (path := os.environ.get("PYTHONPATH")) else {})}
+            server = StdioServerParameters(command=STDIO[0], args=STDIO[1:], env=env)
             async with Client(stdio_client(server, errlog=errlog), mode=mode) as client:
                 await exercise(client)
                 created = await ok(client, "create_session")  # left open: it goes with the client

@@ -81,6 +81,8 @@ def server(user: tuple[int, int]) -> Iterator[NonRootServer]:
     home = nonroot.private_dir(uid, gid, "sandlot-nonroot-home-")
     port = free_port()
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8"}
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]  # the sandlot under test, not another one installed here
     log_path = os.path.join(home, "server.log")
     with open(log_path, "wb") as log:
         os.chown(log_path, uid, gid)
@@ -188,6 +190,32 @@ def test_fork_bomb_and_memory_bomb_are_contained(server: NonRootServer) -> None:
     while len(processes_of(server.uid)) > before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(processes_of(server.uid)) <= before, processes_of(server.uid)
+
+
+def test_shell_commands_run_confined(server: NonRootServer) -> None:
+    secret = os.path.join(server.home, "secret-for-shell.txt")
+    with open(secret, "w") as f:
+        f.write("the user's own file")
+    os.chown(secret, server.uid, server.uid)
+    os.chmod(secret, 0o600)
+    port = server.url.rsplit(":", 1)[1]
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        session = client.post("/v1/sessions", json={}).json()["id"]
+        try:
+            base = f"/v1/sessions/{session}/commands"
+            done = client.post(base, json={"cmd": "echo hi > f.txt && id -u"}).json()
+            assert done["status"] == "ok" and done["stdout"] == f"{server.uid}\n", done
+            assert client.get(f"/v1/sessions/{session}/files/f.txt").content == b"hi\n"
+            for cmd in (f"cat {secret}", f"echo x > {server.home}/planted-by-shell",
+                        f"curl -sS --max-time 3 http://127.0.0.1:{port}/healthz"):
+                refused = client.post(base, json={"cmd": cmd}).json()
+                assert refused["status"] == "error" and "the user's own file" not in refused["stdout"], refused
+            assert not os.path.exists(f"{server.home}/planted-by-shell")
+            bomb = client.post(base, json={"cmd": ":(){ :|:& };:", "timeout": 3}).json()
+            assert bomb["status"] in ("timeout", "error", "killed"), bomb
+            assert client.post(base, json={"cmd": "echo fine"}).json()["stdout"] == "fine\n"
+        finally:
+            assert client.delete(f"/v1/sessions/{session}").status_code == 204
 
 
 def test_stops_cleanly_and_leaves_nothing(server: NonRootServer) -> None:

@@ -19,6 +19,7 @@ _EXPORTS = {
     "CapacityError": "sandlot._errors",
     "Client": "sandlot.client",
     "ClosedError": "sandlot._errors",
+    "CommandResult": "sandlot._models",
     "DisplayData": "sandlot._models",
     "Engine": "sandlot.engine",
     "EngineConfig": "sandlot._config",
@@ -55,6 +56,7 @@ __all__ = [
     "CapacityError",
     "Client",
     "ClosedError",
+    "CommandResult",
     "DisplayData",
     "Engine",
     "EngineConfig",
@@ -117,6 +119,7 @@ if TYPE_CHECKING:
         UpstreamTimeoutError,
     )
     from ._models import (
+        CommandResult,
         DisplayData,
         ErrorOutput,
         ExecuteResult,

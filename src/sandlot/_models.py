@@ -121,6 +121,26 @@ class ExecutionResult(BaseModel):
     tool_calls: list[ToolCallRecord] = []
 
 
+CommandStatus = Literal["running", "ok", "error", "timeout", "memory", "killed"]
+
+
+class CommandResult(BaseModel):
+    """A shell command's outcome (or, while a background one runs, its state and output so far)."""
+
+    id: str = Field(description="cmd_...")
+    cmd: str
+    status: CommandStatus = Field(description="running; ok (exit 0); error (another exit code); timeout; memory; "
+                                              "killed (DELETE, a signal, the sandbox ended, it could not start).")
+    exit_code: int | None = Field(None, description="The shell's exit code; null while running or when a signal ended it.")
+    stdout: str = ""
+    stderr: str = ""
+    duration_ms: float = 0.0
+    truncated: bool = Field(False, description="Output over the output_size limit was dropped (a background "
+                                               "command keeps the most recent output, a foreground one the first).")
+    background: bool = False
+    error: str | None = Field(None, description="Why the command ended without an exit code, for a person.")
+
+
 # ---- messages from the sandbox -------------------------------------------
 
 class ReadyMessage(BaseModel):
@@ -195,8 +215,28 @@ class AttachedMessage(BaseModel):
     count: int | None = None
 
 
+class CommandOutputMessage(BaseModel):
+    """Text a shell command wrote to its stdout or stderr."""
+
+    t: Literal["cmd_out"]
+    id: int
+    name: Literal["stdout", "stderr"]
+    text: str
+
+
+class CommandExitMessage(BaseModel):
+    """A shell command ended: its exit code, or the signal that ended it, or why it never started."""
+
+    t: Literal["cmd_exit"]
+    id: int
+    exit_code: int | None = Field(None, ge=0, le=255)
+    signal: int | None = Field(None, ge=1, le=128)
+    error: str | None = Field(None, max_length=4096)
+
+
 SandboxMessage = Annotated[ReadyMessage | FatalMessage | StreamMessage | OutputMessage | CallMessage | DoneMessage
-                           | SavedMessage | AttachedMessage, Field(discriminator="t")]
+                           | SavedMessage | AttachedMessage | CommandOutputMessage | CommandExitMessage,
+                           Field(discriminator="t")]
 _sandbox_message: TypeAdapter[SandboxMessage] = TypeAdapter(SandboxMessage)
 
 

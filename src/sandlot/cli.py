@@ -12,6 +12,7 @@ and, like python, with the code of a ``SystemExit`` the code raised (``sys.exit(
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -143,7 +144,8 @@ def doctor(isolation: str) -> None:
 
 
 @main.command()
-@click.argument("file", type=click.File("r"))
+@click.argument("file")
+@click.option("--shell", is_flag=True, help="FILE is a shell script, or else a command line, run by /bin/sh -c.")
 @click.option("--timeout", type=float, default=None, help="Wall-clock seconds for the run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full execution result as JSON.")
 @click.option("--url", envvar="SANDLOT_URL", show_envvar=True, default=None,
@@ -151,9 +153,19 @@ def doctor(isolation: str) -> None:
 @click.option("--api-key", envvar="SANDLOT_API_KEY", show_envvar=True, default=None, help="The server's API key.")
 @click.option("--isolation", type=click.Choice(["auto", "strict", "landlock"]), default="auto", show_default=True,
               help="In-process only.")
-def run(file: Any, timeout: float | None, as_json: bool, url: str | None, api_key: str | None, isolation: str) -> None:
-    """Run FILE (or - for stdin) once in a fresh sandbox and print its output like python would."""
-    code = file.read()
+def run(file: str, shell: bool, timeout: float | None, as_json: bool, url: str | None, api_key: str | None,
+        isolation: str) -> None:
+    """Run FILE (or - for stdin) once in a fresh sandbox and print its output like python would.
+
+    With --shell, FILE (a script, or - for stdin) or else the argument itself is run by /bin/sh -c,
+    and the exit code is the command's."""
+    if shell:
+        _run_shell(file, timeout, as_json, url, api_key, isolation)
+    try:
+        with click.open_file(file, "r") as f:
+            code = f.read()
+    except OSError as exc:
+        raise click.BadParameter(f"{file}: {exc.strerror}", param_hint="FILE") from None
 
     def echo(kind: str, payload: Any) -> None:
         if as_json:
@@ -304,6 +316,42 @@ def sessions_delete(ctx: click.Context, session_id: str) -> None:
             client.get_session(session_id).close()
     except SandlotError as exc:
         _fail(exc)
+
+
+def _run_shell(arg: str, timeout: float | None, as_json: bool, url: str | None, api_key: str | None,
+               isolation: str) -> None:
+    if arg == "-":
+        cmd = sys.stdin.read()
+    elif os.path.isfile(arg):
+        with open(arg) as f:
+            cmd = f.read()
+    else:
+        cmd = arg
+    try:
+        if url:
+            from .client import Client
+
+            with Client(url, api_key=api_key) as client:
+                result = client.run_command(cmd, timeout=timeout)
+        else:
+            from .engine import Sandlot
+
+            with Sandlot(EngineConfig(isolation=isolation, pool_size=0)) as sandlot:
+                result = sandlot.run_command(cmd, timeout=timeout)
+    except SandlotError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps(result.model_dump(mode="json"), indent=2))
+    else:
+        sys.stdout.write(result.stdout)
+        sys.stderr.write(result.stderr)
+        if result.error is not None and result.status != "error":
+            click.echo(f"[sandlot] {result.error}", err=True)
+        if result.truncated:
+            click.echo("[sandlot] the output was over the limit; the rest was dropped", err=True)
+    if result.exit_code is not None:
+        sys.exit(result.exit_code)
+    sys.exit(STATUS_EXIT_CODES.get(result.status, 1))
 
 
 def _system_exit_code(evalue: str) -> int | None:

@@ -16,6 +16,9 @@ lost, bytes, skipped}, ``attached`` {id, restored, lost, count}.
 An ``exec`` with ``save`` saves the state after its ``done`` has left: off the request path. What it saved
 travels in the next ``done`` (its ``saved``), or answers a ``sync`` {id}, which the host sends before it
 pauses: requests are read in order, so the answer comes once the save is done.
+Shell commands (``cmd``, ``cmd_stdin``, ``cmd_kill``; see ``commands``) are handled by whichever
+thread reads the channel, not by the main loop, and while any runs a thread of their own keeps
+reading: only then does a request wake a second thread.
 
 Python-level ``sys.stdout``/``sys.stderr`` travel on the channel, so they keep
 their exact order with rich outputs. File descriptors 1 and 2 are pipes the
@@ -36,7 +39,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import framing, limits, snapshot, tools
+from . import commands, framing, limits, snapshot, tools
 from .execute import CellRunner, TimeLimitExceeded
 
 
@@ -66,6 +69,8 @@ class Channel:
         self._results: dict[int, dict[str, Any]] = {}
         self._waiting: set[int] = set()
         self._next_call = 0
+        self.on_command: Callable[[dict[str, Any]], None] | None = None
+        """Where ``cmd*`` messages go, at once, from whichever thread reads (``commands``)."""
 
     def send(self, message: dict[str, Any]) -> None:
         data = framing.encode(message)
@@ -110,6 +115,12 @@ class Channel:
             raise ConnectionError("the host went away")
         return reply
 
+    def pump_while(self, busy: Callable[[], bool]) -> bool:
+        """Keep the channel read while ``busy()`` (shell commands run): messages for them must arrive even
+        while a cell runs. Returns once not busy (after the next message): True, or False when the channel closed."""
+        self._pump_until(lambda: not busy())
+        return not self._closed
+
     def _pump_until(self, ready: Callable[[], bool]) -> None:
         """Return once ``ready()`` or the channel closed, reading frames ourselves if nobody else is."""
         with self._cond:
@@ -142,6 +153,8 @@ class Channel:
             call_id = message.get("id")
             if call_id in self._waiting:  # a late reply to an interrupted call is dropped
                 self._results[call_id] = message
+        elif str(message.get("t", "")).startswith("cmd") and self.on_command is not None:
+            self.on_command(message)
         else:
             self._inbox.append(message)
 
@@ -230,6 +243,8 @@ class Kernel:
         self.stdout = ChannelStream(self, "stdout", 1)
         self.stderr = ChannelStream(self, "stderr", 2)
         self.stdout.other, self.stderr.other = self.stderr, self.stdout
+        self.commands = commands.Commands(channel, pump=lambda: channel.pump_while(lambda: self.commands.running))
+        channel.on_command = self.commands.handle
         self.runner = CellRunner(emit=self._emit, flush_streams=_flush_streams, code_finished=channel.cork)
         self._cpu_limit: float | None = None  # the running cell's limits, for the words of a timeout
         self._cpu_soft_limit: int | None = None
@@ -284,6 +299,7 @@ class Kernel:
         count = None
         try:
             os.chdir(workdir)
+            self.commands.workspace_is_here()
             if isinstance(request.get("home"), str):
                 os.environ["HOME"] = request["home"]
         except OSError as exc:

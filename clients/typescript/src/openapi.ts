@@ -263,6 +263,76 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/v1/commands": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run a shell command once in a fresh sandbox */
+        post: operations["run_command_v1_commands_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/{session_id}/commands": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The session's shell commands */
+        get: operations["list_commands_v1_sessions__session_id__commands_get"];
+        put?: never;
+        /** Run a shell command in a session */
+        post: operations["session_command_v1_sessions__session_id__commands_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/{session_id}/commands/{command_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A command's state and output so far */
+        get: operations["get_command_v1_sessions__session_id__commands__command_id__get"];
+        put?: never;
+        post?: never;
+        /** Kill a command and what it started */
+        delete: operations["kill_command_v1_sessions__session_id__commands__command_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/{session_id}/commands/{command_id}/stdin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Write to a background command's stdin */
+        post: operations["command_stdin_v1_sessions__session_id__commands__command_id__stdin_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/models": {
         parameters: {
             query?: never;
@@ -433,6 +503,88 @@ export type components = {
             max_steps?: number | null;
         } & {
             [key: string]: unknown;
+        };
+        /** CommandList */
+        CommandList: {
+            /** Commands */
+            commands: components["schemas"]["CommandResult"][];
+        };
+        /**
+         * CommandResult
+         * @description A shell command's outcome (or, while a background one runs, its state and output so far).
+         */
+        CommandResult: {
+            /**
+             * Id
+             * @description cmd_...
+             */
+            id: string;
+            /** Cmd */
+            cmd: string;
+            /**
+             * Status
+             * @description running; ok (exit 0); error (another exit code); timeout; memory; killed (DELETE, a signal, the sandbox ended, it could not start).
+             * @enum {string}
+             */
+            status: "running" | "ok" | "error" | "timeout" | "memory" | "killed";
+            /**
+             * Exit Code
+             * @description The shell's exit code; null while running or when a signal ended it.
+             */
+            exit_code?: number | null;
+            /**
+             * Stdout
+             * @default
+             */
+            stdout: string;
+            /**
+             * Stderr
+             * @default
+             */
+            stderr: string;
+            /**
+             * Duration Ms
+             * @default 0
+             */
+            duration_ms: number;
+            /**
+             * Truncated
+             * @description Output over the output_size limit was dropped (a background command keeps the most recent output, a foreground one the first).
+             * @default false
+             */
+            truncated: boolean;
+            /**
+             * Background
+             * @default false
+             */
+            background: boolean;
+            /**
+             * Error
+             * @description Why the command ended without an exit code, for a person.
+             */
+            error?: string | null;
+        };
+        /** CommandStarted */
+        CommandStarted: {
+            /**
+             * Id
+             * @description cmd_...: GET, POST …/stdin and DELETE it under the session's /commands.
+             */
+            id: string;
+        };
+        /** CommandStdinRequest */
+        CommandStdinRequest: {
+            /**
+             * Data
+             * @description Text written to the command's stdin.
+             */
+            data: string;
+            /**
+             * Eof
+             * @description Close its stdin afterwards.
+             * @default false
+             */
+            eof: boolean;
         };
         /**
          * DisplayData
@@ -740,12 +892,96 @@ export type components = {
             /** Reason */
             reason: string;
         };
+        /** OneShotCommandRequest */
+        OneShotCommandRequest: {
+            /**
+             * Cmd
+             * @description The command line, run by /bin/sh -c.
+             */
+            cmd: string;
+            /**
+             * Cwd
+             * @description Directory relative to the workspace (default: the workspace).
+             */
+            cwd?: string | null;
+            /**
+             * Env
+             * @description Environment variables added for this command.
+             */
+            env?: {
+                [key: string]: string;
+            } | null;
+            /**
+             * Timeout
+             * @description Wall-clock seconds; then it is killed (status timeout). A background command has no limit without one.
+             */
+            timeout?: number | null;
+            /**
+             * Stdin
+             * @description Text given to the command's stdin, then end of file.
+             */
+            stdin?: string | null;
+            /**
+             * Stream
+             * @description Answer with Server-Sent Events: stdout, stderr, then done.
+             * @default false
+             */
+            stream: boolean;
+            /**
+             * Files
+             * @description Files placed in the workspace before the command.
+             */
+            files?: components["schemas"]["FileUpload"][] | null;
+            limits?: components["schemas"]["LimitsOverride"] | null;
+        };
         /** Resumed */
         Resumed: {
             /** Restored */
             restored: string[];
             /** Lost */
             lost: components["schemas"]["LostName"][];
+        };
+        /** SessionCommandRequest */
+        SessionCommandRequest: {
+            /**
+             * Cmd
+             * @description The command line, run by /bin/sh -c.
+             */
+            cmd: string;
+            /**
+             * Cwd
+             * @description Directory relative to the workspace (default: the workspace).
+             */
+            cwd?: string | null;
+            /**
+             * Env
+             * @description Environment variables added for this command.
+             */
+            env?: {
+                [key: string]: string;
+            } | null;
+            /**
+             * Timeout
+             * @description Wall-clock seconds; then it is killed (status timeout). A background command has no limit without one.
+             */
+            timeout?: number | null;
+            /**
+             * Stdin
+             * @description Text given to the command's stdin, then end of file.
+             */
+            stdin?: string | null;
+            /**
+             * Stream
+             * @description Answer with Server-Sent Events: stdout, stderr, then done.
+             * @default false
+             */
+            stream: boolean;
+            /**
+             * Background
+             * @description Start it and answer 201 with its id at once; its stdin stays open.
+             * @default false
+             */
+            background: boolean;
         };
         /** SessionCreateRequest */
         SessionCreateRequest: {
@@ -2139,6 +2375,422 @@ export interface operations {
             };
             /** @description No such session or file. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The server is shutting down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    run_command_v1_commands_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OneShotCommandRequest"];
+            };
+        };
+        responses: {
+            /** @description With `stream: true` or `Accept: text/event-stream`: events stdout, stderr, done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CommandResult"];
+                    "text/event-stream": {
+                        /** @enum {string} */
+                        event: "stdout" | "stderr" | "error" | "done";
+                        /** @description JSON; for `done`, the complete command result. */
+                        data: string;
+                    };
+                };
+            };
+            /** @description Invalid request: bad JSON, missing or wrongly typed fields, a bad path. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or wrong API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Code or upload over its limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No capacity or quota left; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The server is shutting down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_commands_v1_sessions__session_id__commands_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CommandList"];
+                };
+            };
+            /** @description Invalid request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or wrong API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such session or file. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The server is shutting down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    session_command_v1_sessions__session_id__commands_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SessionCommandRequest"];
+            };
+        };
+        responses: {
+            /** @description With `stream: true` or `Accept: text/event-stream`: events stdout, stderr, done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CommandResult"];
+                    "text/event-stream": {
+                        /** @enum {string} */
+                        event: "stdout" | "stderr" | "error" | "done";
+                        /** @description JSON; for `done`, the complete command result. */
+                        data: string;
+                    };
+                };
+            };
+            /** @description background: started. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CommandStarted"];
+                };
+            };
+            /** @description Invalid request: bad JSON, missing or wrongly typed fields, a bad path. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or wrong API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such session or file. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Code or upload over its limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No capacity or quota left; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The server is shutting down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_command_v1_sessions__session_id__commands__command_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                command_id: string;
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CommandResult"];
+                };
+            };
+            /** @description Invalid request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or wrong API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such session or file. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The server is shutting down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    kill_command_v1_sessions__session_id__commands__command_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                command_id: string;
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CommandResult"];
+                };
+            };
+            /** @description Invalid request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or wrong API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such session or file. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The server is shutting down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    command_stdin_v1_sessions__session_id__commands__command_id__stdin_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                command_id: string;
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CommandStdinRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid request: bad JSON, missing or wrongly typed fields, a bad path. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or wrong API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such session or file. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Code or upload over its limit. */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };

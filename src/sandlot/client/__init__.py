@@ -29,7 +29,7 @@ from .._errors import (
     TooLargeError,
     UnavailableError,
 )
-from .._models import DisplayData, ErrorOutput, ExecuteResult, ExecutionError, ExecutionResult, StreamOutput, Usage
+from .._models import CommandResult, DisplayData, ErrorOutput, ExecuteResult, ExecutionError, ExecutionResult, StreamOutput, Usage
 from ._async import AsyncClient, AsyncClientSession, AsyncEventStream, SessionOpener
 from ._sync import Client, ClientSession, EventStream
 from ._types import FileInfo, SessionInfo, StreamEvent
@@ -43,6 +43,7 @@ __all__ = [
     "Client",
     "ClientSession",
     "ClosedError",
+    "CommandResult",
     "DisplayData",
     "ErrorOutput",
     "EventStream",

@@ -20,7 +20,7 @@ import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from .. import __version__
-from .._models import ExecutionResult
+from .._models import CommandResult, ExecutionResult
 from ._errors import error_from_response, unreadable
 from ._sse import SSE_MEDIA_TYPE
 from ._types import FileInfo, SessionInfo
@@ -40,6 +40,8 @@ _sessions: TypeAdapter[list[SessionInfo]] = TypeAdapter(list[SessionInfo])
 _files: TypeAdapter[list[FileInfo]] = TypeAdapter(list[FileInfo])
 _result_adapter: TypeAdapter[ExecutionResult] = TypeAdapter(ExecutionResult)
 _session_adapter: TypeAdapter[SessionInfo] = TypeAdapter(SessionInfo)
+_command_adapter: TypeAdapter[CommandResult] = TypeAdapter(CommandResult)
+_commands: TypeAdapter[list[CommandResult]] = TypeAdapter(list[CommandResult])
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,10 @@ def _result(response: httpx.Response) -> ExecutionResult:
     return _validated(_result_adapter, _json(response), "an execution result")
 
 
+def _command(response: httpx.Response) -> CommandResult:
+    return _validated(_command_adapter, _json(response), "a command result")
+
+
 def _session(response: httpx.Response) -> SessionInfo:
     return _validated(_session_adapter, _json(response), "a session")
 
@@ -178,6 +184,40 @@ def session_execute_call(session_id: str, code: str, *, timeout: float | None, s
     if stream:
         body["stream"] = True
     return Call("POST", _session_path(session_id, "/execute"), _result, json=body, run_timeout=timeout, stream=stream)
+
+
+def command_call(cmd: str, *, session_id: str | None, cwd: str | None, env: Mapping[str, str] | None,
+                 timeout: float | None, stdin: str | None) -> Call[CommandResult]:
+    """``/bin/sh -c cmd`` to its end: once in a fresh sandbox, or in a session's."""
+    body = _drop_none({"cmd": cmd, "cwd": cwd, "env": dict(env) if env is not None else None, "timeout": timeout,
+                       "stdin": stdin})
+    path = "/v1/commands" if session_id is None else _session_path(session_id, "/commands")
+    return Call("POST", path, _command, json=body, run_timeout=timeout)
+
+
+def start_command_call(session_id: str, cmd: str, *, cwd: str | None, env: Mapping[str, str] | None,
+                       timeout: float | None) -> Call[str]:
+    body = _drop_none({"cmd": cmd, "cwd": cwd, "env": dict(env) if env is not None else None, "timeout": timeout,
+                       "background": True})
+    return Call("POST", _session_path(session_id, "/commands"), lambda r: str(_field(r, "id")), json=body)
+
+
+def get_command_call(session_id: str, command_id: str) -> Call[CommandResult]:
+    return Call("GET", _session_path(session_id, f"/commands/{quote(command_id, safe='')}"), _command)
+
+
+def list_commands_call(session_id: str) -> Call[list[CommandResult]]:
+    return Call("GET", _session_path(session_id, "/commands"),
+                lambda r: _validated(_commands, _field(r, "commands"), "commands"))
+
+
+def command_stdin_call(session_id: str, command_id: str, data: str, eof: bool) -> Call[None]:
+    return Call("POST", _session_path(session_id, f"/commands/{quote(command_id, safe='')}/stdin"), _nothing,
+                json={"data": data, "eof": eof})
+
+
+def kill_command_call(session_id: str, command_id: str) -> Call[CommandResult]:
+    return Call("DELETE", _session_path(session_id, f"/commands/{quote(command_id, safe='')}"), _command)
 
 
 def batch_call(items: Sequence[BatchItem]) -> Call[list[ExecutionResult]]:

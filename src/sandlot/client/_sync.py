@@ -12,7 +12,7 @@ from typing import Any, TypeVar, cast
 import httpx
 
 from .._errors import ClosedError, NotFoundError
-from .._models import ExecutionResult
+from .._models import CommandResult, ExecutionResult
 from . import _base as calls
 from ._base import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, BaseClient, BatchItem, Call
 from ._errors import error_from_response, transport_errors
@@ -69,6 +69,11 @@ class Client(BaseClient):
         block) disconnects, which cancels the run.
         """
         return EventStream(self._events(calls.execute_call(code, timeout=timeout, files=files, env=env, stream=True)))
+
+    def run_command(self, cmd: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None,
+                    timeout: float | None = None, stdin: str | None = None) -> CommandResult:
+        """Run ``/bin/sh -c cmd`` once in a fresh sandbox; a non-zero exit is data (``status == "error"``)."""
+        return self._send(calls.command_call(cmd, session_id=None, cwd=cwd, env=env, timeout=timeout, stdin=stdin))
 
     def batch(self, items: Sequence[BatchItem]) -> list[ExecutionResult]:
         """Run many items in one round trip; results come back in item order.
@@ -191,6 +196,33 @@ class ClientSession:
     def stream(self, code: str, *, timeout: float | None = None) -> EventStream:
         """Run a cell, yielding its ``StreamEvent`` objects; leaving early interrupts the cell (state is kept)."""
         return EventStream(self._client._events(calls.session_execute_call(self.id, code, timeout=timeout, stream=True)))
+
+    def run_command(self, cmd: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None,
+                    timeout: float | None = None, stdin: str | None = None) -> CommandResult:
+        """Run ``/bin/sh -c cmd`` in the session's sandbox, on its files, taking its turn like a cell."""
+        return self._client._send(calls.command_call(cmd, session_id=self.id, cwd=cwd, env=env, timeout=timeout,
+                                                          stdin=stdin))
+
+    def start_command(self, cmd: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None,
+                      timeout: float | None = None) -> str:
+        """Start ``cmd`` in the background; returns its id for ``command``, ``write_stdin`` and ``kill_command``."""
+        return self._client._send(calls.start_command_call(self.id, cmd, cwd=cwd, env=env, timeout=timeout))
+
+    def commands(self) -> list[CommandResult]:
+        """The session's commands: running ones, and the last finished ones."""
+        return self._client._send(calls.list_commands_call(self.id))
+
+    def command(self, command_id: str) -> CommandResult:
+        """A command's state and output so far (a background one keeps its latest output)."""
+        return self._client._send(calls.get_command_call(self.id, command_id))
+
+    def write_stdin(self, command_id: str, data: str, *, eof: bool = False) -> None:
+        """Write to a running background command's stdin (``eof``: then close it)."""
+        self._client._send(calls.command_stdin_call(self.id, command_id, data, eof))
+
+    def kill_command(self, command_id: str) -> CommandResult:
+        """Kill a command and whatever it started; returns its final state."""
+        return self._client._send(calls.kill_command_call(self.id, command_id))
 
     def interrupt(self) -> None:
         """Stop the running cell, if any (``KeyboardInterrupt`` inside it); safe to call from another thread."""

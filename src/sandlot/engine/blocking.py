@@ -16,7 +16,7 @@ from typing import ParamSpec, TypeVar
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from .._config import EngineConfig
-from .._models import ExecutionResult
+from .._models import CommandResult, ExecutionResult
 from ..tools import ToolRegistry
 from .collector import EventCallback
 from .engine import Engine
@@ -56,6 +56,12 @@ class Sandlot:
         """Run ``code`` once in a fresh sandbox; see ``Engine.execute``."""
         return self._call(self.engine.execute, code, timeout=timeout, files=files, env=env, on_event=on_event,
                           tools=tools, limits=limits)
+
+    def run_command(self, cmd: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None,
+                    timeout: float | None = None, stdin: str | None = None,
+                    files: Mapping[str, bytes] | None = None) -> CommandResult:
+        """Run ``/bin/sh -c cmd`` once in a fresh sandbox (see ``Engine.run_command``)."""
+        return self._call(self.engine.run_command, cmd, cwd=cwd, env=env, timeout=timeout, stdin=stdin, files=files)
 
     def session(self, *, timeout: float | None = None, idle_timeout: float | None = None,
                 env: Mapping[str, str] | None = None, tools: Iterable[str] | None = None,
@@ -97,6 +103,11 @@ class SyncSession:
     def execute(self, code: str, *, timeout: float | None = None,
                 on_event: EventCallback | None = None) -> ExecutionResult:
         return self._owner._call(self.session.execute, code, timeout=timeout, on_event=on_event)
+
+    def run_command(self, cmd: str, *, cwd: str | None = None, env: dict[str, str] | None = None,
+                    timeout: float | None = None, stdin: str | None = None) -> CommandResult:
+        """Run ``/bin/sh -c cmd`` in this session's sandbox, on its files (see ``Session.run_command``)."""
+        return self._owner._call(self.session.run_command, cmd, cwd=cwd, env=env, timeout=timeout, stdin=stdin)
 
     def interrupt(self) -> None:
         self._owner._call(self.session.interrupt)

@@ -37,7 +37,7 @@ from .._errors import (
     RestartingError,
     SpawnError,
 )
-from .._models import AttachedMessage, ExecutionResult, LostName, ToolCallRecord, Usage
+from .._models import AttachedMessage, CommandResult, ExecutionResult, LostName, ToolCallRecord, Usage
 from ..durable import archive
 from ..durable.datadir import DataDir
 from ..durable.store import PAUSED, RUNNING, CellRecord, SessionRecord, SessionStore
@@ -46,6 +46,7 @@ from ..tools import ToolBroker, ToolRegistry
 from . import host, resources
 from .code import check_code
 from .collector import EventCallback, RunOutcome
+from .commands import Command, check_command, command_cwd
 from .factory import SandboxFactory
 from .instances import Instance
 from .pool import PoolState
@@ -223,6 +224,30 @@ class Engine:
                 self._pool_wakeup.set()
         self.raise_if_lost(sandbox)
         return self.result(outcome, execution_count=1)
+
+    async def run_command(self, cmd: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None,
+                          timeout: float | None = None, stdin: str | None = None,
+                          files: Mapping[str, bytes] | None = None, limits: Mapping[str, float | int] | None = None,
+                          on_event: EventCallback | None = None) -> CommandResult:
+        """Run ``/bin/sh -c cmd`` once in a fresh single-use sandbox, destroyed afterwards (``engine.commands``)."""
+        factory = self._open_factory()
+        check_command(cmd, stdin)
+        run_limits = self.run_limits(timeout, limits)
+        where = command_cwd(cwd)
+        sandbox = await self._sandbox_for(run_limits)
+        try:
+            for path, data in (files or {}).items():
+                sandbox.workspace.write(path, data)
+            sandbox.used = True
+            command = Command(cmd, background=False, output_size=run_limits.output_size, on_event=on_event)
+            await sandbox.commands.run(command, timeout=run_limits.timeout, cwd=where, env=dict(env or {}),
+                                       stdin=stdin, kill_sandbox_on_timeout=True)
+        finally:
+            self._spawn_background(self._destroy_soon(factory, sandbox))
+            self._pool_wakeup.set()
+        self.raise_if_lost(sandbox)
+        self.runs += 1
+        return command.result()
 
     def raise_if_lost(self, sandbox: Sandbox) -> None:
         """A run whose sandbox went down with its zygote failed for the server's reasons: 503, retry."""

@@ -31,6 +31,8 @@ from .._errors import ProtocolError, SpawnError
 from .._models import (
     AttachedMessage,
     CallMessage,
+    CommandExitMessage,
+    CommandOutputMessage,
     DoneMessage,
     ErrorOutput,
     ExecutionError,
@@ -46,6 +48,7 @@ from .._models import (
 from ..tools.broker import ToolBroker
 from .cgroups import SandboxCgroup
 from .collector import Collector, EventCallback, RunOutcome
+from .commands import SandboxCommands
 from .workspace import Workspace
 from .zygote import Exit, Zygote
 
@@ -99,6 +102,9 @@ class Sandbox:
         """Requests that are answered by a message of their own (``saved``, ``attached``), by id."""
         self.alive = True
         self.used = False
+        self.commands = SandboxCommands(self._send, self.kill,
+                                        lambda: self.cgroup.oom_kills() if self.cgroup is not None else 0)
+        """The shell commands running here (``engine.commands``)."""
         channel.setblocking(False)
         self._loop.add_reader(channel.fileno(), self._on_channel)
         for name, fd in self._pipes.items():
@@ -315,6 +321,7 @@ class Sandbox:
     def close_io(self) -> None:
         """Stop watching and close our ends of the channel and pipes."""
         self.alive = False
+        self.commands.end_all("the sandbox ended")
         with contextlib.suppress(Exception):
             self._loop.remove_reader(self._channel.fileno())
         self._channel.close()
@@ -421,6 +428,8 @@ class Sandbox:
             if waiter is None or waiter.done():
                 raise ProtocolError("a reply to a request that was never made")
             waiter.set_result(message)
+        elif isinstance(message, CommandOutputMessage | CommandExitMessage):
+            self.commands.on_message(message)
         elif isinstance(message, DoneMessage):
             if self._done is not None and not self._done.done():
                 if message.id != self._run_id:
@@ -479,6 +488,14 @@ class Sandbox:
         for waiter in self._replies.values():
             if not waiter.done():
                 waiter.set_result(None)
+        self.commands.end_all(self._death_words())
+
+    def _death_words(self) -> str:
+        if self._killed_for == "timeout":
+            return "the command exceeded its time limit and its sandbox was stopped"
+        if self._problem is not None:
+            return f"the sandbox broke the channel protocol and was stopped ({self._problem})"
+        return "the sandbox ended"
 
     def _on_pipe(self, name: str) -> None:
         fd = self._pipes.get(name)

@@ -18,6 +18,7 @@ killed (memory, a hard kill, its zygote) comes back the same way, with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -26,11 +27,12 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .. import tracing
 from .._config import Limits
-from .._errors import ClosedError
-from .._models import ExecutionResult, Output, Resumed, parse_output
+from .._errors import ClosedError, InvalidRequestError, NotFoundError
+from .._models import CommandResult, ExecutionResult, Output, Resumed, parse_output
 from ..durable import archive
 from ..durable.store import PAUSED, RUNNING, SessionRecord
 from .code import check_code
+from .commands import KILL_GRACE, MAX_KEPT, Command, check_command, command_cwd
 
 if TYPE_CHECKING:
     from ..durable.volumes import Volume
@@ -83,6 +85,9 @@ class Session:
         self._resumed: dict[str, Any] | None = None
         """What the last restore brought back, for the next result."""
         self._lock = asyncio.Lock()
+        self.commands: dict[str, Command] = {}
+        """Shell commands run here, by id: the running ones and the last ``MAX_KEPT`` finished."""
+        self._command_timers: set[asyncio.Task[None]] = set()
         if record.damaged:
             self._resumed = {"restored": [], "lost": [{"name": "*", "reason": "the session's record was damaged on disk "
                                                        f"({', '.join(record.damaged)}); defaults were used"}]}
@@ -174,6 +179,96 @@ class Session:
             store.cell_finished(self.id, count, [o.model_dump(mode="json") for o in result.outputs], result.status)
             self._engine.raise_if_lost(sandbox)
             return result
+
+    # ---- shell commands ------------------------------------------------------------
+    # A command takes its turn like a cell (the session's lock): it runs in the interpreter's sandbox,
+    # on the same files, and one that waits for a cell sees what that cell wrote. A background command
+    # holds the lock only to start; it then runs beside later cells and commands.
+
+    async def run_command(self, cmd: str, *, cwd: str | None = None, env: dict[str, str] | None = None,
+                          timeout: float | None = None, stdin: str | None = None,
+                          on_event: EventCallback | None = None) -> CommandResult:
+        """Run ``/bin/sh -c cmd`` in the session's sandbox to its end; a non-zero exit is data (``error``)."""
+        check_command(cmd, stdin)
+        limits = self.limits.override(self._engine.config.max_limits, timeout=timeout)
+        async with self._lock:
+            command, sandbox, where = await self._new_command(cmd, cwd, background=False, on_event=on_event)
+            try:
+                await sandbox.commands.run(command, timeout=limits.timeout, cwd=where, env={**self._env, **(env or {})},
+                                           stdin=stdin, kill_sandbox_on_timeout=False)
+            finally:
+                self._touch()
+                if sandbox.doomed:  # it took the interpreter with it: the next call gets a fresh one
+                    await self._retire()
+                    self._restart_pending = True
+            self._engine.raise_if_lost(sandbox)
+            return command.result()
+
+    async def start_command(self, cmd: str, *, cwd: str | None = None, env: dict[str, str] | None = None,
+                            timeout: float | None = None) -> Command:
+        """Start ``/bin/sh -c cmd`` in the background; its stdin stays open. Without ``timeout`` it runs
+        until it ends, is killed, or the session's interpreter ends (pause, idle pause, delete)."""
+        check_command(cmd)
+        if timeout is not None:
+            self.limits.override(self._engine.config.max_limits, timeout=timeout)  # refused as a cell's would be
+        async with self._lock:
+            command, sandbox, where = await self._new_command(cmd, cwd, background=True, on_event=None)
+            await sandbox.commands.start(command, cwd=where, env={**self._env, **(env or {})}, stdin=None)
+        if timeout is not None:
+            timer = asyncio.get_running_loop().create_task(self._kill_at(command, timeout))
+            self._command_timers.add(timer)
+            timer.add_done_callback(self._command_timers.discard)
+        return command
+
+    def command(self, command_id: str) -> Command:
+        command = self.commands.get(command_id)
+        if command is None:
+            raise NotFoundError(f"no command {command_id!r} in session {self.id}")
+        return command
+
+    async def write_command_stdin(self, command_id: str, data: str, *, eof: bool = False) -> None:
+        """Send ``data`` to a running background command's stdin (``eof``: then close it)."""
+        check_command(data)
+        command = self.command(command_id)
+        if not command.running or command.sandbox is None:
+            raise InvalidRequestError(f"command {command_id} has ended ({command.status})")
+        self._touch()
+        await command.sandbox.write_stdin(command, data, eof=eof)
+
+    async def kill_command(self, command_id: str) -> CommandResult:
+        """SIGKILL a command and everything it started; returns its final state."""
+        command = self.command(command_id)
+        if command.running and command.sandbox is not None:
+            await command.sandbox.kill(command)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(command.finished), KILL_GRACE)
+        return command.result()
+
+    async def _kill_at(self, command: Command, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(command.finished), timeout)
+            return
+        if command.running and command.sandbox is not None:
+            command.timed_out = True
+            await command.sandbox.kill(command)
+
+    async def _new_command(self, cmd: str, cwd: str | None, *, background: bool,
+                           on_event: EventCallback | None) -> tuple[Command, Sandbox, str]:
+        """A command record, and the sandbox and directory it runs in (called with the lock held)."""
+        where = command_cwd(cwd)
+        if self.closed:
+            raise ClosedError(f"session {self.id} is closed")
+        self._touch()
+        await self._ensure_interpreter()
+        sandbox = self._sandbox
+        assert sandbox is not None
+        sandbox.used = True
+        command = Command(cmd, background=background, output_size=self.limits.output_size, on_event=on_event)
+        self.commands[command.id] = command
+        finished = [key for key, kept in self.commands.items() if not kept.running]
+        for key in finished[:max(0, len(finished) - MAX_KEPT)]:
+            del self.commands[key]
+        return command, sandbox, where
 
     @property
     def history(self) -> list[Cell]:
@@ -327,6 +422,8 @@ class Session:
     async def close(self) -> None:
         """End the session: kill its interpreter, then remove its record and files (the engine calls this)."""
         self.closed = True
+        for timer in list(self._command_timers):
+            timer.cancel()
         sandbox = self._sandbox
         if sandbox is not None:
             sandbox.kill("session closed")

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .. import __version__
 from .._config import MiB
 from .._errors import AuthenticationError, CapacityError, ClosedError, InvalidRequestError, NotFoundError, SandlotError, TooLargeError
-from .._models import ExecutionResult
+from .._models import CommandResult, ExecutionResult
 from ..engine import Engine, Session
 from ._results import execution_result, text
 
@@ -99,6 +99,12 @@ class CreateArgs(_Args):
 class CellArgs(_Args):
     session_id: str
     code: str
+    timeout: float | None = None
+
+
+class CommandArgs(_Args):
+    session_id: str
+    command: str
     timeout: float | None = None
 
 
@@ -185,8 +191,8 @@ class SandlotTools:
         self._tools = self._describe()
         self._handlers: dict[str, Callable[[Caller, dict[str, Any]], Awaitable[CallToolResult]]] = {
             "run_python": self.run_python, "create_session": self.create_session, "run_cell": self.run_cell,
-            "upload_file": self.upload_file, "download_file": self.download_file, "list_files": self.list_files,
-            "close_session": self.close_session,
+            "run_command": self.run_command, "upload_file": self.upload_file, "download_file": self.download_file,
+            "list_files": self.list_files, "close_session": self.close_session,
         }
 
     # ---- the MCP server --------------------------------------------------------------
@@ -255,6 +261,23 @@ class SandlotTools:
                 raise self._gone(args.session_id) from None
         self._record("session", result, session.id)
         return execution_result(result)
+
+    async def run_command(self, caller: Caller, arguments: dict[str, Any]) -> CallToolResult:
+        args = CommandArgs.model_validate(arguments)
+        session = self._session(caller, args.session_id)
+        with self._run_slot(caller):
+            try:
+                result = await session.run_command(args.command, timeout=args.timeout)
+            except ClosedError:
+                raise self._gone(args.session_id) from None
+        shown = [f"exit code {result.exit_code}" if result.exit_code is not None else f"{result.status}: {result.error}"]
+        for name, value in (("stdout", result.stdout), ("stderr", result.stderr)):
+            if value:
+                shown.append(f"{name}:\n{value}")
+        if result.truncated:
+            shown.append("(the output was over the limit; the rest was dropped)")
+        return CallToolResult(content=[text("\n".join(shown))], structured_content=result.model_dump(mode="json"),
+                              is_error=result.status != "ok")
 
     async def upload_file(self, caller: Caller, arguments: dict[str, Any]) -> CallToolResult:
         args = UploadArgs.model_validate(arguments)
@@ -448,6 +471,18 @@ class SandlotTools:
                  input_schema=_object(["session_id", "code"], session_id=SESSION_ID, code=code, timeout=timeout),
                  output_schema=ExecutionResult.model_json_schema(mode="serialization"),
                  annotations=ToolAnnotations(title="Run code in a session", destructive_hint=False, **no_world)),
+            Tool(name="run_command", title="Run a shell command in a session",
+                 description="Run a shell command line (/bin/sh -c) in a session from create_session, in its working "
+                             "directory, on the same files its Python cells see: ls, grep, cat, running a script. "
+                             "Coreutils and the host's /usr programs are there, read-only; there is no network. It "
+                             "takes its turn like a cell. The result has the exit code, stdout and stderr; a non-zero "
+                             "exit sets isError.",
+                 input_schema=_object(["session_id", "command"], session_id=SESSION_ID,
+                                      command={"type": "string", "description": "The command line, e.g. 'ls -la'."},
+                                      timeout=timeout),
+                 output_schema=CommandResult.model_json_schema(mode="serialization"),
+                 annotations=ToolAnnotations(title="Run a shell command in a session", destructive_hint=False,
+                                             **no_world)),
             Tool(name="upload_file", title="Upload a file to a session",
                  description="Write a file into a session's working directory, where its code can open() it by the "
                              "same relative path. Text is stored as UTF-8; for binary data (images, Excel, Parquet, "

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from .._models import ExecutionResult
+from .._models import CommandResult, ExecutionResult
 
 
 def _encodable(value: str) -> str:
@@ -138,6 +138,40 @@ class SessionExecuteRequest(RequestBody):
     code: Text
     timeout: float | None = Timeout
     stream: bool = False
+
+
+class CommandRequest(RequestBody):
+    """A shell command: ``/bin/sh -c cmd`` in the sandbox (docs/commands.md)."""
+
+    cmd: Text = Field(description="The command line, run by /bin/sh -c.", min_length=1)
+    cwd: Text | None = Field(None, description="Directory relative to the workspace (default: the workspace).")
+    env: Env | None = Field(None, description="Environment variables added for this command.")
+    timeout: float | None = Field(None, gt=0, allow_inf_nan=False, description="Wall-clock seconds; then it is "
+                                  "killed (status timeout). A background command has no limit without one.")
+    stdin: Text | None = Field(None, description="Text given to the command's stdin, then end of file.")
+    stream: bool = Field(False, description="Answer with Server-Sent Events: stdout, stderr, then done.")
+
+
+class SessionCommandRequest(CommandRequest):
+    background: bool = Field(False, description="Start it and answer 201 with its id at once; its stdin stays open.")
+
+
+class OneShotCommandRequest(CommandRequest):
+    files: list[FileUpload] | None = Field(None, description="Files placed in the workspace before the command.")
+    limits: LimitsOverride | None = None
+
+
+class CommandStarted(BaseModel):
+    id: str = Field(description="cmd_...: GET, POST …/stdin and DELETE it under the session's /commands.")
+
+
+class CommandList(BaseModel):
+    commands: list[CommandResult]
+
+
+class CommandStdinRequest(RequestBody):
+    data: Text = Field(description="Text written to the command's stdin.")
+    eof: bool = Field(False, description="Close its stdin afterwards.")
 
 
 class SessionInfo(BaseModel):

@@ -4,7 +4,9 @@ Events: ``stdout`` and ``stderr`` ({"name", "text"}), ``output`` (one nbformat
 display_data or execute_result object), ``error`` (the nbformat error object
 of a failing cell; or, if the server itself fails mid-stream, the usual
 ``{"error": {"type", "message"}}`` body, and then the stream ends without
-``done``), and a final ``done`` with the complete execution result.
+``done``), and a final ``done`` with the complete execution result. A shell command
+streams the same way: ``stdout`` and ``stderr``, then ``done`` with its
+command result.
 
 A client that disconnects cancels the run: a one-shot run's sandbox is
 killed; a session cell is interrupted (its state is kept), or, while it still
@@ -17,14 +19,15 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from .._errors import SandlotError
-from .._models import ExecutionResult
 from ..engine import EventCallback
 
 SSE_MEDIA_TYPE = "text/event-stream"
-RunFactory = Callable[[EventCallback], Awaitable[ExecutionResult]]
+R = TypeVar("R", bound=BaseModel)
 
 
 def format_event(name: str, data: Any) -> bytes:
@@ -36,8 +39,9 @@ def wants_stream(stream_flag: bool, accept: str | None) -> bool:
     return stream_flag or SSE_MEDIA_TYPE in (accept or "")
 
 
-async def stream_run(start: RunFactory, on_disconnect: Callable[[asyncio.Task[ExecutionResult]], Awaitable[None]]
-                     ) -> AsyncIterator[bytes]:
+async def stream_run(start: Callable[[EventCallback], Awaitable[R]],
+                     on_disconnect: Callable[[asyncio.Task[R]], Awaitable[None]]) -> AsyncIterator[bytes]:
+    """The events of one run (an ``ExecutionResult``) or shell command (a ``CommandResult``), ``done`` last."""
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
 
     def on_event(kind: str, payload: Any) -> None:
@@ -47,7 +51,7 @@ async def stream_run(start: RunFactory, on_disconnect: Callable[[asyncio.Task[Ex
             output = payload.model_dump(mode="json")
             queue.put_nowait(format_event("error" if output["output_type"] == "error" else "output", output))
 
-    async def run() -> ExecutionResult:
+    async def run() -> R:
         try:
             return await start(on_event)
         finally:
