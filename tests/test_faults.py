@@ -28,6 +28,7 @@ from conftest import dead_instances, running_server
 
 from sandlot import Engine, EngineConfig, Sandlot
 from sandlot._errors import RestartingError
+from sandlot.engine.supervisor import _answered
 from sandlot.engine.zygote import Zygote
 from sandlot.server import ServerConfig
 
@@ -181,6 +182,29 @@ def test_a_stopped_zygote_is_detected_killed_and_replaced(url: str) -> None:
             os.kill(old, signal.SIGCONT)
 
 
+def test_any_message_from_the_zygote_is_a_sign_of_life() -> None:
+    """A ping waits behind the spawn requests sent before it: a zygote busy answering those is working, not
+    stalled (the soak saw a starved zygote called unresponsive while it forked)."""
+
+    class Busy:  # the two things the supervisor looks at
+        def __init__(self) -> None:
+            self.exited: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            self.last_heard = 0.0
+
+    async def scenario() -> list[bool]:
+        zygote = Busy()
+        pong: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        asked_at = time.monotonic()
+        seen = [await _answered(pong, zygote, 0.05, asked_at)]  # type: ignore[arg-type]
+        zygote.last_heard = time.monotonic()  # a "spawned" or "exited" message, say
+        seen.append(await _answered(pong, zygote, 0.05, asked_at))  # type: ignore[arg-type]
+        zygote.exited.set_result("gone")
+        seen.append(await _answered(pong, zygote, 0.05, asked_at))  # type: ignore[arg-type]
+        return seen
+
+    assert asyncio.run(scenario()) == [False, True, False]
+
+
 def test_a_zygote_that_keeps_dying_is_backed_off_and_reported(url: str) -> None:
     seen_failures = 0
     for _ in range(3):
@@ -245,8 +269,9 @@ def test_runs_cancelled_while_their_sandbox_starts_leave_no_cgroup_or_mount() ->
                 await asyncio.sleep(0.5)
                 with open("/proc/self/mountinfo") as f:
                     mounts = sum(1 for line in f if line.split()[4].startswith(factory.instance.path + "/"))
+                # Sandbox cgroups, at any depth (the cpu ones are in the pool's group or a tenant's).
                 cgroups = sum(1 for parent in set(factory.cgroups._parents.values())
-                              for entry in os.scandir(parent) if entry.is_dir())
+                              for _, dirs, _ in os.walk(parent) for name in dirs if name.startswith("sb-"))
                 if (cgroups, mounts) == (0, 0) or time.monotonic() > deadline:
                     return cgroups, mounts
 

@@ -47,11 +47,12 @@ class AgentService:
                          wall_time=self.settings.max_wall_time, client_tools=request.tools,
                          params=request.upstream_params(), host_tools=self.engine.tool_broker(session.tool_names))
 
-    async def open_session(self, request: fmt.ChatRequest, owned: Session | None) -> tuple[Session, bool]:
-        """The session to run in, and whether this request must delete it afterwards."""
+    async def open_session(self, request: fmt.ChatRequest, owned: Session | None,
+                           tenant: str | None = None) -> tuple[Session, bool]:
+        """The session to run in (a new one is ``tenant``'s), and whether this request must delete it afterwards."""
         if owned is not None:
             return owned, False
-        session = await self.engine.create_session()
+        session = await self.engine.create_session(tenant=tenant)
         return session, not request.keep_session
 
     async def complete(self, request: fmt.ChatRequest, session: Session, upstream: Upstream,

@@ -33,9 +33,10 @@ from . import host
 from .code import check_code
 from .collector import EventCallback, RunOutcome
 from .factory import SandboxFactory
+from .handout import MAX_WAIT, Handout
 from .instances import Instance
 from .pool import PoolState
-from .sandbox import Sandbox
+from .sandbox import Sandbox, can_retarget
 from .session import Session
 from .workspace import Workspace
 
@@ -66,6 +67,8 @@ class Engine:
         self.on_session_closed: list[Callable[[str], None]] = []
         self.runs = 0
         self._pool: PoolState[Sandbox] = PoolState(self.config.pool_size)
+        self._handout: Handout[Sandbox] = Handout(self.config.max_sandboxes)
+        self._refill_error = ""
         self._factory: SandboxFactory | None = None
         self._instance = Instance(self.config.state_dir)
         self._background: set[asyncio.Task[Any]] = set()
@@ -76,11 +79,15 @@ class Engine:
 
     def __repr__(self) -> str:
         return (f"<Engine isolation={self.isolation} alive={self.sandboxes_alive} sessions={len(self.sessions)} "
-                f"pool={self._pool!r}>")
+                f"pool={self._pool!r} handout={self._handout!r}>")
 
     @property
     def pool(self) -> PoolState[Sandbox]:
         return self._pool
+
+    @property
+    def handout(self) -> Handout[Sandbox]:
+        return self._handout
 
     @property
     def sandboxes_alive(self) -> int:
@@ -146,6 +153,7 @@ class Engine:
         self._closed = True
         if self._factory is not None:
             self._factory.closed = True  # teardowns cancelled below release their uids quietly
+        self._handout.fail_all(lambda: ClosedError("the engine is closed"))
         for task in list(self._background):
             task.cancel()
         for task in list(self._background):
@@ -163,18 +171,20 @@ class Engine:
     async def execute(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes] | None = None,
                       env: Mapping[str, str] | None = None, on_event: EventCallback | None = None,
                       tools: Iterable[str] | None = None, limits: Mapping[str, float | int] | None = None,
-                      ) -> ExecutionResult:
+                      tenant: str | None = None) -> ExecutionResult:
         """Run ``code`` in a fresh single-use sandbox, destroyed afterwards.
 
         ``tools`` limits which registered host tools the code may call (default: all).
         ``limits`` overrides ``Limits`` fields for this run, up to the server's ``max_limits``.
+        ``tenant`` (the server passes the API key's principal) is whose run it is: scarce sandboxes are
+        handed out fairly between tenants, and each tenant's sandboxes share one cpu group.
         """
         factory = self._open_factory()
         check_code(code)
         run_limits = self.run_limits(timeout, limits)
         broker = self.tool_broker(tools)
         for attempt in range(1, SPAWN_ATTEMPTS + 1):
-            sandbox = await self._sandbox_for(run_limits)
+            sandbox = await self._sandbox_for(run_limits, tenant)
             try:
                 for path, data in (files or {}).items():
                     sandbox.workspace.write(path, data)
@@ -187,6 +197,7 @@ class Engine:
                 if attempt == SPAWN_ATTEMPTS:
                     raise
             finally:
+                self._handout.release(tenant or "")
                 # Never on the request path: teardown and refill happen after the run, in the
                 # background, so the fork and containment of the next sandbox do not compete with it.
                 self._spawn_background(self._destroy_soon(factory, sandbox))
@@ -210,31 +221,80 @@ class Engine:
             raise InvalidRequestError("tmp_size is the server's setting; it cannot change per run")
         return self.config.limits.override(self.config.max_limits, timeout=timeout, **changes)
 
-    async def _sandbox_for(self, limits: Limits) -> Sandbox:
-        """A sandbox held to ``limits``: from the pool (retargeted), or started on demand."""
+    async def _sandbox_for(self, limits: Limits, tenant: str | None) -> Sandbox:
+        """A sandbox held to ``limits`` and counted as ``tenant``'s (the caller releases it): from the pool
+        (retargeted), fairly when the pool runs short, or started on demand for limits no pooled one can take."""
         factory = self._open_factory()
-        sandbox = self._take()
-        if sandbox is not None and not sandbox.can_retarget(limits):
-            self._pool.give_back(sandbox)  # unused: the next request may take it
+        who = tenant or ""
+        if can_retarget(self.config.limits, limits, has_cgroup=factory.cgroups is not None):
             sandbox = None
-        if sandbox is None:
+            if self._handout.may_take(who, len(self._pool.ready), self._pool.starting):
+                sandbox = self._take()
+            if sandbox is None:
+                sandbox = await self._wait_for_pooled(who)
+        else:
             self._pool_wakeup.set()
-            return await self._start_on_demand(factory, limits)
+            sandbox = await self._start_on_demand(factory, limits, tenant)
+        self._handout.hold(who)
         try:
             if limits.workspace_size != sandbox.limits.workspace_size:
                 await factory.resize_workspace(sandbox.workspace, limits.workspace_size)
             sandbox.retarget(limits)
-        except OSError as exc:
+        except BaseException as exc:
+            self._handout.release(who)
             self._spawn_background(factory.destroy(sandbox, keep_workspace=False))
-            raise InvalidRequestError(f"these limits cannot be applied: {exc.strerror}") from None
+            if isinstance(exc, OSError):
+                raise InvalidRequestError(f"these limits cannot be applied: {exc.strerror}") from None
+            raise
+        if tenant is not None:
+            factory.place(sandbox, tenant)
         return sandbox
 
-    async def _start_on_demand(self, factory: SandboxFactory, limits: Limits) -> Sandbox:
+    async def _wait_for_pooled(self, who: str) -> Sandbox:
+        """Wait in ``who``'s queue for the next pooled sandbox the hand-out gives it (see ``handout``)."""
+        future = self._handout.enqueue(who)
+        self._pool_wakeup.set()
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), MAX_WAIT)
+        except BaseException as exc:
+            if future.done():
+                if not future.cancelled() and future.exception() is None:
+                    self._give_back(future.result())  # handed over just as this request gave up
+            else:
+                self._handout.withdraw(who, future)
+                future.cancel()
+            if isinstance(exc, TimeoutError):
+                supervisor = self._open_factory().supervisor
+                if supervisor.state != "up":
+                    raise RestartingError(f"the zygote is {supervisor.state.replace('_', ' ')}; retry shortly",
+                                          retry_after=supervisor.retry_after()) from None
+                if self._pool.failing:
+                    raise SpawnError(f"sandboxes fail to start: {self._refill_error}") from None
+                raise CapacityError(f"no sandbox became free within {MAX_WAIT:.0f} s", retry_after=1.0) from None
+            raise
+
+    def _give_back(self, sandbox: Sandbox) -> None:
+        self._pool.give_back(sandbox)
+        self._hand_out()
+
+    def _hand_out(self) -> None:
+        """Ready sandboxes go to the requests waiting for one, fairly (see ``handout``)."""
+        while self._handout.waiting and self._pool.ready:
+            sandbox = self._take()
+            if sandbox is None:
+                return
+            waiter = self._handout.next_waiter(len(self._pool.ready) + 1, self._pool.starting)
+            if waiter is None:
+                self._pool.give_back(sandbox)  # the reserve, kept for another tenant
+                return
+            waiter.set_result(sandbox)
+
+    async def _start_on_demand(self, factory: SandboxFactory, limits: Limits, tenant: str | None) -> Sandbox:
         """A fresh sandbox for a request; one that dies before it is ready (killed from outside, a
         transient fault) is replaced, a few times, rather than failing the request."""
         for attempt in range(1, SPAWN_ATTEMPTS + 1):
             try:
-                return await factory.start(limits)
+                return await factory.start(limits, tenant=tenant)
             except SpawnError as exc:
                 if attempt == SPAWN_ATTEMPTS:
                     raise
@@ -269,21 +329,22 @@ class Engine:
 
     async def create_session(self, *, timeout: float | None = None, idle_timeout: float | None = None,
                              env: Mapping[str, str] | None = None, tools: Iterable[str] | None = None,
-                             limits: Mapping[str, float | int] | None = None) -> Session:
+                             limits: Mapping[str, float | int] | None = None, tenant: str | None = None) -> Session:
         """A persistent interpreter whose variables and files carry over between cells.
 
         ``tools`` limits which registered host tools its code may call (default: all);
-        ``limits`` overrides ``Limits`` fields for the session, up to ``max_limits``.
+        ``limits`` overrides ``Limits`` fields for the session, up to ``max_limits``;
+        ``tenant`` is whose session it is (as for ``execute``).
         """
         self._open_factory()
         tool_names = None if tools is None else list(tools)
         self.tools.subset(tool_names)  # refuse unknown names now, not at the first call
         session_limits = self.run_limits(timeout, limits)
         idle = min(idle_timeout or self.config.session_idle_timeout, self.config.session_max_lifetime)
-        sandbox = await self._sandbox_for(session_limits)
+        sandbox = await self._sandbox_for(session_limits, tenant)
         self._pool_wakeup.set()
         session = Session(self, sandbox, limits=session_limits, idle_timeout=idle, env=dict(env or {}),
-                          tools=tool_names)
+                          tools=tool_names, tenant=tenant)
         self.sessions[session.id] = session
         return session
 
@@ -302,18 +363,27 @@ class Engine:
     async def _end_session(self, session: Session) -> None:
         for callback in self.on_session_closed:
             callback(session.id)
-        await session.close()
+        try:
+            await session.close()
+        finally:
+            self._handout.release(session.tenant or "")
 
     # What a session asks of the engine: the doors between the two rooms.
 
-    async def start_session_sandbox(self, limits: Limits, uid: int, workspace: Workspace) -> Sandbox:
-        """A fresh interpreter for a session: its uid, its workspace (files intact)."""
-        return await self._open_factory().start(limits, uid=uid, workspace=workspace)
+    async def start_session_sandbox(self, limits: Limits, uid: int, workspace: Workspace,
+                                    tenant: str | None = None) -> Sandbox:
+        """A fresh interpreter for a session: its uid, its workspace (files intact), its tenant's cpu group."""
+        return await self._open_factory().start(limits, uid=uid, workspace=workspace, tenant=tenant)
 
     async def retire_session_sandbox(self, sandbox: Sandbox) -> None:
         """Destroy a session's dead or closed sandbox but keep its workspace and uid."""
         if self._factory is not None:
             await self._factory.destroy(sandbox, keep_workspace=True, keep_uid=True)
+            self._capacity_freed()
+
+    def _capacity_freed(self) -> None:
+        if self._handout.waiting:
+            self._pool_wakeup.set()  # a refill can start for a waiting request now
 
     def release_session_resources(self, uid: int, workspace: Workspace) -> None:
         """A closed session's workspace and uid go back."""
@@ -364,18 +434,19 @@ class Engine:
                 break
             await asyncio.sleep(min(REFILL_QUIET - quiet_for, max(0.0, deadline - time.monotonic())))
         await factory.destroy(sandbox, keep_workspace=False)
+        self._capacity_freed()
 
     async def _refill_loop(self) -> None:
         failures = 0
         while True:
             await self._pool_wakeup.wait()
             self._pool_wakeup.clear()
-            while len(self._pool.ready) + self._pool.starting >= self._pool.target / 2:
+            while len(self._pool.ready) + self._pool.starting >= self._pool.target / 2 and not self._handout.waiting:
                 quiet_for = time.monotonic() - self._last_take
                 if quiet_for >= REFILL_QUIET:
                     break
                 await asyncio.sleep(REFILL_QUIET - quiet_for)
-            needed = self._pool.starts_needed()
+            needed = self._pool.starts_needed(self._handout.waiting)
             for _ in range(needed):
                 self._spawn_background(self._refill_one())
             if needed == 0 and self._pool.failed_total > failures:
@@ -391,11 +462,17 @@ class Engine:
             factory = self._open_factory()
             if len(factory.alive) < self.config.max_sandboxes:
                 sandbox = await factory.start(self.config.limits)
-        except RestartingError:
-            # The zygote's own fault, reported by health as such; refills resume when it is back.
+            else:
+                abandoned = True  # all in use: not a failure; a teardown wakes the refills again
+        except RestartingError as exc:
+            # The zygote's own fault, reported by health as such; refills resume when it is back. The requests
+            # waiting for a sandbox meanwhile get the 503 their own start would have got.
             abandoned = True
+            message, retry_after = str(exc), exc.retry_after
+            self._handout.fail_all(lambda: RestartingError(message, retry_after=retry_after))
         except (SpawnError, CapacityError) as exc:
             log.warning("sandlot: could not refill the pool: %s", exc)
+            self._refill_error = str(exc)
         except ClosedError:
             pass
         finally:
@@ -404,6 +481,7 @@ class Engine:
             else:
                 self._pool.start_finished(sandbox)
             if sandbox is not None:
+                self._hand_out()
                 self._pool_wakeup.set()
 
     async def _session_reaper(self) -> None:

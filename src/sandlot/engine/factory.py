@@ -11,6 +11,7 @@ served on the event loop meanwhile do not wait behind a refill.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -34,6 +35,13 @@ from .zygote import Zygote, zygote_environment
 log = logging.getLogger("sandlot")
 T = TypeVar("T")
 
+ZYGOTE_NICE = 10
+"""Without the cpu controller, the zygote forks and contains at low priority, so refilling the pool yields the
+CPU to requests (and competes with busy sandboxes on equal terms: the soak saw it starved)."""
+ZYGOTE_NICE_WEIGHTED = 0
+"""With it, every sandbox is in a group that weighs a quarter of a nice-0 process (see ``cpu``): the zygote
+beside the server at full weight is never starved by them, and refills still wait for gaps between requests
+(``REFILL_QUIET``)."""
 READY_TIMEOUT = 30.0
 RESTART_WAIT = 5.0
 """A request that finds the zygote restarting waits this long for the new one before it gets a 503."""
@@ -60,9 +68,10 @@ class SandboxFactory:
         os.mkdir(root_mountpoint, 0o755)
         ro_dirs, ro_files = sandbox_view()
         bpf = seccomp.build_program(allow_process_groups=isolation == NAMESPACES)
+        weighted = self.cgroups is not None and "cpu" in self.cgroups.hierarchies
         self._setup = ZygoteSetup(isolation=isolation, seccomp_bpf=bpf, preload=list(config.preload),
                                   root_mountpoint=root_mountpoint, ro_dirs=ro_dirs, ro_files=ro_files,
-                                  hostname=config.hostname)
+                                  hostname=config.hostname, nice=ZYGOTE_NICE_WEIGHTED if weighted else ZYGOTE_NICE)
         self._zygote_env = zygote_environment(config.cache_dir)
         self.supervisor = ZygoteSupervisor(lambda: Zygote(self._setup, self._zygote_env), self._zygote_lost)
         self.on_zygote_lost: list[Callable[[], Awaitable[None]]] = []
@@ -87,8 +96,10 @@ class SandboxFactory:
         for callback in self.on_zygote_lost:
             await callback()
 
-    async def start(self, limits: Limits, *, uid: int | None = None, workspace: Workspace | None = None) -> Sandbox:
-        """A ready sandbox held to ``limits``; with ``uid`` and ``workspace``, a session's next interpreter."""
+    async def start(self, limits: Limits, *, uid: int | None = None, workspace: Workspace | None = None,
+                    tenant: str | None = None) -> Sandbox:
+        """A ready sandbox held to ``limits``; with ``uid`` and ``workspace``, a session's next interpreter;
+        with ``tenant``, in that tenant's cpu group from the start (else in the pool's, until it is placed)."""
         if self.closed:
             raise ClosedError("the engine is closed")
         if len(self.alive) >= self.config.max_sandboxes:
@@ -101,6 +112,8 @@ class SandboxFactory:
         cgroup = None
         channel = ours = None
         fds: list[int] = []
+        tenants = self.cgroups.tenants if self.cgroups is not None else None
+        cpu_parent = tenants.acquire(tenant) if tenants is not None and tenant is not None else None
         try:
             if workspace is None:
                 # Named per sandbox, not per uid: a uid can be free again before its last
@@ -115,7 +128,8 @@ class SandboxFactory:
                     os.chown(tmp_dir, uid, uid)
             if self.cgroups is not None:
                 cgroup = await _in_thread(lambda made: made.remove(), self.cgroups.create, f"sb-{uid}-{secrets.token_hex(2)}",
-                                          memory_bytes=limits.memory, pids=limits.pids)
+                                          memory_bytes=limits.memory, pids=limits.pids, cpus=limits.cpus,
+                                          cpu_parent=cpu_parent)
             spec = SandboxSpec(uid=uid, workspace=workspace.path, tmp_dir=tmp_dir, tmp_size=limits.tmp_size,
                                cgroup_procs=cgroup.procs_files if cgroup else [],
                                rlimits=self.rlimits_for(limits, has_cgroup=cgroup is not None))
@@ -150,7 +164,11 @@ class SandboxFactory:
                 self._abandoned.append((cgroup, uid if own_uid else None))
             elif own_uid:
                 self.uids.release(uid)
+            if cpu_parent is not None and tenants is not None and tenant is not None:
+                tenants.release(tenant)  # an abandoned cgroup inside keeps the group until close
             raise
+        if cpu_parent is not None:
+            sandbox.tenant = tenant
         self.alive.add(sandbox)
         self.stats["sandboxes_started"] += 1
         try:
@@ -172,6 +190,18 @@ class SandboxFactory:
                 self._abandoned.append((cgroup, uid))
             elif uid is not None:
                 self.uids.release(uid)
+
+    def place(self, sandbox: Sandbox, tenant: str) -> None:
+        """Move a sandbox taken from the pool into its tenant's cpu group, in the background (see
+        ``SandboxCgroup.place_cpu``): the run it was taken for starts meanwhile, in the pool's group."""
+        tenants = self.cgroups.tenants if self.cgroups is not None else None
+        cgroup = sandbox.cgroup
+        if tenants is None or cgroup is None or sandbox.tenant is not None or not sandbox.alive:
+            return
+        parent = tenants.acquire(tenant)
+        sandbox.tenant = tenant
+        sandbox.placing = asyncio.ensure_future(asyncio.to_thread(cgroup.place_cpu, parent, sandbox.limits.cpus))
+        sandbox.placing.add_done_callback(_log_placement)
 
     def rlimits_for(self, limits: Limits, *, has_cgroup: bool) -> dict[str, list[int]]:
         """A new sandbox's rlimits. Without a cgroup, rlimits are all there is: RLIMIT_NPROC is the process
@@ -214,11 +244,18 @@ class SandboxFactory:
                 self.uids.release(sandbox.uid)
             elif exited is None:
                 log.warning("sandlot: sandbox %d did not exit; its uid %d stays reserved", sandbox.pid, sandbox.uid)
+        if sandbox.placing is not None:
+            # Never remove its cgroups while a worker thread makes or fills the new one.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(sandbox.placing)
         if sandbox.cgroup is not None:
             for _ in range(250):
                 if await asyncio.to_thread(sandbox.cgroup.remove):
                     break
                 await asyncio.sleep(0.02)
+        if sandbox.tenant is not None and self.cgroups is not None and self.cgroups.tenants is not None:
+            self.cgroups.tenants.release(sandbox.tenant)
+            sandbox.tenant = None
         if not keep_workspace:
             await asyncio.to_thread(self.remove_workspace, sandbox.workspace)
         self.stats["sandboxes_destroyed"] += 1
@@ -246,6 +283,12 @@ class SandboxFactory:
                     break
                 await asyncio.sleep(0.02)
         self.workspaces.remove_all()
+
+
+def _log_placement(done: asyncio.Future[None]) -> None:
+    # The sandbox may be gone by the time the thread runs (a short run, a kill): nothing to place then.
+    if not done.cancelled() and done.exception() is not None:
+        log.debug("sandlot: a sandbox could not be placed in its tenant's cpu group: %s", done.exception())
 
 
 async def _in_thread(undo: Callable[[T], object], func: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -40,7 +40,7 @@ class Session:
     """A stateful sandbox. Get one from ``Engine.create_session``."""
 
     def __init__(self, engine: Engine, sandbox: Sandbox, *, limits: Limits, idle_timeout: float,
-                 env: dict[str, str], tools: list[str] | None = None) -> None:
+                 env: dict[str, str], tools: list[str] | None = None, tenant: str | None = None) -> None:
         self.id = "ses_" + secrets.token_hex(12)
         self.created_at = datetime.now(UTC)
         self.limits = limits
@@ -56,6 +56,8 @@ class Session:
         self._lock = asyncio.Lock()
         self._started_mono = time.monotonic()
         self._last_used = self._started_mono
+        self.tenant = tenant
+        """Whose session this is: its interpreters run in that tenant's cpu group."""
         self.tool_names = tools
         """The host tools this session's code may call (None: all registered ones)."""
         self.uid = sandbox.uid
@@ -93,7 +95,8 @@ class Session:
                 self._restart_pending = True
                 await self._engine.retire_session_sandbox(idle)
             if self._sandbox is None:
-                self._sandbox = await self._engine.start_session_sandbox(self.limits, self.uid, self.workspace)
+                self._sandbox = await self._engine.start_session_sandbox(self.limits, self.uid, self.workspace,
+                                                                         self.tenant)
                 self._env_sent = False
                 restarted = self._restart_pending
             self._restart_pending = False

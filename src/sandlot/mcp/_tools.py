@@ -227,14 +227,14 @@ class SandlotTools:
     async def run_python(self, caller: Caller, arguments: dict[str, Any]) -> CallToolResult:
         args = RunArgs.model_validate(arguments)
         with self._run_slot(caller):
-            result = await self.engine.execute(args.code, timeout=args.timeout)
+            result = await self.engine.execute(args.code, timeout=args.timeout, tenant=caller.principal)
         self._record("execute", result)
         return execution_result(result)
 
     async def create_session(self, caller: Caller, arguments: dict[str, Any]) -> CallToolResult:
         args = CreateArgs.model_validate(arguments)
         with self._session_slot(caller):
-            session = await self.engine.create_session(idle_timeout=args.idle_timeout)
+            session = await self.engine.create_session(idle_timeout=args.idle_timeout, tenant=caller.principal)
             self.book.add(caller, session.id)
             if self._state is not None:
                 self._state.quotas.add_session(caller.principal, session.id)

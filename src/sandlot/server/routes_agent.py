@@ -49,7 +49,7 @@ async def chat_completions(body: ChatRequest, who: str = Depends(principal), sta
         owned = state.engine.get_session(body.session_id)
     else:
         state.quotas.check_new_session(who)
-    session, delete_after = await service.open_session(body, owned)
+    session, delete_after = await service.open_session(body, owned, who)
     if not delete_after and owned is None:
         state.quotas.add_session(who, session.id)
 

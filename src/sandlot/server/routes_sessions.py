@@ -38,7 +38,7 @@ async def create_session(body: SessionCreateRequest | None = None, who: str = De
     with state.quotas.new_session(who):
         session = await state.engine.create_session(timeout=body.timeout, idle_timeout=body.idle_timeout, env=body.env,
                                                     tools=body.tools,
-                                                    limits=body.limits.changes() if body.limits else None)
+                                                    limits=body.limits.changes() if body.limits else None, tenant=who)
         state.quotas.add_session(who, session.id)
     return JSONResponse(session.info(), status_code=201)
 
