@@ -69,6 +69,30 @@ class SandboxCgroup:
         self._peak_fd: int | None = None  # kept open: read (and reset) after every run
         self._left: list[str] = []
         """cpu cgroups the sandbox was moved out of: removed with the others."""
+        self._weight_fd: int | None = None
+        """A pooled sandbox's weight file, kept open: taking it from the pool is one write."""
+
+    def wait_in_pool(self) -> None:
+        """Weigh this pooled sandbox next to nothing in the pool's group until ``taken`` (see ``cpu``)."""
+        found = self._dirs.get("cpu")
+        if found is None:
+            return
+        hierarchy, path = found
+        self._weight_fd = os.open(cpu.weight_file(hierarchy.version, path), os.O_WRONLY | os.O_CLOEXEC)
+        os.write(self._weight_fd, cpu.weight_value(hierarchy.version, cpu.WAITING_SHARES).encode())
+
+    def taken(self) -> None:
+        """Out of the pool for a run: full weight again (on the request path: one write, no open)."""
+        found = self._dirs.get("cpu")
+        fd, self._weight_fd = self._weight_fd, None
+        if fd is None or found is None:
+            return
+        try:
+            os.write(fd, cpu.weight_value(found[0].version, cpu.RUNNING_SHARES).encode())
+        except OSError:
+            pass  # its cgroup is going (the sandbox is dead): nothing to weigh
+        finally:
+            os.close(fd)
 
     @property
     def cpu_dir(self) -> str | None:
@@ -151,6 +175,9 @@ class SandboxCgroup:
         if self._peak_fd is not None:
             os.close(self._peak_fd)
             self._peak_fd = None
+        if self._weight_fd is not None:
+            os.close(self._weight_fd)
+            self._weight_fd = None
 
     def set_limits(self, *, memory_bytes: int, pids: int, cpus: float) -> None:
         """Change a live sandbox's limits (for a run that asked for others than the pool's)."""
@@ -230,7 +257,7 @@ class CgroupManager:
                 cpu.set_weight(hierarchy.version, parent, cpu.SANDBOXES_SHARES)
             else:
                 cpu.make_group(hierarchy.version, parent, cpu.SANDBOXES_SHARES)
-                cpu.make_group(hierarchy.version, os.path.join(parent, cpu.POOL), cpu.TENANT_SHARES)
+                cpu.make_group(hierarchy.version, os.path.join(parent, cpu.POOL), cpu.POOL_SHARES)
                 self.tenants = cpu.TenantGroups(hierarchy.version, parent)
         except OSError:
             # Present but not ours to use (a v2 parent without cpu in its subtree_control, a read-only
@@ -253,7 +280,14 @@ class CgroupManager:
                 os.mkdir(path)
             dirs[controller] = (hierarchy, path)
             _set_limit(controller, hierarchy.version, path, memory_bytes=memory_bytes, pids=pids, cpus=cpus)
-        return SandboxCgroup(dirs)
+        made = SandboxCgroup(dirs)
+        if self.tenants is not None and cpu_parent is None:
+            try:
+                made.wait_in_pool()
+            except BaseException:
+                made.remove()
+                raise
+        return made
 
     def remove_all(self) -> None:
         """Remove the per-instance parents (their children must be gone already)."""

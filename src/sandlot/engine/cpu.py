@@ -3,15 +3,18 @@
 The layout in the cpu hierarchy (v1 ``cpu.shares``/``cpu.cfs_quota_us`` or v2 ``cpu.weight``/``cpu.max``)::
 
     <the server's cgroup>           the server and the zygote (nice-0 processes: weight 1024 each)
-     └── sandlot-<pid>-<hex>/       every sandbox of this engine: SANDBOXES_SHARES, a quarter of one of them
-          ├── pool/                 pooled sandboxes, and one just taken until it is placed: TENANT_SHARES
+     └── sandlot-<pid>-<hex>/       every sandbox of this engine: SANDBOXES_SHARES, half of one of them
+          ├── pool/                 POOL_SHARES: pooled sandboxes (a refill's containment after it joins),
+          │    │                    and a taken one until it is placed (one-shot runs: after PLACE_AFTER)
           │    └── sb-<uid>-<hex>/  one sandbox: its quota (``Limits.cpus``)
           └── t<n>/                 one tenant (API key): TENANT_SHARES, made on first use, removed when empty
                └── sb-<uid>-<hex>/
 
 So a busy host serves requests and refills the pool first: the server and the zygote stay in the server's own
-cgroup, where the whole sandlot-… group weighs a quarter of one of them (the soak saw a zygote that shared the
-CPU with fork bombs on equal terms get 0.65 s of CPU in 10 s, and health call it unresponsive). Below that,
+cgroup, where the whole sandlot-… group weighs half of one of them (the soak saw a zygote that shared the CPU
+with fork bombs on equal terms get 0.65 s of CPU in 10 s, and health call it unresponsive). A refill's
+containment goes on in the pool's group after it joined it, four times a tenant's weight: at a tenant's weight,
+six spinners let key A's twelve clients get 8 runs answered in 4 s, at four times it 150-240. Below that,
 every tenant weighs the same however many sandboxes it runs, and no sandbox gets more than its quota.
 
 A tenant group is named by a counter, not by the key's name: a sandbox sees its own cgroup path in
@@ -23,22 +26,34 @@ from __future__ import annotations
 import contextlib
 import os
 
-SANDBOXES_SHARES = 256
+SANDBOXES_SHARES = 512
 """The weight (v1 shares; v2 weight is shares * 100 / 1024) of all of an engine's sandboxes together, next to a
-nice-0 process's 1024: under contention the server and the zygote get four fifths of a CPU they compete for."""
+nice-0 process's 1024: under contention the server (or the zygote) gets two thirds of a CPU they compete for."""
 TENANT_SHARES = 1024
 """Every tenant's weight, and the pool's: the same for each, so a tenant with twenty sandboxes gets no more CPU
 than a tenant with one when both want it."""
+POOL_SHARES = 4096
+"""The pool's weight among the tenants: refills are not held up by a tenant's spinners."""
+WAITING_SHARES = 2
+"""A pooled sandbox's own weight in the pool's group until it is taken (the smallest v1 allows): the containment
+of refills there yields to the runs taken from it, which get ``RUNNING_SHARES``. (Under a flood the refills for
+the flooding key took most of the pool's CPU, and another key's run there took 0.8 ms idle, 17 ms then.)"""
+RUNNING_SHARES = 1024
 PERIOD_US = 100_000
 """The quota period: a sandbox gets ``cpus * PERIOD_US`` microseconds of CPU per period."""
 POOL = "pool"
 
 
 def set_weight(version: int, path: str, shares: int) -> None:
-    if version == 1:
-        _write(os.path.join(path, "cpu.shares"), str(shares))
-    else:
-        _write(os.path.join(path, "cpu.weight"), str(max(1, shares * 100 // 1024)))
+    _write(weight_file(version, path), weight_value(version, shares))
+
+
+def weight_file(version: int, path: str) -> str:
+    return os.path.join(path, "cpu.shares" if version == 1 else "cpu.weight")
+
+
+def weight_value(version: int, shares: int) -> str:
+    return str(shares if version == 1 else max(1, shares * 100 // 1024))
 
 
 def set_quota(version: int, path: str, cpus: float) -> None:

@@ -196,8 +196,8 @@ class SandboxFactory:
         ``SandboxCgroup.place_cpu``): the run it was taken for starts meanwhile, in the pool's group."""
         tenants = self.cgroups.tenants if self.cgroups is not None else None
         cgroup = sandbox.cgroup
-        if tenants is None or cgroup is None or sandbox.tenant is not None or not sandbox.alive:
-            return
+        if tenants is None or cgroup is None or sandbox.tenant is not None or sandbox not in self.alive:
+            return  # (not in alive: its teardown has begun)
         parent = tenants.acquire(tenant)
         sandbox.tenant = tenant
         sandbox.placing = asyncio.ensure_future(asyncio.to_thread(cgroup.place_cpu, parent, sandbox.limits.cpus))
