@@ -28,6 +28,7 @@ from conftest import dead_instances, running_server
 
 from sandlot import Engine, EngineConfig, Sandlot
 from sandlot._errors import RestartingError
+from sandlot.engine import factory as factory_module
 from sandlot.engine.supervisor import _answered
 from sandlot.engine.zygote import Zygote
 from sandlot.server import ServerConfig
@@ -300,6 +301,41 @@ def test_a_pooled_sandbox_killed_from_outside_is_destroyed() -> None:
         while victim in factory.alive:
             assert time.monotonic() < deadline, "the dead sandbox is still held"
             time.sleep(0.05)
+
+
+def test_a_sandbox_still_exiting_after_its_teardown_gives_back_its_cgroups_and_tenant_group_later(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found by benchmarks/soak.py: a killed fork bomb, held back by a busy host, still had processes in its
+    # cgroups when its teardown gave up waiting; they (and its tenant's cpu group, and its uid) stayed for good.
+    if os.geteuid() != 0:
+        pytest.skip("cgroups need root")
+
+    async def scenario() -> bool:
+        async with Engine(EngineConfig(preload=(), pool_size=1)) as engine:
+            factory = engine._factory
+            assert factory is not None and factory.cgroups is not None
+            monkeypatch.setattr(factory_module, "CGROUP_REMOVE_TRIES", 1)
+            while not engine.pool.ready:
+                await asyncio.sleep(0.02)
+            sandbox = engine.pool.ready.popleft()
+            factory.place(sandbox, "key_a")
+            assert sandbox.placing is not None and sandbox.cgroup is not None
+            await sandbox.placing
+            real_remove = type(sandbox.cgroup).remove
+            stuck = True
+            monkeypatch.setattr(sandbox.cgroup, "remove", lambda: False if stuck else real_remove(sandbox.cgroup))
+            await factory.destroy(sandbox, keep_workspace=False)
+            abandoned = [entry[0] for entry in factory._abandoned] == [sandbox.cgroup]
+            stuck = False  # its last process is gone
+            assert (await engine.execute("print(1)")).stdout == "1\n"  # the refill after it removes what is empty
+            tenants = factory.cgroups.tenants
+            deadline = time.monotonic() + 10
+            while factory._abandoned or (tenants is not None and tenants.tenants()):
+                assert time.monotonic() < deadline, (factory._abandoned, tenants)
+                await asyncio.sleep(0.05)
+            return abandoned
+
+    assert asyncio.run(scenario())
 
 
 def test_a_zygote_whose_control_fd_is_above_1024_serves() -> None:

@@ -43,6 +43,10 @@ ZYGOTE_NICE_WEIGHTED = 0
 beside the server at full weight is never starved by them, and refills still wait for gaps between requests
 (``REFILL_QUIET``)."""
 READY_TIMEOUT = 30.0
+EXIT_WAIT = 10.0
+"""Seconds a teardown waits for a killed sandbox's pid 1 to be reaped."""
+CGROUP_REMOVE_TRIES = 250
+"""Tries (20 ms apart) to remove a dead sandbox's cgroups before they are left for a later start."""
 RESTART_WAIT = 5.0
 """A request that finds the zygote restarting waits this long for the new one before it gets a 503."""
 
@@ -57,8 +61,9 @@ class SandboxFactory:
         self.alive: set[Sandbox] = set()
         self.stats: dict[str, int] = {"sandboxes_started": 0, "sandboxes_destroyed": 0}
         self.closed = False
-        self._abandoned: list[tuple[cgroups.SandboxCgroup, int | None]] = []
-        """Cgroups of failed starts that still had a process inside, with the uid to free once they are empty."""
+        self._abandoned: list[tuple[cgroups.SandboxCgroup, int | None, str | None]] = []
+        """Cgroups that still had a process inside when they were to go (a failed start's, a teardown's that waited
+        in vain), with the uid to free and the tenant whose cpu group to release once they are empty."""
         root = os.geteuid() == 0
         hierarchies = cgroups.detect() if root else {}
         self.cgroups = cgroups.CgroupManager(hierarchies, instance.name) if hierarchies else None
@@ -161,11 +166,12 @@ class SandboxFactory:
                 # The zygote may have forked the sandbox before we stopped waiting for it (the wait was
                 # cancelled, or the zygote died): it is inside its cgroup until it sees its channel closed.
                 # Its cgroup, and its uid, are freed by a later start, once it is empty.
-                self._abandoned.append((cgroup, uid if own_uid else None))
-            elif own_uid:
-                self.uids.release(uid)
-            if cpu_parent is not None and tenants is not None and tenant is not None:
-                tenants.release(tenant)  # an abandoned cgroup inside keeps the group until close
+                self._abandoned.append((cgroup, uid if own_uid else None, tenant if cpu_parent is not None else None))
+            else:
+                if own_uid:
+                    self.uids.release(uid)
+                if cpu_parent is not None and tenants is not None and tenant is not None:
+                    tenants.release(tenant)
             raise
         if cpu_parent is not None:
             sandbox.tenant = tenant
@@ -182,14 +188,17 @@ class SandboxFactory:
         return sandbox
 
     async def _remove_abandoned(self) -> None:
-        """Remove the cgroups of failed starts that are empty by now, and free their uids."""
+        """Remove the abandoned cgroups that are empty by now; free their uids and tenants' groups."""
         abandoned, self._abandoned = self._abandoned, []
-        removed = await asyncio.to_thread(lambda: [cgroup.remove() for cgroup, _ in abandoned])
-        for (cgroup, uid), gone in zip(abandoned, removed, strict=True):
+        removed = await asyncio.to_thread(lambda: [cgroup.remove() for cgroup, _, _ in abandoned])
+        for (cgroup, uid, tenant), gone in zip(abandoned, removed, strict=True):
             if not gone:
-                self._abandoned.append((cgroup, uid))
-            elif uid is not None:
+                self._abandoned.append((cgroup, uid, tenant))
+                continue
+            if uid is not None:
                 self.uids.release(uid)
+            if tenant is not None and self.cgroups is not None and self.cgroups.tenants is not None:
+                self.cgroups.tenants.release(tenant)
 
     def place(self, sandbox: Sandbox, tenant: str) -> None:
         """Move a sandbox taken from the pool into its tenant's cpu group, in the background (see
@@ -233,8 +242,9 @@ class SandboxFactory:
         self.alive.discard(sandbox)
         sandbox.kill("destroyed")
         exited = None
+        uid_freed = False
         try:
-            exited = await sandbox.wait_exit(10.0)
+            exited = await sandbox.wait_exit(EXIT_WAIT)
         finally:
             # Even when cancelled (at engine shutdown), never leave our ends open; the
             # engine's own shutdown removes whatever cgroups and workspaces remain.
@@ -242,20 +252,34 @@ class SandboxFactory:
             # A uid is free again only once nothing of the sandbox can still run under it.
             if not keep_uid and (exited is not None or self.closed):
                 self.uids.release(sandbox.uid)
-            elif exited is None:
-                log.warning("sandlot: sandbox %d did not exit; its uid %d stays reserved", sandbox.pid, sandbox.uid)
+                uid_freed = True
         if sandbox.placing is not None:
             # Never remove its cgroups while a worker thread makes or fills the new one.
             with contextlib.suppress(Exception):
                 await asyncio.shield(sandbox.placing)
+        removed = sandbox.cgroup is None
         if sandbox.cgroup is not None:
-            for _ in range(250):
+            for _ in range(CGROUP_REMOVE_TRIES):
                 if await asyncio.to_thread(sandbox.cgroup.remove):
+                    removed = True
                     break
                 await asyncio.sleep(0.02)
-        if sandbox.tenant is not None and self.cgroups is not None and self.cgroups.tenants is not None:
-            self.cgroups.tenants.release(sandbox.tenant)
-            sandbox.tenant = None
+        if removed:
+            if not keep_uid and not uid_freed:
+                if sandbox.cgroup is not None:
+                    self.uids.release(sandbox.uid)  # its cgroups were empty: nothing of it runs any more
+                else:
+                    log.warning("sandlot: sandbox %d did not exit; its uid %d stays reserved", sandbox.pid, sandbox.uid)
+            if sandbox.tenant is not None and self.cgroups is not None and self.cgroups.tenants is not None:
+                self.cgroups.tenants.release(sandbox.tenant)
+        else:
+            # Processes of it are still dying (a killed fork bomb held back by a busy host): a later start
+            # removes its cgroups once they are empty, then frees its uid and its tenant's group.
+            assert sandbox.cgroup is not None
+            log.warning("sandlot: sandbox %d is still exiting; its cgroups and uid are freed once it is gone",
+                        sandbox.pid)
+            self._abandoned.append((sandbox.cgroup, None if keep_uid or uid_freed else sandbox.uid, sandbox.tenant))
+        sandbox.tenant = None
         if not keep_workspace:
             await asyncio.to_thread(self.remove_workspace, sandbox.workspace)
         self.stats["sandboxes_destroyed"] += 1
