@@ -306,7 +306,8 @@ def test_a_pooled_sandbox_killed_from_outside_is_destroyed() -> None:
 def test_a_sandbox_still_exiting_after_its_teardown_gives_back_its_cgroups_and_tenant_group_later(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # Found by benchmarks/soak.py: a killed fork bomb, held back by a busy host, still had processes in its
-    # cgroups when its teardown gave up waiting; they (and its tenant's cpu group, and its uid) stayed for good.
+    # cgroups when its teardown gave up waiting; they (and its tenant's cpu group, and its uid) stayed for good
+    # (and, left to the next start, until one came: the soak's settled server started none).
     if os.geteuid() != 0:
         pytest.skip("cgroups need root")
 
@@ -326,8 +327,7 @@ def test_a_sandbox_still_exiting_after_its_teardown_gives_back_its_cgroups_and_t
             monkeypatch.setattr(sandbox.cgroup, "remove", lambda: False if stuck else real_remove(sandbox.cgroup))
             await factory.destroy(sandbox, keep_workspace=False)
             abandoned = [entry[0] for entry in factory._abandoned] == [sandbox.cgroup]
-            stuck = False  # its last process is gone
-            assert (await engine.execute("print(1)")).stdout == "1\n"  # the refill after it removes what is empty
+            stuck = False  # its last process is gone; no start comes: the sweeper removes what is empty
             tenants = factory.cgroups.tenants
             deadline = time.monotonic() + 10
             while factory._abandoned or (tenants is not None and tenants.tenants()):

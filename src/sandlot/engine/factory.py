@@ -46,7 +46,9 @@ READY_TIMEOUT = 30.0
 EXIT_WAIT = 10.0
 """Seconds a teardown waits for a killed sandbox's pid 1 to be reaped."""
 CGROUP_REMOVE_TRIES = 250
-"""Tries (20 ms apart) to remove a dead sandbox's cgroups before they are left for a later start."""
+"""Tries (20 ms apart) to remove a dead sandbox's cgroups before they are left to the sweeper."""
+SWEEP_EVERY = 1.0
+"""Seconds between tries to remove the cgroups of sandboxes that were still exiting when they were to go."""
 RESTART_WAIT = 5.0
 """A request that finds the zygote restarting waits this long for the new one before it gets a 503."""
 
@@ -63,7 +65,9 @@ class SandboxFactory:
         self.closed = False
         self._abandoned: list[tuple[cgroups.SandboxCgroup, int | None, str | None]] = []
         """Cgroups that still had a process inside when they were to go (a failed start's, a teardown's that waited
-        in vain), with the uid to free and the tenant whose cpu group to release once they are empty."""
+        in vain), with the uid to free and the tenant whose cpu group to release once they are empty: removed by
+        the next start, or by the sweeper (the soak saw one left for good when no start came after it)."""
+        self._sweeper: asyncio.Task[None] | None = None
         root = os.geteuid() == 0
         hierarchies = cgroups.detect() if root else {}
         self.cgroups = cgroups.CgroupManager(hierarchies, instance.name) if hierarchies else None
@@ -166,7 +170,7 @@ class SandboxFactory:
                 # The zygote may have forked the sandbox before we stopped waiting for it (the wait was
                 # cancelled, or the zygote died): it is inside its cgroup until it sees its channel closed.
                 # Its cgroup, and its uid, are freed by a later start, once it is empty.
-                self._abandoned.append((cgroup, uid if own_uid else None, tenant if cpu_parent is not None else None))
+                self._abandon(cgroup, uid if own_uid else None, tenant if cpu_parent is not None else None)
             else:
                 if own_uid:
                     self.uids.release(uid)
@@ -186,6 +190,16 @@ class SandboxFactory:
                                       retry_after=self.supervisor.retry_after()) from None
             raise
         return sandbox
+
+    def _abandon(self, cgroup: cgroups.SandboxCgroup, uid: int | None, tenant: str | None) -> None:
+        self._abandoned.append((cgroup, uid, tenant))
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.ensure_future(self._sweep())
+
+    async def _sweep(self) -> None:
+        while self._abandoned and not self.closed:
+            await asyncio.sleep(SWEEP_EVERY)
+            await self._remove_abandoned()
 
     async def _remove_abandoned(self) -> None:
         """Remove the abandoned cgroups that are empty by now; free their uids and tenants' groups."""
@@ -278,7 +292,7 @@ class SandboxFactory:
             assert sandbox.cgroup is not None
             log.warning("sandlot: sandbox %d is still exiting; its cgroups and uid are freed once it is gone",
                         sandbox.pid)
-            self._abandoned.append((sandbox.cgroup, None if keep_uid or uid_freed else sandbox.uid, sandbox.tenant))
+            self._abandon(sandbox.cgroup, None if keep_uid or uid_freed else sandbox.uid, sandbox.tenant)
         sandbox.tenant = None
         if not keep_workspace:
             await asyncio.to_thread(self.remove_workspace, sandbox.workspace)
@@ -292,6 +306,10 @@ class SandboxFactory:
     async def close(self) -> None:
         """Kill every sandbox, stop the zygote, remove every cgroup and workspace of ours."""
         self.closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()  # remove_leftovers takes what is left
+            with contextlib.suppress(BaseException):
+                await self._sweeper
         for sandbox in list(self.alive):
             sandbox.kill("shutdown")
         await asyncio.gather(*(self.destroy(s, keep_workspace=False) for s in list(self.alive)),
