@@ -501,6 +501,7 @@ class Probe:
     def sample(self) -> dict[str, Any]:
         total, orphans = self.processes()
         return {"rss_mib": self.rss_mib(), "fds": self.fds(), "mounts": self.mounts(), "cgroups": self.cgroups(),
+                "cpu_groups": self.cpu_groups(),
                 "processes": total, "orphans": orphans, "fd_kinds": self.fd_kinds(), "strays": self.strays()}
 
     def rss_mib(self) -> float | None:
@@ -532,14 +533,24 @@ class Probe:
             return sum(1 for line in f if line.split()[4].startswith(self.mount_prefix))
 
     def cgroups(self) -> int:
-        """The server's cgroup directories: its instance parent and one per sandbox, in every hierarchy."""
-        count = 0
+        """The server's cgroup directories: its instance parent and one per sandbox, in every hierarchy (at any
+        depth: the cpu ones are in the pool's group or a tenant's), and those groups themselves."""
+        return sum(1 + len(subs) for _, subs in self._instance_trees())
+
+    def cpu_groups(self) -> int:
+        """The cpu groups that are not a sandbox's (the pool's, one per tenant): one, the pool's, when idle."""
+        return sum(1 for _, subs in self._instance_trees() for sub in subs if not os.path.basename(sub).startswith("sb-"))
+
+    def _instance_trees(self) -> list[tuple[str, list[str]]]:
+        """(instance parent, every cgroup directory below it) for each of the server's instance cgroups."""
+        trees = []
         for own in self.cgroup_dirs:
             with contextlib.suppress(OSError):
                 for entry in os.scandir(own):
                     if entry.name.startswith(self.prefix) and entry.is_dir(follow_symlinks=False):
-                        count += 1 + sum(1 for sub in os.scandir(entry.path) if sub.is_dir(follow_symlinks=False))
-        return count
+                        trees.append((entry.path, [os.path.join(top, d) for top, dirs, _ in os.walk(entry.path)
+                                                   for d in dirs]))
+        return trees
 
     def strays(self) -> list[str]:
         """Workspace mounts and sandbox cgroups without their other half (a sandbox's are both named by its uid):
@@ -548,17 +559,16 @@ class Probe:
             mounted = {m.group(1) for line in f if line.split()[4].startswith(self.mount_prefix)
                        and (m := re.search(r"/ws/u(\d+)-", line.split()[4]))}
         found, in_cgroups = [], set()
-        for own in self.cgroup_dirs:
-            with contextlib.suppress(OSError):
-                for parent in os.scandir(own):
-                    if not parent.name.startswith(self.prefix):
-                        continue
-                    for sub in os.scandir(parent.path):
-                        uid = sub.name.split("-")[1] if sub.name.startswith("sb-") else ""
-                        in_cgroups.add(uid)
-                        if uid not in mounted:
-                            with contextlib.suppress(OSError), open(os.path.join(sub.path, "cgroup.procs")) as procs:
-                                found.append(f"cgroup {sub.path} ({len(procs.read().split())} processes)")
+        for _, subs in self._instance_trees():
+            for sub in subs:
+                name = os.path.basename(sub)
+                if not name.startswith("sb-"):
+                    continue
+                uid = name.split("-")[1]
+                in_cgroups.add(uid)
+                if uid not in mounted:
+                    with contextlib.suppress(OSError), open(os.path.join(sub, "cgroup.procs")) as procs:
+                        found.append(f"cgroup {sub} ({len(procs.read().split())} processes)")
         found += [f"workspace of uid {uid} without a cgroup" for uid in sorted(mounted - in_cgroups)]
         return found
 
@@ -616,10 +626,13 @@ async def sample_resources(probe: Probe, health: httpx.AsyncClient, rec: Recorde
 
 
 def idle_counts(sample: dict[str, Any], hierarchies: int) -> bool:
-    """Whether a sample is what an idle server holds: the zygote and one process, mount and cgroup per sandbox alive."""
+    """Whether a sample is what an idle server holds: the zygote and one process, mount and cgroup per sandbox alive,
+    and in the cpu hierarchy the pool's group and (while sessions are open) the one tenant's (no API keys here)."""
     alive = sample["sandboxes_alive"]
     return (alive is not None and sample["pool_ready"] is not None and sample["processes"] == 1 + alive
-            and sample["mounts"] == alive and sample["cgroups"] == hierarchies * (1 + alive) and sample["orphans"] == 0)
+            and sample["mounts"] == alive and sample["orphans"] == 0
+            and sample["cgroups"] == hierarchies * (1 + alive) + sample["cpu_groups"]
+            and sample["cpu_groups"] <= 1 + bool(sample.get("sessions")))
 
 
 async def settle(probe: Probe, health: httpx.AsyncClient, rec: Recorder, pool_size: int, label: str) -> dict[str, Any]:
@@ -822,7 +835,8 @@ def print_faults(faults: list[dict[str, Any]]) -> None:
 
 
 def print_resources(rows: list[dict[str, Any]], after: dict[str, Any]) -> None:
-    print("\nserver resources (outside view; cgroups = instance parent + one per sandbox, per hierarchy)")
+    print("\nserver resources (outside view; cgroups = instance parent + one per sandbox, per hierarchy, + the cpu "
+          "hierarchy's pool and tenant groups)")
     print(f"  {'':<16} {'t s':>7} {'RSS MiB':>8} {'fds':>5} {'mounts':>6} {'cgroups':>7} {'procs':>6} {'orphans':>7} "
           f"{'sandboxes':>9} {'sessions':>8} {'pool':>5}")
     for row in rows:

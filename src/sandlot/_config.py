@@ -21,6 +21,7 @@ GiB = 1 << 30
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MEMORY = 1 * GiB
 DEFAULT_PIDS = 128
+DEFAULT_CPUS = 1.0
 DEFAULT_PRELOAD = ("numpy", "pandas", "matplotlib")
 
 Isolation = Literal["auto", "strict", "landlock"]
@@ -38,6 +39,9 @@ class Limits(BaseModel):
     cpu_time: float | None = Field(None, gt=0, description="CPU seconds per run; defaults to the timeout (status `timeout`).")
     memory: int = Field(DEFAULT_MEMORY, ge=32 * MiB, description="Bytes of memory, cgroup-enforced (status `memory`).")
     pids: int = Field(DEFAULT_PIDS, ge=8, description="Processes and threads at once (fork fails beyond).")
+    cpus: float = Field(DEFAULT_CPUS, ge=0.01, allow_inf_nan=False,
+                        description="CPUs the sandbox may use at once, all its processes together (the cpu "
+                                    "cgroup's quota; not enforced without the cpu controller).")
     file_size: int = Field(256 * MiB, ge=MiB, description="Largest file a sandbox may write (RLIMIT_FSIZE).")
     open_files: int = Field(1024, ge=64, description="Open file descriptors (RLIMIT_NOFILE).")
     address_space: int = Field(16 * GiB, ge=GiB, description="Virtual memory (RLIMIT_AS); the only memory limit in degraded mode.")
@@ -69,7 +73,7 @@ class Limits(BaseModel):
             raise InvalidRequestError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
-DEFAULT_MAX_LIMITS = Limits(timeout=600.0, memory=8 * GiB, pids=1024, file_size=4 * GiB,
+DEFAULT_MAX_LIMITS = Limits(timeout=600.0, memory=8 * GiB, pids=1024, cpus=8.0, file_size=4 * GiB,
                             workspace_size=8 * GiB, tmp_size=4 * GiB, output_size=64 * MiB)
 
 

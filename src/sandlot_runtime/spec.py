@@ -32,6 +32,8 @@ class ZygoteSetup:
     ro_files: list[str] = field(default_factory=list)
     """Host files the sandbox sees read-only at the same path (/etc/ld.so.cache)."""
     hostname: str = "sandbox"
+    nice: int = 10
+    """The zygote's own priority (each sandbox returns to 0 where it can): the host's choice."""
 
     def to_json(self) -> bytes:
         return _dump(self, bytes_field="seccomp_bpf")

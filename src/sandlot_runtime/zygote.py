@@ -32,7 +32,6 @@ from . import _libc, contain, display, execute, fds, framing, kernel, namespaces
 from .spec import NAMESPACES, SandboxSpec, ZygoteSetup
 
 MAX_CONTROL_MESSAGE = 1 << 20
-ZYGOTE_NICE = 10
 PARENT_DEATH_SIGNAL = signal.SIGTERM
 """What the kernel sends us when the host's thread dies; handled, so we kill every sandbox first."""
 _host_gone = False
@@ -224,10 +223,10 @@ def main() -> None:
     # zombies under whatever init the host has.
     _libc.prctl(_libc.PR_SET_CHILD_SUBREAPER, 1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the host decides when we stop
-    # Forking and containing run at low priority, so refilling the pool yields the
-    # CPU to requests; each sandbox returns to normal priority before it serves.
-    os.setpriority(os.PRIO_PROCESS, 0, ZYGOTE_NICE)
     setup = ZygoteSetup.from_json(control.recv(MAX_CONTROL_MESSAGE))
+    # The host says how much forking and containing yield to requests (a lower priority without the cpu
+    # controller); each sandbox returns to normal priority before it serves.
+    os.setpriority(os.PRIO_PROCESS, 0, setup.nice)
     started = time.perf_counter()
     _preload(setup.preload)
     preload_ms = (time.perf_counter() - started) * 1000

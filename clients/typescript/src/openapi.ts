@@ -861,6 +861,11 @@ export type components = {
              */
             pids?: number | null;
             /**
+             * Cpus
+             * @description CPUs the sandbox may use at once (a cgroup quota; 0.5 is half a CPU).
+             */
+            cpus?: number | null;
+            /**
              * File Size
              * @description Largest file, bytes.
              */

@@ -48,7 +48,8 @@ class AgentService:
                          params=request.upstream_params(), host_tools=self.engine.tool_broker(session.tool_names))
 
     async def open_session(self, request: fmt.ChatRequest, owned: Session | None, owner: str = "") -> tuple[Session, bool]:
-        """The session to run in, and whether this request must delete it afterwards."""
+        """The session to run in (a new one is ``owner``'s: its tenant too), and whether this request must delete it
+        afterwards."""
         if owned is not None:
             return owned, False
         session = await self.engine.create_session(owner=owner)

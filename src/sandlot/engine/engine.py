@@ -48,9 +48,10 @@ from .code import check_code
 from .collector import EventCallback, RunOutcome
 from .commands import Command, check_command, command_cwd
 from .factory import SandboxFactory
+from .handout import MAX_WAIT, Handout
 from .instances import Instance
 from .pool import PoolState
-from .sandbox import Sandbox
+from .sandbox import Sandbox, can_retarget
 from .session import ATTACH_TIMEOUT, Session
 
 log = logging.getLogger("sandlot")
@@ -60,6 +61,11 @@ REFILL_QUIET = 0.01
 """While the pool has slack, refills wait for this long without a request, so a
 burst of requests is not slowed by forks and containment competing for the CPU."""
 SPAWN_ATTEMPTS = 5
+PLACE_AFTER = 0.05
+"""A one-shot run still running after this long moves to its tenant's cpu group. Most runs are over by then,
+and never pay for the move: a cgroup v1 move waits for an RCU grace period after an idle spell, and while it
+waits every fork and exit on the host waits too (measured once here, on a loaded host: idle p50 5.3 ms
+without the move, 8.5 ms with it at the start of every run)."""
 TEARDOWN_MAX_DELAY = 0.25
 """A finished one-shot sandbox is killed in a gap between requests too (killing
 unmaps ~80 MB of copy-on-write memory: milliseconds of kernel CPU), but never
@@ -79,6 +85,7 @@ class Engine:
         self.on_session_closed: list[Callable[[str], None]] = []
         self.runs = 0
         self._pool: PoolState[Sandbox] = PoolState(self.config.pool_size)
+        self._handout: Handout[Sandbox] = Handout(self.config.max_sandboxes)
         self._factory: SandboxFactory | None = None
         self._instance = Instance(self.config.state_dir)
         self._background: set[asyncio.Task[Any]] = set()
@@ -94,11 +101,15 @@ class Engine:
 
     def __repr__(self) -> str:
         return (f"<Engine isolation={self.isolation} alive={self.sandboxes_alive} sessions={len(self.sessions)} "
-                f"pool={self._pool!r}>")
+                f"pool={self._pool!r} handout={self._handout!r}>")
 
     @property
     def pool(self) -> PoolState[Sandbox]:
         return self._pool
+
+    @property
+    def handout(self) -> Handout[Sandbox]:
+        return self._handout
 
     @property
     def sandboxes_alive(self) -> int:
@@ -171,6 +182,7 @@ class Engine:
         self._closed = True
         if self._factory is not None:
             self._factory.closed = True  # teardowns cancelled below release their uids quietly
+        self._handout.fail_all(lambda: ClosedError("the engine is closed"))
         for task in list(self._background):
             task.cancel()
         for task in list(self._background):
@@ -194,18 +206,22 @@ class Engine:
     async def execute(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes] | None = None,
                       env: Mapping[str, str] | None = None, on_event: EventCallback | None = None,
                       tools: Iterable[str] | None = None, limits: Mapping[str, float | int] | None = None,
-                      ) -> ExecutionResult:
+                      tenant: str | None = None) -> ExecutionResult:
         """Run ``code`` in a fresh single-use sandbox, destroyed afterwards.
 
         ``tools`` limits which registered host tools the code may call (default: all).
         ``limits`` overrides ``Limits`` fields for this run, up to the server's ``max_limits``.
+        ``tenant`` (the server passes the API key's principal) is whose run it is: scarce sandboxes are
+        handed out fairly between tenants, and each tenant's sandboxes share one cpu group.
         """
         factory = self._open_factory()
         check_code(code)
         run_limits = self.run_limits(timeout, limits)
         broker = self.tool_broker(tools)
         for attempt in range(1, SPAWN_ATTEMPTS + 1):
-            sandbox = await self._sandbox_for(run_limits)
+            sandbox = await self._sandbox_for(run_limits, tenant)
+            if tenant is not None:
+                self._spawn_background(self._place_later(factory, sandbox, tenant))
             try:
                 for path, data in (files or {}).items():
                     sandbox.workspace.write(path, data)
@@ -218,6 +234,7 @@ class Engine:
                 if attempt == SPAWN_ATTEMPTS:
                     raise
             finally:
+                self._handout.release(tenant or "")
                 # Never on the request path: teardown and refill happen after the run, in the
                 # background, so the fork and containment of the next sandbox do not compete with it.
                 self._spawn_background(self._destroy_soon(factory, sandbox))
@@ -228,13 +245,16 @@ class Engine:
     async def run_command(self, cmd: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None,
                           timeout: float | None = None, stdin: str | None = None,
                           files: Mapping[str, bytes] | None = None, limits: Mapping[str, float | int] | None = None,
-                          on_event: EventCallback | None = None) -> CommandResult:
-        """Run ``/bin/sh -c cmd`` once in a fresh single-use sandbox, destroyed afterwards (``engine.commands``)."""
+                          on_event: EventCallback | None = None, tenant: str | None = None) -> CommandResult:
+        """Run ``/bin/sh -c cmd`` once in a fresh single-use sandbox, destroyed afterwards (``engine.commands``);
+        ``tenant`` as for ``execute``."""
         factory = self._open_factory()
         check_command(cmd, stdin)
         run_limits = self.run_limits(timeout, limits)
         where = command_cwd(cwd)
-        sandbox = await self._sandbox_for(run_limits)
+        sandbox = await self._sandbox_for(run_limits, tenant)
+        if tenant is not None:
+            self._spawn_background(self._place_later(factory, sandbox, tenant))
         try:
             for path, data in (files or {}).items():
                 sandbox.workspace.write(path, data)
@@ -243,6 +263,7 @@ class Engine:
             await sandbox.commands.run(command, timeout=run_limits.timeout, cwd=where, env=dict(env or {}),
                                        stdin=stdin, kill_sandbox_on_timeout=True)
         finally:
+            self._handout.release(tenant or "")
             self._spawn_background(self._destroy_soon(factory, sandbox))
             self._pool_wakeup.set()
         self.raise_if_lost(sandbox)
@@ -266,31 +287,82 @@ class Engine:
         return self.config.limits.override(self.config.max_limits, timeout=timeout, **changes)
 
     @tracing.timed("sandlot.sandbox_take_ms")
-    async def _sandbox_for(self, limits: Limits) -> Sandbox:
-        """A sandbox held to ``limits``: from the pool (retargeted), or started on demand."""
+    async def _sandbox_for(self, limits: Limits, tenant: str | None) -> Sandbox:
+        """A sandbox held to ``limits`` and counted as ``tenant``'s (the caller releases it): from the pool
+        (retargeted), fairly when the pool runs short, or started on demand for limits no pooled one can take."""
         factory = self._open_factory()
-        sandbox = self._take()
-        if sandbox is not None and not sandbox.can_retarget(limits):
-            self._pool.give_back(sandbox)  # unused: the next request may take it
+        who = tenant or ""
+        if can_retarget(self.config.limits, limits, has_cgroup=factory.cgroups is not None):
             sandbox = None
-        if sandbox is None:
+            if self._handout.may_take(who, len(self._pool.ready), self._pool.starting):
+                sandbox = self._take()
+            if sandbox is None:
+                sandbox = await self._wait_for_pooled(who)
+        else:
             self._pool_wakeup.set()
-            return await self._start_on_demand(factory, limits)
+            sandbox = await self._start_on_demand(factory, limits, tenant)
+        self._handout.hold(who)
         try:
             if limits.workspace_size != sandbox.limits.workspace_size:
                 await factory.resize_workspace(sandbox.workspace, limits.workspace_size)
             sandbox.retarget(limits)
-        except OSError as exc:
+        except BaseException as exc:
+            self._handout.release(who)
             self._spawn_background(factory.destroy(sandbox, keep_workspace=False))
-            raise InvalidRequestError(f"these limits cannot be applied: {exc.strerror}") from None
+            if isinstance(exc, OSError):
+                raise InvalidRequestError(f"these limits cannot be applied: {exc.strerror}") from None
+            raise
         return sandbox
 
-    async def _start_on_demand(self, factory: SandboxFactory, limits: Limits) -> Sandbox:
+    async def _place_later(self, factory: SandboxFactory, sandbox: Sandbox, tenant: str) -> None:
+        await asyncio.sleep(PLACE_AFTER)
+        factory.place(sandbox, tenant)  # nothing to do if its teardown has begun
+
+    async def _wait_for_pooled(self, who: str) -> Sandbox:
+        """Wait in ``who``'s queue for the next pooled sandbox the hand-out gives it (see ``handout``)."""
+        future = self._handout.enqueue(who)
+        self._pool_wakeup.set()
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), MAX_WAIT)
+        except BaseException as exc:
+            if future.done():
+                if not future.cancelled() and future.exception() is None:
+                    self._give_back(future.result())  # handed over just as this request gave up
+            else:
+                self._handout.withdraw(who, future)
+                future.cancel()
+            if isinstance(exc, TimeoutError):
+                supervisor = self._open_factory().supervisor
+                if supervisor.state != "up":
+                    raise RestartingError(f"the zygote is {supervisor.state.replace('_', ' ')}; retry shortly",
+                                          retry_after=supervisor.retry_after()) from None
+                if self._pool.failing:
+                    raise SpawnError(f"sandboxes fail to start: {self._refill_error}") from None
+                raise CapacityError(f"no sandbox became free within {MAX_WAIT:.0f} s", retry_after=1.0) from None
+            raise
+
+    def _give_back(self, sandbox: Sandbox) -> None:
+        self._pool.give_back(sandbox)
+        self._hand_out()
+
+    def _hand_out(self) -> None:
+        """Ready sandboxes go to the requests waiting for one, fairly (see ``handout``)."""
+        while self._handout.waiting and self._pool.ready:
+            sandbox = self._take()
+            if sandbox is None:
+                return
+            waiter = self._handout.next_waiter(len(self._pool.ready) + 1, self._pool.starting)
+            if waiter is None:
+                self._pool.give_back(sandbox)  # the reserve, kept for another tenant
+                return
+            waiter.set_result(sandbox)
+
+    async def _start_on_demand(self, factory: SandboxFactory, limits: Limits, tenant: str | None) -> Sandbox:
         """A fresh sandbox for a request; one that dies before it is ready (killed from outside, a
         transient fault) is replaced, a few times, rather than failing the request."""
         for attempt in range(1, SPAWN_ATTEMPTS + 1):
             try:
-                return await factory.start(limits)
+                return await factory.start(limits, tenant=tenant)
             except SpawnError as exc:
                 if attempt == SPAWN_ATTEMPTS:
                     raise
@@ -330,7 +402,8 @@ class Engine:
 
         ``tools`` limits which registered host tools its code may call (default: all);
         ``limits`` overrides ``Limits`` fields for the session, up to ``max_limits``;
-        ``owner`` is who may use it (the server's principal), kept with the session.
+        ``owner`` is who may use it (the server's principal), kept with the session; it is also the session's
+        tenant (fairness: its interpreters are handed out and weighted as that tenant's).
         """
         self._open_factory()
         tool_names = None if tools is None else list(tools)
@@ -429,7 +502,7 @@ class Engine:
     async def _end_session(self, session: Session) -> None:
         for callback in self.on_session_closed:
             callback(session.id)
-        await session.close()
+        await session.close()  # its interpreter, if any, is released to the hand-out as it is retired
 
     # What a session asks of the engine: the doors between the two rooms.
 
@@ -453,12 +526,16 @@ class Engine:
             await asyncio.to_thread(self.volumes.mount, volume)
         except OSError as exc:
             raise resources.translate(exc) from None
+        tenant = session.tenant
         if self._attaches_volumes:
-            sandbox = await self._sandbox_for(session.limits)
+            sandbox = await self._sandbox_for(session.limits, tenant)  # held for the tenant until it is retired
+            if tenant is not None:
+                factory.place(sandbox, tenant)  # an interpreter is there for a while: into its tenant's group now
             self._pool_wakeup.set()
             try:
                 await asyncio.to_thread(self._attach, volume, sandbox)
             except BaseException as exc:
+                self._handout.release(tenant or "")
                 self._spawn_background(factory.destroy(sandbox, keep_workspace=False))
                 if isinstance(exc, OSError):
                     raise SpawnError(f"the session's workspace could not be attached: {exc.strerror or exc}") from None
@@ -467,10 +544,11 @@ class Engine:
             uid = factory.uids.take()
             try:
                 await asyncio.to_thread(self.volumes.give_to, volume, uid)
-                sandbox = await factory.start(session.limits, uid=uid, workspace=volume.workspace(uid))
+                sandbox = await factory.start(session.limits, uid=uid, workspace=volume.workspace(uid), tenant=tenant)
             except BaseException:
                 factory.uids.release(uid)
                 raise
+            self._handout.hold(tenant or "")
         reply = await sandbox.attach(self.sandbox_workspace_path(session), home=None if self._attaches_volumes else volume.path,
                                      restore=restore, timeout=ATTACH_TIMEOUT)
         return sandbox, reply
@@ -492,6 +570,12 @@ class Engine:
         if self._factory is not None:
             await self._factory.destroy(sandbox, keep_workspace=sandbox.workspace.path == session.volume.path,
                                         keep_uid=False)
+            self._handout.release(session.tenant or "")
+            self._capacity_freed()
+
+    def _capacity_freed(self) -> None:
+        if self._handout.waiting:
+            self._pool_wakeup.set()  # a refill can start for a waiting request now
 
     async def forget_session(self, session: Session) -> None:
         """A closed session's record and files go."""
@@ -597,6 +681,7 @@ class Engine:
                 break
             await asyncio.sleep(min(REFILL_QUIET - quiet_for, max(0.0, deadline - time.monotonic())))
         await factory.destroy(sandbox, keep_workspace=False)
+        self._capacity_freed()
 
     async def _refill_loop(self) -> None:
         failures = 0
@@ -609,12 +694,13 @@ class Engine:
                 # find that the disk has room again: health says "unavailable" until the pool refills.
                 failures = self._pool.failed_total
                 await asyncio.sleep(min(5.0, 0.05 * 2 ** min(self._pool.failing, 7)))
-            while len(self._pool.ready) + self._pool.starting >= self._pool.target / 2:
+            while len(self._pool.ready) + self._pool.starting >= self._pool.target / 2 and not self._handout.waiting:
                 quiet_for = time.monotonic() - self._last_take
                 if quiet_for >= REFILL_QUIET:
                     break
                 await asyncio.sleep(REFILL_QUIET - quiet_for)
-            for _ in range(self._pool.starts_needed()):
+            needed = self._pool.starts_needed(self._handout.waiting)
+            for _ in range(needed):
                 self._spawn_background(self._refill_one())
 
     async def _refill_one(self) -> None:
@@ -624,12 +710,17 @@ class Engine:
             factory = self._open_factory()
             if len(factory.alive) < self.config.max_sandboxes:
                 sandbox = await factory.start(self.config.limits)
-        except RestartingError:
-            # The zygote's own fault, reported by health as such; refills resume when it is back.
+            else:
+                abandoned = True  # all in use: not a failure; a teardown wakes the refills again
+        except RestartingError as exc:
+            # The zygote's own fault, reported by health as such; refills resume when it is back. The requests
+            # waiting for a sandbox meanwhile get the 503 their own start would have got.
             abandoned = True
+            message, retry_after = str(exc), exc.retry_after
+            self._handout.fail_all(lambda: RestartingError(message, retry_after=retry_after))
         except (SpawnError, CapacityError, ResourceExhaustedError) as exc:
-            self._refill_error = str(exc)
             log.warning("sandlot: could not refill the pool: %s", exc)
+            self._refill_error = str(exc)
         except ClosedError:
             pass
         finally:
@@ -640,6 +731,8 @@ class Engine:
             else:
                 self._pool.start_finished(sandbox)
                 self._pool_wakeup.set()  # a success may make room for more; a failure is retried after a backoff
+            if sandbox is not None:
+                self._hand_out()
 
     async def _session_reaper(self) -> None:
         """Idle sessions are paused (their interpreter ends, the rest stays); paused ones past
@@ -674,6 +767,8 @@ class Engine:
     def _take(self) -> Sandbox | None:
         self._last_take = time.monotonic()
         sandbox = self._pool.take()
+        if sandbox is not None and sandbox.cgroup is not None:
+            sandbox.cgroup.taken()
         for dead in self._pool.take_dead():
             # Killed from outside while it waited in the pool: still alive to the factory (its uid, workspace,
             # cgroup and fds held, and counted against max_sandboxes) until it is destroyed.

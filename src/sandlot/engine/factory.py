@@ -11,6 +11,7 @@ served on the event loop meanwhile do not wait behind a refill.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -34,7 +35,20 @@ from .zygote import Zygote, zygote_environment
 log = logging.getLogger("sandlot")
 T = TypeVar("T")
 
+ZYGOTE_NICE = 10
+"""Without the cpu controller, the zygote forks and contains at low priority, so refilling the pool yields the
+CPU to requests (and competes with busy sandboxes on equal terms: the soak saw it starved)."""
+ZYGOTE_NICE_WEIGHTED = 0
+"""With it, every sandbox is in a group that weighs a quarter of a nice-0 process (see ``cpu``): the zygote
+beside the server at full weight is never starved by them, and refills still wait for gaps between requests
+(``REFILL_QUIET``)."""
 READY_TIMEOUT = 30.0
+EXIT_WAIT = 10.0
+"""Seconds a teardown waits for a killed sandbox's pid 1 to be reaped."""
+CGROUP_REMOVE_TRIES = 250
+"""Tries (20 ms apart) to remove a dead sandbox's cgroups before they are left to the sweeper."""
+SWEEP_EVERY = 1.0
+"""Seconds between tries to remove the cgroups of sandboxes that were still exiting when they were to go."""
 RESTART_WAIT = 5.0
 """A request that finds the zygote restarting waits this long for the new one before it gets a 503."""
 
@@ -49,8 +63,11 @@ class SandboxFactory:
         self.alive: set[Sandbox] = set()
         self.stats: dict[str, int] = {"sandboxes_started": 0, "sandboxes_destroyed": 0}
         self.closed = False
-        self._abandoned: list[tuple[cgroups.SandboxCgroup, int | None]] = []
-        """Cgroups of failed starts that still had a process inside, with the uid to free once they are empty."""
+        self._abandoned: list[tuple[cgroups.SandboxCgroup, int | None, str | None]] = []
+        """Cgroups that still had a process inside when they were to go (a failed start's, a teardown's that waited
+        in vain), with the uid to free and the tenant whose cpu group to release once they are empty: removed by
+        the next start, or by the sweeper (the soak saw one left for good when no start came after it)."""
+        self._sweeper: asyncio.Task[None] | None = None
         root = os.geteuid() == 0
         hierarchies = cgroups.detect() if root else {}
         self.cgroups = cgroups.CgroupManager(hierarchies, instance.name) if hierarchies else None
@@ -60,9 +77,10 @@ class SandboxFactory:
         os.mkdir(root_mountpoint, 0o755)
         ro_dirs, ro_files = sandbox_view()
         bpf = seccomp.build_program(allow_process_groups=isolation == NAMESPACES)
+        weighted = self.cgroups is not None and "cpu" in self.cgroups.hierarchies
         self._setup = ZygoteSetup(isolation=isolation, seccomp_bpf=bpf, preload=list(config.preload),
                                   root_mountpoint=root_mountpoint, ro_dirs=ro_dirs, ro_files=ro_files,
-                                  hostname=config.hostname)
+                                  hostname=config.hostname, nice=ZYGOTE_NICE_WEIGHTED if weighted else ZYGOTE_NICE)
         self._zygote_env = zygote_environment(config.cache_dir)
         self.supervisor = ZygoteSupervisor(lambda: Zygote(self._setup, self._zygote_env), self._zygote_lost)
         self.on_zygote_lost: list[Callable[[], Awaitable[None]]] = []
@@ -87,20 +105,23 @@ class SandboxFactory:
         for callback in self.on_zygote_lost:
             await callback()
 
-    async def start(self, limits: Limits, *, uid: int | None = None, workspace: Workspace | None = None) -> Sandbox:
-        """A ready sandbox held to ``limits``; with ``uid`` and ``workspace``, a session's next interpreter.
+    async def start(self, limits: Limits, *, uid: int | None = None, workspace: Workspace | None = None,
+                    tenant: str | None = None) -> Sandbox:
+        """A ready sandbox held to ``limits``; with ``uid`` and ``workspace``, a session's next interpreter;
+        with ``tenant``, in that tenant's cpu group from the start (else in the pool's, until it is placed).
 
         The host running out of something on the way (disk, processes, memory, fds) is
         ``ResourceExhaustedError``; another OS error is a ``SpawnError``."""
         try:
-            return await self._start(limits, uid=uid, workspace=workspace)
+            return await self._start(limits, uid=uid, workspace=workspace, tenant=tenant)
         except (OSError, RuntimeError) as exc:
             translated = resources.translate(exc)
             if translated is exc:
                 raise
             raise translated from exc
 
-    async def _start(self, limits: Limits, *, uid: int | None, workspace: Workspace | None) -> Sandbox:
+    async def _start(self, limits: Limits, *, uid: int | None, workspace: Workspace | None,
+                     tenant: str | None) -> Sandbox:
         if self.closed:
             raise ClosedError("the engine is closed")
         if len(self.alive) >= self.config.max_sandboxes:
@@ -113,6 +134,8 @@ class SandboxFactory:
         cgroup = None
         channel = ours = None
         fds: list[int] = []
+        tenants = self.cgroups.tenants if self.cgroups is not None else None
+        cpu_parent = tenants.acquire(tenant) if tenants is not None and tenant is not None else None
         try:
             if workspace is None:
                 # Named per sandbox, not per uid: a uid can be free again before its last
@@ -127,7 +150,8 @@ class SandboxFactory:
                     os.chown(tmp_dir, uid, uid)
             if self.cgroups is not None:
                 cgroup = await _in_thread(lambda made: made.remove(), self.cgroups.create, f"sb-{uid}-{secrets.token_hex(2)}",
-                                          memory_bytes=limits.memory, pids=limits.pids)
+                                          memory_bytes=limits.memory, pids=limits.pids, cpus=limits.cpus,
+                                          cpu_parent=cpu_parent)
             spec = SandboxSpec(uid=uid, workspace=workspace.path, tmp_dir=tmp_dir, tmp_size=limits.tmp_size,
                                cgroup_procs=cgroup.procs_files if cgroup else [],
                                rlimits=self.rlimits_for(limits, has_cgroup=cgroup is not None))
@@ -159,10 +183,15 @@ class SandboxFactory:
                 # The zygote may have forked the sandbox before we stopped waiting for it (the wait was
                 # cancelled, or the zygote died): it is inside its cgroup until it sees its channel closed.
                 # Its cgroup, and its uid, are freed by a later start, once it is empty.
-                self._abandoned.append((cgroup, uid if own_uid else None))
-            elif own_uid:
-                self.uids.release(uid)
+                self._abandon(cgroup, uid if own_uid else None, tenant if cpu_parent is not None else None)
+            else:
+                if own_uid:
+                    self.uids.release(uid)
+                if cpu_parent is not None and tenants is not None and tenant is not None:
+                    tenants.release(tenant)
             raise
+        if cpu_parent is not None:
+            sandbox.tenant = tenant
         self.alive.add(sandbox)
         self.stats["sandboxes_started"] += 1
         try:
@@ -175,15 +204,40 @@ class SandboxFactory:
             raise
         return sandbox
 
+    def _abandon(self, cgroup: cgroups.SandboxCgroup, uid: int | None, tenant: str | None) -> None:
+        self._abandoned.append((cgroup, uid, tenant))
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.ensure_future(self._sweep())
+
+    async def _sweep(self) -> None:
+        while self._abandoned and not self.closed:
+            await asyncio.sleep(SWEEP_EVERY)
+            await self._remove_abandoned()
+
     async def _remove_abandoned(self) -> None:
-        """Remove the cgroups of failed starts that are empty by now, and free their uids."""
+        """Remove the abandoned cgroups that are empty by now; free their uids and tenants' groups."""
         abandoned, self._abandoned = self._abandoned, []
-        removed = await asyncio.to_thread(lambda: [cgroup.remove() for cgroup, _ in abandoned])
-        for (cgroup, uid), gone in zip(abandoned, removed, strict=True):
+        removed = await asyncio.to_thread(lambda: [cgroup.remove() for cgroup, _, _ in abandoned])
+        for (cgroup, uid, tenant), gone in zip(abandoned, removed, strict=True):
             if not gone:
-                self._abandoned.append((cgroup, uid))
-            elif uid is not None:
+                self._abandoned.append((cgroup, uid, tenant))
+                continue
+            if uid is not None:
                 self.uids.release(uid)
+            if tenant is not None and self.cgroups is not None and self.cgroups.tenants is not None:
+                self.cgroups.tenants.release(tenant)
+
+    def place(self, sandbox: Sandbox, tenant: str) -> None:
+        """Move a sandbox taken from the pool into its tenant's cpu group, in the background (see
+        ``SandboxCgroup.place_cpu``): the run it was taken for starts meanwhile, in the pool's group."""
+        tenants = self.cgroups.tenants if self.cgroups is not None else None
+        cgroup = sandbox.cgroup
+        if tenants is None or cgroup is None or sandbox.tenant is not None or sandbox not in self.alive:
+            return  # (not in alive: its teardown has begun)
+        parent = tenants.acquire(tenant)
+        sandbox.tenant = tenant
+        sandbox.placing = asyncio.ensure_future(asyncio.to_thread(cgroup.place_cpu, parent, sandbox.limits.cpus))
+        sandbox.placing.add_done_callback(_log_placement)
 
     def rlimits_for(self, limits: Limits, *, has_cgroup: bool) -> dict[str, list[int]]:
         """A new sandbox's rlimits. Without a cgroup, rlimits are all there is: RLIMIT_NPROC is the process
@@ -209,8 +263,9 @@ class SandboxFactory:
         self.alive.discard(sandbox)
         sandbox.kill("destroyed")
         exited = None
+        uid_freed = False
         try:
-            exited = await sandbox.wait_exit(10.0)
+            exited = await sandbox.wait_exit(EXIT_WAIT)
         finally:
             # Even when cancelled (at engine shutdown), never leave our ends open; the
             # engine's own shutdown removes whatever cgroups and workspaces remain.
@@ -218,13 +273,34 @@ class SandboxFactory:
             # A uid is free again only once nothing of the sandbox can still run under it.
             if not keep_uid and (exited is not None or self.closed):
                 self.uids.release(sandbox.uid)
-            elif exited is None:
-                log.warning("sandlot: sandbox %d did not exit; its uid %d stays reserved", sandbox.pid, sandbox.uid)
+                uid_freed = True
+        if sandbox.placing is not None:
+            # Never remove its cgroups while a worker thread makes or fills the new one.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(sandbox.placing)
+        removed = sandbox.cgroup is None
         if sandbox.cgroup is not None:
-            for _ in range(250):
+            for _ in range(CGROUP_REMOVE_TRIES):
                 if await _blocking(sandbox.cgroup.remove):
+                    removed = True
                     break
                 await asyncio.sleep(0.02)
+        if removed:
+            if not keep_uid and not uid_freed:
+                if sandbox.cgroup is not None:
+                    self.uids.release(sandbox.uid)  # its cgroups were empty: nothing of it runs any more
+                else:
+                    log.warning("sandlot: sandbox %d did not exit; its uid %d stays reserved", sandbox.pid, sandbox.uid)
+            if sandbox.tenant is not None and self.cgroups is not None and self.cgroups.tenants is not None:
+                self.cgroups.tenants.release(sandbox.tenant)
+        else:
+            # Processes of it are still dying (a killed fork bomb held back by a busy host): a later start
+            # removes its cgroups once they are empty, then frees its uid and its tenant's group.
+            assert sandbox.cgroup is not None
+            log.warning("sandlot: sandbox %d is still exiting; its cgroups and uid are freed once it is gone",
+                        sandbox.pid)
+            self._abandon(sandbox.cgroup, None if keep_uid or uid_freed else sandbox.uid, sandbox.tenant)
+        sandbox.tenant = None
         if not keep_workspace:
             await _blocking(self.remove_workspace, sandbox.workspace)
         self.stats["sandboxes_destroyed"] += 1
@@ -237,6 +313,10 @@ class SandboxFactory:
     async def close(self) -> None:
         """Kill every sandbox, stop the zygote, remove every cgroup and workspace of ours."""
         self.closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()  # remove_leftovers takes what is left
+            with contextlib.suppress(BaseException):
+                await self._sweeper
         for sandbox in list(self.alive):
             sandbox.kill("shutdown")
         await asyncio.gather(*(self.destroy(s, keep_workspace=False) for s in list(self.alive)),
@@ -263,6 +343,12 @@ async def _blocking(func: Callable[..., T], *args: Any) -> T:
         if "can't start new thread" not in str(exc):
             raise
         return func(*args)
+
+
+def _log_placement(done: asyncio.Future[None]) -> None:
+    # The sandbox may be gone by the time the thread runs (a short run, a kill): nothing to place then.
+    if not done.cancelled() and done.exception() is not None:
+        log.debug("sandlot: a sandbox could not be placed in its tenant's cpu group: %s", done.exception())
 
 
 async def _in_thread(undo: Callable[[T], object], func: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -53,9 +53,10 @@ class PoolState(Generic[T]):
         items, self._dead = self._dead, []
         return items
 
-    def starts_needed(self) -> int:
-        """How many sandboxes to start now; they count as starting from here on."""
-        want = self.target - len(self.ready) - self.starting
+    def starts_needed(self, waiting: int = 0) -> int:
+        """How many sandboxes to start now (for the pool, and for ``waiting`` requests that found it empty);
+        they count as starting from here on."""
+        want = self.target + waiting - len(self.ready) - self.starting
         n = max(0, min(want, self.max_starting - self.starting))
         self.starting += n
         return n

@@ -58,6 +58,17 @@ RLIMIT_FIELDS = {"file_size": "fsize", "open_files": "nofile", "address_space": 
 MAX_TOOL_RESULT = 8 << 20
 
 
+def can_retarget(started_with: Limits, wanted: Limits, *, has_cgroup: bool) -> bool:
+    """Whether a fresh sandbox started with ``started_with`` can be held to ``wanted`` instead."""
+    lower = all(getattr(wanted, name) <= getattr(started_with, name) for name in RLIMIT_FIELDS)
+    if not has_cgroup:
+        # Rlimits are all there is (degraded mode): memory is folded into the address-space limit
+        # and pids is RLIMIT_NPROC, so those stay as the sandbox was started.
+        return lower and all(getattr(wanted, name) == getattr(started_with, name)
+                             for name in ("memory", "pids", "address_space"))
+    return lower
+
+
 class Sandbox:
     """A contained interpreter, forked by the zygote, owned by the engine."""
 
@@ -105,6 +116,10 @@ class Sandbox:
         self.commands = SandboxCommands(self._send, self.kill,
                                         lambda: self.cgroup.oom_kills() if self.cgroup is not None else 0)
         """The shell commands running here (``engine.commands``)."""
+        self.tenant: str | None = None
+        """Whose sandbox this is (its cpu cgroup is in that tenant's group); None while pooled."""
+        self.placing: asyncio.Future[None] | None = None
+        """The move of a taken pooled sandbox to its tenant's cpu group, while a worker thread does it."""
         channel.setblocking(False)
         self._loop.add_reader(channel.fileno(), self._on_channel)
         for name, fd in self._pipes.items():
@@ -117,25 +132,20 @@ class Sandbox:
 
     def can_retarget(self, limits: Limits) -> bool:
         """Whether this fresh sandbox can be held to ``limits``: rlimits can only go down from inside."""
-        lower = all(getattr(limits, name) <= getattr(self.limits, name) for name in RLIMIT_FIELDS)
-        if self.cgroup is None:
-            # Rlimits are all there is (degraded mode): memory is folded into the address-space limit
-            # and pids is RLIMIT_NPROC, so those stay as the sandbox was started.
-            return lower and all(getattr(limits, name) == getattr(self.limits, name)
-                                 for name in ("memory", "pids", "address_space"))
-        return lower
+        return can_retarget(self.limits, limits, has_cgroup=self.cgroup is not None)
 
     def retarget(self, limits: Limits) -> None:
         """Hold this fresh sandbox to other limits before its first run (see ``can_retarget``).
 
-        The host changes its cgroup (memory, pids); lower rlimits travel with the next ``exec``
+        The host changes its cgroup (memory, pids, cpus); lower rlimits travel with the next ``exec``
         and the runtime applies them, soft and hard, before any user code runs, so that code
         cannot raise them again. ``tmp_size`` stays as the sandbox was built.
         """
         if limits == self.limits:
             return
-        if self.cgroup is not None and (limits.memory, limits.pids) != (self.limits.memory, self.limits.pids):
-            self.cgroup.set_limits(memory_bytes=limits.memory, pids=limits.pids)
+        if self.cgroup is not None and (limits.memory, limits.pids, limits.cpus) != \
+                (self.limits.memory, self.limits.pids, self.limits.cpus):
+            self.cgroup.set_limits(memory_bytes=limits.memory, pids=limits.pids, cpus=limits.cpus)
         for name, rlimit in RLIMIT_FIELDS.items():
             value = getattr(limits, name)
             if value != getattr(self.limits, name):

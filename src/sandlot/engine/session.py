@@ -92,6 +92,11 @@ class Session:
             self._resumed = {"restored": [], "lost": [{"name": "*", "reason": "the session's record was damaged on disk "
                                                        f"({', '.join(record.damaged)}); defaults were used"}]}
 
+    @property
+    def tenant(self) -> str | None:
+        """Whose session this is for fairness (its owner): its interpreters are handed out and weighted as theirs."""
+        return self.owner or None
+
     def __repr__(self) -> str:
         return f"<Session {self.id} {self.state} cells={self.execution_count} busy={self._lock.locked()}>"
 

@@ -1,9 +1,11 @@
 """Zygote supervision: keep one running, replace it when it dies or stalls.
 
 The engine cannot serve a run without a zygote. ``ZygoteSupervisor`` watches
-the one it has: its control socket closing means it died; a ping unanswered
-for ``STOPPED_LIMIT`` seconds while the process is stopped (``T`` in /proc), or for ``STALL_LIMIT`` seconds
-while it is runnable but starved, means it stalled, and it is killed. Either
+the one it has: its control socket closing means it died; a ping unanswered,
+with nothing else heard from it meanwhile (any message is a sign of life), for
+``STOPPED_LIMIT`` seconds while the process is stopped (``T`` in /proc), or for
+``STALL_LIMIT`` seconds while it is runnable but starved, means it stalled, and
+it is killed. Either
 way the engine is told (``on_lost``: it kills every sandbox of that zygote,
 so none outlives it, and fails only the requests in flight), and a new zygote
 is started. A zygote that keeps dying soon after it starts is restarted after
@@ -49,11 +51,13 @@ STABLE_AFTER = 10.0
 MAX_BACKOFF = 30.0
 
 
-async def _answered(pong: asyncio.Future[None], zygote: Zygote, timeout: float) -> bool:
-    """Whether the ping was answered within ``timeout`` (False as soon as the zygote exits)."""
+async def _answered(pong: asyncio.Future[None], zygote: Zygote, timeout: float, asked_at: float) -> bool:
+    """Whether the zygote showed it is alive within ``timeout``: it answered the ping, or sent anything at all
+    since ``asked_at`` (a ping waits behind the spawn requests sent before it, and a zygote busy forking
+    them is working, not stalled). False as soon as the zygote exits."""
     watched: set[asyncio.Future[Any]] = {pong, zygote.exited}
     done, _ = await asyncio.wait(watched, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    return pong in done
+    return pong in done or (zygote.exited not in done and zygote.last_heard >= asked_at)
 
 
 def backoff(failures: int) -> float:
@@ -150,8 +154,9 @@ class ZygoteSupervisor:
             done, _ = await asyncio.wait({zygote.exited}, timeout=PING_INTERVAL)
             if done:
                 return zygote.exited.result()
+            asked_at = time.monotonic()
             pong = zygote.ping()
-            if pong is None or not await _answered(pong, zygote, UNRESPONSIVE_AFTER):
+            if pong is None or not await _answered(pong, zygote, UNRESPONSIVE_AFTER, asked_at):
                 if zygote.exited.done():
                     return zygote.exited.result()
                 stalled = await self._until_answered(zygote, pong)
@@ -165,7 +170,7 @@ class ZygoteSupervisor:
     async def _until_answered(self, zygote: Zygote, pong: asyncio.Future[None] | None) -> str | None:
         """Wait for an unresponsive zygote: None once it answers, else why it was given up (and killed)."""
         since = time.monotonic() - UNRESPONSIVE_AFTER
-        while pong is None or not await _answered(pong, zygote, 0.25):
+        while pong is None or not await _answered(pong, zygote, 0.25, since):
             if zygote.exited.done():
                 return zygote.exited.result()
             waited = time.monotonic() - since

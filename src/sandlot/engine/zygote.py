@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,8 @@ class Zygote:
         self._pings: dict[int, asyncio.Future[None]] = {}
         self._next_req = 0
         self.info: dict[str, Any] = {}
+        self.last_heard = 0.0
+        """When (``time.monotonic()``) the zygote last sent anything: the supervisor's sign of life."""
         self.exited: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         """Resolved (with the reason) once the zygote is gone: its control socket closed."""
 
@@ -199,6 +202,7 @@ class Zygote:
             self._dispatch(json.loads(raw), fds)
 
     def _dispatch(self, message: dict[str, Any], fds: list[int]) -> None:
+        self.last_heard = time.monotonic()
         kind = message.get("t")
         if kind == "ready" and self._ready is not None and not self._ready.done():
             self._ready.set_result(message)

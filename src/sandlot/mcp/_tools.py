@@ -233,7 +233,7 @@ class SandlotTools:
     async def run_python(self, caller: Caller, arguments: dict[str, Any]) -> CallToolResult:
         args = RunArgs.model_validate(arguments)
         with self._run_slot(caller):
-            result = await self.engine.execute(args.code, timeout=args.timeout)
+            result = await self.engine.execute(args.code, timeout=args.timeout, tenant=caller.principal)
         self._record("execute", result)
         return execution_result(result)
 

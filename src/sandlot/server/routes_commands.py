@@ -54,7 +54,8 @@ async def run_command(body: OneShotCommandRequest, request: Request, who: str = 
     async def run(on_event: EventCallback | None = None) -> CommandResult:
         with state.quotas.run(who):
             result = await state.engine.run_command(body.cmd, cwd=body.cwd, env=body.env, timeout=body.timeout,
-                                                    stdin=body.stdin, files=files, limits=changes, on_event=on_event)
+                                                    stdin=body.stdin, files=files, limits=changes, on_event=on_event,
+                                                    tenant=who)
         _record(state, result)
         return result
 

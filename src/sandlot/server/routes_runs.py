@@ -44,7 +44,7 @@ async def execute(body: ExecuteRequest, request: Request, who: str = Depends(pri
         with state.quotas.run(who):
             result = await state.engine.execute(body.code, timeout=body.timeout, files=files, env=body.env,
                                                 tools=body.tools, on_event=on_event,
-                                                limits=body.limits.changes() if body.limits else None)
+                                                limits=body.limits.changes() if body.limits else None, tenant=who)
         record(state, "execute", result)
         return result
 
@@ -91,7 +91,7 @@ async def batch(body: BatchRequest, who: str = Depends(principal), state: Server
 async def _run_one(state: ServerState, who: str, index: int, item: BatchItem,
                    results: list[ExecutionResult | None]) -> None:
     with state.quotas.run(who):
-        results[index] = await state.engine.execute(item.code, timeout=item.timeout)
+        results[index] = await state.engine.execute(item.code, timeout=item.timeout, tenant=who)
     record(state, "batch", results[index])
 
 

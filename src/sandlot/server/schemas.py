@@ -105,6 +105,8 @@ class LimitsOverride(RequestBody):
     cpu_time: float | None = Field(None, gt=0, allow_inf_nan=False, description="CPU seconds.")
     memory: int | None = Field(None, gt=0, description="Bytes of memory.")
     pids: int | None = Field(None, gt=0, description="Processes and threads at once.")
+    cpus: float | None = Field(None, gt=0, allow_inf_nan=False,
+                               description="CPUs the sandbox may use at once (a cgroup quota; 0.5 is half a CPU).")
     file_size: int | None = Field(None, gt=0, description="Largest file, bytes.")
     open_files: int | None = Field(None, gt=0)
     address_space: int | None = Field(None, gt=0)

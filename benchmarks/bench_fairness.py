@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""Fairness between tenants: one API key floods, another's paced runs must not notice much.
+
+Against a real ``sandlot serve`` (a subprocess on a free loopback port, two API keys, the default settings):
+key B posts one-shot ``print(1)`` runs, one every 200 ms, first on the idle server, then while key A floods
+it with six CPU spinners (``while True: pass`` in sessions) and twelve clients posting one-shot runs back to
+back. It prints B's p50 both times, their ratio, and MET or MISS against the goal of issue #10: within 3x.
+
+Usage::
+
+    python3 scripts/contained.py python3 benchmarks/bench_fairness.py [--quick] [--json PATH]
+
+``tests/test_fairness.py`` runs the same measurement (``measure``) with fewer samples. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+
+GOAL = 3.0
+FLOOD_KEY = "bench-fairness-flood-key"
+PACED_KEY = "bench-fairness-paced-key"
+PACED_CODE = "print(1)"
+SPIN_CODE = "while True: pass"
+
+
+@dataclass
+class Measurement:
+    idle_ms: list[float]
+    flood_ms: list[float]
+    flood_runs: int = 0
+    """One-shot runs the flood's clients got answered while the paced runs were measured."""
+    flood_statuses: dict[str, int] = field(default_factory=dict)
+    spinners_running: int = 0
+    paced_errors: list[str] = field(default_factory=list)
+    idle_run_ms: list[float] = field(default_factory=list)
+    flood_run_ms: list[float] = field(default_factory=list)
+    """The runs' own ``duration_ms`` (in the sandbox, from the code's start to its end): the rest of a latency
+    is the server's, waiting for a sandbox included."""
+
+    @property
+    def idle_p50(self) -> float:
+        return statistics.median(self.idle_ms)
+
+    @property
+    def flood_p50(self) -> float:
+        return statistics.median(self.flood_ms)
+
+    @property
+    def ratio(self) -> float:
+        return self.flood_p50 / self.idle_p50
+
+    @property
+    def met(self) -> bool:
+        return self.ratio <= GOAL and not self.paced_errors
+
+    def summary(self) -> str:
+        return (f"idle p50 {self.idle_p50:.2f} ms (run {statistics.median(self.idle_run_ms or [0]):.2f}), "
+                f"flood p50 {self.flood_p50:.2f} ms (run {statistics.median(self.flood_run_ms or [0]):.2f}), "
+                f"ratio {self.ratio:.2f}x "
+                f"(goal <= {GOAL:g}x); {len(self.idle_ms)}+{len(self.flood_ms)} paced runs, "
+                f"{self.spinners_running} spinners running, flood answers {dict(self.flood_statuses)}")
+
+
+async def paced_runs(client: httpx.AsyncClient, samples: int, interval: float, errors: list[str],
+                     run_ms: list[float] | None = None) -> list[float]:
+    """``samples`` one-shot runs, one every ``interval`` seconds (not back to back): each one's latency in ms
+    (and its ``duration_ms`` added to ``run_ms``)."""
+    latencies = []
+    next_at = time.monotonic()
+    for _ in range(samples):
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        next_at += interval
+        started = time.perf_counter()
+        response = await client.post("/v1/execute", json={"code": PACED_CODE})
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status_code != 200 or response.json().get("stdout") != "1\n":
+            errors.append(f"{response.status_code} {response.text[:200]}")
+            continue
+        latencies.append(elapsed)
+        if run_ms is not None:
+            run_ms.append(response.json()["duration_ms"])
+    return latencies
+
+
+class Flood:
+    """Key A: ``spinners`` sessions spinning in a cell, and ``clients`` posting one-shot runs back to back."""
+
+    def __init__(self, url: str, key: str, spinners: int, clients: int) -> None:
+        self.url, self.key, self.spinners, self.clients = url, key, spinners, clients
+        self.statuses: Counter[str] = Counter()
+        self.runs = 0
+        self.counting = False
+        self._sessions: list[str] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._client = httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120,
+                                         limits=httpx.Limits(max_connections=spinners + clients + 4))
+
+    async def start(self) -> None:
+        for _ in range(self.spinners):
+            response = await self._client.post("/v1/sessions", json={})
+            response.raise_for_status()
+            self._sessions.append(response.json()["id"])
+        self._tasks = [asyncio.ensure_future(self._spin(sid)) for sid in self._sessions]
+        self._tasks += [asyncio.ensure_future(self._one_shots()) for _ in range(self.clients)]
+
+    async def running_spinners(self) -> int:
+        """Sessions of ours whose interpreter is busy now (from their live metrics)."""
+        busy = 0
+        for sid in self._sessions:
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                busy += bool((await self._client.get(f"/v1/sessions/{sid}/metrics")).json().get("running"))
+        return busy
+
+    async def _spin(self, session_id: str) -> None:
+        while True:
+            await self._client.post(f"/v1/sessions/{session_id}/execute", json={"code": SPIN_CODE, "timeout": 600})
+
+    async def _one_shots(self) -> None:
+        while True:
+            try:
+                response = await self._client.post("/v1/execute", json={"code": PACED_CODE})
+            except httpx.HTTPError as exc:
+                self.statuses[type(exc).__name__] += 1
+                continue
+            if self.counting:
+                self.statuses[str(response.status_code)] += 1
+                self.runs += response.status_code == 200
+            if response.status_code in (429, 503):
+                # A well-behaved client: it waits as long as the server asks.
+                await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for sid in self._sessions:  # ends the spinning cells, their sandboxes killed
+            with contextlib.suppress(httpx.HTTPError):
+                await self._client.delete(f"/v1/sessions/{sid}")
+        await self._client.aclose()
+
+
+async def measure(url: str, *, samples: int = 50, interval: float = 0.2, spinners: int = 6, clients: int = 12,
+                  flood_key: str = FLOOD_KEY, paced_key: str = PACED_KEY) -> Measurement:
+    """Key B's paced runs on the idle server, then under key A's flood, against the server at ``url``."""
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {paced_key}"}, timeout=60) as paced:
+        errors: list[str] = []
+        await paced_runs(paced, 5, interval, errors)  # warm-up: connections, lazily made server state
+        errors.clear()
+        idle_run_ms: list[float] = []
+        flood_run_ms: list[float] = []
+        idle = await paced_runs(paced, samples, interval, errors, idle_run_ms)
+        flood = Flood(url, flood_key, spinners, clients)
+        try:
+            await flood.start()
+            await asyncio.sleep(1.0)  # the spinners spin, the pool has run dry
+            flood.counting = True
+            under = await paced_runs(paced, samples, interval, errors, flood_run_ms)
+            flood.counting = False
+            spinning = await flood.running_spinners()
+        finally:
+            await flood.stop()
+    return Measurement(idle, under, flood.runs, dict(flood.statuses), spinning, errors, idle_run_ms, flood_run_ms)
+
+
+# ---- a server of its own -------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve(extra_env: dict[str, str] | None = None) -> Any:
+    """``sandlot serve`` with the two keys on a free loopback port (default settings otherwise); yields its URL."""
+    port = free_port()
+    env = {**os.environ, "SANDLOT_API_KEYS": f"{FLOOD_KEY},{PACED_KEY}", "SANDLOT_LOG_LEVEL": "warning",
+           "SANDLOT_UI": "false", **(extra_env or {})}
+    process = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                body = httpx.get(url + "/healthz", timeout=5).json()
+                if body.get("status") == "ok" and body.get("pool_ready", 0) >= 4:  # the default pool_size: full
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start (exit status {process.poll()})")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="20 paced runs per phase instead of 50")
+    parser.add_argument("--json", metavar="PATH", help="write every latency to this file")
+    args = parser.parse_args()
+    samples = 20 if args.quick else 50
+    with serve() as url:
+        result = asyncio.run(measure(url, samples=samples))
+    print("fairness between tenants: key B's paced one-shot print(1), one every 200 ms; key A floods with "
+          "6 spinning sessions + 12 back-to-back one-shot clients")
+    print(f"  idle server      p50 {result.idle_p50:8.2f} ms   p95 {_p95(result.idle_ms):8.2f} ms   "
+          f"({len(result.idle_ms)} runs; in the sandbox p50 {statistics.median(result.idle_run_ms):.2f} ms)")
+    print(f"  under the flood  p50 {result.flood_p50:8.2f} ms   p95 {_p95(result.flood_ms):8.2f} ms   "
+          f"({len(result.flood_ms)} runs; in the sandbox p50 {statistics.median(result.flood_run_ms):.2f} ms)")
+    print(f"  flood: {result.spinners_running} spinners running at the end; its one-shot clients got "
+          f"{result.flood_runs} runs answered meanwhile; answers {result.flood_statuses}")
+    if result.paced_errors:
+        print(f"  paced errors: {result.paced_errors[:5]}")
+    print(f"  ratio {result.ratio:.2f}x")
+    print(f"{'MET ' if result.met else 'MISS'}  key B's p50 under key A's flood within {GOAL:g}x of idle: "
+          f"{result.flood_p50:.2f} ms vs {result.idle_p50:.2f} ms ({result.ratio:.2f}x)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({**asdict(result), "idle_p50": result.idle_p50, "flood_p50": result.flood_p50,
+                       "ratio": result.ratio, "met": result.met}, f, indent=2)
+    return 0 if result.met else 1
+
+
+def _p95(values: list[float]) -> float:
+    return sorted(values)[max(0, round(len(values) * 0.95) - 1)]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
