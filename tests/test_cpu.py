@@ -124,9 +124,9 @@ def test_cpus_beyond_the_maximum_is_refused() -> None:
 def test_each_tenant_has_one_group_made_on_demand_and_removed_when_empty() -> None:
     async def check(engine: Engine) -> None:
         parent = instance_dir(engine)
-        a1 = await engine.create_session(tenant="key_a")
-        a2 = await engine.create_session(tenant="key_a")
-        b = await engine.create_session(tenant="key_b", limits={"cpus": 0.25})
+        a1 = await engine.create_session(owner="key_a")
+        a2 = await engine.create_session(owner="key_a")
+        b = await engine.create_session(owner="key_b", limits={"cpus": 0.25})
         sandboxes = {s.id: s._sandbox for s in (a1, a2, b)}
         await wait_until(lambda: all(s is not None and s.placing is not None and s.placing.done() for s in sandboxes.values()))
         dirs = {sid: os.path.dirname(s.cgroup.cpu_dir) for sid, s in sandboxes.items() if s and s.cgroup and s.cgroup.cpu_dir}
@@ -140,12 +140,15 @@ def test_each_tenant_has_one_group_made_on_demand_and_removed_when_empty() -> No
         assert sandbox_b is not None and sandbox_b.cgroup is not None and sandbox_b.cgroup.cpu_dir is not None
         assert quota(sandbox_b.cgroup.cpu_dir) == 0.25
         assert read(os.path.join(sandbox_b.cgroup.cpu_dir, "cgroup.procs")).split() == [str(sandbox_b.pid)]
-        # The session works where it moved, and its next interpreter starts in its tenant's group directly.
+        # The session works where it moved, and its next interpreter (a pooled one, its volume attached) is moved
+        # to its tenant's group as it is taken.
         assert (await b.execute("x = 6 * 7\nx")).outputs[0].data["text/plain"] == "42"
         killed = await b.execute("x = []\nwhile True:\n    x.append(b'x' * (16 << 20))")
         assert killed.status == "memory"
         again = await b.execute("1 + 1")
         assert again.restarted and b._sandbox is not None and b._sandbox.cgroup is not None
+        placed = b._sandbox
+        await wait_until(lambda: placed.placing is None or placed.placing.done())
         # (Its group went with its killed interpreter, the last sandbox in it, and came back with the next.)
         assert os.path.dirname(b._sandbox.cgroup.cpu_dir or "") not in (dirs[a1.id], os.path.join(parent, cpu.POOL))
         assert quota(b._sandbox.cgroup.cpu_dir or "") == 0.25

@@ -91,8 +91,8 @@ def test_past_its_share_a_tenant_gets_a_429_not_a_place_in_the_queue() -> None:
 def test_at_capacity_a_tenant_under_its_share_waits_for_a_sandbox_and_one_past_it_is_refused() -> None:
     async def scenario() -> tuple[str, str]:
         async with Engine(EngineConfig(preload=(), pool_size=0, max_sandboxes=2)) as engine:
-            first = await engine.create_session(tenant="a")
-            await engine.create_session(tenant="a")
+            first = await engine.create_session(owner="a")
+            await engine.create_session(owner="a")
             with pytest.raises(CapacityError):
                 await engine.execute("print(1)", tenant="a")  # it holds its whole share already
             waiting = asyncio.ensure_future(engine.execute("print('b')", tenant="b"))
@@ -109,7 +109,7 @@ def test_a_request_waiting_for_a_sandbox_when_the_engine_closes_gets_closed() ->
     async def scenario() -> str:
         engine = Engine(EngineConfig(preload=(), pool_size=0, max_sandboxes=1))
         await engine.start()
-        await engine.create_session(tenant="a")
+        await engine.create_session(owner="a")
         waiting = asyncio.ensure_future(engine.execute("1", tenant="b"))
         await asyncio.sleep(0.2)
         await engine.close()
