@@ -196,7 +196,7 @@ def test_when_every_sandbox_uid_is_in_use_runs_get_429_until_one_is_free() -> No
         assert "sandlot_sandbox_uids_free 0.0" in client.get("/metrics").text
         for session_id in sessions[:3]:
             assert client.delete(f"/v1/sessions/{session_id}").status_code == 204
-        assert wait_until(lambda: healthy(url), 15)
+        assert wait_until(lambda: healthy(url), 15), client.get("/healthz").text
         assert run_ok(url)
         assert client.post("/v1/sessions", json={}).status_code == 201
         for session_id in sessions[3:]:

@@ -96,6 +96,8 @@ class Engine:
         self._store: SessionStore | None = None
         self._volumes: VolumeManager | None = None
         self._data_dir: DataDir | None = None
+        self._refill_ran_out = False
+        """The last refill failed for want of a uid or a place under max_sandboxes (freed by any teardown)."""
         self._refill_error: str | None = None
         """Why the last pool refill failed (None once one succeeds): what health says ran out."""
 
@@ -574,6 +576,12 @@ class Engine:
             self._capacity_freed()
 
     def _capacity_freed(self) -> None:
+        if self._refill_ran_out:
+            # The refills failed for want of a uid or a place under max_sandboxes, and one was just freed: that
+            # streak says nothing about now (with no pool to refill, no start would ever clear it).
+            self._refill_ran_out = False
+            self._pool.failing = 0
+            self._refill_error = None
         if self._handout.waiting:
             self._pool_wakeup.set()  # a refill can start for a waiting request now
 
@@ -721,6 +729,12 @@ class Engine:
         except (SpawnError, CapacityError, ResourceExhaustedError) as exc:
             log.warning("sandlot: could not refill the pool: %s", exc)
             self._refill_error = str(exc)
+            self._refill_ran_out = isinstance(exc, CapacityError)
+            if isinstance(exc, CapacityError | ResourceExhaustedError):
+                # The host ran out (uids, disk, processes): the requests waiting for a pooled sandbox get that
+                # answer now (429 or 503, with Retry-After), not a 500 once their wait runs out.
+                kind, message, retry_after = type(exc), str(exc), exc.retry_after
+                self._handout.fail_all(lambda: kind(message, retry_after=retry_after))
         except ClosedError:
             pass
         finally:
