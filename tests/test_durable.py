@@ -444,3 +444,20 @@ def test_the_cli_lists_pauses_exports_and_imports(server: Server, tmp_path: Path
         cli("delete", session)
         cli("delete", copy)
         assert c.get(f"/v1/sessions/{session}").status_code == 404
+
+
+def test_a_name_that_cannot_be_saved_loses_only_itself(server: Server) -> None:
+    with server.client() as c:
+        session = new_session(c)
+        code = ("import abc, enum\nkept = 'yes'\nclass Color(enum.Enum):\n    RED = 1\n"
+                "class Base(abc.ABC):\n    @abc.abstractmethod\n    def f(self): ...\n"
+                "class Impl(Base):\n    def f(self): return 5\nimpl = Impl()\n"
+                "deep = node = []\nfor _ in range(100_000):\n    node.append([])\n    node = node[0]")
+        assert run(c, session, code)["status"] == "ok"
+        c.post(f"/v1/sessions/{session}/pause")
+        result = run(c, session, "print(kept, impl.f(), isinstance(impl, Base))")
+        assert result["stdout"] == "yes 5 True\n", result
+        lost = {entry["name"]: entry["reason"] for entry in result["resumed"]["lost"]}
+        assert {"Color", "deep"} <= set(lost) and "RecursionError" in lost["deep"], lost
+        assert "kept" in result["resumed"]["restored"]
+        c.delete(f"/v1/sessions/{session}")

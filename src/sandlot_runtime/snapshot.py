@@ -20,6 +20,7 @@ The snapshot is capped (``max_bytes``): one over the cap is not kept, and says s
 
 from __future__ import annotations
 
+import abc
 import importlib
 import io
 import marshal
@@ -35,6 +36,7 @@ DIRECTORY = ".sandlot"
 FORMAT = 3
 _SKIPPED_NAMES = frozenset({"__builtins__", "__name__", "__doc__", "__loader__", "__spec__", "__package__"})
 _MAX_MODULES = 2000
+_PLAIN_METACLASSES = (type, abc.ABCMeta)
 
 _restore_globals: dict[str, Any] = {}
 """The namespace functions saved by value get as their globals when they are loaded again."""
@@ -55,7 +57,9 @@ class _Pickler(pickle.Pickler):
         if isinstance(obj, types.FunctionType) and obj.__module__ == "__main__":
             home = self._home_of(obj.__globals__)
             return _reduce_function(obj, home) if home is not None else NotImplemented
-        if isinstance(obj, type) and obj.__module__ == "__main__":
+        if isinstance(obj, type) and obj.__module__ == "__main__" and type(obj) in _PLAIN_METACLASSES:
+            # By value: a plain class (or an ABC). One with another metaclass (an Enum, say) is saved by
+            # reference, which fails with its own clear reason, and only that name is lost.
             return _reduce_class(obj)
         if isinstance(obj, types.MappingProxyType):  # in dataclasses' fields (their metadata)
             return (_make_mappingproxy, (dict(obj),))
@@ -109,8 +113,8 @@ def _make_mappingproxy(mapping: dict[Any, Any]) -> types.MappingProxyType[Any, A
 def _reduce_class(cls: type) -> tuple[Any, ...]:
     attributes = {}
     for key, value in vars(cls).items():
-        if key in ("__dict__", "__weakref__"):
-            continue
+        if key in ("__dict__", "__weakref__", "_abc_impl"):
+            continue  # made again with the class (ABCMeta makes _abc_impl)
         if isinstance(value, types.MemberDescriptorType | types.GetSetDescriptorType):
             continue  # made again from __slots__
         attributes[key] = value
@@ -160,22 +164,31 @@ def save(namespace: dict[str, Any], workspace: str, *, count: int, max_bytes: in
     try:
         try:
             summary["bytes"] = statefile.write(directory, dump, summary_for, max_bytes)
-        except (statefile.TooLarge, OSError, RecursionError, RuntimeError):
+        except (statefile.TooLarge, OSError):
             raise
+        except RuntimeError as exc:
+            if not isinstance(exc, RecursionError):
+                raise  # a name changed while it was saved (a thread of the cell's): the whole state is suspect
+            _lose_what_does_not_pickle(data, lost, namespace)
+            summary["bytes"] = statefile.write(directory, dump, summary_for, max_bytes)
         except Exception:
-            # Something in there cannot be pickled: find out what, name it, save the rest.
-            for name, value in list(data.items()):
-                try:
-                    _dumps({name: value}, _Discard(), namespace)
-                except Exception as exc:
-                    lost.append({"name": name, "reason": _reason(exc)})
-                    del data[name]
+            _lose_what_does_not_pickle(data, lost, namespace)
             summary["bytes"] = statefile.write(directory, dump, summary_for, max_bytes)
     except statefile.TooLarge as exc:
         _save_nothing(directory, summary, data, str(exc))
     except (OSError, RecursionError, RuntimeError) as exc:  # no room, a name changed while saving
         _save_nothing(directory, summary, data, f"the state could not be saved: {_reason(exc)}")
     return summary
+
+
+def _lose_what_does_not_pickle(data: dict[str, Any], lost: list[dict[str, str]], namespace: dict[str, Any]) -> None:
+    """Something in ``data`` cannot be pickled: find out what, name it with the reason, keep the rest."""
+    for name, value in list(data.items()):
+        try:
+            _dumps({name: value}, _Discard(), namespace)
+        except Exception as exc:  # RecursionError included: a structure too deep, a class that reduces to itself
+            lost.append({"name": name, "reason": _reason(exc)})
+            del data[name]
 
 
 def _save_nothing(directory: str, summary: dict[str, Any], data: dict[str, Any], why: str) -> None:
