@@ -36,7 +36,20 @@ from ..engine.workspace import Workspace
 IMAGE = "workspace.img"
 MOUNT_POINT = "workspace"
 _SANDBOX_WORKSPACE = "/workspace"
-_MKFS = ("mkfs.ext4", "-q", "-F", "-b", "1024", "-J", "size=1", "-m", "0")
+_MKFS_ARGS = ("-q", "-F", "-b", "1024", "-J", "size=1", "-m", "0")
+_SYSTEM_DIRS = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
+"""Where e2fsprogs and util-linux live, searched after PATH: a root shell's PATH may lack the sbin directories."""
+
+
+def tool(name: str) -> str | None:
+    """The full path of a system program (mkfs.ext4, e2fsck, mount), or None when it is not installed."""
+    path = os.environ.get("PATH", "")
+    return shutil.which(name, path=os.pathsep.join([p for p in (path,) if p] + list(_SYSTEM_DIRS)))
+
+
+def images_available() -> bool:
+    """Whether volumes can be ext4 images here: root, and e2fsprogs' mkfs.ext4 and util-linux's mount installed."""
+    return os.geteuid() == 0 and tool("mkfs.ext4") is not None and tool("mount") is not None
 _FIFREEZE, _FITHAW = 0xC0045877, 0xC0045878
 
 
@@ -80,7 +93,8 @@ class VolumeManager:
             if volume.image is not None:
                 with open(volume.image, "xb") as image:
                     image.truncate(size_bytes)
-                _run([*_MKFS, "-E", f"root_owner={owner_uid}:{owner_uid},nodiscard,lazy_itable_init=1", volume.image])
+                _run(["mkfs.ext4", *_MKFS_ARGS, "-E", f"root_owner={owner_uid}:{owner_uid},nodiscard,lazy_itable_init=1",
+                      volume.image])
                 self.mount(volume)
                 with contextlib.suppress(OSError):
                     os.rmdir(os.path.join(volume.path, "lost+found"))  # e2fsck makes it again if it needs one
@@ -106,7 +120,8 @@ class VolumeManager:
             except ResourceExhaustedError:
                 raise
             except OSError:
-                subprocess.run(["e2fsck", "-p", volume.image], capture_output=True, timeout=120, check=False)
+                subprocess.run([tool("e2fsck") or "e2fsck", "-p", volume.image], capture_output=True, timeout=120,
+                               check=False)
                 _run(command)
 
     def unmount(self, volume: Volume) -> None:
@@ -200,6 +215,7 @@ class VolumeManager:
 
 
 def _run(command: list[str]) -> None:
+    command = [tool(command[0]) or command[0], *command[1:]]
     try:
         done = subprocess.run(command, capture_output=True, timeout=60, check=False)
     except subprocess.TimeoutExpired as exc:

@@ -41,7 +41,7 @@ from .._models import AttachedMessage, CommandResult, ExecutionResult, LostName,
 from ..durable import archive
 from ..durable.datadir import DataDir
 from ..durable.store import PAUSED, RUNNING, CellRecord, SessionRecord, SessionStore
-from ..durable.volumes import Volume, VolumeManager
+from ..durable.volumes import Volume, VolumeManager, images_available
 from ..tools import ToolBroker, ToolRegistry
 from . import host, resources
 from .code import check_code
@@ -610,7 +610,11 @@ class Engine:
         data_dir = self.config.data_dir or os.path.join(self._instance.path, "data")
         self._data_dir = DataDir(data_dir)
         self._data_dir.lock()
-        self._volumes = VolumeManager(os.path.join(data_dir, "sessions"), images=os.geteuid() == 0)
+        images = images_available()
+        if os.geteuid() == 0 and not images:
+            log.warning("sandlot: mkfs.ext4 (e2fsprogs) or mount was not found: session workspaces are plain "
+                        "directories, capped per file (file_size) but not in total; install e2fsprogs for a hard cap")
+        self._volumes = VolumeManager(os.path.join(data_dir, "sessions"), images=images)
         self._volumes.unmount_all()  # a crashed server's mounts
         self._store = SessionStore(os.path.join(data_dir, "sessions.db"))
         interrupted = self._store.recover()
