@@ -66,8 +66,9 @@ def loop_devices_of_ours() -> list[str]:
             backing = ""
             with contextlib.suppress(OSError), open(f"/sys/block/{device}/loop/backing_file") as f:
                 backing = f.read().strip()
-            if backing.endswith("/workspace.img") and not data_dir_is_live(os.path.dirname(os.path.dirname(
-                    os.path.dirname(backing.removesuffix(" (deleted)"))))):
+            # An image this process cannot see is another mount namespace's (a concurrent contained run's).
+            if backing.endswith("/workspace.img") and os.path.exists(backing) and not data_dir_is_live(
+                    os.path.dirname(os.path.dirname(os.path.dirname(backing)))):
                 found.append(f"{device} ({backing})")
     return found
 
