@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -76,18 +77,29 @@ class Measurement:
                 f"{self.spinners_running} spinners running, flood answers {dict(self.flood_statuses)}")
 
 
+Post = Callable[[], Awaitable[httpx.Response | None]]
+"""Posts one paced run and returns its response (None: no usable answer, already accounted for by the caller)."""
+
+
 async def paced_runs(client: httpx.AsyncClient, samples: int, interval: float, errors: list[str],
-                     run_ms: list[float] | None = None) -> list[float]:
+                     run_ms: list[float] | None = None, *, until: Callable[[], bool] | None = None,
+                     post: Post | None = None) -> list[float]:
     """``samples`` one-shot runs, one every ``interval`` seconds (not back to back): each one's latency in ms
-    (and its ``duration_ms`` added to ``run_ms``)."""
+    (and its ``duration_ms`` added to ``run_ms``). ``until``: stop early once it says so (the soak: at its
+    deadline); ``post``: how a run is posted (the soak: through its recorder, which judges every answer)."""
     latencies = []
     next_at = time.monotonic()
     for _ in range(samples):
+        if until is not None and until():
+            break
         await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         next_at += interval
         started = time.perf_counter()
-        response = await client.post("/v1/execute", json={"code": PACED_CODE})
+        response = await (post() if post is not None else client.post("/v1/execute", json={"code": PACED_CODE}))
         elapsed = (time.perf_counter() - started) * 1000
+        if response is None:
+            errors.append("no usable answer")
+            continue
         if response.status_code != 200 or response.json().get("stdout") != "1\n":
             errors.append(f"{response.status_code} {response.text[:200]}")
             continue

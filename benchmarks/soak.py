@@ -7,7 +7,10 @@ memory bombs, output floods, spins past the timeout), while every 30 s (``--faul
 or a few random sandboxes are killed with SIGKILL, alternately. It prints requests by kind and
 outcome, p50/p99 per kind, the fault log, the server's RSS, fds, mounts, cgroups and processes from
 start to end, and a MET/MISS line per goal: 0 unexpected errors, nothing leaked, RSS flat within 10%
-after warm-up. ``--quick``: 45 s, 16 clients, one fault of each kind (CI).
+after warm-up, and fairness between tenants (issue #10). The server has two API keys: the load is key A's;
+key B posts paced one-shot ``print(1)`` runs, one every 200 ms, first on the idle server (before the load),
+then all through the load, and its loaded p50 must stay within 3x of its idle p50 (measured as
+``bench_fairness.py`` measures it, with its code). ``--quick``: 45 s, 16 clients, one fault of each kind (CI).
 
 Run it as root inside the containment wrapper (the soak sends fork and memory bombs):
     python3 scripts/contained.py python3 benchmarks/soak.py [--quick] [--minutes M] [--json out.json]
@@ -24,6 +27,7 @@ import random
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,12 +42,19 @@ import httpx
 from sandlot import EngineConfig
 from sandlot.engine import cgroups
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_fairness import GOAL as FAIRNESS_GOAL  # noqa: E402  (a sibling script, not a package)
+from bench_fairness import PACED_CODE, paced_runs  # noqa: E402
+
 MiB = 1 << 20
 
 # ---- the server's settings -------------------------------------------------------------------
 
 POOL_SIZE = 16
+KEY_A, KEY_B = "soak-key-a", "soak-key-b"
+"""Key A runs the load; key B only the paced runs that measure fairness between tenants."""
 SERVER_SETTINGS = {
+    "SANDLOT_API_KEYS": f"{KEY_A},{KEY_B}",
     # Room for 64 clients (batches take 4 sandboxes each), so 429s stay rare; they are still expected.
     "SANDLOT_MAX_SANDBOXES": "256", "SANDLOT_MAX_RUNS_PER_KEY": "256", "SANDLOT_MAX_SESSIONS_PER_KEY": "128",
     # Small sandboxes: hostile code reaches its limit fast.
@@ -58,6 +69,9 @@ SANDBOX_UIDS = range(EngineConfig().uid_base, EngineConfig().uid_base + EngineCo
 CLIENT_TIMEOUT = 60.0       # per request; a hang becomes a ReadTimeout, counted, never a stuck soak
 END_GRACE = 120.0           # after the deadline, clients get this long to finish their operation
 MAX_BACKOFF = 1.0           # a client honours Retry-After up to this many seconds
+PACED_INTERVAL = 0.2        # key B: one paced run every 200 ms, as bench_fairness.py
+PACED_WARMUP = 5            # paced runs before the idle ones (its connection, its tenant's lazily made state)
+PACED_START = 1.0           # key B's loaded runs begin this long after the load (bench_fairness.py waits as long)
 STREAM_CODE = "print('tick', flush=True)\nimport time\ntime.sleep(2)\nprint('never seen')"
 FLOOD_CODE = "import sys\nfor i in range(100):\n    sys.stdout.write(f'flood line {i}\\n' * 2000)\nprint('done')"
 
@@ -430,7 +444,8 @@ async def client(base_url: str, load: Load, seed: int) -> None:
     rng = random.Random(seed)
     operations, weights = zip(*MIX, strict=True)
     limits = httpx.Limits(max_connections=2, max_keepalive_connections=1)
-    async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(CLIENT_TIMEOUT, connect=10), limits=limits) as http:
+    async with httpx.AsyncClient(base_url=base_url, headers=bearer(KEY_A), timeout=httpx.Timeout(CLIENT_TIMEOUT, connect=10),
+                                 limits=limits) as http:
         while not load.over():
             operation = rng.choices(operations, weights)[0]
             try:
@@ -444,11 +459,48 @@ async def client(base_url: str, load: Load, seed: int) -> None:
 async def prime(base_url: str, load: Load) -> None:
     """Every operation once, one after another, before the idle baseline: lazy state on the server exists by then."""
     rng = random.Random(0)
-    async with httpx.AsyncClient(base_url=base_url, timeout=CLIENT_TIMEOUT) as http:
+    async with httpx.AsyncClient(base_url=base_url, headers=bearer(KEY_A), timeout=CLIENT_TIMEOUT) as http:
         for operation, _ in MIX:
             await operation(http, load, rng)
         for kind in sorted(HOSTILE):
             await hostile(http, load, random.Random(sorted(HOSTILE).index(kind)))
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@dataclass
+class Paced:
+    """Key B's paced runs in one phase: the latencies (ms) and in-sandbox ``duration_ms`` of the right ones."""
+
+    latencies: list[float] = field(default_factory=list)
+    run_ms: list[float] = field(default_factory=list)
+    not_right: int = 0
+
+
+async def paced(base_url: str, load: Load, kind: str, samples: int, until: Callable[[], bool] | None = None) -> Paced:
+    """Key B's one-shot ``print(1)`` runs, one every PACED_INTERVAL, timed by bench_fairness.paced_runs; each one
+    also recorded (as ``kind``) and judged like every other request of the soak."""
+    phase = Paced()
+    errors: list[str] = []
+    async with httpx.AsyncClient(base_url=base_url, headers=bearer(KEY_B), timeout=httpx.Timeout(CLIENT_TIMEOUT, connect=10),
+                                 limits=httpx.Limits(max_connections=2, max_keepalive_connections=1)) as http:
+
+        async def post() -> httpx.Response | None:
+            response, _ = await send(http, load.rec, kind, "POST", "/v1/execute", 200, result_check("ok", "1\n"),
+                                     json={"code": PACED_CODE})
+            return response
+
+        phase.latencies = await paced_runs(http, samples, PACED_INTERVAL, errors, phase.run_ms, until=until, post=post)
+    phase.not_right = len(errors)
+    return phase
+
+
+async def paced_under_load(base_url: str, load: Load) -> Paced:
+    """Key B's paced runs from PACED_START into the load until its deadline."""
+    await asyncio.sleep(PACED_START)
+    return await paced(base_url, load, "paced.load", int(load.duration / PACED_INTERVAL) + 1, until=load.over)
 
 
 # ---- the server, seen from outside -----------------------------------------------------------
@@ -627,7 +679,7 @@ async def sample_resources(probe: Probe, health: httpx.AsyncClient, rec: Recorde
 
 def idle_counts(sample: dict[str, Any], hierarchies: int) -> bool:
     """Whether a sample is what an idle server holds: the zygote and one process, mount and cgroup per sandbox alive,
-    and in the cpu hierarchy the pool's group and (while sessions are open) the one tenant's (no API keys here)."""
+    and in the cpu hierarchy the pool's group and (while sessions are open) key A's (key B opens no session)."""
     alive = sample["sandboxes_alive"]
     return (alive is not None and sample["pool_ready"] is not None and sample["processes"] == 1 + alive
             and sample["mounts"] == alive and sample["orphans"] == 0
@@ -776,9 +828,34 @@ def leftovers(probe: Probe) -> dict[str, Any]:
             "instance_dir": any(name.startswith(probe.prefix) for name in names)}
 
 
+def fairness(idle: Paced, loaded: Paced, observations: list[Observation], faults: list[Fault],
+             counts: dict[str, Any]) -> dict[str, Any]:
+    """Key B's paced runs, idle and under key A's load: p50s (of the right answers, as bench_fairness.py takes them),
+    their ratio, the loaded p50 outside every fault window too, and how many of B's answers were not right."""
+
+    def p50(values: list[float]) -> float:
+        return statistics.median(values) if values else float("nan")
+
+    windows = [f.window() for f in faults]
+    quiet = [(o.end - o.start) * 1000 for o in observations if o.kind == "paced.load" and o.label == "ok"
+             and not any(o.start <= w_end and o.end >= w_start for w_start, w_end in windows)]
+    unexpected = sum(n for kind, outcomes in counts["by_kind"].items() if kind.startswith("paced.")
+                     for outcome, n in outcomes.items() if outcome.startswith("UNEXPECTED"))
+    idle_p50, loaded_p50 = p50(idle.latencies), p50(loaded.latencies)
+    return {"idle_p50_ms": idle_p50, "loaded_p50_ms": loaded_p50, "ratio": loaded_p50 / idle_p50,
+            "loaded_quiet_p50_ms": p50(quiet), "idle_run_p50_ms": p50(idle.run_ms), "loaded_run_p50_ms": p50(loaded.run_ms),
+            "idle_runs": len(idle.latencies), "loaded_runs": len(loaded.latencies), "loaded_quiet_runs": len(quiet),
+            "idle_not_right": idle.not_right, "loaded_not_right": loaded.not_right, "unexpected": unexpected,
+            "idle_ms": idle.latencies, "loaded_ms": loaded.latencies}
+
+
+FAIRNESS = f"key B's paced runs within {FAIRNESS_GOAL:g}x of idle under key A's load"
+
+
 def goals(counts: dict[str, Any], start: dict[str, Any], settled: dict[str, Any], warm: dict[str, Any],
-          end: dict[str, Any], after: dict[str, Any], exit_code: int | None) -> list[tuple[str, bool, str]]:
-    """(goal, met?, the numbers) for each of the three goals."""
+          end: dict[str, Any], after: dict[str, Any], exit_code: int | None,
+          fair: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """(goal, met?, the numbers) for each of the four goals."""
     total, bad = counts["requests"], counts["unexpected_count"]
     keys = ("processes", "mounts", "cgroups", "fds")
     back = all(settled[k] == start[k] for k in keys) and settled["settled_after_s"] is not None
@@ -796,6 +873,12 @@ def goals(counts: dict[str, Any], start: dict[str, Any], settled: dict[str, Any]
         ("RSS flat within 10% after warm-up", abs(ratio - 1) <= RSS_TOLERANCE,
          f"{warm.get('rss_mib', 0):.1f} MiB at t={warm['t']:.0f} s -> {end.get('rss_mib', 0):.1f} MiB at t={end['t']:.0f} s "
          f"({ratio:.3f}x)"),
+        # NaN (no right answer in a phase) compares False: a miss.
+        (FAIRNESS, fair["ratio"] <= FAIRNESS_GOAL and fair["unexpected"] == 0,
+         f"idle p50 {fair['idle_p50_ms']:.2f} ms, loaded p50 {fair['loaded_p50_ms']:.2f} ms, {fair['ratio']:.2f}x "
+         f"(goal <= {FAIRNESS_GOAL:g}x; outside fault windows p50 {fair['loaded_quiet_p50_ms']:.2f} ms, "
+         f"{fair['loaded_quiet_p50_ms'] / fair['idle_p50_ms']:.2f}x); {fair['idle_runs']}+{fair['loaded_runs']} right runs, "
+         f"{fair['idle_not_right']}+{fair['loaded_not_right']} not right ({fair['unexpected']} unexpected)"),
     ]
 
 
@@ -882,6 +965,8 @@ class Plan:
     fault_every: float
     pool_size: int
     seed: int
+    paced_idle: int = 50
+    """Key B's paced runs on the idle server (as many again and more run under the load, until its end)."""
 
 
 async def soak(plan: Plan, log_path: str) -> dict[str, Any]:
@@ -892,7 +977,7 @@ async def soak(plan: Plan, log_path: str) -> dict[str, Any]:
         server = start_server(port, plan.pool_size, log)
     rec = Recorder()
     load = Load(rec, plan.minutes * 60, [])
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as health:
+    async with httpx.AsyncClient(base_url=base_url, headers=bearer(KEY_A), timeout=10) as health:
         try:
             try:
                 ready = await wait_ready(server, health, plan.pool_size)
@@ -900,9 +985,13 @@ async def soak(plan: Plan, log_path: str) -> dict[str, Any]:
                 raise SystemExit(f"{exc}; its log: {log_path}") from None
             probe = Probe(server.pid, EngineConfig().state_dir)
             await prime(base_url, load)
+            await settle(probe, health, rec, plan.pool_size, "primed")
+            # Key B on the idle server, the same server the load will run on: the fairness goal's baseline.
+            await paced(base_url, load, "paced.warm-up", PACED_WARMUP)
+            idle = await paced(base_url, load, "paced.idle", plan.paced_idle)
             start = await settle(probe, health, rec, plan.pool_size, "start (idle)")
-            start["t"] -= rec.restart()  # the load begins now; priming stays before 0
-            samples, end = await run_load(base_url, plan, probe, health, load)
+            start["t"] -= rec.restart()  # the load begins now; priming and the idle paced runs stay before 0
+            samples, end, loaded = await run_load(base_url, plan, probe, health, load)
             warm = next((s for s in samples if s["t"] >= WARM_FRACTION * load.duration), end)
             leftover_sessions = await close_sessions(health, load)
             settled = await settle(probe, health, rec, plan.pool_size, "settled")
@@ -910,33 +999,36 @@ async def soak(plan: Plan, log_path: str) -> dict[str, Any]:
             exit_code = stop_server(server)
     after = leftovers(probe)
     counts = tally(rec.observations, load.faults)
+    fair = fairness(idle, loaded, rec.observations, load.faults, counts)
     rows = [start, dict(warm, label=f"warm-up ({WARM_FRACTION:.0%})"), end, settled]
     return {"plan": asdict(plan), "isolation": ready.get("isolation"), "version": ready.get("version"),
             "cpus": os.cpu_count(), "server_settings": SERVER_SETTINGS, "counts": counts,
             "faults": [asdict(f) for f in load.faults], "resources": rows, "after_exit": after, "samples": samples,
-            "leftover_sessions": leftover_sessions, "exit_code": exit_code,
-            "goals": goals(counts, start, settled, warm, end, after, exit_code)}
+            "leftover_sessions": leftover_sessions, "exit_code": exit_code, "fairness": fair,
+            "goals": goals(counts, start, settled, warm, end, after, exit_code, fair)}
 
 
 async def run_load(base_url: str, plan: Plan, probe: Probe, health: httpx.AsyncClient,
-                   load: Load) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The clients, the faults and the sampler, until the deadline (and the operations under way then) is past.
-    Returns the samples and the one taken as the load stopped."""
+                   load: Load) -> tuple[list[dict[str, Any]], dict[str, Any], Paced]:
+    """The clients (key A), key B's paced runs, the faults and the sampler, until the deadline (and the operations
+    under way then) is past. Returns the samples, the one taken as the load stopped, and key B's paced runs."""
     stop = asyncio.Event()
     samples: list[dict[str, Any]] = []
     sampler = asyncio.create_task(sample_resources(probe, health, load.rec, samples, stop))
     faulter = asyncio.create_task(inject_faults(probe, health, load, plan.fault_every, random.Random(plan.seed)))
     workers = [asyncio.create_task(client(base_url, load, plan.seed * 1000 + n)) for n in range(plan.clients)]
-    _, pending = await asyncio.wait(workers, timeout=load.duration + END_GRACE)
+    pacer = asyncio.create_task(paced_under_load(base_url, load))
+    _, pending = await asyncio.wait([*workers, pacer], timeout=load.duration + END_GRACE)
     for task in pending:
         task.cancel()  # bounded: what still runs now is counted ("still running at the end")
-    await asyncio.gather(*workers, return_exceptions=True)
+    await asyncio.gather(*workers, pacer, return_exceptions=True)
+    loaded = Paced() if pacer.cancelled() else pacer.result()  # cancelled: still waiting END_GRACE after the deadline
     faulter.cancel()
     await asyncio.gather(faulter, return_exceptions=True)
     end = await snapshot(probe, health, load.rec.now(), "end of load")
     stop.set()
     await sampler
-    return samples, end
+    return samples, end, loaded
 
 
 async def close_sessions(health: httpx.AsyncClient, load: Load) -> int:
@@ -976,6 +1068,13 @@ def report(result: dict[str, Any], log: dict[str, Any], log_path: str) -> None:
     print_faults(result["faults"])
     print_resources(result["resources"], result["after_exit"])
     print_leak_details(result["resources"][0], result["resources"][-1])
+    fair = result["fairness"]
+    print(f"\nfairness: key B's paced one-shot {PACED_CODE}, one every {PACED_INTERVAL * 1000:.0f} ms; key A runs the load")
+    print(f"  idle server (before the load)  p50 {fair['idle_p50_ms']:8.2f} ms   {fair['idle_runs']:>5} right runs, "
+          f"{fair['idle_not_right']} not; in the sandbox p50 {fair['idle_run_p50_ms']:.2f} ms")
+    print(f"  under the load                 p50 {fair['loaded_p50_ms']:8.2f} ms   {fair['loaded_runs']:>5} right runs, "
+          f"{fair['loaded_not_right']} not; in the sandbox p50 {fair['loaded_run_p50_ms']:.2f} ms")
+    print(f"  under the load, outside faults p50 {fair['loaded_quiet_p50_ms']:8.2f} ms   {fair['loaded_quiet_runs']:>5} right runs")
     print(f"\nserver log: {log['lines']} lines, {log['tracebacks']} tracebacks ({log_path})")
     for message, count in log["messages"].items():
         print(f"  {count:>5}x {message}")
@@ -1018,9 +1117,9 @@ def main() -> int:
     args = parser.parse_args()
     if os.getpid() == 1:
         return run_as_init()
-    defaults = (0.75, 16, 15.0) if args.quick else (10.0, 64, 30.0)
+    defaults = (0.75, 16, 15.0, 20) if args.quick else (10.0, 64, 30.0, 50)
     plan = Plan(args.minutes or defaults[0], args.clients or defaults[1], args.fault_every or defaults[2],
-                args.pool_size, args.seed)
+                args.pool_size, args.seed, defaults[3])
     log_path = os.path.join(tempfile.gettempdir(), f"sandlot-soak-{os.getpid()}-{int(time.time())}.log")
     result = asyncio.run(soak(plan, log_path))
     log = server_log_summary(log_path)
@@ -1029,8 +1128,8 @@ def main() -> int:
         with open(args.json, "w") as f:
             json.dump(result | {"server_log": log}, f, indent=2)
     met = {goal: ok for goal, ok, _ in result["goals"]}
-    # Wrong answers and leaks fail the run (CI keeps them from creeping in); RSS drift is reported only.
-    return 0 if met["0 unexpected errors"] and met["nothing leaked"] else 1
+    # Wrong answers, leaks and an unfair server fail the run (CI keeps them from creeping in); RSS drift is reported only.
+    return 0 if met["0 unexpected errors"] and met["nothing leaked"] and met[FAIRNESS] else 1
 
 
 if __name__ == "__main__":
