@@ -11,11 +11,12 @@ and, like python, with the code of a ``SystemExit`` the code raised (``sys.exit(
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import click
@@ -222,10 +223,16 @@ def sessions(ctx: click.Context, url: str, api_key: str | None) -> None:
     ctx.obj = {"url": url, "api_key": api_key}
 
 
-def _session_client(ctx: click.Context) -> Any:
+@contextlib.contextmanager
+def _session_client(ctx: click.Context) -> Iterator[Any]:
+    """A client for the group's server; a SandlotError on the way is reported in one line (exit status)."""
     from .client import Client
 
-    return Client(ctx.obj["url"], api_key=ctx.obj["api_key"])
+    try:
+        with Client(ctx.obj["url"], api_key=ctx.obj["api_key"]) as client:
+            yield client
+    except SandlotError as exc:
+        _fail(exc)
 
 
 def _print_session(info: Any) -> None:
@@ -237,12 +244,9 @@ def _print_session(info: Any) -> None:
 @click.pass_context
 def sessions_list(ctx: click.Context, state: str | None) -> None:
     """This key's sessions."""
-    try:
-        with _session_client(ctx) as client:
-            for info in client.list_sessions(state):
-                _print_session(info)
-    except SandlotError as exc:
-        _fail(exc)
+    with _session_client(ctx) as client:
+        for info in client.list_sessions(state):
+            _print_session(info)
 
 
 @sessions.command("pause")
@@ -250,11 +254,8 @@ def sessions_list(ctx: click.Context, state: str | None) -> None:
 @click.pass_context
 def sessions_pause(ctx: click.Context, session_id: str) -> None:
     """Save a session's state and end its interpreter."""
-    try:
-        with _session_client(ctx) as client:
-            _print_session(client.get_session(session_id).pause())
-    except SandlotError as exc:
-        _fail(exc)
+    with _session_client(ctx) as client:
+        _print_session(client.get_session(session_id).pause())
 
 
 @sessions.command("resume")
@@ -262,11 +263,8 @@ def sessions_pause(ctx: click.Context, session_id: str) -> None:
 @click.pass_context
 def sessions_resume(ctx: click.Context, session_id: str) -> None:
     """Bring a session's interpreter back with its saved state."""
-    try:
-        with _session_client(ctx) as client:
-            _print_session(client.get_session(session_id).resume())
-    except SandlotError as exc:
-        _fail(exc)
+    with _session_client(ctx) as client:
+        _print_session(client.get_session(session_id).resume())
 
 
 @sessions.command("fork")
@@ -274,11 +272,8 @@ def sessions_resume(ctx: click.Context, session_id: str) -> None:
 @click.pass_context
 def sessions_fork(ctx: click.Context, session_id: str) -> None:
     """A new session with a copy of a session's files and state; prints the new one."""
-    try:
-        with _session_client(ctx) as client:
-            _print_session(client.get_session(session_id).fork().info())
-    except SandlotError as exc:
-        _fail(exc)
+    with _session_client(ctx) as client:
+        _print_session(client.get_session(session_id).fork().info())
 
 
 @sessions.command("export")
@@ -287,11 +282,8 @@ def sessions_fork(ctx: click.Context, session_id: str) -> None:
 @click.pass_context
 def sessions_export(ctx: click.Context, session_id: str, output: Any) -> None:
     """Write a session as one archive (gzip tar)."""
-    try:
-        with _session_client(ctx) as client:
-            output.write(client.get_session(session_id).archive())
-    except SandlotError as exc:
-        _fail(exc)
+    with _session_client(ctx) as client:
+        output.write(client.get_session(session_id).archive())
 
 
 @sessions.command("import")
@@ -299,11 +291,8 @@ def sessions_export(ctx: click.Context, session_id: str, output: Any) -> None:
 @click.pass_context
 def sessions_import(ctx: click.Context, archive: Any) -> None:
     """A new session from an archive; prints it."""
-    try:
-        with _session_client(ctx) as client:
-            _print_session(client.import_session(archive.read()).info())
-    except SandlotError as exc:
-        _fail(exc)
+    with _session_client(ctx) as client:
+        _print_session(client.import_session(archive.read()).info())
 
 
 @sessions.command("delete")
@@ -311,11 +300,8 @@ def sessions_import(ctx: click.Context, archive: Any) -> None:
 @click.pass_context
 def sessions_delete(ctx: click.Context, session_id: str) -> None:
     """Delete a session, its files and its saved state."""
-    try:
-        with _session_client(ctx) as client:
-            client.get_session(session_id).close()
-    except SandlotError as exc:
-        _fail(exc)
+    with _session_client(ctx) as client:
+        client.get_session(session_id).close()
 
 
 def _run_shell(arg: str, timeout: float | None, as_json: bool, url: str | None, api_key: str | None,

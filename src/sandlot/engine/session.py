@@ -123,12 +123,9 @@ class Session:
             self.volume.image is not None and self.volume.mounted()
 
     async def unmount_if_idle(self) -> None:
-        async with self._lock:
-            if self.should_unmount_now():
+        async with self._lock:  # checked again under the lock: a call may have come meanwhile
+            if self.state == PAUSED and not self.closed and time.time() - self.last_active > UNMOUNT_AFTER:
                 await asyncio.to_thread(self._engine.volumes.unmount, self.volume)
-
-    def should_unmount_now(self) -> bool:
-        return self.state == PAUSED and time.time() - self.last_active > UNMOUNT_AFTER and not self.closed
 
     def should_delete(self, now: float) -> bool:
         if self._lock.locked():
@@ -288,11 +285,7 @@ class Session:
         async with self._lock:
             if self.closed:
                 raise ClosedError(f"session {self.id} is closed")
-            await self._settle_save()
-            sandbox = self._sandbox
-            if sandbox is not None and not sandbox.doomed and self._engine.config.snapshots == "on_pause":
-                request = self._save_request()
-                self._note_saved(await sandbox.save(request["dir"], request["max_bytes"], SAVE_TIMEOUT))
+            await self._state_on_disk()
             await self._retire()
             self._restart_pending = False
             await asyncio.to_thread(self._engine.volumes.unmount, self.volume)
@@ -348,6 +341,15 @@ class Session:
             log.info("sandlot: session %s: state not saved after cell %d: %s", self.id, saved.count, saved.skipped)
         self._engine.session_store.update(self.id, snapshot=self.snapshot)
 
+    async def _state_on_disk(self) -> None:
+        """Make the saved state in the workspace the state of the last cell (pause, fork, export): wait for the
+        save that followed it, or, with snapshots ``on_pause``, save now."""
+        await self._settle_save()
+        sandbox = self._sandbox
+        if sandbox is not None and not sandbox.doomed and self._engine.config.snapshots == "on_pause":
+            request = self._save_request()
+            self._note_saved(await sandbox.save(request["dir"], request["max_bytes"], SAVE_TIMEOUT))
+
     async def _settle_save(self) -> None:
         """Wait for the save that followed the last cell (pause, fork and export must not race it)."""
         sandbox = self._sandbox
@@ -359,11 +361,7 @@ class Session:
         async with self._lock:
             if self.closed:
                 raise ClosedError(f"session {self.id} is closed")
-            await self._settle_save()
-            sandbox = self._sandbox
-            if sandbox is not None and not sandbox.doomed and self._engine.config.snapshots == "on_pause":
-                request = self._save_request()
-                self._note_saved(await sandbox.save(request["dir"], request["max_bytes"], SAVE_TIMEOUT))
+            await self._state_on_disk()
             engine = self._engine
             await asyncio.to_thread(engine.volumes.mount, self.volume)
             volume = await asyncio.to_thread(engine.volumes.copy, self.volume, new_id, size_bytes=self.limits.workspace_size,
@@ -380,7 +378,7 @@ class Session:
         async with self._lock:
             if self.closed:
                 raise ClosedError(f"session {self.id} is closed")
-            await self._settle_save()
+            await self._state_on_disk()
             await asyncio.to_thread(self._engine.volumes.mount, self.volume)
             manifest = {"session": {"execution_count": self.execution_count, "idle_timeout": self.idle_timeout,
                                     "limits": self.limits.model_dump(), "env": dict(self._env), "tools": self.tool_names,
