@@ -193,16 +193,11 @@ class DoneMessage(BaseModel):
     """What the save after the previous cell wrote."""
 
 
-class SavedMessage(BaseModel):
-    """The session's state was written to its workspace (or not: ``skipped`` says why)."""
+class SavedMessage(SaveSummary):
+    """The answer to a ``save`` or ``sync``: the summary of the save, as a message of its own."""
 
     t: Literal["saved"]
     id: int | None
-    count: int
-    names: list[str] = Field(max_length=1000)
-    lost: list[LostName] = Field(max_length=1000)
-    bytes: int = Field(ge=0)
-    skipped: str | None = Field(None, max_length=1000)
 
 
 class AttachedMessage(BaseModel):
