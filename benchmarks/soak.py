@@ -115,7 +115,8 @@ class Observation:
 
     ``label``: ``ok`` (exactly as wanted), ``http`` (a non-2xx answer), ``killed`` (a run ended
     ``killed``), ``restarted`` (a session cell on a fresh interpreter, otherwise right), ``stream-error``
-    (a stream's first event was the server's error), ``transport`` (no answer), ``wrong`` (any other
+    (a stream's first event was the server's error), ``starved`` (a memory bomb ended by its clock before it
+    had the CPU to reach its limit: ``judge_memory_bomb``), ``transport`` (no answer), ``wrong`` (any other
     difference). ``detail`` names the case in a few fixed words (it is a counting key); ``example``
     holds the particulars.
     """
@@ -240,6 +241,8 @@ class Load:
     duration: float
     faults: list[Fault]
     open_sessions: set[str] = field(default_factory=set)
+    memory_bomb_cpu_ms: float | None = None
+    """The CPU time the memory bomb took to reach its limit on the idle server (``prime``)."""
 
     def over(self) -> bool:
         return self.rec.now() >= self.duration
@@ -265,6 +268,29 @@ async def batch(http: httpx.AsyncClient, load: Load, rng: random.Random) -> None
                json={"items": [{"code": f"print({n} + {k})"} for k in range(4)]})
 
 
+def judge_memory_bomb(result: dict[str, Any], verdict: tuple[str, str, str], load: Load) -> tuple[str, str, str]:
+    """A memory bomb's verdict, and the CPU it took to reach its limit (on the idle server, the first one).
+
+    Filling 256 MiB costs a bomb about a second and a half of CPU here (page faults are slow on this VM), so
+    on a CPU shared with dozens of spinners and fork bombs its clock can run out first. That one outcome is
+    ``starved``: the clock ended it, the memory limit held (peak at most the limit), and it had less CPU than
+    a bomb needs to reach the limit. A bomb that had the CPU and was not killed for memory, or went past the
+    limit, stays wrong.
+    """
+    usage = result.get("usage") or {}
+    cpu_ms, peak = float(usage.get("cpu_ms") or 0.0), usage.get("peak_memory_bytes")
+    if verdict == OK:
+        if load.memory_bomb_cpu_ms is None:
+            load.memory_bomb_cpu_ms = cpu_ms
+        return verdict
+    needed = load.memory_bomb_cpu_ms
+    if (result.get("status") == "timeout" and needed and 0 < cpu_ms < needed
+            and peak is not None and peak <= int(SERVER_SETTINGS["SANDLOT_MEMORY"])):
+        return "starved", "ended by its clock before it had the CPU to reach its memory limit", \
+            f"cpu {cpu_ms:.0f} ms of the {needed:.0f} ms it needs, peak {peak // MiB} MiB"
+    return verdict
+
+
 async def hostile(http: httpx.AsyncClient, load: Load, rng: random.Random) -> None:
     kind = rng.choice(sorted(HOSTILE))
     snippet = HOSTILE[kind]
@@ -275,6 +301,8 @@ async def hostile(http: httpx.AsyncClient, load: Load, rng: random.Random) -> No
     def check(response: httpx.Response) -> tuple[str, str, str]:
         result = response.json()
         verdict = judge_result(result, snippet.status, truncated=snippet.truncated)
+        if kind == "hostile.memory":
+            verdict = judge_memory_bomb(result, verdict, load)
         if verdict == OK and snippet.truncated:
             out = str(result.get("stdout", ""))
             if not out.startswith("flood line 0\n") or len(out.encode()) > MiB or "done" in out:
@@ -770,7 +798,8 @@ def judge(obs: Observation, faults: list[Fault]) -> tuple[str, bool]:
 
     Expected: exactly right; 429 with Retry-After anywhere (capacity); inside a fault window (the
     request overlapped it), a 503, a run ended ``killed`` or a stream's error event; a restarted session
-    cell if a fault happened since its previous cell began. Anything else is unexpected.
+    cell if a fault happened since its previous cell began; a starved memory bomb anywhere (it is counted
+    apart). Anything else is unexpected.
     """
     in_window = any(obs.start <= w_end and obs.end >= w_start for w_start, w_end in (f.window() for f in faults))
     if obs.label == "ok":
@@ -784,6 +813,8 @@ def judge(obs: Observation, faults: list[Fault]) -> tuple[str, bool]:
     if obs.label in ("killed", "stream-error"):
         name = "killed" if obs.label == "killed" else f"stream error {obs.detail}"
         return (f"{name} (fault window)", True) if in_window else (f"{name} outside a fault window", False)
+    if obs.label == "starved":
+        return f"memory bomb {obs.detail}", True
     if obs.label == "restarted":
         since = obs.since if obs.since is not None else obs.start
         if any(since <= f.at <= obs.end for f in faults):

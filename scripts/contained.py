@@ -6,6 +6,11 @@ fork bomb or memory bomb here must not take the machine down, and nothing may
 outlive the run: every process is in the new pid namespace (all die with it)
 and the cgroup caps the memory and process count of everything inside.
 
+The run also gets a cpu cgroup of its own (no limit): the engines inside make
+their cpu groups below it, so runs side by side do not see each other's groups
+as leftovers. Whatever a crashed engine left below the run's cgroups is removed
+with them at the end.
+
 Usage: scripts/contained.py COMMAND [ARGS...]
 Env: SANDLOT_TEST_MEMORY (bytes, default 12 GiB), SANDLOT_TEST_PIDS (default 8192).
 """
@@ -17,10 +22,13 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+
+CONTROLLERS = ("memory", "pids", "cpu")
 
 
 def own_cgroup_dirs() -> dict[str, str]:
-    """controller -> directory of our cgroup, for memory and pids, v1 or v2."""
+    """controller -> directory of our cgroup, for memory, pids and cpu, v1 or v2."""
     found: dict[str, str] = {}
     mounts = {}
     with open("/proc/self/mountinfo") as f:
@@ -34,14 +42,14 @@ def own_cgroup_dirs() -> dict[str, str]:
             _, controllers, path = line.strip().split(":", 2)
             for mount, (fstype, options) in mounts.items():
                 if fstype == "cgroup" and controllers:
-                    for c in ("memory", "pids"):
+                    for c in CONTROLLERS:
                         if c in controllers.split(",") and c in options:
                             found.setdefault(c, mount + path)
                 elif fstype == "cgroup2" and not controllers:
                     directory = mount + path
                     with contextlib.suppress(OSError), open(os.path.join(directory, "cgroup.controllers")) as cf:
                         for c in cf.read().split():
-                            if c in ("memory", "pids"):
+                            if c in CONTROLLERS:
                                 found.setdefault(c, directory)
     return found
 
@@ -63,7 +71,8 @@ def main() -> int:
             continue
         os.makedirs(path, exist_ok=True)
         created.append(path)
-        limits = {"memory": ("memory.limit_in_bytes", "memory.max"), "pids": ("pids.max", "pids.max")}[controller]
+        limits = {"memory": ("memory.limit_in_bytes", "memory.max"), "pids": ("pids.max", "pids.max"),
+                  "cpu": ()}[controller]
         for name in limits:
             with contextlib.suppress(OSError), open(os.path.join(path, name), "w") as f:
                 f.write(memory if controller == "memory" else pids)
@@ -81,13 +90,21 @@ def main() -> int:
         return child.wait()
     finally:
         for path in created:
+            remove_tree(path)
+
+
+def remove_tree(path: str) -> None:
+    """Remove a cgroup and every group below it, deepest first. Every process of the run is gone by now
+    (its pid namespace died with it), but a group can take a moment to notice its last one left."""
+    for root, dirs, _ in os.walk(path, topdown=False):
+        for directory in [os.path.join(root, d) for d in dirs] + ([path] if root == path else []):
             for _ in range(100):
                 try:
-                    os.rmdir(path)
+                    os.rmdir(directory)
+                    break
+                except FileNotFoundError:
                     break
                 except OSError:
-                    import time
-
                     time.sleep(0.05)
 
 

@@ -192,6 +192,11 @@ def test_when_every_sandbox_uid_is_in_use_runs_get_429_until_one_is_free() -> No
         assert refused.json()["error"]["type"] == "capacity" and "no sandbox uid is free" in refused.json()["error"]["message"]
         run = client.post("/v1/execute", json={"code": "1"})
         assert run.status_code == 429 and "uid" in run.json()["error"]["message"], run.text
+        # Streamed, the refusal is the same 429 before any event, not a 200 whose only event is the error.
+        for path, body in (("/v1/execute", {"code": "1", "stream": True}), ("/v1/commands", {"cmd": "true", "stream": True})):
+            streamed = client.post(path, json=body)
+            assert streamed.status_code == 429 and int(streamed.headers["Retry-After"]) >= 1, (path, streamed.text)
+            assert streamed.json()["error"]["type"] == "capacity", streamed.text
         assert health_says(url, "no sandbox uid is free"), client.get("/healthz").text
         assert "sandlot_sandbox_uids_free 0.0" in client.get("/metrics").text
         for session_id in sessions[:3]:

@@ -208,13 +208,14 @@ class Engine:
     async def execute(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes] | None = None,
                       env: Mapping[str, str] | None = None, on_event: EventCallback | None = None,
                       tools: Iterable[str] | None = None, limits: Mapping[str, float | int] | None = None,
-                      tenant: str | None = None) -> ExecutionResult:
+                      tenant: str | None = None, begun: asyncio.Event | None = None) -> ExecutionResult:
         """Run ``code`` in a fresh single-use sandbox, destroyed afterwards.
 
         ``tools`` limits which registered host tools the code may call (default: all).
         ``limits`` overrides ``Limits`` fields for this run, up to the server's ``max_limits``.
         ``tenant`` (the server passes the API key's principal) is whose run it is: scarce sandboxes are
         handed out fairly between tenants, and each tenant's sandboxes share one cpu group.
+        ``begun`` is set once the run has its sandbox: a refusal (no capacity, zygote restarting) comes before it.
         """
         factory = self._open_factory()
         check_code(code)
@@ -222,6 +223,8 @@ class Engine:
         broker = self.tool_broker(tools)
         for attempt in range(1, SPAWN_ATTEMPTS + 1):
             sandbox = await self._sandbox_for(run_limits, tenant)
+            if begun is not None:
+                begun.set()
             if tenant is not None:
                 self._spawn_background(self._place_later(factory, sandbox, tenant))
             try:
@@ -247,14 +250,17 @@ class Engine:
     async def run_command(self, cmd: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None,
                           timeout: float | None = None, stdin: str | None = None,
                           files: Mapping[str, bytes] | None = None, limits: Mapping[str, float | int] | None = None,
-                          on_event: EventCallback | None = None, tenant: str | None = None) -> CommandResult:
+                          on_event: EventCallback | None = None, tenant: str | None = None,
+                          begun: asyncio.Event | None = None) -> CommandResult:
         """Run ``/bin/sh -c cmd`` once in a fresh single-use sandbox, destroyed afterwards (``engine.commands``);
-        ``tenant`` as for ``execute``."""
+        ``tenant`` and ``begun`` as for ``execute``."""
         factory = self._open_factory()
         check_command(cmd, stdin)
         run_limits = self.run_limits(timeout, limits)
         where = command_cwd(cwd)
         sandbox = await self._sandbox_for(run_limits, tenant)
+        if begun is not None:
+            begun.set()
         if tenant is not None:
             self._spawn_background(self._place_later(factory, sandbox, tenant))
         try:

@@ -27,7 +27,7 @@ from .schemas import (
     SessionCommandRequest,
     error_responses,
 )
-from .sse import SSE_MEDIA_TYPE, stream_run, wants_stream
+from .sse import SSE_MEDIA_TYPE, stream_once_begun, stream_run, wants_stream
 from .state import ServerState, get_state, owned_session, principal
 
 router = APIRouter(prefix="/v1", tags=["commands"])
@@ -51,11 +51,13 @@ async def run_command(body: OneShotCommandRequest, request: Request, who: str = 
     check_command(body.cmd, body.stdin)
     state.engine.run_limits(body.timeout, changes)  # a 400 now, not in the middle of a stream
 
+    begun = asyncio.Event()
+
     async def run(on_event: EventCallback | None = None) -> CommandResult:
         with state.quotas.run(who):
             result = await state.engine.run_command(body.cmd, cwd=body.cwd, env=body.env, timeout=body.timeout,
                                                     stdin=body.stdin, files=files, limits=changes, on_event=on_event,
-                                                    tenant=who)
+                                                    tenant=who, begun=begun)
         _record(state, result)
         return result
 
@@ -65,7 +67,7 @@ async def run_command(body: OneShotCommandRequest, request: Request, who: str = 
         async def cancel(task: asyncio.Task[CommandResult]) -> None:
             task.cancel()  # the one-shot sandbox goes, and the command with it
 
-        return StreamingResponse(stream_run(run, cancel), media_type=SSE_MEDIA_TYPE)
+        return await stream_once_begun(run, cancel, begun)
     return JSONResponse((await run()).model_dump(mode="json"))
 
 

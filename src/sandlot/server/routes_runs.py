@@ -7,14 +7,14 @@ import weakref
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from .._errors import ClosedError, InvalidRequestError, NotFoundError, TooLargeError
 from .._models import ExecutionResult
 from ..engine import EventCallback, Session, check_code
 from .logs import log_run
 from .schemas import BatchItem, BatchRequest, BatchResponse, ExecuteRequest, error_responses
-from .sse import SSE_MEDIA_TYPE, stream_run, wants_stream
+from .sse import SSE_MEDIA_TYPE, stream_once_begun, wants_stream
 from .state import ServerState, get_state, principal
 
 router = APIRouter(prefix="/v1", tags=["runs"])
@@ -40,11 +40,14 @@ async def execute(body: ExecuteRequest, request: Request, who: str = Depends(pri
     state.engine.tool_broker(body.tools)
     state.engine.run_limits(body.timeout, body.limits.changes() if body.limits else None)
 
+    begun = asyncio.Event()
+
     async def run(on_event: EventCallback | None = None) -> ExecutionResult:
         with state.quotas.run(who):
             result = await state.engine.execute(body.code, timeout=body.timeout, files=files, env=body.env,
                                                 tools=body.tools, on_event=on_event,
-                                                limits=body.limits.changes() if body.limits else None, tenant=who)
+                                                limits=body.limits.changes() if body.limits else None, tenant=who,
+                                                begun=begun)
         record(state, "execute", result)
         return result
 
@@ -54,7 +57,7 @@ async def execute(body: ExecuteRequest, request: Request, who: str = Depends(pri
         async def cancel(task: asyncio.Task[ExecutionResult]) -> None:
             task.cancel()  # the sandbox is killed; a one-shot run has no state to keep
 
-        return StreamingResponse(stream_run(run, cancel), media_type=SSE_MEDIA_TYPE)
+        return await stream_once_begun(run, cancel, begun)
     return JSONResponse((await run()).model_dump(mode="json"))
 
 

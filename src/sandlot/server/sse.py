@@ -19,8 +19,9 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from .._errors import SandlotError
@@ -39,29 +40,65 @@ def wants_stream(stream_flag: bool, accept: str | None) -> bool:
     return stream_flag or SSE_MEDIA_TYPE in (accept or "")
 
 
-async def stream_run(start: Callable[[EventCallback], Awaitable[R]],
-                     on_disconnect: Callable[[asyncio.Task[R]], Awaitable[None]]) -> AsyncIterator[bytes]:
-    """The events of one run (an ``ExecutionResult``) or shell command (a ``CommandResult``), ``done`` last."""
-    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+Start = Callable[[EventCallback], Awaitable[R]]
+OnDisconnect = Callable[[asyncio.Task[R]], Awaitable[None]]
 
-    def on_event(kind: str, payload: Any) -> None:
+
+class _Run(Generic[R]):
+    """A run started now, its events queued as SSE frames until the response sends them."""
+
+    def __init__(self, start: Start[R]) -> None:
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.task = asyncio.get_running_loop().create_task(self._run(start))
+
+    def on_event(self, kind: str, payload: Any) -> None:
         if kind in ("stdout", "stderr"):
-            queue.put_nowait(format_event(kind, {"name": kind, "text": payload}))
+            self.queue.put_nowait(format_event(kind, {"name": kind, "text": payload}))
         elif kind == "output":
             output = payload.model_dump(mode="json")
-            queue.put_nowait(format_event("error" if output["output_type"] == "error" else "output", output))
+            self.queue.put_nowait(format_event("error" if output["output_type"] == "error" else "output", output))
 
-    async def run() -> R:
+    async def _run(self, start: Start[R]) -> R:
         try:
-            return await start(on_event)
+            return await start(self.on_event)
         finally:
-            queue.put_nowait(None)
+            self.queue.put_nowait(None)
 
-    task = asyncio.get_running_loop().create_task(run())
+
+async def stream_run(start: Start[R], on_disconnect: OnDisconnect[R]) -> AsyncIterator[bytes]:
+    """The events of one run (an ``ExecutionResult``) or shell command (a ``CommandResult``), ``done`` last;
+    the run starts when the response does."""
+    async for frame in _frames(_Run(start), on_disconnect):
+        yield frame
+
+
+async def stream_once_begun(start: Start[R], on_disconnect: OnDisconnect[R], begun: asyncio.Event) -> StreamingResponse:
+    """Start the run now and answer once ``begun`` is set (the run has its sandbox).
+
+    A run refused before then (``429`` no sandbox became free, ``503`` the zygote is restarting) is that
+    HTTP error, with its ``Retry-After``, as the same run without a stream would be: a ``200`` whose only
+    event is the error would leave the client nothing to honour.
+    """
+    run = _Run(start)
+    waiting = asyncio.ensure_future(begun.wait())
+    try:
+        await asyncio.wait((run.task, waiting), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        run.task.cancel()  # the request itself went away while the run waited for a sandbox
+        raise
+    finally:
+        waiting.cancel()
+    if run.task.done() and not begun.is_set():
+        run.task.result()  # raises what refused the run; a run cannot end well before it began
+    return StreamingResponse(_frames(run, on_disconnect), media_type=SSE_MEDIA_TYPE)
+
+
+async def _frames(run: _Run[R], on_disconnect: OnDisconnect[R]) -> AsyncIterator[bytes]:
+    task = run.task
     finished = False
     try:
         while True:
-            item = await queue.get()
+            item = await run.queue.get()
             if item is None:
                 break
             yield item
