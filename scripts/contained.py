@@ -96,16 +96,15 @@ def main() -> int:
 def remove_tree(path: str) -> None:
     """Remove a cgroup and every group below it, deepest first. Every process of the run is gone by now
     (its pid namespace died with it), but a group can take a moment to notice its last one left."""
-    for root, dirs, _ in os.walk(path, topdown=False):
-        for directory in [os.path.join(root, d) for d in dirs] + ([path] if root == path else []):
-            for _ in range(100):
-                try:
-                    os.rmdir(directory)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.05)
+    for directory, _, _ in os.walk(path, topdown=False):  # each group once, below ones first, ``path`` last
+        for _ in range(100):
+            try:
+                os.rmdir(directory)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.05)
 
 
 if __name__ == "__main__":

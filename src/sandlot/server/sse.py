@@ -4,9 +4,11 @@ Events: ``stdout`` and ``stderr`` ({"name", "text"}), ``output`` (one nbformat
 display_data or execute_result object), ``error`` (the nbformat error object
 of a failing cell; or, if the server itself fails mid-stream, the usual
 ``{"error": {"type", "message"}}`` body, and then the stream ends without
-``done``), and a final ``done`` with the complete execution result. A shell command
-streams the same way: ``stdout`` and ``stderr``, then ``done`` with its
-command result.
+``done``), and a final ``done`` with the complete execution result. A one-shot
+run or command that is refused before it has its sandbox (no capacity, the
+zygote restarting) is its HTTP error instead, before the stream begins
+(``stream_once_begun``). A shell command streams the same way: ``stdout`` and
+``stderr``, then ``done`` with its command result.
 
 A client that disconnects cancels the run: a one-shot run's sandbox is
 killed; a session cell is interrupted (its state is kept), or, while it still
