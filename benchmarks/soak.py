@@ -268,13 +268,18 @@ async def batch(http: httpx.AsyncClient, load: Load, rng: random.Random) -> None
                json={"items": [{"code": f"print({n} + {k})"} for k in range(4)]})
 
 
+STARVED_CPU_MARGIN = 2.0
+"""How much more CPU than the idle calibration bomb a starved bomb may have had: the same fill costs more CPU
+on a loaded machine (page zeroing and memory-cgroup charging contend), and idle bombs alone vary by +-6%."""
+
+
 def judge_memory_bomb(result: dict[str, Any], verdict: tuple[str, str, str], load: Load) -> tuple[str, str, str]:
     """A memory bomb's verdict, and the CPU it took to reach its limit (on the idle server, the first one).
 
     Filling 256 MiB costs a bomb about a second and a half of CPU here (page faults are slow on this VM), so
     on a CPU shared with dozens of spinners and fork bombs its clock can run out first. That one outcome is
     ``starved``: the clock ended it, the memory limit held (peak at most the limit), and it had less CPU than
-    a bomb needs to reach the limit. A bomb that had the CPU and was not killed for memory, or went past the
+    twice what the idle bomb needed to reach the limit. A bomb that had the CPU and was not killed for memory, or went past the
     limit, stays wrong.
     """
     usage = result.get("usage") or {}
@@ -284,10 +289,14 @@ def judge_memory_bomb(result: dict[str, Any], verdict: tuple[str, str, str], loa
             load.memory_bomb_cpu_ms = cpu_ms
         return verdict
     needed = load.memory_bomb_cpu_ms
-    if (result.get("status") == "timeout" and needed and 0 < cpu_ms < needed
+    if (result.get("status") == "timeout" and needed and 0 < cpu_ms < STARVED_CPU_MARGIN * needed
             and peak is not None and peak <= int(SERVER_SETTINGS["SANDLOT_MEMORY"])):
         return "starved", "ended by its clock before it had the CPU to reach its memory limit", \
-            f"cpu {cpu_ms:.0f} ms of the {needed:.0f} ms it needs, peak {peak // MiB} MiB"
+            f"cpu {cpu_ms:.0f} ms (the idle bomb needed {needed:.0f} ms), peak {peak // MiB} MiB"
+    if verdict[0] == "wrong":  # say what the bomb had, so a miss explains itself
+        had = f"cpu {cpu_ms:.0f} ms (the idle bomb needed {needed or 0:.0f} ms), peak " + \
+            ("unknown" if peak is None else f"{peak / MiB:.1f} MiB")
+        return verdict[0], verdict[1], f"{had}; {verdict[2]}"
     return verdict
 
 

@@ -258,6 +258,33 @@ def test_sigterm_restart_keeps_sessions_and_their_history(tmp_path: Path) -> Non
         assert server.stop() == 0
 
 
+SLOW_TO_SAVE = """
+import time
+class Slow:
+    def __reduce__(self):
+        time.sleep(1.5)
+        return (int, (5,))
+"""
+
+
+def test_sigterm_right_after_a_cell_keeps_that_cells_state(tmp_path: Path) -> None:
+    """The save that follows a cell's reply is part of the cell: a shutdown that comes right after the reply
+    waits for it (bounded) instead of killing the interpreter mid-save."""
+    server = Server(tmp_path / "data")
+    try:
+        with server.client() as c:
+            session = new_session(c)
+            run(c, session, "a = 1")
+            # An object that takes a second to pickle: the SIGTERM lands while the state is being saved.
+            run(c, session, SLOW_TO_SAVE + "slow = Slow()\na += 1")
+            server.restart()
+            result = run(c, session, "print(a, slow)")
+            assert result["stdout"] == "2 5\n", result
+            assert result.get("restarted") is not True or result.get("lost") in (None, []), result
+    finally:
+        assert server.stop() == 0
+
+
 def _state_slot(names: dict[str, object], generation: int) -> bytes:
     """A saved-state slot in the runtime's documented layout (sandlot_runtime/statefile.py)."""
     summary = pickle.dumps({"format": snapshot.FORMAT, "count": generation, "names": sorted(names), "modules": {},

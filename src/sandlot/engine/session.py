@@ -45,6 +45,8 @@ log = logging.getLogger("sandlot")
 
 SAVE_TIMEOUT = 60.0
 """Seconds a snapshot may take before the interpreter is given up on (and the session restarts from the last one)."""
+SHUTDOWN_SAVE_TIMEOUT = 15.0
+"""Seconds a shutdown waits for each idle session's pending save (they are waited for side by side)."""
 ATTACH_TIMEOUT = 60.0
 UNMOUNT_AFTER = 60.0
 """Seconds a paused session's volume stays mounted after its files were last used (a loop device each)."""
@@ -437,8 +439,20 @@ class Session:
 
     async def detach(self) -> None:
         """End the interpreter but keep everything on disk (the engine is shutting down). The interpreter is
-        retired here, not left to the factory's shutdown: that would take its workspace with it."""
+        retired here, not left to the factory's shutdown: that would take its workspace with it.
+
+        The save that follows a cell's reply belongs to that cell: killing the interpreter during it would lose
+        the names the client was told it has. So an idle session's pending save is waited for (bounded by
+        ``SHUTDOWN_SAVE_TIMEOUT``); a cell still running when the shutdown grace is over is not."""
         self.closed = True
+        sandbox = self._sandbox
+        if sandbox is not None and not self._lock.locked() and sandbox.save_pending and not sandbox.doomed:
+            async with self._lock:
+                saved = await sandbox.sync(SHUTDOWN_SAVE_TIMEOUT)
+                if saved is None:
+                    log.warning("sandlot: session %s: its last save did not finish within %.0f s of the shutdown; "
+                                "it comes back from the save before", self.id, SHUTDOWN_SAVE_TIMEOUT)
+                self._note_saved(saved)
         sandbox, self._sandbox = self._sandbox, None
         if sandbox is not None:
             sandbox.kill("shutdown")
