@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-from sandlot import Sandlot
+from sandlot import EngineConfig, Sandlot
+from sandlot.engine import Engine
+from sandlot.engine.engine import pool_max_size
 from sandlot.engine.pool import PoolState
 
 
@@ -37,6 +40,60 @@ def test_pool_skips_dead_items() -> None:
     assert pool.take_dead() == [dead]  # for the caller to destroy
     assert pool.take() is None
     assert pool.take_dead() == []
+
+
+def test_pool_grows_on_misses_and_shrinks_halfway_when_idle() -> None:
+    pool: PoolState[Item] = PoolState(target=2, max_target=10, shrink_after=30.0)
+    for _ in range(12):
+        pool.missed(now=100.0)
+    assert (pool.target, pool.misses) == (10, 12)  # one per miss, up to the maximum
+    for _ in range(10):
+        pool.starts_needed()
+        pool.start_finished(Item())
+    assert pool.shrink_if_idle(now=129.0) == []  # not idle long enough
+    surplus = pool.shrink_if_idle(now=130.0)
+    assert pool.target == 6 and len(surplus) == 4 and len(pool.ready) == 6  # halfway back to 2
+    assert pool.shrink_if_idle(now=140.0) == []  # the next step waits its own 30 s
+    pool.missed(now=150.0)  # a miss restarts the clock (and grows the pool again)
+    assert pool.target == 7 and pool.shrink_if_idle(now=179.0) == []
+    steps = [len(pool.shrink_if_idle(now=180.0 + 30 * i)) or pool.target for i in range(5)]
+    assert pool.target == 2 and len(pool.ready) == 2, steps
+    assert pool.shrink_if_idle(now=1e6) == []  # never below the configured size
+
+
+def test_a_fixed_pool_does_not_grow() -> None:
+    pool: PoolState[Item] = PoolState(target=3)
+    pool.missed(now=1.0)
+    assert pool.target == 3 and pool.misses == 1
+    assert pool_max_size(EngineConfig(pool_size=4)) == 16
+    assert pool_max_size(EngineConfig(pool_size=4, max_sandboxes=10)) == 5
+    assert pool_max_size(EngineConfig(pool_size=4, pool_max_size=0)) == 4
+    assert pool_max_size(EngineConfig(pool_size=0)) == 0
+
+
+def test_engine_pool_grows_under_a_burst_then_shrinks_back() -> None:
+    """A burst bigger than the pool makes requests wait (misses); the pool then keeps more sandboxes ready
+    for the next burst, and returns to its size, retiring the extra sandboxes, once the bursts stop."""
+    async def main() -> None:
+        config = EngineConfig(preload=(), pool_size=1, pool_max_size=4, pool_shrink_after=1.0)
+        async with Engine(config) as engine:
+            await until(lambda: len(engine.pool.ready) == 1, engine)
+            results = await asyncio.gather(*(engine.execute("print(1)") for _ in range(6)))
+            assert [r.stdout for r in results] == ["1\n"] * 6
+            assert engine.pool.target == 4, repr(engine.pool)
+            await until(lambda: len(engine.pool.ready) == 4, engine)  # warm for the next burst
+            await until(lambda: engine.pool.target == 1 and len(engine.pool.ready) == 1, engine, timeout=30)
+            factory = engine._factory
+            assert factory is not None
+            await until(lambda: len(factory.alive) == 1, engine)  # the surplus was destroyed, not just dropped
+    asyncio.run(main())
+
+
+async def until(condition: object, engine: Engine, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, repr(engine)
+        await asyncio.sleep(0.02)
 
 
 def wait_for_full_pool(sl: Sandlot, timeout: float = 20.0) -> None:

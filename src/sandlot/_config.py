@@ -102,7 +102,13 @@ class EngineConfig(BaseModel):
 
     isolation: Isolation = "auto"
     preload: tuple[str, ...] = DEFAULT_PRELOAD
-    pool_size: int = Field(4, ge=0, le=256, description="Sandboxes kept forked and waiting.")
+    pool_size: int = Field(4, ge=0, le=256, description="Sandboxes kept forked and waiting (the pool's size when idle).")
+    pool_max_size: int | None = Field(None, ge=0, le=1024, description="The most sandboxes the pool grows to under "
+                                      "bursts: each request that finds it empty adds one. Unset: 4x pool_size, at "
+                                      "most half of max_sandboxes. 0 or pool_size: a fixed pool.")
+    pool_shrink_after: float = Field(30.0, gt=0, description="Seconds without a request finding the pool empty "
+                                     "after which a grown pool falls halfway back to pool_size (and again after as "
+                                     "many more).")
     max_sandboxes: int = Field(64, ge=1, description="Sandboxes alive at once (pool, runs and sessions).")
     limits: Limits = Limits()
     max_limits: Limits = DEFAULT_MAX_LIMITS

@@ -72,6 +72,14 @@ unmaps ~80 MB of copy-on-write memory: milliseconds of kernel CPU), but never
 later than this."""
 
 
+def pool_max_size(config: EngineConfig) -> int:
+    """The most the pool may grow to: the operator's figure, or 4x pool_size within half of max_sandboxes (each
+    idle pooled sandbox costs ~8 MiB PSS here, benchmarks/bench_core.py; the rest is for runs and sessions)."""
+    if config.pool_max_size is not None:
+        return max(config.pool_size, min(config.pool_max_size, config.max_sandboxes))
+    return max(config.pool_size, min(4 * config.pool_size, config.max_sandboxes // 2))
+
+
 class Engine:
     """Runs untrusted Python in contained sandboxes. Use ``async with Engine() as engine``."""
 
@@ -84,7 +92,8 @@ class Engine:
         self.sessions: dict[str, Session] = {}
         self.on_session_closed: list[Callable[[str], None]] = []
         self.runs = 0
-        self._pool: PoolState[Sandbox] = PoolState(self.config.pool_size)
+        self._pool: PoolState[Sandbox] = PoolState(self.config.pool_size, max_target=pool_max_size(self.config),
+                                                   shrink_after=self.config.pool_shrink_after)
         self._handout: Handout[Sandbox] = Handout(self.config.max_sandboxes)
         self._factory: SandboxFactory | None = None
         self._instance = Instance(self.config.state_dir)
@@ -305,6 +314,7 @@ class Engine:
             if self._handout.may_take(who, len(self._pool.ready), self._pool.starting):
                 sandbox = self._take()
             if sandbox is None:
+                self._pool.missed(time.monotonic())
                 sandbox = await self._wait_for_pooled(who)
         else:
             self._pool_wakeup.set()
@@ -760,7 +770,8 @@ class Engine:
 
     async def _session_reaper(self) -> None:
         """Idle sessions are paused (their interpreter ends, the rest stays); paused ones past
-        ``paused_ttl``, and any past ``session_max_lifetime``, are deleted."""
+        ``paused_ttl``, and any past ``session_max_lifetime``, are deleted. A pool grown by a burst
+        shrinks back here too (``PoolState.shrink_if_idle``)."""
         while True:
             await asyncio.sleep(1.0)
             now = time.time()
@@ -774,6 +785,8 @@ class Engine:
                     self._spawn_background(self._pause_quietly(session))
                 elif session.should_unmount(now):
                     self._spawn_background(session.unmount_if_idle())
+            for surplus in self._pool.shrink_if_idle(time.monotonic()):
+                self._spawn_background(self._open_factory().destroy(surplus, keep_workspace=False))
 
     async def _pause_quietly(self, session: Session) -> None:
         try:

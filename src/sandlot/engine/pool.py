@@ -4,6 +4,12 @@
 how many are starting, and answers "how many should I start now?". The engine
 does the I/O outside it. Only the event loop's thread touches it, so it needs
 no lock. ``repr`` shows the counts; tests assert on it.
+
+The target adapts to the arrival rate: every request that finds the pool empty
+(a miss) raises it by one, up to ``max_target``, so a burst is followed by a
+pool big enough for the next one; after ``shrink_after`` seconds without a miss
+it falls halfway back toward ``base`` (the configured ``pool_size``), and again
+each ``shrink_after`` after that, and the sandboxes above it are retired.
 """
 
 from __future__ import annotations
@@ -21,8 +27,15 @@ T = TypeVar("T", bound=_Poolable)
 
 
 class PoolState(Generic[T]):
-    def __init__(self, target: int, max_starting: int = 4) -> None:
+    def __init__(self, target: int, max_starting: int = 4, *, max_target: int | None = None,
+                 shrink_after: float = 30.0) -> None:
+        self.base = target
         self.target = target
+        self.max_target = max(target, target if max_target is None else max_target)
+        self.shrink_after = shrink_after
+        self._last_change = 0.0
+        """When the target last grew or shrank (the engine's monotonic clock): shrinking waits from there."""
+        self.misses = 0
         self.max_starting = max_starting
         self.ready: deque[T] = deque()
         self._dead: list[T] = []
@@ -47,6 +60,25 @@ class PoolState(Generic[T]):
                 return item
             self._dead.append(item)
         return None
+
+    def missed(self, now: float) -> None:
+        """A request found the pool empty: the pool grows by one for the next burst (up to ``max_target``)."""
+        self.misses += 1
+        if self.target < self.max_target:
+            self.target += 1
+        self._last_change = now
+
+    def shrink_if_idle(self, now: float) -> list[T]:
+        """Past ``shrink_after`` without a miss (or a shrink), the target falls halfway back to ``base``; the
+        ready sandboxes above it are removed and returned (the caller destroys them)."""
+        if self.target <= self.base or now - self._last_change < self.shrink_after:
+            return []
+        self.target -= max(1, (self.target - self.base) // 2)
+        self._last_change = now
+        surplus: list[T] = []
+        while len(self.ready) > self.target:
+            surplus.append(self.ready.pop())  # the newest: the oldest have waited longest and go first anyway
+        return surplus
 
     def take_dead(self) -> list[T]:
         """The dead items ``take()`` skipped since the last call, removed."""
