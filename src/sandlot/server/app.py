@@ -78,6 +78,10 @@ def create_app(config: ServerConfig | None = None, tools: ToolRegistry | None = 
     if config.ui:
         app.include_router(routes_ui.router)  # the browser playground: static files, no API of its own
     mcp_endpoint.mount(app)
+    if config.e2b:  # imported only when on: `import sandlot` stays free of the E2B face and its dependencies
+        from ..e2b import install as install_e2b
+
+        install_e2b(app, state)  # inside the guards below: E2B calls are size-capped, drained, logged and counted
     app.add_middleware(DrainGuard, drain=state.drain)  # inside RequestGuard: what it answers is logged and counted
     app.add_middleware(RequestGuard, max_body=config.max_request_bytes, metrics=metrics,
                        read_timeout=config.request_read_timeout)
