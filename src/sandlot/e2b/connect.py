@@ -9,6 +9,7 @@ What sandlot does not do (PTYs, watchers, ``update``, client-streamed input) ans
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 from collections.abc import AsyncIterator, Iterator
@@ -67,6 +68,8 @@ def _end_event(result: CommandResult) -> process_pb.ProcessEvent.EndEvent:
 
 
 def _wire(event: ProcessEvent) -> process_pb.ProcessEvent:
+    if event.kind == "keepalive":
+        return process_pb.ProcessEvent(event=Oneof("keepalive", process_pb.ProcessEvent.KeepAlive()))
     if event.kind == "end":
         return process_pb.ProcessEvent(event=Oneof("end", _end_event(event.data)))
     chunk = str(event.data).encode("utf-8", "surrogatepass")
@@ -115,8 +118,12 @@ class ProcessService(_Service):
                 tag=request.tag if request.has_field("tag") else None, stdin=stdin)
         start = process_pb.ProcessEvent(event=Oneof("start", process_pb.ProcessEvent.StartEvent(pid=process.pid)))
         yield process_pb.StartResponse(event=start)
-        async for event in sandbox.processes.events(process, queue, kill_on_exit=True):
+        remaining = ctx.timeout_ms
+        deadline = None if remaining is None else asyncio.get_running_loop().time() + remaining / 1000.0
+        async for event in sandbox.processes.events(process, queue, kill_on_exit=True, deadline=deadline):
             yield process_pb.StartResponse(event=_wire(event))
+        if process.command.running:  # its deadline passed: it was killed, as E2B's timeout promises
+            raise ConnectError(Code.DEADLINE_EXCEEDED, f"the command ran past its timeout (pid {process.pid})")
 
     async def connect(self, request: process_pb.ConnectRequest,
                       ctx: RequestContext[process_pb.ConnectRequest, process_pb.ConnectResponse]) -> AsyncIterator[process_pb.ConnectResponse]:

@@ -22,6 +22,8 @@ from ..engine import Session
 from ..engine.commands import Command
 from .paths import workspace_relative
 
+KEEPALIVE = 1.0
+"""Seconds of silence after which a process stream sends a keepalive."""
 MAX_ENDED = 100
 """Ended processes kept for ``list``-free lookups (``connect`` to one that just ended still gets its end)."""
 
@@ -116,14 +118,25 @@ class Processes:
             queue.put_nowait(ProcessEvent("end", process.command.result()))
         return queue
 
-    async def events(self, process: Process, queue: asyncio.Queue[ProcessEvent], *,
-                     kill_on_exit: bool) -> AsyncIterator[ProcessEvent]:
-        """The process's events until its end; if the caller stops listening first, it is killed
-        (``kill_on_exit``: the stream that started it)."""
+    async def events(self, process: Process, queue: asyncio.Queue[ProcessEvent], *, kill_on_exit: bool,
+                     deadline: float | None = None) -> AsyncIterator[ProcessEvent]:
+        """The process's events until its end, with a ``keepalive`` after each quiet spell (writing it is how a
+        client that went away is noticed). If the caller stops listening first, or its ``deadline`` (monotonic)
+        passes, the process is killed when ``kill_on_exit`` (the stream that started it)."""
         ended = False
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                event = await queue.get()
+                wait = KEEPALIVE if deadline is None else min(KEEPALIVE, deadline - loop.time())
+                if wait <= 0:
+                    return
+                try:
+                    event = await asyncio.wait_for(queue.get(), wait)
+                except TimeoutError:
+                    if deadline is not None and loop.time() >= deadline:
+                        return
+                    yield ProcessEvent("keepalive")
+                    continue
                 yield event
                 if event.kind == "end":
                     ended = True
