@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import datetime
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Literal
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
@@ -28,6 +28,8 @@ from .._models import CommandResult
 from .filesystem import FileSystem
 from .process import Process, ProcessEvent
 from .sandboxes import E2BSandbox, Sandboxes
+
+Ctx = RequestContext[Any, Any]
 
 _CODES = ((NotFoundError, Code.NOT_FOUND), (InvalidRequestError, Code.INVALID_ARGUMENT),
           (TooLargeError, Code.RESOURCE_EXHAUSTED))
@@ -50,7 +52,7 @@ class _Service:
     def __init__(self, registry: Sandboxes) -> None:
         self.registry = registry
 
-    def sandbox(self, ctx: RequestContext[Any, Any]) -> E2BSandbox:
+    def sandbox(self, ctx: Ctx) -> E2BSandbox:
         # The dispatcher has checked the sandbox and its access token before the request got here.
         with _translated():
             return self.registry.get(ctx.request_headers.get("e2b-sandbox-id", ""))
@@ -59,21 +61,38 @@ class _Service:
 # ---- process.Process ----------------------------------------------------------------
 
 def _end_event(result: CommandResult) -> process_pb.ProcessEvent.EndEvent:
-    exited = result.exit_code is not None
-    status = f"exit status {result.exit_code}" if exited else "signal: killed"
-    end = process_pb.ProcessEvent.EndEvent(exit_code=result.exit_code if exited else -1, exited=exited, status=status)
-    if result.error is not None and not exited:
+    code = result.exit_code
+    if code is not None:
+        return process_pb.ProcessEvent.EndEvent(exit_code=code, exited=True, status=f"exit status {code}")
+    end = process_pb.ProcessEvent.EndEvent(exit_code=-1, exited=False, status="signal: killed")
+    if result.error is not None:
         end.error = result.error
     return end
 
 
+def _started(pid: int) -> process_pb.ProcessEvent:
+    start: Oneof[Literal["start"], process_pb.ProcessEvent.StartEvent] = Oneof(
+        "start", process_pb.ProcessEvent.StartEvent(pid=pid))
+    return process_pb.ProcessEvent(event=start)
+
+
 def _wire(event: ProcessEvent) -> process_pb.ProcessEvent:
     if event.kind == "keepalive":
-        return process_pb.ProcessEvent(event=Oneof("keepalive", process_pb.ProcessEvent.KeepAlive()))
+        keepalive: Oneof[Literal["keepalive"], process_pb.ProcessEvent.KeepAlive] = Oneof(
+            "keepalive", process_pb.ProcessEvent.KeepAlive())
+        return process_pb.ProcessEvent(event=keepalive)
     if event.kind == "end":
-        return process_pb.ProcessEvent(event=Oneof("end", _end_event(event.data)))
+        end: Oneof[Literal["end"], process_pb.ProcessEvent.EndEvent] = Oneof("end", _end_event(event.data))
+        return process_pb.ProcessEvent(event=end)
     chunk = str(event.data).encode("utf-8", "surrogatepass")
-    return process_pb.ProcessEvent(event=Oneof("data", process_pb.ProcessEvent.DataEvent(output=Oneof(event.kind, chunk))))
+    if event.kind == "stderr":
+        stderr: Oneof[Literal["stderr"], bytes] = Oneof("stderr", chunk)
+        payload = process_pb.ProcessEvent.DataEvent(output=stderr)
+    else:
+        stdout: Oneof[Literal["stdout"], bytes] = Oneof("stdout", chunk)
+        payload = process_pb.ProcessEvent.DataEvent(output=stdout)
+    data: Oneof[Literal["data"], process_pb.ProcessEvent.DataEvent] = Oneof("data", payload)
+    return process_pb.ProcessEvent(event=data)
 
 
 def _info(process: Process) -> process_pb.ProcessInfo:
@@ -86,7 +105,7 @@ def _info(process: Process) -> process_pb.ProcessInfo:
     return info
 
 
-class ProcessService(_Service):
+class ProcessService(_Service, process_connect.Process):
     """E2B's process service on a sandbox's session (``process.py`` holds the logic)."""
 
     def _select(self, sandbox: E2BSandbox, selector: process_pb.ProcessSelector | None) -> Process:
@@ -98,12 +117,10 @@ class ProcessService(_Service):
                 return sandbox.processes.get(tag=str(chosen.value))
         raise ConnectError(Code.INVALID_ARGUMENT, "a process selector (pid or tag) is required")
 
-    async def list(self, request: process_pb.ListRequest,
-                   ctx: RequestContext[process_pb.ListRequest, process_pb.ListResponse]) -> process_pb.ListResponse:
+    async def list(self, request: process_pb.ListRequest, ctx: Ctx) -> process_pb.ListResponse:
         return process_pb.ListResponse(processes=[_info(p) for p in self.sandbox(ctx).processes.running()])
 
-    async def start(self, request: process_pb.StartRequest,
-                    ctx: RequestContext[process_pb.StartRequest, process_pb.StartResponse]) -> AsyncIterator[process_pb.StartResponse]:
+    async def start(self, request: process_pb.StartRequest, ctx: Ctx) -> AsyncIterator[process_pb.StartResponse]:
         sandbox = self.sandbox(ctx)
         if request.pty is not None:
             raise _unimplemented("a PTY")
@@ -116,8 +133,7 @@ class ProcessService(_Service):
                 cmd=config.cmd, args=list(config.args), envs=dict(config.envs),
                 cwd=config.cwd if config.has_field("cwd") else None,
                 tag=request.tag if request.has_field("tag") else None, stdin=stdin)
-        start = process_pb.ProcessEvent(event=Oneof("start", process_pb.ProcessEvent.StartEvent(pid=process.pid)))
-        yield process_pb.StartResponse(event=start)
+        yield process_pb.StartResponse(event=_started(process.pid))
         remaining = ctx.timeout_ms
         deadline = None if remaining is None else asyncio.get_running_loop().time() + remaining / 1000.0
         async for event in sandbox.processes.events(process, queue, kill_on_exit=True, deadline=deadline):
@@ -125,18 +141,15 @@ class ProcessService(_Service):
         if process.command.running:  # its deadline passed: it was killed, as E2B's timeout promises
             raise ConnectError(Code.DEADLINE_EXCEEDED, f"the command ran past its timeout (pid {process.pid})")
 
-    async def connect(self, request: process_pb.ConnectRequest,
-                      ctx: RequestContext[process_pb.ConnectRequest, process_pb.ConnectResponse]) -> AsyncIterator[process_pb.ConnectResponse]:
+    async def connect(self, request: process_pb.ConnectRequest, ctx: Ctx) -> AsyncIterator[process_pb.ConnectResponse]:
         sandbox = self.sandbox(ctx)
         process = self._select(sandbox, request.process)
         queue = sandbox.processes.listen(process)
-        start = process_pb.ProcessEvent(event=Oneof("start", process_pb.ProcessEvent.StartEvent(pid=process.pid)))
-        yield process_pb.ConnectResponse(event=start)
+        yield process_pb.ConnectResponse(event=_started(process.pid))
         async for event in sandbox.processes.events(process, queue, kill_on_exit=False):
             yield process_pb.ConnectResponse(event=_wire(event))
 
-    async def send_input(self, request: process_pb.SendInputRequest,
-                         ctx: RequestContext[process_pb.SendInputRequest, process_pb.SendInputResponse]) -> process_pb.SendInputResponse:
+    async def send_input(self, request: process_pb.SendInputRequest, ctx: Ctx) -> process_pb.SendInputResponse:
         sandbox = self.sandbox(ctx)
         process = self._select(sandbox, request.process)
         given = request.input.input if request.input is not None else None
@@ -146,16 +159,14 @@ class ProcessService(_Service):
             await sandbox.processes.write(process, bytes(given.value).decode("utf-8", "replace"))
         return process_pb.SendInputResponse()
 
-    async def close_stdin(self, request: process_pb.CloseStdinRequest,
-                          ctx: RequestContext[process_pb.CloseStdinRequest, process_pb.CloseStdinResponse]) -> process_pb.CloseStdinResponse:
+    async def close_stdin(self, request: process_pb.CloseStdinRequest, ctx: Ctx) -> process_pb.CloseStdinResponse:
         sandbox = self.sandbox(ctx)
         process = self._select(sandbox, request.process)
         with _translated():
             await sandbox.processes.write(process, "", eof=True)
         return process_pb.CloseStdinResponse()
 
-    async def send_signal(self, request: process_pb.SendSignalRequest,
-                          ctx: RequestContext[process_pb.SendSignalRequest, process_pb.SendSignalResponse]) -> process_pb.SendSignalResponse:
+    async def send_signal(self, request: process_pb.SendSignalRequest, ctx: Ctx) -> process_pb.SendSignalResponse:
         sandbox = self.sandbox(ctx)
         process = self._select(sandbox, request.process)
         # SIGTERM and SIGKILL alike end the command's whole process group: sandlot's kill is SIGKILL.
@@ -163,12 +174,10 @@ class ProcessService(_Service):
             await sandbox.processes.kill(process)
         return process_pb.SendSignalResponse()
 
-    async def update(self, request: process_pb.UpdateRequest,
-                     ctx: RequestContext[process_pb.UpdateRequest, process_pb.UpdateResponse]) -> process_pb.UpdateResponse:
+    async def update(self, request: process_pb.UpdateRequest, ctx: Ctx) -> process_pb.UpdateResponse:
         raise _unimplemented("resizing a PTY")
 
-    async def stream_input(self, request: AsyncIterator[process_pb.StreamInputRequest],
-                           ctx: RequestContext[process_pb.StreamInputRequest, process_pb.StreamInputResponse]) -> process_pb.StreamInputResponse:
+    async def stream_input(self, request: AsyncIterator[process_pb.StreamInputRequest], ctx: Ctx) -> process_pb.StreamInputResponse:
         raise _unimplemented("client-streamed input")
 
 
@@ -186,56 +195,48 @@ def _entry(found: dict[str, Any]) -> filesystem_pb.EntryInfo:
     return entry
 
 
-class FilesystemService(_Service):
+class FilesystemService(_Service, filesystem_connect.Filesystem):
     """E2B's file-system service; the calls run inside the sandbox (``filesystem.py``)."""
 
-    def _fs(self, ctx: RequestContext[Any, Any]) -> FileSystem:
+    def _fs(self, ctx: Ctx) -> FileSystem:
         return FileSystem(self.sandbox(ctx).session)
 
-    async def stat(self, request: filesystem_pb.StatRequest,
-                   ctx: RequestContext[filesystem_pb.StatRequest, filesystem_pb.StatResponse]) -> filesystem_pb.StatResponse:
+    async def stat(self, request: filesystem_pb.StatRequest, ctx: Ctx) -> filesystem_pb.StatResponse:
         with _translated():
             return filesystem_pb.StatResponse(entry=_entry(await self._fs(ctx).stat(request.path)))
 
-    async def list_dir(self, request: filesystem_pb.ListDirRequest,
-                       ctx: RequestContext[filesystem_pb.ListDirRequest, filesystem_pb.ListDirResponse]) -> filesystem_pb.ListDirResponse:
+    async def list_dir(self, request: filesystem_pb.ListDirRequest, ctx: Ctx) -> filesystem_pb.ListDirResponse:
         with _translated():
             found = await self._fs(ctx).list(request.path, request.depth or 1)
         return filesystem_pb.ListDirResponse(entries=[_entry(f) for f in found])
 
-    async def make_dir(self, request: filesystem_pb.MakeDirRequest,
-                       ctx: RequestContext[filesystem_pb.MakeDirRequest, filesystem_pb.MakeDirResponse]) -> filesystem_pb.MakeDirResponse:
+    async def make_dir(self, request: filesystem_pb.MakeDirRequest, ctx: Ctx) -> filesystem_pb.MakeDirResponse:
         with _translated():
             made = await self._fs(ctx).make_dir(request.path)
         if made is None:  # E2B's daemon says so with ALREADY_EXISTS; the SDK's make_dir then returns False
             raise ConnectError(Code.ALREADY_EXISTS, f"directory {request.path!r} already exists")
         return filesystem_pb.MakeDirResponse(entry=_entry(made))
 
-    async def remove(self, request: filesystem_pb.RemoveRequest,
-                     ctx: RequestContext[filesystem_pb.RemoveRequest, filesystem_pb.RemoveResponse]) -> filesystem_pb.RemoveResponse:
+    async def remove(self, request: filesystem_pb.RemoveRequest, ctx: Ctx) -> filesystem_pb.RemoveResponse:
         with _translated():
             await self._fs(ctx).remove(request.path)
         return filesystem_pb.RemoveResponse()
 
-    async def move(self, request: filesystem_pb.MoveRequest,
-                   ctx: RequestContext[filesystem_pb.MoveRequest, filesystem_pb.MoveResponse]) -> filesystem_pb.MoveResponse:
+    async def move(self, request: filesystem_pb.MoveRequest, ctx: Ctx) -> filesystem_pb.MoveResponse:
         with _translated():
             return filesystem_pb.MoveResponse(entry=_entry(await self._fs(ctx).move(request.source, request.destination)))
 
-    def watch_dir(self, request: filesystem_pb.WatchDirRequest,
-                  ctx: RequestContext[filesystem_pb.WatchDirRequest, filesystem_pb.WatchDirResponse]) -> AsyncIterator[filesystem_pb.WatchDirResponse]:
+    def watch_dir(self, request: filesystem_pb.WatchDirRequest, ctx: Ctx) -> AsyncIterator[filesystem_pb.WatchDirResponse]:
         raise _unimplemented("watching a directory")
 
-    async def create_watcher(self, request: filesystem_pb.CreateWatcherRequest,
-                             ctx: RequestContext[filesystem_pb.CreateWatcherRequest, filesystem_pb.CreateWatcherResponse]) -> filesystem_pb.CreateWatcherResponse:
+    async def create_watcher(self, request: filesystem_pb.CreateWatcherRequest, ctx: Ctx) -> filesystem_pb.CreateWatcherResponse:
         raise _unimplemented("watching a directory")
 
     async def get_watcher_events(self, request: filesystem_pb.GetWatcherEventsRequest,
-                                 ctx: RequestContext[filesystem_pb.GetWatcherEventsRequest, filesystem_pb.GetWatcherEventsResponse]) -> filesystem_pb.GetWatcherEventsResponse:
+                                 ctx: Ctx) -> filesystem_pb.GetWatcherEventsResponse:
         raise _unimplemented("watching a directory")
 
-    async def remove_watcher(self, request: filesystem_pb.RemoveWatcherRequest,
-                             ctx: RequestContext[filesystem_pb.RemoveWatcherRequest, filesystem_pb.RemoveWatcherResponse]) -> filesystem_pb.RemoveWatcherResponse:
+    async def remove_watcher(self, request: filesystem_pb.RemoveWatcherRequest, ctx: Ctx) -> filesystem_pb.RemoveWatcherResponse:
         raise _unimplemented("watching a directory")
 
 
