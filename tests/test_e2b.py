@@ -334,3 +334,18 @@ def test_import_sandlot_stays_free_of_e2b() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('e2b', 'connectrpc') or m.startswith('sandlot.e2b')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+JS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "e2b-js")
+
+
+def test_the_javascript_sdk(server: str) -> None:
+    """@e2b/code-interpreter from npm (tests/e2b-js, installed with `npm ci`) under node's test runner."""
+    if not os.path.isdir(os.path.join(JS_DIR, "node_modules", "@e2b", "code-interpreter")):
+        if os.environ.get("CI"):
+            pytest.fail("tests/e2b-js has no node_modules: run `npm ci --prefix tests/e2b-js`")
+        pytest.skip("tests/e2b-js has no node_modules: run `npm ci --prefix tests/e2b-js`")
+    env = {**os.environ, "E2B_API_URL": server, "E2B_SANDBOX_URL": server, "E2B_API_KEY": KEY}
+    done = subprocess.run(["node", "--test"], cwd=JS_DIR, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "# pass 1" in done.stdout and "# fail 0" in done.stdout
