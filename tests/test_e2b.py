@@ -175,6 +175,8 @@ def test_binary_files_and_multi_file_writes(sbx: Sandbox) -> None:
     sbx.files.write_files([{"path": "/home/user/a.bin", "data": blob}, {"path": "/home/user/b.txt", "data": "b"}])
     assert sbx.files.read("/home/user/a.bin", format="bytes") == blob
     assert sbx.run_code("len(open('b.txt').read())").text == "1"
+    sbx.files.write("/home/user/zipped.txt", "squeezed " * 1000, gzip=True)  # an octet-stream upload, gzip-encoded
+    assert sbx.files.read("zipped.txt") == "squeezed " * 1000
 
 
 def test_files_outside_the_workspace_are_refused(sbx: Sandbox) -> None:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .._errors import InvalidRequestError
+from .._errors import InvalidRequestError, UnavailableError
 from ..server.state import ServerState
 from . import templates
 from .errors import NotSupported
@@ -41,7 +41,10 @@ def _registry(request: Request) -> Sandboxes:
 
 
 def _owner(request: Request) -> str:
+    """Who is calling (401 without a valid key, 503 while the server shuts down), as for sandlot's own routes."""
     state = _state(request)
+    if state.draining:
+        raise UnavailableError("the server is shutting down")
     key = request.headers.get("x-api-key")
     who = state.auth.principal(f"Bearer {key}" if key else request.headers.get("authorization"))
     request.scope.setdefault("state", {})["principal"] = who
