@@ -44,6 +44,8 @@ class Process:
     cwd: str | None
     tag: str | None
     listeners: set[asyncio.Queue[ProcessEvent]] = field(default_factory=set)
+    announced: bool = False
+    """Its end was told to its listeners (once: by its watcher, or by ``Processes.close``)."""
 
     def publish(self, event: ProcessEvent) -> None:
         for queue in self.listeners:
@@ -95,7 +97,13 @@ class Processes:
 
     async def _announce_end(self, process: Process) -> None:
         await asyncio.shield(process.command.finished)
-        process.publish(ProcessEvent("end", process.command.result()))
+        self._announce(process)
+
+    @staticmethod
+    def _announce(process: Process) -> None:
+        if not process.announced:
+            process.announced = True
+            process.publish(ProcessEvent("end", process.command.result()))
 
     def _forget_old(self) -> None:
         ended = [pid for pid, p in self.by_pid.items() if not p.command.running]
@@ -154,6 +162,9 @@ class Processes:
         await self.session.kill_command(process.command.id)
 
     def close(self) -> None:
+        """The sandbox is gone (or the server stops): every stream still open hears its process's end now."""
+        for process in self.by_pid.values():
+            self._announce(process)
         for watcher in list(self._watchers):
             watcher.cancel()
 

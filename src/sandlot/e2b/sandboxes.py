@@ -128,10 +128,16 @@ class Sandboxes:
         if sandbox is None:
             return
         self._forget(sandbox)
-        sandbox.processes.close()
-        task = asyncio.get_running_loop().create_task(self._close_contexts(sandbox))
+        task = asyncio.get_running_loop().create_task(self._after_session_ended(sandbox))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+    async def _after_session_ended(self, sandbox: E2BSandbox) -> None:
+        running = [process.command.finished for process in sandbox.processes.running()]
+        if running:  # the session's close ends its commands: let their streams hear how, then end any left
+            await asyncio.wait(running, timeout=5)
+        sandbox.processes.close()
+        await self._close_contexts(sandbox)
 
     async def _close_contexts(self, sandbox: E2BSandbox) -> None:
         for context in list(sandbox.contexts.values()):
@@ -142,9 +148,9 @@ class Sandboxes:
     async def kill(self, sandbox_id: str, owner: str | None = None) -> None:
         sandbox = self.get(sandbox_id, owner)
         self._forget(sandbox)
-        sandbox.processes.close()
         with contextlib.suppress(SandlotError):
             await self.engine.close_session(sandbox.id)
+        sandbox.processes.close()  # after the session: its commands have ended, and their streams say so
         await self._close_contexts(sandbox)
 
     def _forget(self, sandbox: E2BSandbox) -> None:
