@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -88,7 +89,8 @@ def test_run_code_streams_stdout_and_results_to_callbacks(sbx: Sandbox) -> None:
     execution = sbx.run_code("print('hello from e2b')\n6 * 7", on_stdout=printed.append, on_result=results.append)
     assert execution.error is None
     assert execution.logs.stdout == ["hello from e2b\n"]
-    assert [m.line for m in printed] == ["hello from e2b\n"] and printed[0].timestamp > 0 and not printed[0].error
+    assert [m.line for m in printed] == ["hello from e2b\n"] and not printed[0].error
+    assert abs(printed[0].timestamp / 1e9 - time.time()) < 60  # nanoseconds since the epoch, as the SDK documents
     assert execution.text == "42" and execution.results[0].is_main_result
     assert [r.text for r in results] == ["42"]
     assert execution.execution_count is not None and execution.execution_count >= 1
@@ -148,6 +150,18 @@ def test_a_run_code_timeout_interrupts_the_cell_and_the_sandbox_goes_on(sbx: San
         if execution.text == "'still here'":
             break
         assert time.monotonic() < deadline
+
+
+def test_the_execute_stream_is_e2b_ndjson(server: str, sbx: Sandbox) -> None:
+    headers = {"E2b-Sandbox-Id": sbx.sandbox_id, "E2b-Sandbox-Port": "49999", "X-Access-Token": sbx._envd_access_token}
+    with httpx.stream("POST", server + "/execute", json={"code": "print('a')\ndisplay(1)\n2"}, headers=headers,
+                      timeout=60) as response:
+        assert response.status_code == 200 and response.headers["content-type"] == "application/x-ndjson"
+        events = [json.loads(line) for line in response.iter_lines() if line]
+    kinds = [e["type"] for e in events if e["type"] != "keepalive"]
+    assert kinds == ["stdout", "result", "result", "number_of_executions", "end_of_execution"]
+    assert events[1] == {"type": "result", "is_main_result": False, "text": "1"}
+    assert events[2] == {"type": "result", "is_main_result": True, "text": "2"}
 
 
 # ---- files ---------------------------------------------------------------------------

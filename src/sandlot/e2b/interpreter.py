@@ -64,7 +64,7 @@ def _event(payload: dict[str, Any]) -> bytes:
 
 
 def _timestamp() -> int:
-    return time.time_ns() // 1000  # microseconds since the epoch, as E2B's interpreter sends
+    return time.time_ns()  # what both SDKs declare: an integer, the Unix epoch in nanoseconds
 
 
 async def execute(request: Request) -> Response:
