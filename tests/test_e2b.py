@@ -198,6 +198,13 @@ def test_files_outside_the_workspace_are_refused(sbx: Sandbox) -> None:
         sbx.files.write("/etc/evil", "x")
     with pytest.raises(e2b.InvalidArgumentException):
         sbx.files.read("/home/user/../../etc/passwd")
+    # A symlink the sandbox made is never followed by the host, which reads and writes the workspace itself.
+    sbx.commands.run("ln -sf /etc/shadow /home/user/shadow-link && ln -sfn / /home/user/root-link")
+    for path in ("/home/user/shadow-link", "/home/user/root-link/etc/passwd"):
+        with pytest.raises((e2b.InvalidArgumentException, e2b.NotFoundException)):
+            sbx.files.read(path)
+    with pytest.raises((e2b.InvalidArgumentException, e2b.NotFoundException)):
+        sbx.files.write("/home/user/root-link/tmp/planted", "x")
 
 
 # ---- commands ------------------------------------------------------------------------

@@ -79,7 +79,9 @@ class Sandboxes:
                      env: dict[str, str]) -> E2BSandbox:
         from .process import Processes
 
-        session = await self.engine.create_session(env=env, owner=owner)
+        # Not paused when idle (which would end its background processes): an E2B sandbox runs until its timeout.
+        session = await self.engine.create_session(env=env, owner=owner,
+                                                   idle_timeout=self.engine.config.session_max_lifetime)
         now = time.time()
         sandbox = E2BSandbox(id=session.id, session=session, owner=owner, template=template,
                              access_token=secrets.token_hex(16), metadata=metadata, started_at=now, end_at=now,
