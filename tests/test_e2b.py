@@ -6,6 +6,7 @@ server by the environment a user would set (``E2B_API_URL``, ``E2B_SANDBOX_URL``
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -372,3 +373,41 @@ def test_the_javascript_sdk(server: str) -> None:
     done = subprocess.run(["node", "--test"], cwd=JS_DIR, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "# pass 1" in done.stdout and "# fail 0" in done.stdout
+
+
+def test_the_async_sdk(server: str) -> None:
+    from e2b_code_interpreter import AsyncSandbox
+
+    async def flow() -> None:
+        sandbox = await AsyncSandbox.create()
+        try:
+            printed: list[Any] = []
+            execution = await sandbox.run_code("print('async')\n3 * 3", on_stdout=printed.append)
+            assert execution.text == "9" and [m.line for m in printed] == ["async\n"]
+            await sandbox.files.write("/home/user/async.txt", "from asyncio")
+            assert await sandbox.files.read("/home/user/async.txt") == "from asyncio"
+            assert (await sandbox.commands.run("cat async.txt")).stdout == "from asyncio"
+        finally:
+            await sandbox.kill()
+        assert not await sandbox.is_running()
+
+    asyncio.run(flow())
+
+
+def test_degraded_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without namespaces (Landlock): no /home/user alias in the sandbox, but the SDK's own calls work."""
+    with e2b_server("--isolation", "landlock", "--preload", "") as url:
+        monkeypatch.setenv("E2B_API_URL", url)
+        monkeypatch.setenv("E2B_SANDBOX_URL", url)
+        monkeypatch.setenv("E2B_API_KEY", KEY)
+        sandbox = Sandbox.create()
+        try:
+            assert sandbox.run_code("6 * 7").text == "42"
+            sandbox.files.write("/home/user/d/degraded.txt", "landlock")
+            assert sandbox.files.read("d/degraded.txt") == "landlock"
+            assert [e.name for e in sandbox.files.list("/home/user/d")] == ["degraded.txt"]
+            assert sandbox.commands.run("cat d/degraded.txt").stdout == "landlock"
+            with pytest.raises(CommandExitException):
+                sandbox.commands.run("echo x > /usr/evil")
+        finally:
+            sandbox.kill()

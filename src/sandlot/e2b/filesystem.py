@@ -1,89 +1,64 @@
 """E2B's file-system calls (stat, list, make_dir, remove, move), run inside the sandbox.
 
-Each call is one short Python program run as a shell command in the sandbox's session: it sees exactly the file
-system the sandbox's code sees, with its permissions, so no host code walks a tree that hostile code controls.
-Paths under ``/home/user`` are passed relative to the workspace (the command's cwd), so the same holds in degraded
-mode where ``/workspace`` is not a path of the sandbox's view; the answers name them under ``/home/user`` again.
-The program reads its request from its arguments and prints one JSON line; it imports only the standard library.
+Each call is one short shell command in the sandbox's session (coreutils and GNU find from the host's read-only
+``/usr``): it sees exactly the file system the sandbox's code sees, with its permissions, so no host code walks a
+tree that hostile code controls, and it works in degraded mode too (where the sandbox may execute nothing but
+``/usr``). Paths under ``/home/user`` are passed relative to the workspace (the command's cwd), since in degraded
+mode ``/workspace`` is not a path of the sandbox's view; the answers name them under ``/home/user`` again.
+
+``find -printf`` reports each entry as eight NUL-terminated fields (NUL is the one byte no file name holds).
 """
 
 from __future__ import annotations
 
-import json
 import posixpath
 import shlex
-import sys
+import stat
 from typing import Any
 
 from .._errors import InvalidRequestError, NotFoundError, SandlotError
 from ..engine import Session
 from .paths import HOME, e2b_path, workspace_relative
 
-PROGRAM = r"""
-import json, os, shutil, stat, sys
-op, req = sys.argv[1], json.loads(sys.argv[2])
-def entry(path, shown):
-    st = os.lstat(path)
-    link = os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
-    if link is not None:
-        try:
-            st = os.stat(path)
-        except OSError:
-            pass
-    kind = "dir" if stat.S_ISDIR(st.st_mode) else "file"
-    return {"name": os.path.basename(shown.rstrip("/")) or shown, "type": kind, "path": shown, "size": st.st_size,
-            "mode": stat.S_IMODE(st.st_mode), "permissions": stat.filemode(st.st_mode), "uid": st.st_uid,
-            "gid": st.st_gid, "mtime": st.st_mtime, "symlink_target": link}
-def walk(path, shown, depth, out):
-    for name in sorted(os.listdir(path)):
-        if path == "." and name == ".sandlot":
-            continue
-        child, child_shown = os.path.join(path, name), shown.rstrip("/") + "/" + name
-        out.append(entry(child, child_shown))
-        if depth > 1 and os.path.isdir(child) and not os.path.islink(child):
-            walk(child, child_shown, depth - 1, out)
-try:
-    if op == "stat":
-        out = entry(req["path"], req["shown"])
-    elif op == "list":
-        if not os.path.isdir(req["path"]):
-            raise NotADirectoryError(20, "not a directory", req["shown"])
-        out = []
-        walk(req["path"], req["shown"], max(1, req["depth"]), out)
-    elif op == "mkdir":
-        if os.path.isdir(req["path"]):
-            out = {"exists": True}
-        else:
-            os.makedirs(req["path"])
-            out = entry(req["path"], req["shown"])
-    elif op == "remove":
-        if os.path.isdir(req["path"]) and not os.path.islink(req["path"]):
-            shutil.rmtree(req["path"])
-        else:
-            os.unlink(req["path"])
-        out = {}
-    elif op == "move":
-        os.makedirs(os.path.dirname(os.path.abspath(req["to"])), exist_ok=True)
-        os.rename(req["path"], req["to"])
-        out = entry(req["to"], req["to_shown"])
-    print(json.dumps({"ok": out}))
-except FileNotFoundError as exc:
-    print(json.dumps({"missing": str(exc)}))
-except OSError as exc:
-    print(json.dumps({"error": f"{type(exc).__name__}: {exc.strerror or exc}"}))
-"""
+FIELDS = "%Y\\0%s\\0%m\\0%U\\0%G\\0%T@\\0%l\\0%P\\0"
+"""Type (of the target, for a symlink), size, octal mode, uid, gid, mtime, symlink target, path below the start."""
+MISSING = 44
+NOT_A_DIRECTORY = 45
+STATE_DIRECTORY = ".sandlot"
 
 
-def _locate(path: str) -> tuple[str, str]:
-    """The path as the command in the sandbox names it, and as E2B's answer shows it."""
+def _locate(path: str) -> tuple[str, str, bool]:
+    """The path as the command names it, as E2B's answer shows it, and whether it is the workspace's top."""
     if not path:
         raise InvalidRequestError("a path is required")
     absolute = posixpath.normpath(path if path.startswith("/") else posixpath.join(HOME, path))
     try:
         relative = workspace_relative(absolute)
     except SandlotError:
-        return absolute, absolute  # elsewhere in the sandbox: its own view decides
-    return relative or ".", e2b_path(relative)
+        return absolute, absolute, False  # elsewhere in the sandbox: its own view decides
+    # "./" keeps a name that starts with "-" from reading as an option.
+    return "./" + relative if relative else ".", e2b_path(relative), not relative
+
+
+def _exists(where: str) -> str:
+    return f"{{ [ -e {where} ] || [ -L {where} ] || exit {MISSING}; }}"
+
+
+def _find(where: str, depth: str) -> str:
+    return f"find -H {where} {depth} -printf {shlex.quote(FIELDS)}"
+
+
+def _entries(stdout: str, shown: str) -> list[dict[str, Any]]:
+    fields = stdout.split("\0")
+    found = []
+    for i in range(0, len(fields) - 7, 8):
+        kind, size, mode, uid, gid, mtime, link, below = fields[i:i + 8]
+        path = posixpath.join(shown, below) if below else shown
+        permissions = stat.filemode((stat.S_IFDIR if kind == "d" else stat.S_IFREG) | int(mode, 8))
+        found.append({"name": posixpath.basename(path) or path, "type": "dir" if kind == "d" else "file", "path": path,
+                      "size": int(size), "mode": int(mode, 8), "permissions": permissions, "uid": uid, "gid": gid,
+                      "mtime": float(mtime), "symlink_target": link or None, "below": below})
+    return found
 
 
 class FileSystem:
@@ -92,41 +67,51 @@ class FileSystem:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    async def _call(self, op: str, request: dict[str, Any]) -> Any:
-        line = shlex.join([sys.executable, "-I", "-S", "-c", PROGRAM, op, json.dumps(request)])
+    async def _run(self, line: str, path: str) -> str:
         result = await self.session.run_command(line)
-        try:
-            answer = json.loads(result.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            raise SandlotError(f"the file-system call failed in the sandbox: {result.stderr.strip()[-500:]}") from None
-        if "missing" in answer:
-            raise NotFoundError(f"no such file or directory: {request.get('shown', request.get('path'))}")
-        if "error" in answer:
-            raise InvalidRequestError(answer["error"])
-        return answer["ok"]
+        if result.exit_code == MISSING:
+            raise NotFoundError(f"no such file or directory: {path}")
+        if result.exit_code == NOT_A_DIRECTORY:
+            raise InvalidRequestError(f"{path} is not a directory")
+        if result.exit_code != 0:
+            raise InvalidRequestError(f"{path}: {(result.stderr or result.error or result.status).strip()[-500:]}")
+        return result.stdout
 
     async def stat(self, path: str) -> dict[str, Any]:
-        where, shown = _locate(path)
-        entry: dict[str, Any] = await self._call("stat", {"path": where, "shown": shown})
-        return entry
+        where, shown, _top = _locate(path)
+        quoted = shlex.quote(where)
+        out = await self._run(f"{_exists(quoted)} && {_find(quoted, '-maxdepth 0')}", path)
+        return _entries(out, shown)[0]
 
     async def list(self, path: str, depth: int) -> list[dict[str, Any]]:
-        where, shown = _locate(path)
-        entries: list[dict[str, Any]] = await self._call("list", {"path": where, "shown": shown, "depth": depth})
-        return entries
+        where, shown, top = _locate(path)
+        quoted = shlex.quote(where)
+        line = (f"{_exists(quoted)} && {{ [ -d {quoted} ] || exit {NOT_A_DIRECTORY}; }} && "
+                f"{_find(quoted, f'-mindepth 1 -maxdepth {max(1, depth)}')}")
+        entries = _entries(await self._run(line, path), shown)
+        if top:  # the session's saved state lives there: not the user's file
+            entries = [e for e in entries if e["below"] != STATE_DIRECTORY and not e["below"].startswith(STATE_DIRECTORY + "/")]
+        return sorted(entries, key=lambda e: e["path"])
 
     async def make_dir(self, path: str) -> dict[str, Any] | None:
         """The new directory's entry, or None when it was there already."""
-        where, shown = _locate(path)
-        entry: dict[str, Any] = await self._call("mkdir", {"path": where, "shown": shown})
-        return None if entry.get("exists") else entry
+        where, shown, _top = _locate(path)
+        quoted = shlex.quote(where)
+        out = await self._run(f"if [ -d {quoted} ]; then echo exists; else mkdir -p -- {quoted} && "
+                              f"{_find(quoted, '-maxdepth 0')}; fi", path)
+        return None if out.strip() == "exists" else _entries(out, shown)[0]
 
     async def remove(self, path: str) -> None:
-        where, shown = _locate(path)
-        await self._call("remove", {"path": where, "shown": shown})
+        where, _shown, top = _locate(path)
+        if top:
+            raise InvalidRequestError("the workspace itself cannot be removed")
+        quoted = shlex.quote(where)
+        await self._run(f"{_exists(quoted)} && rm -rf -- {quoted}", path)
 
     async def move(self, source: str, destination: str) -> dict[str, Any]:
-        where, shown = _locate(source)
-        to, to_shown = _locate(destination)
-        entry: dict[str, Any] = await self._call("move", {"path": where, "shown": shown, "to": to, "to_shown": to_shown})
-        return entry
+        where, _shown, _top = _locate(source)
+        to, to_shown, _ = _locate(destination)
+        quoted, quoted_to = shlex.quote(where), shlex.quote(to)
+        out = await self._run(f"{_exists(quoted)} && mkdir -p -- \"$(dirname -- {quoted_to})\" && "
+                              f"mv -T -- {quoted} {quoted_to} && {_find(quoted_to, '-maxdepth 0')}", source)
+        return _entries(out, to_shown)[0]
