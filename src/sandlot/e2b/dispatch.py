@@ -16,9 +16,8 @@ calls are size-capped, drained at shutdown, logged and counted like the rest.
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
+from fastapi import FastAPI
+from starlette.responses import PlainTextResponse
 from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,14 +27,12 @@ from . import connect, control, envd, interpreter
 from .errors import error_response
 from .sandboxes import Sandboxes
 
-log = logging.getLogger("sandlot.e2b")
-
 ENVD_PORT = "49983"
 INTERPRETER_PORT = "49999"
 CONTROL_PREFIXES = ("/sandboxes", "/v2/sandboxes", "/templates", "/v2/templates", "/volumes", "/snapshots")
 
 
-def install(app: Any, state: ServerState) -> None:
+def install(app: FastAPI, state: ServerState) -> None:
     """Put the E2B face on the server's app (``sandlot serve --e2b``)."""
     registry = Sandboxes(state.engine)
     state.extras["e2b"] = registry
@@ -132,7 +129,6 @@ class E2BDispatch:
             await error_response(exc)(scope, receive, send)
 
 
-def _gone(sandbox_id: str, message: str | None = None) -> Any:
-    from starlette.responses import PlainTextResponse
-
+def _gone(sandbox_id: str, message: str | None = None) -> PlainTextResponse:
+    """E2B's proxy answer for a sandbox (or port) that is not there: 502, which the SDKs read as "not running"."""
     return PlainTextResponse(message or f"The sandbox {sandbox_id} was not found", status_code=502)

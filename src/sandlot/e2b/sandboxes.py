@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .._errors import NotFoundError, SandlotError
+from .process import Processes
 
 if TYPE_CHECKING:
     from ..engine import Engine, Session
-    from .process import Processes
 
 log = logging.getLogger("sandlot.e2b")
 
@@ -77,8 +77,6 @@ class Sandboxes:
 
     async def create(self, *, owner: str, template: str, timeout: float | None, metadata: dict[str, str],
                      env: dict[str, str]) -> E2BSandbox:
-        from .process import Processes
-
         # Not paused when idle (which would end its background processes): an E2B sandbox runs until its timeout.
         session = await self.engine.create_session(env=env, owner=owner,
                                                    idle_timeout=self.engine.config.session_max_lifetime)
