@@ -411,3 +411,12 @@ def test_degraded_mode(monkeypatch: pytest.MonkeyPatch) -> None:
                 sandbox.commands.run("echo x > /usr/evil")
         finally:
             sandbox.kill()
+
+
+def test_without_the_extra_e2b_is_a_setup_error() -> None:
+    code = ("import sys; sys.modules['connectrpc'] = None  # as if the e2b extra were not installed\n"
+            "from sandlot import SetupError\nfrom sandlot.server.app import create_app\n"
+            "from sandlot.server.config import ServerConfig\n"
+            "try:\n    create_app(ServerConfig(e2b=True))\nexcept SetupError as exc:\n    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "pip install 'sandlot[e2b]'" in out
