@@ -29,6 +29,7 @@ from e2b_code_interpreter import Sandbox  # noqa: E402
 
 KEY = "e2b_" + "5a" * 20  # sandlot's key, in the form E2B's SDK checks (e2b_ + hex)
 OTHER_KEY = "e2b_" + "c3" * 20
+PLAIN_KEY = "sandlot-plain-key-0123"  # not E2B's form: the tested SDK versions send it as it is
 
 
 def free_port() -> int:
@@ -42,7 +43,7 @@ def free_port() -> int:
 def e2b_server(*extra: str) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SANDLOT_API_KEYS": f"{KEY},{OTHER_KEY}", "SANDLOT_POOL_SIZE": "2", "SANDLOT_LOG_LEVEL": "warning"}
+    env = {**os.environ, "SANDLOT_API_KEYS": f"{KEY},{OTHER_KEY},{PLAIN_KEY}", "SANDLOT_POOL_SIZE": "2", "SANDLOT_LOG_LEVEL": "warning"}
     process = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--e2b", "--port", str(port), *extra],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -307,6 +308,14 @@ def test_a_sandbox_dies_at_its_timeout(server: str) -> None:
     while sandbox.is_running():
         assert time.monotonic() < deadline
         time.sleep(0.2)
+
+
+def test_a_key_of_any_form_works(server: str) -> None:
+    sandbox = Sandbox.create(api_key=PLAIN_KEY)
+    try:
+        assert sandbox.run_code("'plain'").text == "'plain'"
+    finally:
+        sandbox.kill()
 
 
 def test_keys_and_tokens_are_checked(server: str, sbx: Sandbox) -> None:
