@@ -10,8 +10,9 @@
     envd            the daemon's plain HTTP routes (port 49983): ``/health``, ``/files``
     connect         the daemon's Connect services, from the protocol stubs the ``e2b`` package ships
     process         E2B processes as sandlot shell commands
-    filesystem      E2B file-system calls, run inside the sandbox
+    filesystem      E2B file-system calls, as shell commands inside the sandbox
     paths           E2B paths (``/home/user``) and the workspace
+    errors          E2B's error body, and 501 for what sandlot does not do
 
 Everything here is imported only when ``--e2b`` is on; it needs the ``e2b`` extra (``pip install 'sandlot[e2b]'``).
 """
