@@ -18,14 +18,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import e2b
 import httpx
 import pytest
-
-e2b = pytest.importorskip("e2b")
-e2b_code_interpreter = pytest.importorskip("e2b_code_interpreter")
-
-from e2b import CommandExitException, TimeoutException  # noqa: E402
-from e2b_code_interpreter import Sandbox  # noqa: E402
+from e2b import CommandExitException, TimeoutException
+from e2b_code_interpreter import Sandbox
 
 KEY = "e2b_" + "5a" * 20  # sandlot's key, in the form E2B's SDK checks (e2b_ + hex)
 OTHER_KEY = "e2b_" + "c3" * 20
@@ -43,7 +40,8 @@ def free_port() -> int:
 def e2b_server(*extra: str) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SANDLOT_API_KEYS": f"{KEY},{OTHER_KEY},{PLAIN_KEY}", "SANDLOT_POOL_SIZE": "2", "SANDLOT_LOG_LEVEL": "warning"}
+    env = {**os.environ, "SANDLOT_API_KEYS": f"{KEY},{OTHER_KEY},{PLAIN_KEY}", "SANDLOT_POOL_SIZE": "2",
+           "SANDLOT_LOG_LEVEL": "warning"}
     process = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--e2b", "--port", str(port), *extra],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
