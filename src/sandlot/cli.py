@@ -97,6 +97,8 @@ def _engine_overrides(options: dict[str, Any]) -> dict[str, Any]:
       help="How the model asks to run code.  [default: auto]")
 @click.option("--ui/--no-ui", "ui", default=None, envvar="SANDLOT_UI", show_envvar=True,
               help="Serve the browser playground at / and /ui/.  [default: on]")
+@click.option("--e2b/--no-e2b", "e2b", default=None, envvar="SANDLOT_E2B", show_envvar=True,
+              help="Also speak E2B's API so the E2B SDKs work unchanged (docs/e2b.md; the `e2b` extra).  [default: off]")
 def serve(config_file: str | None, **options: Any) -> None:
     """Start the HTTP server (API.md) with safe defaults on 127.0.0.1."""
     from .server import load_config
@@ -108,7 +110,7 @@ def serve(config_file: str | None, **options: Any) -> None:
         "insecure_no_auth_on_public_interface": options["insecure"],
         "max_sessions_per_key": options["max_sessions_per_key"], "max_runs_per_key": options["max_runs_per_key"],
         "shutdown_grace": options["shutdown_grace"], "log_level": options["log_level"], "tools": options["tools"],
-        "ui": options["ui"], **_engine_overrides(options),
+        "ui": options["ui"], "e2b": options["e2b"], **_engine_overrides(options),
     }
     if options["model_url"]:
         overrides["models"] = ({

@@ -15,6 +15,7 @@ from . import _libc
 from ._libc import MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT
 
 WORKSPACE = "/workspace"
+HOME_ALIAS = "/home/user"
 DEVICES = ("null", "zero", "full", "random", "urandom")
 # Debian's merged /usr: these are symlinks into /usr on the host; recreate them.
 USR_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
@@ -55,6 +56,11 @@ def build_and_enter(
     os.makedirs(root + WORKSPACE, exist_ok=True)
     _libc.mount(workspace, root + WORKSPACE, None, MS_BIND)
     _libc.mount(None, root + WORKSPACE, None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV)
+    # E2B's SDKs work in /home/user (docs/e2b.md): an alias of the workspace, a symlink in the root that the
+    # final read-only remount freezes; nothing new is reachable through it.
+    os.makedirs(root + "/home", mode=0o755, exist_ok=True)  # a read-only bind may have made it (a venv in /home)
+    if not os.path.lexists(root + HOME_ALIAS):
+        os.symlink(WORKSPACE, root + HOME_ALIAS)
 
     os.makedirs(root + "/proc", exist_ok=True)
     _libc.mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)

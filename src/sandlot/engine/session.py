@@ -209,14 +209,15 @@ class Session:
             return command.result()
 
     async def start_command(self, cmd: str, *, cwd: str | None = None, env: dict[str, str] | None = None,
-                            timeout: float | None = None) -> Command:
+                            timeout: float | None = None, on_event: EventCallback | None = None) -> Command:
         """Start ``/bin/sh -c cmd`` in the background; its stdin stays open. Without ``timeout`` it runs
-        until it ends, is killed, or the session's interpreter ends (pause, idle pause, delete)."""
+        until it ends, is killed, or the session's interpreter ends (pause, idle pause, delete). ``on_event``
+        hears its output as it comes (the E2B face streams it)."""
         check_command(cmd)
         if timeout is not None:
             self.limits.override(self._engine.config.max_limits, timeout=timeout)  # refused as a cell's would be
         async with self._lock:
-            command, sandbox, where = await self._new_command(cmd, cwd, background=True, on_event=None)
+            command, sandbox, where = await self._new_command(cmd, cwd, background=True, on_event=on_event)
             await sandbox.commands.start(command, cwd=where, env={**self._env, **(env or {})}, stdin=None)
         if timeout is not None:
             timer = asyncio.get_running_loop().create_task(self._kill_at(command, timeout))

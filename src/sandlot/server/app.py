@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from .. import __version__, tracing
-from .._errors import SandlotError
+from .._errors import SandlotError, SetupError
 from ..agent.service import AgentService
 from ..engine import Engine
 from ..mcp import http_endpoint as mcp_http_endpoint
@@ -78,6 +78,12 @@ def create_app(config: ServerConfig | None = None, tools: ToolRegistry | None = 
     if config.ui:
         app.include_router(routes_ui.router)  # the browser playground: static files, no API of its own
     mcp_endpoint.mount(app)
+    if config.e2b:  # imported only when on: `import sandlot` stays free of the E2B face and its dependencies
+        try:
+            from ..e2b import install as install_e2b
+        except ImportError as exc:
+            raise SetupError(f"--e2b needs the e2b extra: pip install 'sandlot[e2b]' ({exc})") from None
+        install_e2b(app, state)  # inside the guards below: E2B calls are size-capped, drained, logged and counted
     app.add_middleware(DrainGuard, drain=state.drain)  # inside RequestGuard: what it answers is logged and counted
     app.add_middleware(RequestGuard, max_body=config.max_request_bytes, metrics=metrics,
                        read_timeout=config.request_read_timeout)

@@ -53,6 +53,8 @@ class ServerConfig(BaseModel):
                                                 "or a list of functions (docs/tools.md).")
     agent: AgentSettings = AgentSettings()
     ui: bool = Field(True, description="Serve the browser playground at / and /ui/ (docs/ui.md).")
+    e2b: bool = Field(False, description="Also speak E2B's API, so the unmodified E2B SDKs work (docs/e2b.md); "
+                                         "needs the `e2b` extra.")
 
     def all_api_keys(self) -> tuple[str, ...]:
         keys = list(self.api_keys)

@@ -1,0 +1,91 @@
+"""The daemon's plain HTTP routes (E2B port 49983): ``GET /health`` and files over ``GET/POST /files``.
+
+Files are read and written by the host through the session's ``Workspace`` (paths resolved component by component
+without following symlinks, sizes capped), so only paths under ``/home/user`` (the workspace) are served here.
+Uploads come as ``multipart/form-data`` (one or more files; a part's file name is its path when no ``path`` is
+given) or as ``application/octet-stream`` (one file, ``path`` in the query), as E2B's SDKs send them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .._errors import InvalidRequestError, TooLargeError
+from .paths import e2b_path, workspace_relative
+from .sandboxes import E2BSandbox
+
+
+def _sandbox(request: Request) -> E2BSandbox:
+    sandbox: E2BSandbox = request.scope["e2b.sandbox"]
+    return sandbox
+
+
+def _max_file_bytes(sandbox: E2BSandbox) -> int:
+    return int(sandbox.session.limits.workspace_size)
+
+
+async def health(request: Request) -> Response:
+    return Response(status_code=204)  # the dispatcher answered 502 already for a sandbox that is gone
+
+
+async def read_file(request: Request) -> Response:
+    sandbox = _sandbox(request)
+    relative = workspace_relative(request.query_params.get("path", ""))
+    workspace = await sandbox.session.open_workspace()
+    data = workspace.read(relative, _max_file_bytes(sandbox))
+    return Response(data, media_type="application/octet-stream")
+
+
+async def write_file(request: Request) -> Response:
+    sandbox = _sandbox(request)
+    path = request.query_params.get("path")
+    content_type = request.headers.get("content-type", "")
+    uploads: list[tuple[str, bytes]] = []
+    if content_type.startswith("multipart/form-data"):
+        async with request.form(max_files=1000, max_fields=1000, max_part_size=_max_file_bytes(sandbox)) as form:
+            for _name, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    target = path if path and len(form) == 1 else (value.filename or path)
+                    if not target:
+                        raise InvalidRequestError("a file part needs a file name or a path")
+                    uploads.append((target, await value.read()))
+    else:
+        if not path:
+            raise InvalidRequestError("'path' is required for an octet-stream upload")
+        data = await request.body()
+        if request.headers.get("content-encoding", "").lower() == "gzip":
+            data = _gunzip(data, _max_file_bytes(sandbox))
+        uploads.append((path, data))
+    workspace = await sandbox.session.open_workspace()
+    written = []
+    for target, data in uploads:
+        relative = workspace_relative(target)
+        if not relative:
+            raise InvalidRequestError(f"{target!r} is the workspace itself, not a file")
+        workspace.write(relative, data)
+        written.append({"name": relative.rsplit("/", 1)[-1], "type": "file", "path": e2b_path(relative)})
+    return JSONResponse(written)
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise InvalidRequestError(f"the gzip body is not valid: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise TooLargeError(f"the file is over the limit of {limit} bytes")
+    return out
+
+
+routes = [
+    Route("/health", health, methods=["GET"]),
+    Route("/files", read_file, methods=["GET"]),
+    Route("/files", write_file, methods=["POST"]),
+]

@@ -1,0 +1,429 @@
+"""E2B's own SDKs, unmodified, against a real ``sandlot serve --e2b`` on a loopback port (docs/e2b.md).
+
+The SDKs are the pinned ``e2b`` and ``e2b-code-interpreter`` from PyPI (the ``test`` extra); they are pointed at the
+server by the environment a user would set (``E2B_API_URL``, ``E2B_SANDBOX_URL``, ``E2B_API_KEY``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import e2b
+import httpx
+import pytest
+from e2b import CommandExitException, TimeoutException
+from e2b_code_interpreter import Sandbox
+
+KEY = "e2b_" + "5a" * 20  # sandlot's key, in the form E2B's SDK checks (e2b_ + hex)
+OTHER_KEY = "e2b_" + "c3" * 20
+PLAIN_KEY = "sandlot-plain-key-0123"  # not E2B's form: the tested SDK versions send it as it is
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def e2b_server(*extra: str) -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "SANDLOT_API_KEYS": f"{KEY},{OTHER_KEY},{PLAIN_KEY}", "SANDLOT_POOL_SIZE": "2",
+           "SANDLOT_LOG_LEVEL": "warning"}
+    process = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--e2b", "--port", str(port), *extra],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(url + "/readyz", timeout=5).status_code == 200:
+                    break
+            if process.poll() is not None:
+                raise AssertionError(f"the server did not start: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the server did not start in time"
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        assert process.wait(60) == 0
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    with e2b_server() as url, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("E2B_API_URL", url)
+        patch.setenv("E2B_SANDBOX_URL", url)
+        patch.setenv("E2B_API_KEY", KEY)
+        patch.delenv("E2B_DEBUG", raising=False)
+        yield url
+
+
+@pytest.fixture(scope="module")
+def sbx(server: str) -> Iterator[Sandbox]:
+    sandbox = Sandbox.create()
+    try:
+        yield sandbox
+    finally:
+        sandbox.kill()
+
+
+# ---- the code interpreter -------------------------------------------------------------
+
+def test_run_code_streams_stdout_and_results_to_callbacks(sbx: Sandbox) -> None:
+    printed: list[Any] = []
+    results: list[Any] = []
+    execution = sbx.run_code("print('hello from e2b')\n6 * 7", on_stdout=printed.append, on_result=results.append)
+    assert execution.error is None
+    assert execution.logs.stdout == ["hello from e2b\n"]
+    assert [m.line for m in printed] == ["hello from e2b\n"] and not printed[0].error
+    assert abs(printed[0].timestamp / 1e9 - time.time()) < 60  # nanoseconds since the epoch, as the SDK documents
+    assert execution.text == "42" and execution.results[0].is_main_result
+    assert [r.text for r in results] == ["42"]
+    assert execution.execution_count is not None and execution.execution_count >= 1
+
+
+def test_state_carries_across_calls(sbx: Sandbox) -> None:
+    sbx.run_code("counter = 10")
+    sbx.run_code("counter += 5")
+    assert sbx.run_code("counter").text == "15"
+
+
+def test_an_exception_is_execution_error(sbx: Sandbox) -> None:
+    stderr: list[Any] = []
+    execution = sbx.run_code("import sys\nprint('oops', file=sys.stderr)\n{}['missing']", on_stderr=stderr.append)
+    assert execution.error is not None
+    assert execution.error.name == "KeyError" and execution.error.value == "'missing'"
+    assert "KeyError" in execution.error.traceback
+    assert execution.logs.stderr == ["oops\n"] and stderr[0].error
+
+
+def test_a_matplotlib_figure_is_result_png(sbx: Sandbox) -> None:
+    execution = sbx.run_code("import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [1, 4, 9])\nplt.show()")
+    assert execution.error is None
+    pngs = [r.png for r in execution.results if r.png]
+    assert len(pngs) == 1 and base64.b64decode(pngs[0]).startswith(b"\x89PNG\r\n\x1a\n")
+    assert not execution.results[0].is_main_result  # a display, not the cell's value
+
+
+def test_a_dataframe_is_result_html(sbx: Sandbox) -> None:
+    execution = sbx.run_code("import pandas as pd\npd.DataFrame({'a': [1, 2], 'b': ['x', 'y']})")
+    assert execution.error is None
+    result = execution.results[0]
+    assert result.is_main_result and result.html is not None and "<table" in result.html and result.text is not None
+    assert "html" in list(result.formats())
+
+
+def test_contexts_have_their_own_names(sbx: Sandbox) -> None:
+    context = sbx.create_code_context()
+    try:
+        sbx.run_code("only_here = 'context'", context=context)
+        assert sbx.run_code("only_here", context=context).text == "'context'"
+        assert sbx.run_code("only_here").error.name == "NameError"  # type: ignore[union-attr]
+        assert context.id in [c.id for c in sbx.list_code_contexts()]
+        sbx.restart_code_context(context)
+        assert sbx.run_code("only_here", context=context).error.name == "NameError"  # type: ignore[union-attr]
+    finally:
+        sbx.remove_code_context(context)
+    assert context.id not in [c.id for c in sbx.list_code_contexts()]
+
+
+def test_a_run_code_timeout_interrupts_the_cell_and_the_sandbox_goes_on(sbx: Sandbox) -> None:
+    with pytest.raises(TimeoutException):
+        sbx.run_code("import time\nwhile True: time.sleep(0.05)", timeout=1)
+    deadline = time.monotonic() + 30
+    while True:  # the interrupt reaches the cell; the next cell runs once it has ended
+        execution = sbx.run_code("'still here'", timeout=30)
+        if execution.text == "'still here'":
+            break
+        assert time.monotonic() < deadline
+
+
+def test_the_execute_stream_is_e2b_ndjson(server: str, sbx: Sandbox) -> None:
+    headers = {"E2b-Sandbox-Id": sbx.sandbox_id, "E2b-Sandbox-Port": "49999", "X-Access-Token": sbx._envd_access_token}
+    with httpx.stream("POST", server + "/execute", json={"code": "print('a')\ndisplay(1)\n2"}, headers=headers,
+                      timeout=60) as response:
+        assert response.status_code == 200 and response.headers["content-type"] == "application/x-ndjson"
+        events = [json.loads(line) for line in response.iter_lines() if line]
+    kinds = [e["type"] for e in events if e["type"] != "keepalive"]
+    assert kinds == ["stdout", "result", "result", "number_of_executions", "end_of_execution"]
+    assert events[1] == {"type": "result", "is_main_result": False, "text": "1"}
+    assert events[2] == {"type": "result", "is_main_result": True, "text": "2"}
+
+
+# ---- files ---------------------------------------------------------------------------
+
+def test_files_write_read_list_remove(sbx: Sandbox) -> None:
+    info = sbx.files.write("/home/user/notes/hello.txt", "hi there")
+    assert info.path == "/home/user/notes/hello.txt"
+    assert sbx.files.read("/home/user/notes/hello.txt") == "hi there"
+    assert sbx.files.read("notes/hello.txt", format="bytes") == b"hi there"  # relative to /home/user
+    assert sbx.run_code("open('/home/user/notes/hello.txt').read()").text == "'hi there'"
+    entries = {e.name: e for e in sbx.files.list("/home/user/notes")}
+    assert entries["hello.txt"].size == 8 and entries["hello.txt"].type is not None
+    assert sbx.files.exists("/home/user/notes/hello.txt")
+    assert sbx.files.get_info("/home/user/notes").type.value == "dir"  # type: ignore[union-attr]
+    sbx.files.rename("/home/user/notes/hello.txt", "/home/user/notes/moved.txt")
+    assert sbx.files.read("/home/user/notes/moved.txt") == "hi there"
+    sbx.files.remove("/home/user/notes/moved.txt")
+    assert not sbx.files.exists("/home/user/notes/moved.txt")
+    assert sbx.files.make_dir("/home/user/made") and not sbx.files.make_dir("/home/user/made")
+    sbx.files.remove("/home/user/made")
+
+
+def test_binary_files_and_multi_file_writes(sbx: Sandbox) -> None:
+    blob = bytes(range(256)) * 64
+    sbx.files.write_files([{"path": "/home/user/a.bin", "data": blob}, {"path": "/home/user/b.txt", "data": "b"}])
+    assert sbx.files.read("/home/user/a.bin", format="bytes") == blob
+    assert sbx.run_code("len(open('b.txt').read())").text == "1"
+    sbx.files.write("/home/user/zipped.txt", "squeezed " * 1000, gzip=True)  # an octet-stream upload, gzip-encoded
+    assert sbx.files.read("zipped.txt") == "squeezed " * 1000
+
+
+def test_files_outside_the_workspace_are_refused(sbx: Sandbox) -> None:
+    with pytest.raises(e2b.InvalidArgumentException):
+        sbx.files.write("/etc/evil", "x")
+    with pytest.raises(e2b.InvalidArgumentException):
+        sbx.files.read("/home/user/../../etc/passwd")
+    # A symlink the sandbox made is never followed by the host, which reads and writes the workspace itself.
+    sbx.commands.run("ln -sf /etc/shadow /home/user/shadow-link && ln -sfn / /home/user/root-link")
+    for path in ("/home/user/shadow-link", "/home/user/root-link/etc/passwd"):
+        with pytest.raises((e2b.InvalidArgumentException, e2b.NotFoundException)):
+            sbx.files.read(path)
+    with pytest.raises((e2b.InvalidArgumentException, e2b.NotFoundException)):
+        sbx.files.write("/home/user/root-link/tmp/planted", "x")
+
+
+# ---- commands ------------------------------------------------------------------------
+
+def test_commands_run_with_exit_codes(sbx: Sandbox) -> None:
+    sbx.files.write("/home/user/listed.txt", "x")
+    result = sbx.commands.run("echo hi && ls")
+    assert result.exit_code == 0 and result.stdout.startswith("hi\n") and "listed.txt" in result.stdout
+    with pytest.raises(CommandExitException) as failed:
+        sbx.commands.run("echo to-stderr >&2; exit 3")
+    assert failed.value.exit_code == 3 and failed.value.stderr == "to-stderr\n"
+    assert sbx.commands.run("pwd").stdout.strip() in ("/workspace", "/home/user")
+    assert sbx.commands.run("echo $GREETING", envs={"GREETING": "hey"}).stdout == "hey\n"
+    assert sbx.commands.run("pwd", cwd="/tmp").stdout == "/tmp\n"
+
+
+def test_streamed_output_and_a_background_command_with_stdin(sbx: Sandbox) -> None:
+    lines: list[str] = []
+    sbx.commands.run("for i in 1 2 3; do echo line$i; done", on_stdout=lines.append)
+    assert "".join(lines) == "line1\nline2\nline3\n"
+    handle = sbx.commands.run("read name; echo hello $name", background=True, stdin=True)
+    assert handle.pid in [p.pid for p in sbx.commands.list()]
+    sbx.commands.send_stdin(handle.pid, "sandlot\n")
+    assert handle.wait().stdout == "hello sandlot\n"
+
+
+def test_a_command_is_killed_on_its_timeout(sbx: Sandbox) -> None:
+    with pytest.raises(TimeoutException):
+        sbx.commands.run("sleep 30 && touch /home/user/should-not-exist", timeout=1)
+    deadline = time.monotonic() + 10
+    while sbx.commands.list():
+        assert time.monotonic() < deadline, "the timed-out command is still running"
+        time.sleep(0.1)
+    handle = sbx.commands.run("sleep 30", background=True)
+    assert sbx.commands.kill(handle.pid)
+    with pytest.raises(CommandExitException):
+        handle.wait()
+    assert not sbx.files.exists("/home/user/should-not-exist")
+
+
+def test_shell_hostile_cases_through_e2b(sbx: Sandbox) -> None:
+    for target in ("/usr/evil", "/etc/passwd", "/evil", "/home/evil"):
+        with pytest.raises(CommandExitException):
+            sbx.commands.run(f"echo x > {target}")
+    processes = sbx.commands.run("ls /proc | grep -E '^[0-9]+$' | wc -l").stdout
+    assert int(processes) < 10  # the sandbox's own pid namespace: a handful, not the host's
+    assert "SANDLOT_API_KEYS" not in sbx.commands.run("cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'").stdout
+    with contextlib.suppress(CommandExitException, TimeoutException):  # it ends by its timeout or the pids limit
+        sbx.commands.run(":(){ :|:& };:; sleep 3", timeout=5)
+    assert sbx.commands.run("echo alive").stdout == "alive\n"  # what it forked went with it: the sandbox goes on
+    assert sbx.run_code("'interpreter alive'").text == "'interpreter alive'"
+
+
+def test_pty_is_a_clear_not_implemented(sbx: Sandbox) -> None:
+    from e2b.sandbox.commands.command_handle import PtySize
+
+    with pytest.raises(e2b.SandboxException, match="not supported"):
+        sbx.pty.create(PtySize(rows=24, cols=80))
+
+
+# ---- the control plane ---------------------------------------------------------------
+
+def test_metadata_listing_info_timeout_and_connect(server: str) -> None:
+    first = Sandbox.create(metadata={"suite": "e2b", "n": "1"}, timeout=120)
+    second = Sandbox.create(metadata={"suite": "e2b", "n": "2"})
+    try:
+        info = first.get_info()
+        assert info.sandbox_id == first.sandbox_id and info.metadata == {"suite": "e2b", "n": "1"}
+        listed = Sandbox.list(query=e2b.SandboxQuery(metadata={"suite": "e2b"}), limit=1)
+        page = listed.next_items()
+        assert len(page) == 1 and listed.has_next
+        rest = listed.next_items()
+        assert {s.sandbox_id for s in page + rest} == {first.sandbox_id, second.sandbox_id}
+        only = Sandbox.list(query=e2b.SandboxQuery(metadata={"n": "2"})).next_items()
+        assert [s.sandbox_id for s in only] == [second.sandbox_id]
+        first.set_timeout(600)
+        assert first.get_info().end_at > info.end_at
+        again = Sandbox.connect(first.sandbox_id)
+        assert again.run_code("'connected'").text == "'connected'"
+    finally:
+        first.kill()
+        second.kill()
+
+
+def test_kill_and_is_running(server: str) -> None:
+    sandbox = Sandbox.create()
+    assert sandbox.is_running()
+    assert httpx.get(f"{server}/v1/sessions/{sandbox.sandbox_id}",
+                     headers={"Authorization": f"Bearer {KEY}"}).status_code == 200  # an E2B sandbox is a session
+    sandbox.kill()
+    assert not sandbox.is_running()
+    assert httpx.get(f"{server}/v1/sessions/{sandbox.sandbox_id}",
+                     headers={"Authorization": f"Bearer {KEY}"}).status_code == 404
+
+
+def test_a_sandbox_dies_at_its_timeout(server: str) -> None:
+    sandbox = Sandbox.create(timeout=1)
+    deadline = time.monotonic() + 15
+    while sandbox.is_running():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+def test_a_key_of_any_form_works(server: str) -> None:
+    sandbox = Sandbox.create(api_key=PLAIN_KEY)
+    try:
+        assert sandbox.run_code("'plain'").text == "'plain'"
+    finally:
+        sandbox.kill()
+
+
+def test_keys_and_tokens_are_checked(server: str, sbx: Sandbox) -> None:
+    with pytest.raises(e2b.AuthenticationException):
+        Sandbox.create(api_key="e2b_" + "00" * 20)
+    with pytest.raises(e2b.NotFoundException):
+        Sandbox.connect(sbx.sandbox_id, api_key=OTHER_KEY)  # another key's sandbox is not found
+    daemon = {"E2b-Sandbox-Id": sbx.sandbox_id, "E2b-Sandbox-Port": "49983"}
+    assert httpx.get(f"{server}/files", params={"path": "/home/user/x"}, headers=daemon).status_code == 401
+    wrong = {**daemon, "X-Access-Token": "nope"}
+    assert httpx.get(f"{server}/files", params={"path": "/home/user/x"}, headers=wrong).status_code == 401
+    interpreter = {"E2b-Sandbox-Id": sbx.sandbox_id, "E2b-Sandbox-Port": "49999"}
+    assert httpx.post(f"{server}/execute", json={"code": "1"}, headers=interpreter).status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/sandboxes/x/pause", "/templates", "/volumes"])
+def test_out_of_scope_is_501(server: str, path: str) -> None:
+    response = httpx.post(server + path, headers={"X-API-KEY": KEY}, json={})
+    assert response.status_code == 501 and "not supported" in response.json()["message"]
+
+
+def test_custom_templates_are_refused(server: str) -> None:
+    with pytest.raises(e2b.SandboxException, match="not available"):
+        Sandbox.create(template="my-custom-template")
+
+
+def test_without_e2b_the_routes_do_not_exist() -> None:
+    port = free_port()
+    env = {**os.environ, "SANDLOT_POOL_SIZE": "1", "SANDLOT_LOG_LEVEL": "warning"}
+    process = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--port", str(port)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(url + "/readyz", timeout=5).status_code == 200:
+                    break
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        assert httpx.post(url + "/v2/sandboxes", json={}).status_code == 404
+    finally:
+        process.terminate()
+        process.wait(60)
+
+
+def test_import_sandlot_stays_free_of_e2b() -> None:
+    code = ("import sandlot, sandlot.server.app, sys; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('e2b', 'connectrpc') or m.startswith('sandlot.e2b')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+JS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "e2b-js")
+
+
+def test_the_javascript_sdk(server: str) -> None:
+    """@e2b/code-interpreter from npm (tests/e2b-js, installed with `npm ci`) under node's test runner."""
+    if not os.path.isdir(os.path.join(JS_DIR, "node_modules", "@e2b", "code-interpreter")):
+        if os.environ.get("CI"):
+            pytest.fail("tests/e2b-js has no node_modules: run `npm ci --prefix tests/e2b-js`")
+        pytest.skip("tests/e2b-js has no node_modules: run `npm ci --prefix tests/e2b-js`")
+    env = {**os.environ, "E2B_API_URL": server, "E2B_SANDBOX_URL": server, "E2B_API_KEY": KEY}
+    done = subprocess.run(["node", "--test"], cwd=JS_DIR, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "# pass 1" in done.stdout and "# fail 0" in done.stdout
+
+
+def test_the_async_sdk(server: str) -> None:
+    from e2b_code_interpreter import AsyncSandbox
+
+    async def flow() -> None:
+        sandbox = await AsyncSandbox.create()
+        try:
+            printed: list[Any] = []
+            execution = await sandbox.run_code("print('async')\n3 * 3", on_stdout=printed.append)
+            assert execution.text == "9" and [m.line for m in printed] == ["async\n"]
+            await sandbox.files.write("/home/user/async.txt", "from asyncio")
+            assert await sandbox.files.read("/home/user/async.txt") == "from asyncio"
+            assert (await sandbox.commands.run("cat async.txt")).stdout == "from asyncio"
+        finally:
+            await sandbox.kill()
+        assert not await sandbox.is_running()
+
+    asyncio.run(flow())
+
+
+def test_degraded_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without namespaces (Landlock): no /home/user alias in the sandbox, but the SDK's own calls work."""
+    with e2b_server("--isolation", "landlock", "--preload", "") as url:
+        monkeypatch.setenv("E2B_API_URL", url)
+        monkeypatch.setenv("E2B_SANDBOX_URL", url)
+        monkeypatch.setenv("E2B_API_KEY", KEY)
+        sandbox = Sandbox.create()
+        try:
+            assert sandbox.run_code("6 * 7").text == "42"
+            sandbox.files.write("/home/user/d/degraded.txt", "landlock")
+            assert sandbox.files.read("d/degraded.txt") == "landlock"
+            assert [e.name for e in sandbox.files.list("/home/user/d")] == ["degraded.txt"]
+            assert sandbox.commands.run("cat d/degraded.txt").stdout == "landlock"
+            with pytest.raises(CommandExitException):
+                sandbox.commands.run("echo x > /usr/evil")
+        finally:
+            sandbox.kill()
+
+
+def test_without_the_extra_e2b_is_a_setup_error() -> None:
+    code = ("import sys; sys.modules['connectrpc'] = None  # as if the e2b extra were not installed\n"
+            "from sandlot import SetupError\nfrom sandlot.server.app import create_app\n"
+            "from sandlot.server.config import ServerConfig\n"
+            "try:\n    create_app(ServerConfig(e2b=True))\nexcept SetupError as exc:\n    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "pip install 'sandlot[e2b]'" in out
