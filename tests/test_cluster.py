@@ -20,9 +20,11 @@ from typing import Any
 import httpx
 import pytest
 
+from sandlot.cluster import ray_env  # noqa: E402
+
+ray_env.keep_on_loopback()  # before ray is imported
 ray = pytest.importorskip("ray")  # the sandlot[ray] extra; the dev extra pulls it
 
-from sandlot.testing.ray_cluster import LocalCluster, listening_beyond_loopback, local_cluster, serve_command  # noqa: E402
 from test_server import (  # noqa: E402,F401  # the contract tests, collected here against a cluster front-end
     assert_error,
     client,
@@ -43,7 +45,9 @@ from test_server import (  # noqa: E402,F401  # the contract tests, collected he
     test_user_code_failure_is_data_not_an_http_error,
 )
 
-pytestmark = pytest.mark.timeout(300)
+from sandlot.testing.ray_cluster import LocalCluster, listening_beyond_loopback, local_cluster, serve_command  # noqa: E402
+
+pytestmark = pytest.mark.timeout(240)
 FRONT_ENDS = 2
 
 
@@ -91,7 +95,7 @@ def front_ends(ray_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFacto
     finally:
         for proc, _ in procs:
             proc.terminate()
-        for proc, log in procs:
+        for proc, _ in procs:
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:

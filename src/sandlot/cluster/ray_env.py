@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 from typing import Any
 
 NAMESPACE = "sandlot"
@@ -21,6 +22,9 @@ LOOPBACK = "127.0.0.1"
 def keep_on_loopback() -> None:
     """Make this process, and the Ray processes it starts, use 127.0.0.1 as their node address."""
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:  # ray was imported first (it read the switch then): tell it now
+        constants.ENABLE_RAY_CLUSTER = False  # type: ignore[attr-defined]
 
 
 def is_loopback_address(address: str) -> bool:

@@ -115,6 +115,6 @@ def listening_beyond_loopback() -> list[str]:
         if "users:" not in line or len(parts) < 4:
             continue  # no process of ours: another pid namespace's socket
         local = parts[3]
-        if not (local.startswith("127.") or local.startswith("[::1]")):
+        if not local.startswith(("127.", "[::1]", "[::ffff:127.")):  # IPv4-mapped loopback is loopback
             found.append(line)
     return found
