@@ -197,7 +197,7 @@ class ClusterEngine:
     async def _start_engine(self, node_id: str) -> None:
         if await self._directory.recovery.remote(node_id) is not None:
             return  # this node was lost once and its sessions went elsewhere: its id does not come back
-        actor = ray.remote(NodeEngine).options(
+        actor: Any = ray.remote(NodeEngine).options(
             name=ENGINE_PREFIX + node_id, namespace=ray_env.NAMESPACE, lifetime="detached", get_if_exists=True,
             num_cpus=self.cluster.engine_cpus, max_concurrency=10_000, max_restarts=0,
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),

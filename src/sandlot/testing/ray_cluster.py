@@ -59,7 +59,7 @@ def local_cluster(nodes: int = 3, *, cpus: int = 1) -> Iterator[LocalCluster]:
     import ray
     from ray.cluster_utils import Cluster
 
-    base = {"node_ip_address": ray_env.LOOPBACK, "num_cpus": cpus, "include_dashboard": False}
+    base: dict[str, Any] = {"node_ip_address": ray_env.LOOPBACK, "num_cpus": cpus, "include_dashboard": False}
     cluster = None
     try:
         cluster = Cluster(initialize_head=True, head_node_args={**base, "resources": {"node0": 1},
@@ -81,7 +81,7 @@ def local_cluster(nodes: int = 3, *, cpus: int = 1) -> Iterator[LocalCluster]:
                 close_engines()
             ray.shutdown()
         if cluster is not None:
-            cluster.shutdown()
+            cluster.shutdown()  # type: ignore[no-untyped-call]
         os.environ.pop("RAY_TMPDIR", None)
         _remove_engine_leftovers()
         shutil.rmtree(temp_dir, ignore_errors=True)
