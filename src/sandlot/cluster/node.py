@@ -18,6 +18,7 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from .. import tracing
 from .._config import EngineConfig
 from .._errors import NotFoundError
 from ..engine import Engine, Session
@@ -45,6 +46,10 @@ class NodeEngine:
     def __init__(self, node_id: str, config: EngineConfig, data_dir: str) -> None:
         self.node_id = node_id
         self.data_dir = data_dir
+        # This actor's process is the node's engine: its spans say which node they come from.
+        extra = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+        os.environ["OTEL_RESOURCE_ATTRIBUTES"] = f"{extra},sandlot.node={node_id}" if extra else f"sandlot.node={node_id}"
+        tracing.configure()  # on only when the OTEL_* environment (inherited from the raylet) asks for traces
         self.engine = Engine(config.model_copy(update={"data_dir": node_data_dir(data_dir, node_id)}))
         self._started: asyncio.Task[None] | None = None
 

@@ -22,5 +22,6 @@ async def cluster(_: str = Depends(principal), state: ServerState = Depends(get_
     nodes = state.engine.node_figures()  # type: ignore[attr-defined]  # only mounted with ClusterEngine
     return {"front_end_node": state.engine.driver_node,  # type: ignore[attr-defined]
             "nodes": [{"id": n["id"], "healthy": n["healthy"], "lost": n["lost"], "reasons": n.get("reasons", []),
+                       "isolation": n.get("isolation"),
                        "sandboxes": n["sandboxes"], "sessions": n["sessions"], "pool_ready": n["pool_ready"],
                        "pool_target": n["pool_target"], "runs": n["runs"]} for n in nodes]}

@@ -250,6 +250,7 @@ class ClusterNode(BaseModel):
     healthy: bool = Field(description="Whether the node's engine can serve a run now.")
     lost: bool = Field(False, description="The node died; its sessions were restored on another node.")
     reasons: list[str] = Field(default_factory=list, description="Why it cannot serve a run (empty when healthy).")
+    isolation: str | None = Field(None, description="full or landlock (degraded), as the node's host gives.")
     sandboxes: int = Field(description="Sandboxes alive on the node (pool, runs, sessions).")
     sessions: int = Field(description="Sessions the node holds.")
     pool_ready: int = Field(description="Warm sandboxes waiting on the node.")
