@@ -207,11 +207,11 @@ def test_losing_a_node_moves_its_sessions_with_files_and_state(front_ends: list[
         assert body["status"] == "ok"
     time.sleep(1.0)  # each cell's state is saved just after it (snapshots every cell)
 
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    with concurrent.futures.ThreadPoolExecutor(14) as pool:
         in_flight = pool.submit(httpx.post, f"{url}/v1/sessions/{on_victim[0]}/execute",
                                 json={"code": "import time; time.sleep(30)"}, timeout=60)
         one_shots = [pool.submit(httpx.post, f"{url}/v1/execute", json={"code": "import time; time.sleep(6)"}, timeout=60)
-                     for _ in range(6)]
+                     for _ in range(12)]
         time.sleep(2.0)
         killed_at = time.monotonic()
         ray_cluster.remove(victim)

@@ -84,7 +84,7 @@ def local_cluster(nodes: int = 3, *, cpus: int = 1) -> Iterator[LocalCluster]:
             cluster.shutdown()  # type: ignore[no-untyped-call]
         os.environ.pop("RAY_TMPDIR", None)
         _remove_engine_leftovers()
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        _remove_tree(temp_dir)
 
 
 def _remove_engine_leftovers() -> None:
@@ -98,6 +98,22 @@ def _remove_engine_leftovers() -> None:
             cleanup_stale_instances(default_state_dir())
             return
         time.sleep(0.2)
+
+
+def _remove_tree(path: str) -> None:
+    """Remove the cluster's directory: unmount what a killed engine left mounted there, and try again while
+    Ray processes that were killed a moment ago may still be writing."""
+    from sandlot.engine.instances import mounts_under
+    from sandlot_runtime import _libc
+
+    deadline = time.monotonic() + 15
+    while os.path.exists(path) and time.monotonic() < deadline:
+        for point in sorted(mounts_under(path), reverse=True):
+            with contextlib.suppress(OSError):
+                _libc.umount2(point, _libc.MNT_DETACH)
+        shutil.rmtree(path, ignore_errors=True)
+        if os.path.exists(path):
+            time.sleep(0.25)
 
 
 def serve_command(address: str, port: int, data_dir: str, *extra: str) -> list[str]:
