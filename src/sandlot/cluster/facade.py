@@ -335,8 +335,12 @@ class ClusterEngine:
         node = self._pick_for_run()
         node.in_flight += 1
         try:
-            if on_event is None and begun is None:
+            if on_event is None:
+                # No stream: one plain call (a streaming generator costs a round trip per item). ``begun``
+                # only orders a stream's refusals before its first byte; without a stream it is set at the end.
                 result = await _ref(getattr(node.actor, name).remote(payload, options))
+                if begun is not None:
+                    begun.set()
             else:
                 result = await self._stream(node, "engine", name, (payload,), options, on_event, begun)
         except LOST:
