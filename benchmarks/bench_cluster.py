@@ -53,11 +53,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(args: list[str], data_dir: str) -> Iterator[str]:
+def serving(args: list[str], data_dir: str, log_dir: str) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "SANDLOT_LOG_LEVEL": "warning", "SANDLOT_MAX_SESSIONS_PER_KEY": "100000",
            "SANDLOT_MAX_RUNS_PER_KEY": "256", "SANDLOT_DATA_DIR": data_dir}
-    log = open(os.path.join(data_dir, f"serve-{port}.log"), "wb")  # noqa: SIM115  # closed below
+    log = open(os.path.join(log_dir, f"serve-{port}.log"), "wb")  # noqa: SIM115  # closed below
     proc = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
                              "--pool-size", "4", "--max-sandboxes", "200", "--no-ui", *args],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -74,6 +74,10 @@ def serving(args: list[str], data_dir: str) -> Iterator[str]:
                 raise SystemExit("the server did not become healthy")
             time.sleep(0.2)
         yield url
+    except BaseException:
+        log.flush()
+        print(f"--- the server's log ({log.name}), last lines:\n{open(log.name).read()[-3000:]}", file=sys.stderr)
+        raise
     finally:
         proc.terminate()
         try:
@@ -181,11 +185,11 @@ def main() -> None:
     try:
         single_dir = os.path.join(work, "single")
         os.makedirs(single_dir)
-        with serving([], single_dir) as url:
+        with serving([], single_dir, work) as url:
             results["single"] = measure(url, runs, per_client)
             results["single"]["place_s"], _ = place_sessions(url, sessions)
         print("single node:", json.dumps(results["single"]), flush=True)
-        with local_cluster(3, cpus=1) as cluster, serving(["--ray", cluster.address], cluster.data_dir) as url:
+        with local_cluster(3, cpus=1) as cluster, serving(["--ray", cluster.address], cluster.data_dir, work) as url:
             deadline = time.monotonic() + 120
             while len(httpx.get(f"{url}/v1/cluster").json()["nodes"]) < 3 and time.monotonic() < deadline:
                 time.sleep(0.3)
