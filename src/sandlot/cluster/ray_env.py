@@ -29,7 +29,7 @@ def keep_on_loopback() -> None:
 
 def is_loopback_address(address: str) -> bool:
     host = address.rsplit(":", 1)[0].strip("[]") if ":" in address else address
-    if host in ("localhost", "auto", "local"):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -38,7 +38,8 @@ def is_loopback_address(address: str) -> bool:
 
 
 def connect(address: str) -> Any:
-    """``ray.init`` on the cluster at ``address`` (``auto``: the cluster this machine's ``ray start`` made).
+    """``ray.init`` on the cluster at ``address`` (``auto``: the cluster this machine's ``ray start`` made,
+    on whatever address it was started with).
 
     A loopback address keeps this driver on 127.0.0.1 too. Ray's log forwarding is off: the
     front-end does not need the workers' logs (each node keeps them in its Ray session directory).
