@@ -11,6 +11,7 @@ server and the CLI need no special cases.
     ├── UnavailableError         the server is shutting down or unreachable (client)
     │   ├── RequestTimeoutError  the client gave up waiting for an answer
     │   ├── RestartingError      the zygote died or stalled under a request and is restarting (retry)
+    │   │   └── NodeLostError    cluster mode: the node running the request died (retry)
     │   └── ResourceExhaustedError   the host ran out of disk, processes, memory or fds for a sandbox (retry)
     ├── SandboxError             one sandbox failed (not the user's code)
     │   ├── SpawnError           a sandbox could not start or contain itself
@@ -77,6 +78,15 @@ class RestartingError(UnavailableError):
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class NodeLostError(RestartingError):
+    """Cluster mode: the Ray node that ran the request died under it (``sandlot.cluster``).
+
+    A one-shot run is not retried for you (its code may have had effects): retry after ``retry_after``.
+    A session is restored on another node from its last saved state; the message says what was lost."""
+
+    error_type = "node_lost"
 
 
 class ResourceExhaustedError(UnavailableError):

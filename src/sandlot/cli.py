@@ -99,6 +99,10 @@ def _engine_overrides(options: dict[str, Any]) -> dict[str, Any]:
               help="Serve the browser playground at / and /ui/.  [default: on]")
 @click.option("--e2b/--no-e2b", "e2b", default=None, envvar="SANDLOT_E2B", show_envvar=True,
               help="Also speak E2B's API so the E2B SDKs work unchanged (docs/e2b.md; the `e2b` extra).  [default: off]")
+@_opt("--ray", env="RAY", help="Cluster mode: serve from the Ray cluster at ADDRESS (host:port of its head; auto: "
+                               "this machine's), one engine per node (docs/cluster.md). Needs sandlot[ray].")
+@_opt("--ray-node-resource", env="RAY_NODE_RESOURCE", help="Cluster mode: only nodes with this Ray resource get an engine.")
+@_opt("--data-dir", env="DATA_DIR", help="Where sessions are kept; in cluster mode a directory every node can read.")
 def serve(config_file: str | None, **options: Any) -> None:
     """Start the HTTP server (API.md) with safe defaults on 127.0.0.1."""
     from .server import load_config
@@ -110,7 +114,9 @@ def serve(config_file: str | None, **options: Any) -> None:
         "insecure_no_auth_on_public_interface": options["insecure"],
         "max_sessions_per_key": options["max_sessions_per_key"], "max_runs_per_key": options["max_runs_per_key"],
         "shutdown_grace": options["shutdown_grace"], "log_level": options["log_level"], "tools": options["tools"],
-        "ui": options["ui"], "e2b": options["e2b"], **_engine_overrides(options),
+        "ui": options["ui"], "e2b": options["e2b"], "ray": options["ray"],
+        "ray_node_resource": options["ray_node_resource"], "engine.data_dir": options["data_dir"],
+        **_engine_overrides(options),
     }
     if options["model_url"]:
         overrides["models"] = ({

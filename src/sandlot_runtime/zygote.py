@@ -217,6 +217,10 @@ def _preload(modules: list[str]) -> None:
 
 def main() -> None:
     control = socket.socket(fileno=int(sys.argv[1]))
+    # A signal mask survives fork and exec: a host thread that blocks signals (a Ray worker's threads
+    # do) would pass it on to every sandbox, and a cell could not be interrupted (SIGINT) or stopped at
+    # its CPU limit (SIGXCPU). Sandboxes start with nothing blocked, whoever started us.
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
     _libc.prctl(_libc.PR_SET_PDEATHSIG, PARENT_DEATH_SIGNAL)
     # In degraded mode a sandbox is no pid 1 that reaps its own orphans: what it leaves when it is
     # killed (its whole process group dies with it) is reparented to us and reaped, not left as

@@ -517,6 +517,42 @@ class Engine:
         self.sessions[session.id] = session
         return session
 
+    async def adopt_sessions(self, data_dir: str) -> list[str]:
+        """Take over the sessions of a dead engine's data directory (cluster failover, ``sandlot.cluster``).
+
+        Each keeps its id, owner, files, history and saved state, and comes back paused: its next call resumes
+        it from the state of its last completed cell and says what could not be restored; a cell that was
+        running when that engine died is recorded as interrupted. The dead engine's directory lock is taken
+        first, so a live engine's sessions are never taken (``SetupError``). Returns the ids adopted.
+        """
+        self._open_factory()
+        other = DataDir(data_dir)
+        other.lock()
+        try:
+            volumes = VolumeManager(os.path.join(data_dir, "sessions"), images=self.volumes.images)
+            await asyncio.to_thread(volumes.unmount_all)  # the dead engine's mounts, when it died on this host
+            store = SessionStore(os.path.join(data_dir, "sessions.db"))
+            adopted = []
+            try:
+                store.recover()
+                for record in store.sessions():
+                    if record.id in self.sessions:
+                        continue
+                    target = self.volumes.volume(record.id)
+                    await asyncio.to_thread(os.rename, volumes.volume(record.id).directory, target.directory)
+                    record.state = PAUSED
+                    self.session_store.add(record)
+                    self.session_store.add_cells(record.id, store.cells(record.id))
+                    store.remove(record.id)
+                    self.sessions[record.id] = Session(self, record, target, limits=self._limits_of(record))
+                    adopted.append(record.id)
+            finally:
+                store.close()
+        finally:
+            other.unlock()
+        log.info("sandlot: adopted %d sessions from %s", len(adopted), data_dir)
+        return adopted
+
     async def _end_session(self, session: Session) -> None:
         for callback in self.on_session_closed:
             callback(session.id)

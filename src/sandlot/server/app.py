@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -38,7 +38,7 @@ def create_app(config: ServerConfig | None = None, tools: ToolRegistry | None = 
     metrics = Metrics()
     if tools is None and config.tools:
         tools = load_registry(config.tools)
-    engine = Engine(config.engine, tools)
+    engine = _engine_for(config, tools)
     state = ServerState(config=config, engine=engine, auth=Authenticator(config.all_api_keys()),
                         quotas=Quotas(config.max_runs_per_key, config.max_sessions_per_key), metrics=metrics)
 
@@ -54,9 +54,11 @@ def create_app(config: ServerConfig | None = None, tools: ToolRegistry | None = 
             state.startup_error = exc  # `serve` says it in one line; the lifespan's traceback would say it in 30
             raise
         engine.on_session_closed.append(state.quotas.remove_session)
-        for kept in engine.sessions.values():  # sessions the last server left (durable sessions)
+        if config.ray is not None:  # sessions other front-ends make
+            engine.on_session_seen.append(state.quotas.add_session)  # type: ignore[attr-defined]
+        for kept in engine.sessions.values():  # sessions the last server left (durable sessions), or the cluster's
             state.quotas.add_session(kept.owner, kept.id)
-        metrics.attach(engine)
+        metrics.attach(engine, cluster=config.ray is not None)
         try:
             async with mcp_endpoint.running():
                 yield
@@ -75,6 +77,10 @@ def create_app(config: ServerConfig | None = None, tools: ToolRegistry | None = 
     app.include_router(routes_commands.router)
     app.include_router(routes_agent.router)
     app.include_router(routes_ops.router)
+    if config.ray is not None:
+        from . import routes_cluster
+
+        app.include_router(routes_cluster.router)
     if config.ui:
         app.include_router(routes_ui.router)  # the browser playground: static files, no API of its own
     mcp_endpoint.mount(app)
@@ -90,6 +96,26 @@ def create_app(config: ServerConfig | None = None, tools: ToolRegistry | None = 
     tracing.install_http(app)  # outermost: its span holds what the guards answer too
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _engine_for(config: ServerConfig, tools: ToolRegistry | None) -> Engine:
+    """This machine's engine; or, with ``ray``, the cluster's (``sandlot.cluster``, imported only then).
+
+    The cluster face offers the public methods of ``Engine`` that the routes, MCP and the agent call
+    (``cluster/facade.py`` lists them), so the rest of the server does not know which it has.
+    """
+    if config.ray is None:
+        return Engine(config.engine, tools)
+    if tools is not None and tools.names:
+        raise SetupError("host tools (--tools) are not available in cluster mode (docs/cluster.md)")
+    from ..cluster import ray_env
+
+    if ray_env.is_loopback_address(config.ray):
+        ray_env.keep_on_loopback()  # before ray is imported: Ray reads the switch then
+    from ..cluster.facade import ClusterConfig, ClusterEngine
+
+    cluster = ClusterEngine(config.engine, ClusterConfig(address=config.ray, node_resource=config.ray_node_resource))
+    return cast(Engine, cluster)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

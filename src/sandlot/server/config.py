@@ -55,6 +55,10 @@ class ServerConfig(BaseModel):
     ui: bool = Field(True, description="Serve the browser playground at / and /ui/ (docs/ui.md).")
     e2b: bool = Field(False, description="Also speak E2B's API, so the unmodified E2B SDKs work (docs/e2b.md); "
                                          "needs the `e2b` extra.")
+    ray: str | None = Field(None, description="Cluster mode: the Ray cluster to serve from (host:port of its head, "
+                                              "or `auto`), one engine per node (docs/cluster.md). Unset: this machine.")
+    ray_node_resource: str | None = Field(None, description="Cluster mode: only nodes with this Ray custom resource "
+                                                            "get an engine (unset: every node).")
 
     def all_api_keys(self) -> tuple[str, ...]:
         keys = list(self.api_keys)

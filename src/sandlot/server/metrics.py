@@ -36,8 +36,10 @@ class Metrics:
         self.limit_hits = Counter("sandlot_limit_hits", "Runs that hit a limit (timeout, memory, killed, output).",
                                   ["limit"], registry=self.registry)
 
-    def attach(self, engine: Engine) -> None:
+    def attach(self, engine: Engine, *, cluster: bool = False) -> None:
         self.registry.register(_EngineCollector(engine))
+        if cluster:
+            self.registry.register(_NodeCollector(engine))
         known = set(engine.tools.names)
         # Label by registered names only: a sandbox may send any name, and must not grow the metrics.
         engine.on_tool_call.append(
@@ -86,3 +88,21 @@ class _EngineCollector(Collector):
                                 value=1 if zygote.get("state") == "up" else 0)
         yield CounterMetricFamily("sandlot_zygote_restarts", "Zygotes started to replace one that died or stalled.",
                                   value=zygote.get("restarts", 0))
+
+
+class _NodeCollector(Collector):
+    """Cluster mode: the same gauges for each node's engine, labelled with the Ray node id."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        nodes = self._engine.node_figures()  # type: ignore[attr-defined]  # ClusterEngine's
+        for name, key, doc in (("sandlot_node_healthy", "healthy", "1 while the node's engine can serve a run."),
+                               ("sandlot_node_pool_ready", "pool_ready", "Warm sandboxes waiting on the node."),
+                               ("sandlot_node_sandboxes_alive", "sandboxes", "Sandboxes alive on the node."),
+                               ("sandlot_node_sessions", "sessions", "Sessions the node holds.")):
+            family = GaugeMetricFamily(name, doc, labels=["node"])
+            for node in nodes:
+                family.add_metric([node["id"]], float(node.get(key) or 0))
+            yield family

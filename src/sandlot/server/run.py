@@ -119,7 +119,7 @@ class _QuietFailedStartup(logging.Filter):
 def serve(config: ServerConfig) -> None:
     """Serve until SIGTERM or SIGINT; a SandlotError if the server cannot start."""
     config.check_bind_is_safe()
-    if config.engine.data_dir is None:
+    if config.engine.data_dir is None and config.ray is None:  # cluster mode: a shared directory, said explicitly
         # A server keeps its sessions across restarts by default (an engine used as a library does not).
         config = config.model_copy(update={"engine": config.engine.model_copy(update={"data_dir": default_data_dir()})})
     logs.configure(config.log_level)

@@ -245,6 +245,24 @@ class Health(BaseModel):
     version: str = ""
 
 
+class ClusterNode(BaseModel):
+    id: str = Field(description="The Ray node id.")
+    healthy: bool = Field(description="Whether the node's engine can serve a run now.")
+    lost: bool = Field(False, description="The node died; its sessions were restored on another node.")
+    reasons: list[str] = Field(default_factory=list, description="Why it cannot serve a run (empty when healthy).")
+    isolation: str | None = Field(None, description="full or landlock (degraded), as the node's host gives.")
+    sandboxes: int = Field(description="Sandboxes alive on the node (pool, runs, sessions).")
+    sessions: int = Field(description="Sessions the node holds.")
+    pool_ready: int = Field(description="Warm sandboxes waiting on the node.")
+    pool_target: int = 0
+    runs: int = 0
+
+
+class ClusterInfo(BaseModel):
+    front_end_node: str = Field("", description="The Ray node this front-end's driver is attached to.")
+    nodes: list[ClusterNode]
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the error statuses a route can answer."""
     return {status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]} for status in statuses}
