@@ -155,8 +155,9 @@ def free_port() -> int:
 
 def serve() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
+    env = {**os.environ, "SANDLOT_DATA_DIR": ""}  # sessions in the state dir, gone with the server
     server = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--port", str(port), "--log-level", "warning"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -48,7 +48,7 @@ def e2b_server() -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "SANDLOT_API_KEYS": KEY, "SANDLOT_POOL_SIZE": "4", "SANDLOT_LOG_LEVEL": "warning",
-           "SANDLOT_MAX_SESSIONS_PER_KEY": "1000"}
+           "SANDLOT_MAX_SESSIONS_PER_KEY": "1000", "SANDLOT_DATA_DIR": ""}  # no sessions left in /var/lib/sandlot
     process = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--e2b", "--port", str(port)], env=env,
                                stdout=subprocess.DEVNULL)
     try:

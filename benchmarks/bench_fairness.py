@@ -202,7 +202,7 @@ def serve(extra_env: dict[str, str] | None = None) -> Any:
     """``sandlot serve`` with the two keys on a free loopback port (default settings otherwise); yields its URL."""
     port = free_port()
     env = {**os.environ, "SANDLOT_API_KEYS": f"{FLOOD_KEY},{PACED_KEY}", "SANDLOT_LOG_LEVEL": "warning",
-           "SANDLOT_UI": "false", **(extra_env or {})}
+           "SANDLOT_UI": "false", "SANDLOT_DATA_DIR": "", **(extra_env or {})}  # no sessions left in /var/lib/sandlot
     process = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
