@@ -427,3 +427,29 @@ def test_without_the_extra_e2b_is_a_setup_error() -> None:
             "try:\n    create_app(ServerConfig(e2b=True))\nexcept SetupError as exc:\n    print(exc)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "pip install 'sandlot[e2b]'" in out
+
+
+# ---- the reviewer's attacks (raw httpx: the SDKs cannot send them) ---------------------
+
+def _daemon(sandbox: Sandbox) -> list[tuple[str, str]]:
+    return [("E2b-Sandbox-Id", sandbox.sandbox_id), ("E2b-Sandbox-Port", "49983"),
+            ("X-Access-Token", sandbox._envd_access_token or "")]
+
+
+def test_a_repeated_sandbox_header_cannot_reach_another_sandbox(server: str, sbx: Sandbox) -> None:
+    victim = Sandbox.create(api_key=OTHER_KEY)
+    try:
+        victim.files.write("/home/user/victim-secret.txt", "secret")
+        mine = _daemon(sbx)
+        for name, value in (("E2b-Sandbox-Id", victim.sandbox_id), ("E2b-Sandbox-Port", "49983"),
+                            ("X-Access-Token", "x")):
+            headers = [(name, value), *mine, ("Content-Type", "application/json")]
+            listed = httpx.post(f"{server}/filesystem.Filesystem/ListDir", json={"path": "/home/user"},
+                                headers=headers)
+            assert listed.status_code == 400, (name, listed.text)
+            assert "victim-secret" not in listed.text
+        own = httpx.post(f"{server}/filesystem.Filesystem/ListDir", json={"path": "/home/user"},
+                         headers=[*mine, ("Content-Type", "application/json")])
+        assert own.status_code == 200 and "victim-secret" not in own.text
+    finally:
+        victim.kill()

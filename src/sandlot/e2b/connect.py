@@ -27,7 +27,7 @@ from .._errors import InvalidRequestError, NotFoundError, SandlotError, TooLarge
 from .._models import CommandResult
 from .filesystem import FileSystem
 from .process import Process, ProcessEvent
-from .sandboxes import E2BSandbox, Sandboxes
+from .sandboxes import CHECKED_SANDBOX, E2BSandbox, Sandboxes
 
 Ctx = RequestContext[Any, Any]
 
@@ -53,9 +53,12 @@ class _Service:
         self.registry = registry
 
     def sandbox(self, ctx: Ctx) -> E2BSandbox:
-        # The dispatcher has checked the sandbox and its access token before the request got here.
+        # The sandbox the dispatcher checked (id and access token) for this call; the headers are not read again.
+        checked = CHECKED_SANDBOX.get()
+        if checked is None:
+            raise ConnectError(Code.UNAUTHENTICATED, "no checked sandbox for this call")
         with _translated():
-            return self.registry.get(ctx.request_headers.get("e2b-sandbox-id", ""))
+            return self.registry.get(checked.id)
 
 
 # ---- process.Process ----------------------------------------------------------------

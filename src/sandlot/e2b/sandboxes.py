@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hmac
 import logging
 import secrets
@@ -61,6 +62,11 @@ class E2BSandbox:
 
     def token_ok(self, presented: str | None) -> bool:
         return presented is not None and hmac.compare_digest(presented.encode(), self.access_token.encode())
+
+
+CHECKED_SANDBOX: contextvars.ContextVar[E2BSandbox | None] = contextvars.ContextVar("e2b_checked_sandbox", default=None)
+"""The sandbox whose id and access token the dispatcher checked for the call in progress (the Connect services read
+it: their request headers are not consulted again)."""
 
 
 class Sandboxes:
