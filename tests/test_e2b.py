@@ -453,3 +453,37 @@ def test_a_repeated_sandbox_header_cannot_reach_another_sandbox(server: str, sbx
         assert own.status_code == 200 and "victim-secret" not in own.text
     finally:
         victim.kill()
+
+
+def test_context_calls_need_a_token_and_are_capped(server: str, sbx: Sandbox) -> None:
+    from e2b_code_interpreter.constants import JUPYTER_PORT
+
+    bare = {"E2b-Sandbox-Id": sbx.sandbox_id, "E2b-Sandbox-Port": str(JUPYTER_PORT)}
+    assert sbx.traffic_access_token  # handed out at create, as E2B's API does
+    assert httpx.get(f"{server}/contexts", headers=bare).status_code == 401
+    assert httpx.post(f"{server}/contexts", json={}, headers=bare).status_code == 401
+    wrong = {**bare, "E2B-Traffic-Access-Token": "nope"}
+    assert httpx.get(f"{server}/contexts", headers=wrong).status_code == 401
+    default = {"id": "default"}
+    assert httpx.delete(f"{server}/contexts/{default['id']}", headers=bare).status_code == 401
+    traffic = {**bare, "E2B-Traffic-Access-Token": sbx.traffic_access_token}
+    assert httpx.get(f"{server}/contexts", headers=traffic).status_code == 200
+    made = []
+    try:
+        while True:
+            response = httpx.post(f"{server}/contexts", json={}, headers=traffic, timeout=60)
+            if response.status_code != 200:
+                break
+            made.append(response.json()["id"])
+            assert len(made) < 64, "contexts are not capped"
+        assert response.status_code == 429 and len(made) == 15  # 16 with the default one
+    finally:
+        for context_id in made:
+            httpx.delete(f"{server}/contexts/{context_id}", headers=traffic, timeout=60)
+
+
+def test_a_context_that_cannot_reach_its_cwd_is_not_left_behind(server: str, sbx: Sandbox) -> None:
+    before = {c.id for c in sbx.list_code_contexts()}
+    with pytest.raises(e2b.SandboxException):  # a context is a session of its own: only a name too long fails there
+        sbx.create_code_context(cwd="/home/user/" + "x" * 300)
+    assert {c.id for c in sbx.list_code_contexts()} == before

@@ -68,7 +68,7 @@ def _iso(t: float) -> str:
 
 def _sandbox_json(sandbox: E2BSandbox) -> dict[str, Any]:
     return {"templateID": sandbox.template, "sandboxID": sandbox.id, "clientID": CLIENT_ID, "envdVersion": ENVD_VERSION,
-            "envdAccessToken": sandbox.access_token, "domain": None}
+            "envdAccessToken": sandbox.access_token, "trafficAccessToken": sandbox.traffic_token, "domain": None}
 
 
 def _listed_json(sandbox: E2BSandbox) -> dict[str, Any]:
@@ -119,7 +119,8 @@ async def create(request: Request) -> Response:
 
 async def get(request: Request) -> Response:
     sandbox = _registry(request).get(request.path_params["sandbox_id"], _owner(request))
-    return JSONResponse({**_listed_json(sandbox), "envdAccessToken": sandbox.access_token, "domain": None})
+    return JSONResponse({**_listed_json(sandbox), "envdAccessToken": sandbox.access_token,
+                         "trafficAccessToken": sandbox.traffic_token, "domain": None})
 
 
 def _metadata_filter(raw: str | None) -> dict[str, str]:

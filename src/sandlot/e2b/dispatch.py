@@ -25,7 +25,7 @@ from .._errors import AuthenticationError, InvalidRequestError, SandlotError, Un
 from ..server.state import ServerState
 from . import connect, control, envd, interpreter
 from .errors import error_response
-from .sandboxes import CHECKED_SANDBOX, Sandboxes
+from .sandboxes import CHECKED_SANDBOX, E2BSandbox, Sandboxes
 
 ENVD_PORT = "49983"
 INTERPRETER_PORT = "49999"
@@ -98,11 +98,10 @@ class E2BDispatch:
         if sandbox is None or sandbox.session.closed:
             await _gone(sandbox_id)(scope, receive, send)
             return
-        token = headers.get("x-access-token")
         path: str = scope["path"]
-        needs_token = port == ENVD_PORT or path == "/execute"
-        if (needs_token or token is not None) and not sandbox.token_ok(token):
-            error = AuthenticationError("the sandbox's access token (X-Access-Token) is missing or wrong")
+        if not _authorized(sandbox, port, headers.get("x-access-token"), headers.get("e2b-traffic-access-token")):
+            error = AuthenticationError("the sandbox's access token (X-Access-Token, or E2B-Traffic-Access-Token for "
+                                        "the code interpreter) is missing or wrong")
             await error_response(error)(scope, receive, send)
             return
         scope["state"] = {**scope.get("state", {}), "principal": sandbox.owner}
@@ -142,6 +141,16 @@ class E2BDispatch:
             if started:
                 raise
             await error_response(exc)(scope, receive, send)
+
+
+def _authorized(sandbox: E2BSandbox, port: str, token: str | None, traffic: str | None) -> bool:
+    """The daemon wants the access token; the code interpreter takes it or the traffic token (the SDKs send only
+    the latter on context calls). Any token presented must be right."""
+    if port == ENVD_PORT:
+        return sandbox.token_ok(token)
+    if token is None and traffic is None:
+        return False
+    return (token is None or sandbox.token_ok(token)) and (traffic is None or sandbox.traffic_ok(traffic))
 
 
 def _gone(sandbox_id: str, message: str | None = None) -> PlainTextResponse:

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .._errors import InvalidRequestError, NotFoundError, SandlotError
+from .._errors import CapacityError, InvalidRequestError, NotFoundError, SandlotError
 from .._models import DisplayData, ErrorOutput, ExecuteResult, ExecutionResult
 from .errors import NotSupported
 from .paths import HOME, workspace_relative
@@ -32,6 +32,8 @@ from .sandboxes import Context, E2BSandbox, Sandboxes
 KEEPALIVE = 5.0
 """Seconds of silence after which the stream sends a keepalive line."""
 NDJSON = "application/x-ndjson"
+MAX_CONTEXTS = 16
+"""Code contexts a sandbox may hold, its default one included: each is a session of its own."""
 
 
 def _sandbox(request: Request) -> E2BSandbox:
@@ -156,10 +158,23 @@ async def create_context(request: Request) -> Response:
     if not isinstance(cwd, str):
         raise InvalidRequestError("'cwd' must be a string")
     relative = workspace_relative(cwd)
+    if len(sandbox.contexts) >= MAX_CONTEXTS:
+        raise CapacityError(f"a sandbox holds at most {MAX_CONTEXTS} code contexts: remove one first")
     context = Context(secrets.token_hex(8), await _new_session(request, sandbox), cwd=cwd)
+    try:
+        if relative:  # before the context is registered: one that cannot get there is closed, not left behind
+            await _chdir(context, relative)
+    except BaseException:
+        with contextlib.suppress(SandlotError):
+            await _registry(request).engine.close_session(context.session.id)
+        raise
+    if len(sandbox.contexts) >= MAX_CONTEXTS or sandbox.session.closed:  # others were made meanwhile, or it ended
+        with contextlib.suppress(SandlotError):
+            await _registry(request).engine.close_session(context.session.id)
+        if sandbox.session.closed:
+            raise NotFoundError(f"sandbox {sandbox.id!r} ended while the context was made")
+        raise CapacityError(f"a sandbox holds at most {MAX_CONTEXTS} code contexts: remove one first")
     sandbox.contexts[context.id] = context
-    if relative:
-        await _chdir(context, relative)
     return JSONResponse(_context_json(context))
 
 
