@@ -37,11 +37,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def e2b_server(*extra: str) -> Iterator[str]:
+def e2b_server(*extra: str, env_extra: dict[str, str] | None = None) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "SANDLOT_API_KEYS": f"{KEY},{OTHER_KEY},{PLAIN_KEY}", "SANDLOT_POOL_SIZE": "2",
-           "SANDLOT_LOG_LEVEL": "warning"}
+           "SANDLOT_LOG_LEVEL": "warning", **(env_extra or {})}
     process = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--e2b", "--port", str(port), *extra],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -487,3 +487,36 @@ def test_a_context_that_cannot_reach_its_cwd_is_not_left_behind(server: str, sbx
     with pytest.raises(e2b.SandboxException):  # a context is a session of its own: only a name too long fails there
         sbx.create_code_context(cwd="/home/user/" + "x" * 300)
     assert {c.id for c in sbx.list_code_contexts()} == before
+
+
+def test_files_are_capped_at_the_servers_file_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gzip
+
+    limit = 64 * 1024
+    with e2b_server(env_extra={"SANDLOT_MAX_FILE_BYTES": str(limit)}) as url:
+        monkeypatch.setenv("E2B_API_URL", url)
+        monkeypatch.setenv("E2B_SANDBOX_URL", url)
+        monkeypatch.setenv("E2B_API_KEY", KEY)
+        sandbox = Sandbox.create()
+        try:
+            daemon = dict(_daemon(sandbox))
+            files = f"{url}/files"
+            fits = httpx.post(files, params={"path": "/home/user/fits"}, content=b"x" * limit,
+                              headers={**daemon, "Content-Type": "application/octet-stream"})
+            assert fits.status_code == 200
+            over = httpx.post(files, params={"path": "/home/user/over"}, content=b"x" * (limit + 1),
+                              headers={**daemon, "Content-Type": "application/octet-stream"})
+            assert over.status_code == 413
+            bomb = httpx.post(files, params={"path": "/home/user/bomb"}, content=gzip.compress(b"\0" * (4 * limit)),
+                              headers={**daemon, "Content-Type": "application/octet-stream",
+                                       "Content-Encoding": "gzip"})
+            assert bomb.status_code == 413
+            multipart = httpx.post(files, params={"path": "/home/user/parted"}, headers=daemon,
+                                   files={"file": ("parted", b"y" * (limit + 1))})
+            assert multipart.status_code in (400, 413)
+            assert not sandbox.files.exists("/home/user/over") and not sandbox.files.exists("/home/user/parted")
+            sandbox.commands.run(f"head -c {limit + 1} /dev/zero > /home/user/big")
+            assert httpx.get(files, params={"path": "/home/user/big"}, headers=daemon).status_code == 413
+            assert httpx.get(files, params={"path": "/home/user/fits"}, headers=daemon).content == b"x" * limit
+        finally:
+            sandbox.kill()
