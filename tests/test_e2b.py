@@ -520,3 +520,13 @@ def test_files_are_capped_at_the_servers_file_limit(monkeypatch: pytest.MonkeyPa
             assert httpx.get(files, params={"path": "/home/user/fits"}, headers=daemon).content == b"x" * limit
         finally:
             sandbox.kill()
+
+
+def test_a_disconnected_background_command_keeps_running(sbx: Sandbox) -> None:
+    handle = sbx.commands.run("sleep 30", background=True)
+    try:
+        handle.disconnect()  # E2B: "the command keeps running"
+        time.sleep(3)  # the server hears the stream is gone at its next keepalive (1 s)
+        assert handle.pid in [p.pid for p in sbx.commands.list()]
+    finally:
+        sbx.commands.kill(handle.pid)

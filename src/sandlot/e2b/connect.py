@@ -26,7 +26,7 @@ from protobuf.wkt.google.protobuf.timestamp_pb import Timestamp
 from .._errors import InvalidRequestError, NotFoundError, SandlotError, TooLargeError
 from .._models import CommandResult
 from .filesystem import FileSystem
-from .process import Process, ProcessEvent
+from .process import MAX_QUEUED, Process, ProcessEvent
 from .sandboxes import CHECKED_SANDBOX, E2BSandbox, Sandboxes
 
 Ctx = RequestContext[Any, Any]
@@ -80,6 +80,9 @@ def _started(pid: int) -> process_pb.ProcessEvent:
 
 
 def _wire(event: ProcessEvent) -> process_pb.ProcessEvent:
+    if event.kind == "overflow":
+        raise ConnectError(Code.RESOURCE_EXHAUSTED, f"the client fell more than {MAX_QUEUED} events behind the "
+                                                    "command's output: its stream ended (the command goes on)")
     if event.kind == "keepalive":
         keepalive: Oneof[Literal["keepalive"], process_pb.ProcessEvent.KeepAlive] = Oneof(
             "keepalive", process_pb.ProcessEvent.KeepAlive())
@@ -139,7 +142,9 @@ class ProcessService(_Service, process_connect.Process):
         yield process_pb.StartResponse(event=_started(process.pid))
         remaining = ctx.timeout_ms
         deadline = None if remaining is None else asyncio.get_running_loop().time() + remaining / 1000.0
-        async for event in sandbox.processes.events(process, queue, kill_on_exit=True, deadline=deadline):
+        if deadline is not None:  # E2B's timeout ends the command even after its client disconnected
+            sandbox.processes.kill_at(process, deadline)
+        async for event in sandbox.processes.events(process, queue, deadline=deadline):
             yield process_pb.StartResponse(event=_wire(event))
         if process.command.running:  # its deadline passed: it was killed, as E2B's timeout promises
             raise ConnectError(Code.DEADLINE_EXCEEDED, f"the command ran past its timeout (pid {process.pid})")
@@ -149,7 +154,7 @@ class ProcessService(_Service, process_connect.Process):
         process = self._select(sandbox, request.process)
         queue = sandbox.processes.listen(process)
         yield process_pb.ConnectResponse(event=_started(process.pid))
-        async for event in sandbox.processes.events(process, queue, kill_on_exit=False):
+        async for event in sandbox.processes.events(process, queue):
             yield process_pb.ConnectResponse(event=_wire(event))
 
     async def send_input(self, request: process_pb.SendInputRequest, ctx: Ctx) -> process_pb.SendInputResponse:
