@@ -530,3 +530,38 @@ def test_a_disconnected_background_command_keeps_running(sbx: Sandbox) -> None:
         assert handle.pid in [p.pid for p in sbx.commands.list()]
     finally:
         sbx.commands.kill(handle.pid)
+
+
+def test_timeouts_are_finite_and_capped(server: str, sbx: Sandbox) -> None:
+    api = {"X-API-KEY": KEY, "Content-Type": "application/json"}
+    for raw in ('{"timeout": NaN}', '{"timeout": Infinity}', '{"timeout": -Infinity}', '{"timeout": 1e300}',
+                '{"timeout": 0}'):
+        assert httpx.post(f"{server}/sandboxes", content=raw, headers=api).status_code == 400, raw
+        assert httpx.post(f"{server}/sandboxes/{sbx.sandbox_id}/timeout", content=raw,
+                          headers=api).status_code == 400, raw
+        assert httpx.post(f"{server}/sandboxes/{sbx.sandbox_id}/connect", content=raw,
+                          headers=api).status_code == 400, raw
+    assert sbx.is_running()
+
+
+def test_environments_follow_sandlots_rule(server: str, sbx: Sandbox) -> None:
+    api = {"X-API-KEY": KEY}
+    for env in ({"A=B": "x"}, {"": "x"}, {"X": "a\0b"}, {"X\0": "b"}, {"X": "\ud800"}):
+        response = httpx.post(f"{server}/sandboxes", content=json.dumps({"envVars": env}),
+                              headers={**api, "Content-Type": "application/json"})
+        assert response.status_code == 400, (env, response.text)
+        if "\ud800" not in env.values():  # the SDK cannot send a lone surrogate itself
+            with pytest.raises(e2b.InvalidArgumentException):
+                sbx.commands.run("true", envs=env)
+    assert sbx.commands.run("echo fine").stdout == "fine\n"
+
+
+def test_metrics_is_501_and_metadata_round_trips(server: str) -> None:
+    response = httpx.get(f"{server}/sandboxes/metrics", headers={"X-API-KEY": KEY})
+    assert response.status_code == 501 and "not supported" in response.json()["message"]
+    sandbox = Sandbox.create(metadata={"pct": "%41 & b=c"})
+    try:
+        found = Sandbox.list(query=e2b.SandboxQuery(metadata={"pct": "%41 & b=c"})).next_items()
+        assert [s.sandbox_id for s in found] == [sandbox.sandbox_id]
+    finally:
+        sandbox.kill()

@@ -25,6 +25,7 @@ from protobuf.wkt.google.protobuf.timestamp_pb import Timestamp
 
 from .._errors import InvalidRequestError, NotFoundError, SandlotError, TooLargeError
 from .._models import CommandResult
+from .environment import checked_env
 from .filesystem import FileSystem
 from .process import MAX_QUEUED, Process, ProcessEvent
 from .sandboxes import CHECKED_SANDBOX, E2BSandbox, Sandboxes
@@ -136,7 +137,7 @@ class ProcessService(_Service, process_connect.Process):
         stdin = request.stdin if request.has_field("stdin") else True
         with _translated():
             process, queue = await sandbox.processes.start(
-                cmd=config.cmd, args=list(config.args), envs=dict(config.envs),
+                cmd=config.cmd, args=list(config.args), envs=checked_env(dict(config.envs), "process.envs"),
                 cwd=config.cwd if config.has_field("cwd") else None,
                 tag=request.tag if request.has_field("tag") else None, stdin=stdin)
         yield process_pb.StartResponse(event=_started(process.pid))
