@@ -565,3 +565,28 @@ def test_metrics_is_501_and_metadata_round_trips(server: str) -> None:
         assert [s.sandbox_id for s in found] == [sandbox.sandbox_id]
     finally:
         sandbox.kill()
+
+
+def test_runs_through_e2b_count_against_the_keys_run_quota(monkeypatch: pytest.MonkeyPatch) -> None:
+    with e2b_server(env_extra={"SANDLOT_MAX_RUNS_PER_KEY": "1"}) as url:
+        monkeypatch.setenv("E2B_API_URL", url)
+        monkeypatch.setenv("E2B_SANDBOX_URL", url)
+        monkeypatch.setenv("E2B_API_KEY", KEY)
+        sandbox = Sandbox.create()
+        try:
+            headers = {"E2b-Sandbox-Id": sandbox.sandbox_id, "E2b-Sandbox-Port": "49999",
+                       "X-Access-Token": sandbox._envd_access_token or ""}
+            with httpx.stream("POST", url + "/execute", json={"code": "import time; time.sleep(4)"}, headers=headers,
+                              timeout=60) as running:
+                assert running.status_code == 200
+                time.sleep(0.5)  # the cell holds the key's one run slot now
+                assert httpx.post(url + "/execute", json={"code": "1"}, headers=headers).status_code == 429
+                with pytest.raises(e2b.SandboxException):
+                    sandbox.commands.run("echo not now")
+                assert httpx.post(url + "/v1/sessions/" + sandbox.sandbox_id + "/commands", json={"cmd": "true"},
+                                  headers={"Authorization": f"Bearer {KEY}"}).status_code == 429
+                list(running.iter_lines())
+            assert sandbox.commands.run("echo now").stdout == "now\n"  # released with the stream
+            assert sandbox.run_code("2").text == "2"
+        finally:
+            sandbox.kill()

@@ -23,8 +23,9 @@ from e2b.envd.process import process_connect, process_pb
 from protobuf import Oneof
 from protobuf.wkt.google.protobuf.timestamp_pb import Timestamp
 
-from .._errors import InvalidRequestError, NotFoundError, SandlotError, TooLargeError
+from .._errors import CapacityError, InvalidRequestError, NotFoundError, SandlotError, TooLargeError
 from .._models import CommandResult
+from ..server.auth import Quotas
 from .environment import checked_env
 from .filesystem import FileSystem
 from .process import MAX_QUEUED, Process, ProcessEvent
@@ -33,7 +34,7 @@ from .sandboxes import CHECKED_SANDBOX, E2BSandbox, Sandboxes
 Ctx = RequestContext[Any, Any]
 
 _CODES = ((NotFoundError, Code.NOT_FOUND), (InvalidRequestError, Code.INVALID_ARGUMENT),
-          (TooLargeError, Code.RESOURCE_EXHAUSTED))
+          (TooLargeError, Code.RESOURCE_EXHAUSTED), (CapacityError, Code.RESOURCE_EXHAUSTED))
 
 
 @contextlib.contextmanager
@@ -50,8 +51,9 @@ def _unimplemented(what: str) -> ConnectError:
 
 
 class _Service:
-    def __init__(self, registry: Sandboxes) -> None:
+    def __init__(self, registry: Sandboxes, quotas: Quotas) -> None:
         self.registry = registry
+        self.quotas = quotas
 
     def sandbox(self, ctx: Ctx) -> E2BSandbox:
         # The sandbox the dispatcher checked (id and access token) for this call; the headers are not read again.
@@ -135,18 +137,22 @@ class ProcessService(_Service, process_connect.Process):
         if config is None or not config.cmd:
             raise ConnectError(Code.INVALID_ARGUMENT, "process.cmd is required")
         stdin = request.stdin if request.has_field("stdin") else True
-        with _translated():
-            process, queue = await sandbox.processes.start(
-                cmd=config.cmd, args=list(config.args), envs=checked_env(dict(config.envs), "process.envs"),
-                cwd=config.cwd if config.has_field("cwd") else None,
-                tag=request.tag if request.has_field("tag") else None, stdin=stdin)
-        yield process_pb.StartResponse(event=_started(process.pid))
-        remaining = ctx.timeout_ms
-        deadline = None if remaining is None else asyncio.get_running_loop().time() + remaining / 1000.0
-        if deadline is not None:  # E2B's timeout ends the command even after its client disconnected
-            sandbox.processes.kill_at(process, deadline)
-        async for event in sandbox.processes.events(process, queue, deadline=deadline):
-            yield process_pb.StartResponse(event=_wire(event))
+        with contextlib.ExitStack() as slot:
+            with _translated():
+                # A run in flight for the key's quota while its stream is open, as sandlot's own command routes hold
+                # one (a background command whose client disconnected no longer counts, as sandlot's do not).
+                slot.enter_context(self.quotas.run(sandbox.owner))
+                process, queue = await sandbox.processes.start(
+                    cmd=config.cmd, args=list(config.args), envs=checked_env(dict(config.envs), "process.envs"),
+                    cwd=config.cwd if config.has_field("cwd") else None,
+                    tag=request.tag if request.has_field("tag") else None, stdin=stdin)
+            yield process_pb.StartResponse(event=_started(process.pid))
+            remaining = ctx.timeout_ms
+            deadline = None if remaining is None else asyncio.get_running_loop().time() + remaining / 1000.0
+            if deadline is not None:  # E2B's timeout ends the command even after its client disconnected
+                sandbox.processes.kill_at(process, deadline)
+            async for event in sandbox.processes.events(process, queue, deadline=deadline):
+                yield process_pb.StartResponse(event=_wire(event))
         if process.command.running:  # its deadline passed: it was killed, as E2B's timeout promises
             raise ConnectError(Code.DEADLINE_EXCEEDED, f"the command ran past its timeout (pid {process.pid})")
 
@@ -249,9 +255,9 @@ class FilesystemService(_Service, filesystem_connect.Filesystem):
         raise _unimplemented("watching a directory")
 
 
-def applications(registry: Sandboxes) -> dict[str, Any]:
+def applications(registry: Sandboxes, quotas: Quotas) -> dict[str, Any]:
     """The Connect ASGI applications by path prefix (``/process.Process/``, ``/filesystem.Filesystem/``)."""
     return {
-        "/process.Process/": process_connect.ProcessASGIApplication(ProcessService(registry)),
-        "/filesystem.Filesystem/": filesystem_connect.FilesystemASGIApplication(FilesystemService(registry)),
+        "/process.Process/": process_connect.ProcessASGIApplication(ProcessService(registry, quotas)),
+        "/filesystem.Filesystem/": filesystem_connect.FilesystemASGIApplication(FilesystemService(registry, quotas)),
     }

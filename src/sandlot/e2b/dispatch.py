@@ -50,7 +50,7 @@ class E2BDispatch:
         self.control = Router(routes=control.routes)
         self.envd = Router(routes=envd.routes)
         self.interpreter = Router(routes=interpreter.routes)
-        self.connect_apps = connect.applications(registry)
+        self.connect_apps = connect.applications(registry, state.quotas)
         state.engine.on_session_closed.append(self._session_closed)
 
     def _session_closed(self, session_id: str) -> None:

@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from .._errors import CapacityError, InvalidRequestError, NotFoundError, SandlotError
 from .._models import DisplayData, ErrorOutput, ExecuteResult, ExecutionResult
+from ..server.auth import Quotas
 from .errors import NotSupported
 from .paths import HOME, workspace_relative
 from .results import error_event, result_event
@@ -82,7 +83,23 @@ async def execute(request: Request) -> Response:
     context = sandbox.contexts.get(context_id)
     if context is None:
         raise NotFoundError(f"context {context_id!r} not found")
-    return StreamingResponse(_run(context, code), media_type=NDJSON)
+    quotas = request.scope["e2b.state"].quotas
+    quotas.check_run(sandbox.owner)  # a 429 now; the slot itself is held while the cell runs
+    return StreamingResponse(_held(quotas, sandbox.owner, _run(context, code)), media_type=NDJSON)
+
+
+async def _held(quotas: Quotas, owner: str, lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``lines`` with a run in flight held for ``owner``, as sandlot's own execute holds one."""
+    async with contextlib.aclosing(lines):  # a client gone closes the cell's stream at once: it is interrupted
+        with contextlib.ExitStack() as slot:
+            try:
+                slot.enter_context(quotas.run(owner))
+            except CapacityError as exc:  # others took the last slot since the check: said in the stream
+                yield _event({"type": "error", "name": "CapacityError", "value": str(exc), "traceback": ""})
+                yield _event({"type": "end_of_execution"})
+                return
+            async for line in lines:
+                yield line
 
 
 async def _run(context: Context, code: str) -> AsyncIterator[bytes]:
