@@ -590,3 +590,14 @@ def test_runs_through_e2b_count_against_the_keys_run_quota(monkeypatch: pytest.M
             assert sandbox.run_code("2").text == "2"
         finally:
             sandbox.kill()
+
+
+def test_a_listing_over_the_output_limit_is_an_error_not_a_partial_answer(sbx: Sandbox) -> None:
+    made = sbx.run_code("import os\nos.makedirs('many', exist_ok=True)\n"
+                        "for i in range(6000): open(f'many/{i:05d}' + 'n' * 180, 'w').close()\nlen(os.listdir('many'))")
+    assert made.text == "6000"
+    try:
+        with pytest.raises(e2b.SandboxException, match="output limit"):
+            sbx.files.list("/home/user/many")
+    finally:
+        sbx.commands.run("rm -rf /home/user/many")
