@@ -18,8 +18,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .._errors import InvalidRequestError, TooLargeError
-from .paths import e2b_path, workspace_relative
 from ..server.state import ServerState
+from .paths import e2b_path, workspace_relative
 from .sandboxes import E2BSandbox
 
 

@@ -15,7 +15,7 @@ import contextlib
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
@@ -88,7 +88,7 @@ async def execute(request: Request) -> Response:
     return StreamingResponse(_held(quotas, sandbox.owner, _run(context, code)), media_type=NDJSON)
 
 
-async def _held(quotas: Quotas, owner: str, lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _held(quotas: Quotas, owner: str, lines: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
     """``lines`` with a run in flight held for ``owner``, as sandlot's own execute holds one."""
     async with contextlib.aclosing(lines):  # a client gone closes the cell's stream at once: it is interrupted
         with contextlib.ExitStack() as slot:
@@ -102,7 +102,7 @@ async def _held(quotas: Quotas, owner: str, lines: AsyncIterator[bytes]) -> Asyn
                 yield line
 
 
-async def _run(context: Context, code: str) -> AsyncIterator[bytes]:
+async def _run(context: Context, code: str) -> AsyncGenerator[bytes, None]:
     events: asyncio.Queue[bytes] = asyncio.Queue()
     shown_error = False
 

@@ -93,7 +93,8 @@ class Sandboxes:
                                                    idle_timeout=self.engine.config.session_max_lifetime)
         now = time.time()
         sandbox = E2BSandbox(id=session.id, session=session, owner=owner, template=template,
-                             access_token=secrets.token_hex(16), traffic_token=secrets.token_hex(16), metadata=metadata, started_at=now, end_at=now,
+                             access_token=secrets.token_hex(16), traffic_token=secrets.token_hex(16), metadata=metadata,
+                             started_at=now, end_at=now,
                              processes=Processes(session), env=dict(env))
         sandbox.contexts["default"] = Context("default", session)
         self.live[sandbox.id] = sandbox
