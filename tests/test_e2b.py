@@ -601,3 +601,19 @@ def test_a_listing_over_the_output_limit_is_an_error_not_a_partial_answer(sbx: S
             sbx.files.list("/home/user/many")
     finally:
         sbx.commands.run("rm -rf /home/user/many")
+
+
+def test_a_client_that_never_reads_a_flood_loses_its_stream_not_the_servers_memory(sbx: Sandbox) -> None:
+    # The sync SDK reads a background command's stream only in wait(): until then nothing is read at all.
+    handle = sbx.commands.run("head -c 96000000 /dev/zero | tr '\\0' x; echo done > /home/user/flooded", background=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not sbx.files.exists("/home/user/flooded"):  # the command goes on although its client fell behind
+            assert time.monotonic() < deadline, "the flooding command did not finish"
+            time.sleep(0.5)
+        with pytest.raises(e2b.SandboxException, match="behind"):
+            handle.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            sbx.commands.kill(handle.pid)
+        sbx.files.remove("/home/user/flooded")
