@@ -37,11 +37,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def e2b_server(*extra: str) -> Iterator[str]:
+def e2b_server(*extra: str, env_extra: dict[str, str] | None = None) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "SANDLOT_API_KEYS": f"{KEY},{OTHER_KEY},{PLAIN_KEY}", "SANDLOT_POOL_SIZE": "2",
-           "SANDLOT_LOG_LEVEL": "warning"}
+           "SANDLOT_LOG_LEVEL": "warning", **(env_extra or {})}
     process = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--e2b", "--port", str(port), *extra],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -427,3 +427,193 @@ def test_without_the_extra_e2b_is_a_setup_error() -> None:
             "try:\n    create_app(ServerConfig(e2b=True))\nexcept SetupError as exc:\n    print(exc)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "pip install 'sandlot[e2b]'" in out
+
+
+# ---- the reviewer's attacks (raw httpx: the SDKs cannot send them) ---------------------
+
+def _daemon(sandbox: Sandbox) -> list[tuple[str, str]]:
+    return [("E2b-Sandbox-Id", sandbox.sandbox_id), ("E2b-Sandbox-Port", "49983"),
+            ("X-Access-Token", sandbox._envd_access_token or "")]
+
+
+def test_a_repeated_sandbox_header_cannot_reach_another_sandbox(server: str, sbx: Sandbox) -> None:
+    victim = Sandbox.create(api_key=OTHER_KEY)
+    try:
+        victim.files.write("/home/user/victim-secret.txt", "secret")
+        mine = _daemon(sbx)
+        for name, value in (("E2b-Sandbox-Id", victim.sandbox_id), ("E2b-Sandbox-Port", "49983"),
+                            ("X-Access-Token", "x")):
+            headers = [(name, value), *mine, ("Content-Type", "application/json")]
+            listed = httpx.post(f"{server}/filesystem.Filesystem/ListDir", json={"path": "/home/user"},
+                                headers=headers)
+            assert listed.status_code == 400, (name, listed.text)
+            assert "victim-secret" not in listed.text
+        own = httpx.post(f"{server}/filesystem.Filesystem/ListDir", json={"path": "/home/user"},
+                         headers=[*mine, ("Content-Type", "application/json")])
+        assert own.status_code == 200 and "victim-secret" not in own.text
+    finally:
+        victim.kill()
+
+
+def test_context_calls_need_a_token_and_are_capped(server: str, sbx: Sandbox) -> None:
+    from e2b_code_interpreter.constants import JUPYTER_PORT
+
+    bare = {"E2b-Sandbox-Id": sbx.sandbox_id, "E2b-Sandbox-Port": str(JUPYTER_PORT)}
+    assert sbx.traffic_access_token  # handed out at create, as E2B's API does
+    assert httpx.get(f"{server}/contexts", headers=bare).status_code == 401
+    assert httpx.post(f"{server}/contexts", json={}, headers=bare).status_code == 401
+    wrong = {**bare, "E2B-Traffic-Access-Token": "nope"}
+    assert httpx.get(f"{server}/contexts", headers=wrong).status_code == 401
+    default = {"id": "default"}
+    assert httpx.delete(f"{server}/contexts/{default['id']}", headers=bare).status_code == 401
+    traffic = {**bare, "E2B-Traffic-Access-Token": sbx.traffic_access_token}
+    assert httpx.get(f"{server}/contexts", headers=traffic).status_code == 200
+    made = []
+    try:
+        while True:
+            response = httpx.post(f"{server}/contexts", json={}, headers=traffic, timeout=60)
+            if response.status_code != 200:
+                break
+            made.append(response.json()["id"])
+            assert len(made) < 64, "contexts are not capped"
+        assert response.status_code == 429 and len(made) == 15  # 16 with the default one
+    finally:
+        for context_id in made:
+            httpx.delete(f"{server}/contexts/{context_id}", headers=traffic, timeout=60)
+
+
+def test_a_context_that_cannot_reach_its_cwd_is_not_left_behind(server: str, sbx: Sandbox) -> None:
+    before = {c.id for c in sbx.list_code_contexts()}
+    with pytest.raises(e2b.SandboxException):  # a context is a session of its own: only a name too long fails there
+        sbx.create_code_context(cwd="/home/user/" + "x" * 300)
+    assert {c.id for c in sbx.list_code_contexts()} == before
+
+
+def test_files_are_capped_at_the_servers_file_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gzip
+
+    limit = 64 * 1024
+    with e2b_server(env_extra={"SANDLOT_MAX_FILE_BYTES": str(limit)}) as url:
+        monkeypatch.setenv("E2B_API_URL", url)
+        monkeypatch.setenv("E2B_SANDBOX_URL", url)
+        monkeypatch.setenv("E2B_API_KEY", KEY)
+        sandbox = Sandbox.create()
+        try:
+            daemon = dict(_daemon(sandbox))
+            files = f"{url}/files"
+            fits = httpx.post(files, params={"path": "/home/user/fits"}, content=b"x" * limit,
+                              headers={**daemon, "Content-Type": "application/octet-stream"})
+            assert fits.status_code == 200
+            over = httpx.post(files, params={"path": "/home/user/over"}, content=b"x" * (limit + 1),
+                              headers={**daemon, "Content-Type": "application/octet-stream"})
+            assert over.status_code == 413
+            bomb = httpx.post(files, params={"path": "/home/user/bomb"}, content=gzip.compress(b"\0" * (4 * limit)),
+                              headers={**daemon, "Content-Type": "application/octet-stream",
+                                       "Content-Encoding": "gzip"})
+            assert bomb.status_code == 413
+            multipart = httpx.post(files, params={"path": "/home/user/parted"}, headers=daemon,
+                                   files={"file": ("parted", b"y" * (limit + 1))})
+            assert multipart.status_code in (400, 413)
+            assert not sandbox.files.exists("/home/user/over") and not sandbox.files.exists("/home/user/parted")
+            sandbox.commands.run(f"head -c {limit + 1} /dev/zero > /home/user/big")
+            assert httpx.get(files, params={"path": "/home/user/big"}, headers=daemon).status_code == 413
+            assert httpx.get(files, params={"path": "/home/user/fits"}, headers=daemon).content == b"x" * limit
+        finally:
+            sandbox.kill()
+
+
+def test_a_disconnected_background_command_keeps_running(sbx: Sandbox) -> None:
+    handle = sbx.commands.run("sleep 30", background=True)
+    try:
+        handle.disconnect()  # E2B: "the command keeps running"
+        time.sleep(3)  # the server hears the stream is gone at its next keepalive (1 s)
+        assert handle.pid in [p.pid for p in sbx.commands.list()]
+    finally:
+        sbx.commands.kill(handle.pid)
+
+
+def test_timeouts_are_finite_and_capped(server: str, sbx: Sandbox) -> None:
+    api = {"X-API-KEY": KEY, "Content-Type": "application/json"}
+    for raw in ('{"timeout": NaN}', '{"timeout": Infinity}', '{"timeout": -Infinity}', '{"timeout": 1e300}',
+                '{"timeout": 0}'):
+        assert httpx.post(f"{server}/sandboxes", content=raw, headers=api).status_code == 400, raw
+        assert httpx.post(f"{server}/sandboxes/{sbx.sandbox_id}/timeout", content=raw,
+                          headers=api).status_code == 400, raw
+        assert httpx.post(f"{server}/sandboxes/{sbx.sandbox_id}/connect", content=raw,
+                          headers=api).status_code == 400, raw
+    assert sbx.is_running()
+
+
+def test_environments_follow_sandlots_rule(server: str, sbx: Sandbox) -> None:
+    api = {"X-API-KEY": KEY}
+    for env in ({"A=B": "x"}, {"": "x"}, {"X": "a\0b"}, {"X\0": "b"}, {"X": "\ud800"}):
+        response = httpx.post(f"{server}/sandboxes", content=json.dumps({"envVars": env}),
+                              headers={**api, "Content-Type": "application/json"})
+        assert response.status_code == 400, (env, response.text)
+        if "\ud800" not in env.values():  # the SDK cannot send a lone surrogate itself
+            with pytest.raises(e2b.InvalidArgumentException):
+                sbx.commands.run("true", envs=env)
+    assert sbx.commands.run("echo fine").stdout == "fine\n"
+
+
+def test_metrics_is_501_and_metadata_round_trips(server: str) -> None:
+    response = httpx.get(f"{server}/sandboxes/metrics", headers={"X-API-KEY": KEY})
+    assert response.status_code == 501 and "not supported" in response.json()["message"]
+    sandbox = Sandbox.create(metadata={"pct": "%41 & b=c"})
+    try:
+        found = Sandbox.list(query=e2b.SandboxQuery(metadata={"pct": "%41 & b=c"})).next_items()
+        assert [s.sandbox_id for s in found] == [sandbox.sandbox_id]
+    finally:
+        sandbox.kill()
+
+
+def test_runs_through_e2b_count_against_the_keys_run_quota(monkeypatch: pytest.MonkeyPatch) -> None:
+    with e2b_server(env_extra={"SANDLOT_MAX_RUNS_PER_KEY": "1"}) as url:
+        monkeypatch.setenv("E2B_API_URL", url)
+        monkeypatch.setenv("E2B_SANDBOX_URL", url)
+        monkeypatch.setenv("E2B_API_KEY", KEY)
+        sandbox = Sandbox.create()
+        try:
+            headers = {"E2b-Sandbox-Id": sandbox.sandbox_id, "E2b-Sandbox-Port": "49999",
+                       "X-Access-Token": sandbox._envd_access_token or ""}
+            with httpx.stream("POST", url + "/execute", json={"code": "import time; time.sleep(4)"}, headers=headers,
+                              timeout=60) as running:
+                assert running.status_code == 200
+                time.sleep(0.5)  # the cell holds the key's one run slot now
+                assert httpx.post(url + "/execute", json={"code": "1"}, headers=headers).status_code == 429
+                with pytest.raises(e2b.SandboxException):
+                    sandbox.commands.run("echo not now")
+                assert httpx.post(url + "/v1/sessions/" + sandbox.sandbox_id + "/commands", json={"cmd": "true"},
+                                  headers={"Authorization": f"Bearer {KEY}"}).status_code == 429
+                list(running.iter_lines())
+            assert sandbox.commands.run("echo now").stdout == "now\n"  # released with the stream
+            assert sandbox.run_code("2").text == "2"
+        finally:
+            sandbox.kill()
+
+
+def test_a_listing_over_the_output_limit_is_an_error_not_a_partial_answer(sbx: Sandbox) -> None:
+    made = sbx.run_code("import os\nos.makedirs('many', exist_ok=True)\n"
+                        "for i in range(6000): open(f'many/{i:05d}' + 'n' * 180, 'w').close()\nlen(os.listdir('many'))")
+    assert made.text == "6000"
+    try:
+        with pytest.raises(e2b.SandboxException, match="output limit"):
+            sbx.files.list("/home/user/many")
+    finally:
+        sbx.commands.run("rm -rf /home/user/many")
+
+
+def test_a_client_that_never_reads_a_flood_loses_its_stream_not_the_servers_memory(sbx: Sandbox) -> None:
+    # The sync SDK reads a background command's stream only in wait(): until then nothing is read at all.
+    handle = sbx.commands.run("head -c 96000000 /dev/zero | tr '\\0' x; echo done > /home/user/flooded", background=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not sbx.files.exists("/home/user/flooded"):  # the command goes on although its client fell behind
+            assert time.monotonic() < deadline, "the flooding command did not finish"
+            time.sleep(0.5)
+        with pytest.raises(e2b.SandboxException, match="behind"):
+            handle.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            sbx.commands.kill(handle.pid)
+        sbx.files.remove("/home/user/flooded")

@@ -30,6 +30,13 @@ test('create, run code, files, commands, kill', async () => {
     assert.equal(result.exitCode, 0)
     assert.match(result.stdout, /^hi\n[\s\S]*from-js\.txt/)
 
+    // The context calls carry the sandbox's traffic token (the SDK sends no access token there).
+    const context = await sbx.createCodeContext()
+    await sbx.runCode('only_here = 1', { context })
+    assert.equal((await sbx.runCode('only_here', { context })).text, '1')
+    assert.ok((await sbx.listCodeContexts()).some((c) => c.id === context.id))
+    await sbx.removeCodeContext(context.id)
+
     assert.equal(await sbx.isRunning(), true)
   } finally {
     await sbx.kill()

@@ -11,6 +11,7 @@
     connect         the daemon's Connect services, from the protocol stubs the ``e2b`` package ships
     process         E2B processes as sandlot shell commands
     filesystem      E2B file-system calls, as shell commands inside the sandbox
+    environment     environment variables held to sandlot's own rule
     paths           E2B paths (``/home/user``) and the workspace
     errors          E2B's error body, and 501 for what sandlot does not do
 

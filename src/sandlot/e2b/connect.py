@@ -23,16 +23,18 @@ from e2b.envd.process import process_connect, process_pb
 from protobuf import Oneof
 from protobuf.wkt.google.protobuf.timestamp_pb import Timestamp
 
-from .._errors import InvalidRequestError, NotFoundError, SandlotError, TooLargeError
+from .._errors import CapacityError, InvalidRequestError, NotFoundError, SandlotError, TooLargeError
 from .._models import CommandResult
+from ..server.auth import Quotas
+from .environment import checked_env
 from .filesystem import FileSystem
-from .process import Process, ProcessEvent
-from .sandboxes import E2BSandbox, Sandboxes
+from .process import MAX_QUEUED, Process, ProcessEvent
+from .sandboxes import CHECKED_SANDBOX, E2BSandbox, Sandboxes
 
 Ctx = RequestContext[Any, Any]
 
 _CODES = ((NotFoundError, Code.NOT_FOUND), (InvalidRequestError, Code.INVALID_ARGUMENT),
-          (TooLargeError, Code.RESOURCE_EXHAUSTED))
+          (TooLargeError, Code.RESOURCE_EXHAUSTED), (CapacityError, Code.RESOURCE_EXHAUSTED))
 
 
 @contextlib.contextmanager
@@ -49,13 +51,17 @@ def _unimplemented(what: str) -> ConnectError:
 
 
 class _Service:
-    def __init__(self, registry: Sandboxes) -> None:
+    def __init__(self, registry: Sandboxes, quotas: Quotas) -> None:
         self.registry = registry
+        self.quotas = quotas
 
     def sandbox(self, ctx: Ctx) -> E2BSandbox:
-        # The dispatcher has checked the sandbox and its access token before the request got here.
+        # The sandbox the dispatcher checked (id and access token) for this call; the headers are not read again.
+        checked = CHECKED_SANDBOX.get()
+        if checked is None:
+            raise ConnectError(Code.UNAUTHENTICATED, "no checked sandbox for this call")
         with _translated():
-            return self.registry.get(ctx.request_headers.get("e2b-sandbox-id", ""))
+            return self.registry.get(checked.id)
 
 
 # ---- process.Process ----------------------------------------------------------------
@@ -77,6 +83,9 @@ def _started(pid: int) -> process_pb.ProcessEvent:
 
 
 def _wire(event: ProcessEvent) -> process_pb.ProcessEvent:
+    if event.kind == "overflow":
+        raise ConnectError(Code.RESOURCE_EXHAUSTED, f"the client fell more than {MAX_QUEUED} events behind the "
+                                                    "command's output: its stream ended (the command goes on)")
     if event.kind == "keepalive":
         keepalive: Oneof[Literal["keepalive"], process_pb.ProcessEvent.KeepAlive] = Oneof(
             "keepalive", process_pb.ProcessEvent.KeepAlive())
@@ -128,16 +137,22 @@ class ProcessService(_Service, process_connect.Process):
         if config is None or not config.cmd:
             raise ConnectError(Code.INVALID_ARGUMENT, "process.cmd is required")
         stdin = request.stdin if request.has_field("stdin") else True
-        with _translated():
-            process, queue = await sandbox.processes.start(
-                cmd=config.cmd, args=list(config.args), envs=dict(config.envs),
-                cwd=config.cwd if config.has_field("cwd") else None,
-                tag=request.tag if request.has_field("tag") else None, stdin=stdin)
-        yield process_pb.StartResponse(event=_started(process.pid))
-        remaining = ctx.timeout_ms
-        deadline = None if remaining is None else asyncio.get_running_loop().time() + remaining / 1000.0
-        async for event in sandbox.processes.events(process, queue, kill_on_exit=True, deadline=deadline):
-            yield process_pb.StartResponse(event=_wire(event))
+        with contextlib.ExitStack() as slot:
+            with _translated():
+                # A run in flight for the key's quota while its stream is open, as sandlot's own command routes hold
+                # one (a background command whose client disconnected no longer counts, as sandlot's do not).
+                slot.enter_context(self.quotas.run(sandbox.owner))
+                process, queue = await sandbox.processes.start(
+                    cmd=config.cmd, args=list(config.args), envs=checked_env(dict(config.envs), "process.envs"),
+                    cwd=config.cwd if config.has_field("cwd") else None,
+                    tag=request.tag if request.has_field("tag") else None, stdin=stdin)
+            yield process_pb.StartResponse(event=_started(process.pid))
+            remaining = ctx.timeout_ms
+            deadline = None if remaining is None else asyncio.get_running_loop().time() + remaining / 1000.0
+            if deadline is not None:  # E2B's timeout ends the command even after its client disconnected
+                sandbox.processes.kill_at(process, deadline)
+            async for event in sandbox.processes.events(process, queue, deadline=deadline):
+                yield process_pb.StartResponse(event=_wire(event))
         if process.command.running:  # its deadline passed: it was killed, as E2B's timeout promises
             raise ConnectError(Code.DEADLINE_EXCEEDED, f"the command ran past its timeout (pid {process.pid})")
 
@@ -146,7 +161,7 @@ class ProcessService(_Service, process_connect.Process):
         process = self._select(sandbox, request.process)
         queue = sandbox.processes.listen(process)
         yield process_pb.ConnectResponse(event=_started(process.pid))
-        async for event in sandbox.processes.events(process, queue, kill_on_exit=False):
+        async for event in sandbox.processes.events(process, queue):
             yield process_pb.ConnectResponse(event=_wire(event))
 
     async def send_input(self, request: process_pb.SendInputRequest, ctx: Ctx) -> process_pb.SendInputResponse:
@@ -240,9 +255,9 @@ class FilesystemService(_Service, filesystem_connect.Filesystem):
         raise _unimplemented("watching a directory")
 
 
-def applications(registry: Sandboxes) -> dict[str, Any]:
+def applications(registry: Sandboxes, quotas: Quotas) -> dict[str, Any]:
     """The Connect ASGI applications by path prefix (``/process.Process/``, ``/filesystem.Filesystem/``)."""
     return {
-        "/process.Process/": process_connect.ProcessASGIApplication(ProcessService(registry)),
-        "/filesystem.Filesystem/": filesystem_connect.FilesystemASGIApplication(FilesystemService(registry)),
+        "/process.Process/": process_connect.ProcessASGIApplication(ProcessService(registry, quotas)),
+        "/filesystem.Filesystem/": filesystem_connect.FilesystemASGIApplication(FilesystemService(registry, quotas)),
     }

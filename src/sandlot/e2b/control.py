@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import urllib.parse
 from typing import Any
 
@@ -20,6 +21,7 @@ from starlette.routing import Route
 from .._errors import InvalidRequestError, UnavailableError
 from ..server.state import ServerState
 from . import templates
+from .environment import checked_env
 from .errors import NotSupported
 from .sandboxes import E2BSandbox, Sandboxes
 
@@ -68,7 +70,7 @@ def _iso(t: float) -> str:
 
 def _sandbox_json(sandbox: E2BSandbox) -> dict[str, Any]:
     return {"templateID": sandbox.template, "sandboxID": sandbox.id, "clientID": CLIENT_ID, "envdVersion": ENVD_VERSION,
-            "envdAccessToken": sandbox.access_token, "domain": None}
+            "envdAccessToken": sandbox.access_token, "trafficAccessToken": sandbox.traffic_token, "domain": None}
 
 
 def _listed_json(sandbox: E2BSandbox) -> dict[str, Any]:
@@ -79,12 +81,14 @@ def _listed_json(sandbox: E2BSandbox) -> dict[str, Any]:
             "state": "running", "envdVersion": ENVD_VERSION, "metadata": sandbox.metadata}
 
 
-def _timeout(body: dict[str, Any], default: float | None) -> float | None:
-    value = body.get("timeout", default)
+def _timeout(request: Request, body: dict[str, Any]) -> float | None:
+    """E2B's ``timeout``: finite, positive, and no longer than a session may live (``session_max_lifetime``)."""
+    value = body.get("timeout")
     if value is None:
         return None
-    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-        raise InvalidRequestError("'timeout' must be a positive number of seconds")
+    longest = _state(request).engine.config.session_max_lifetime
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or not 0 < value <= longest:
+        raise InvalidRequestError(f"'timeout' must be a number of seconds above 0 and at most {longest:g}")
     return float(value)
 
 
@@ -110,21 +114,24 @@ async def create(request: Request) -> Response:
     template = templates.resolve(body.get("templateID"))
     state = _state(request)
     with state.quotas.new_session(owner):
-        sandbox = await _registry(request).create(owner=owner, template=template, timeout=_timeout(body, None),
+        sandbox = await _registry(request).create(owner=owner, template=template, timeout=_timeout(request, body),
                                                   metadata=_strings(body.get("metadata"), "metadata"),
-                                                  env=_strings(body.get("envVars"), "envVars"))
+                                                  env=checked_env(_strings(body.get("envVars"), "envVars"), "envVars"))
         state.quotas.add_session(owner, sandbox.id)
     return JSONResponse(_sandbox_json(sandbox), status_code=201)
 
 
 async def get(request: Request) -> Response:
     sandbox = _registry(request).get(request.path_params["sandbox_id"], _owner(request))
-    return JSONResponse({**_listed_json(sandbox), "envdAccessToken": sandbox.access_token, "domain": None})
+    return JSONResponse({**_listed_json(sandbox), "envdAccessToken": sandbox.access_token,
+                         "trafficAccessToken": sandbox.traffic_token, "domain": None})
 
 
 def _metadata_filter(raw: str | None) -> dict[str, str]:
     if not raw:
         return {}
+    # The SDKs quote each key and value before url-encoding the pairs (E2B's API unquotes them again): after the
+    # query string's own decoding and parse_qsl's, one unquote is left, so it is not one too many.
     return {urllib.parse.unquote(k): urllib.parse.unquote(v) for k, v in urllib.parse.parse_qsl(raw)}
 
 
@@ -154,7 +161,7 @@ async def list_sandboxes(request: Request) -> Response:
 async def connect(request: Request) -> Response:
     registry = _registry(request)
     sandbox = registry.get(request.path_params["sandbox_id"], _owner(request))
-    timeout = _timeout(await _body(request), None)
+    timeout = _timeout(request, await _body(request))
     if timeout is not None:
         registry.set_timeout(sandbox, timeout)
     return JSONResponse(_sandbox_json(sandbox), status_code=200)
@@ -163,7 +170,7 @@ async def connect(request: Request) -> Response:
 async def set_timeout(request: Request) -> Response:
     registry = _registry(request)
     sandbox = registry.get(request.path_params["sandbox_id"], _owner(request))
-    timeout = _timeout(await _body(request), None)
+    timeout = _timeout(request, await _body(request))
     if timeout is None:
         raise InvalidRequestError("'timeout' is required")
     registry.set_timeout(sandbox, timeout)
@@ -187,6 +194,7 @@ routes = [
     Route("/v2/sandboxes", create, methods=["POST"]),
     Route("/sandboxes", list_sandboxes, methods=["GET"]),
     Route("/v2/sandboxes", list_sandboxes, methods=["GET"]),
+    Route("/sandboxes/metrics", _out_of_scope("sandbox metrics"), methods=["GET"]),  # before {sandbox_id}
     Route("/sandboxes/{sandbox_id}", get, methods=["GET"]),
     Route("/sandboxes/{sandbox_id}", kill, methods=["DELETE"]),
     Route("/sandboxes/{sandbox_id}/connect", connect, methods=["POST"]),
@@ -200,7 +208,6 @@ routes = [
     Route("/sandboxes/{sandbox_id}/network", _out_of_scope("network rules"), methods=["PUT"]),
     Route("/sandboxes/{sandbox_id}/metrics", _out_of_scope("sandbox metrics"), methods=["GET"]),
     Route("/sandboxes/{sandbox_id}/logs", _out_of_scope("sandbox logs"), methods=["GET"]),
-    Route("/sandboxes/metrics", _out_of_scope("sandbox metrics"), methods=["GET"]),
     Route("/templates", _out_of_scope("building templates"), methods=["GET", "POST"]),
     Route("/templates/{rest:path}", _out_of_scope("building templates"), methods=["GET", "POST", "PATCH", "DELETE"]),
     Route("/v2/templates", _out_of_scope("building templates"), methods=["GET", "POST"]),

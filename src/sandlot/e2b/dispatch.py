@@ -21,14 +21,17 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._errors import AuthenticationError, SandlotError, UnavailableError
+from .._errors import AuthenticationError, InvalidRequestError, SandlotError, UnavailableError
 from ..server.state import ServerState
 from . import connect, control, envd, interpreter
 from .errors import error_response
-from .sandboxes import Sandboxes
+from .sandboxes import CHECKED_SANDBOX, E2BSandbox, Sandboxes
 
 ENVD_PORT = "49983"
 INTERPRETER_PORT = "49999"
+SINGLE_HEADERS = ("e2b-sandbox-id", "e2b-sandbox-port", "x-access-token", "e2b-traffic-access-token")
+"""Headers that decide which sandbox a call acts on and whether it may: sent twice, a call is refused, so no later
+reader can pick a different copy from the one checked here."""
 CONTROL_PREFIXES = ("/sandboxes", "/v2/sandboxes", "/templates", "/v2/templates", "/volumes", "/snapshots")
 
 
@@ -47,7 +50,7 @@ class E2BDispatch:
         self.control = Router(routes=control.routes)
         self.envd = Router(routes=envd.routes)
         self.interpreter = Router(routes=interpreter.routes)
-        self.connect_apps = connect.applications(registry)
+        self.connect_apps = connect.applications(registry, state.quotas)
         state.engine.on_session_closed.append(self._session_closed)
 
     def _session_closed(self, session_id: str) -> None:
@@ -60,7 +63,14 @@ class E2BDispatch:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1").lower()
+            if name in headers and name in SINGLE_HEADERS:
+                error = InvalidRequestError(f"the {name} header may be sent only once")
+                await error_response(error)(scope, receive, send)
+                return
+            headers[name] = raw_value.decode("latin-1")
         sandbox_id, port = headers.get("e2b-sandbox-id"), headers.get("e2b-sandbox-port")
         path: str = scope["path"]
         if sandbox_id is None and port is None:
@@ -88,11 +98,10 @@ class E2BDispatch:
         if sandbox is None or sandbox.session.closed:
             await _gone(sandbox_id)(scope, receive, send)
             return
-        token = headers.get("x-access-token")
         path: str = scope["path"]
-        needs_token = port == ENVD_PORT or path == "/execute"
-        if (needs_token or token is not None) and not sandbox.token_ok(token):
-            error = AuthenticationError("the sandbox's access token (X-Access-Token) is missing or wrong")
+        if not _authorized(sandbox, port, headers.get("x-access-token"), headers.get("e2b-traffic-access-token")):
+            error = AuthenticationError("the sandbox's access token (X-Access-Token, or E2B-Traffic-Access-Token for "
+                                        "the code interpreter) is missing or wrong")
             await error_response(error)(scope, receive, send)
             return
         scope["state"] = {**scope.get("state", {}), "principal": sandbox.owner}
@@ -100,7 +109,12 @@ class E2BDispatch:
         if port == ENVD_PORT:
             for prefix, application in self.connect_apps.items():
                 if path.startswith(prefix):
-                    await application(scope, receive, send)
+                    # The services act on the sandbox checked here, never on one they would read from headers.
+                    checked = CHECKED_SANDBOX.set(sandbox)
+                    try:
+                        await application(scope, receive, send)
+                    finally:
+                        CHECKED_SANDBOX.reset(checked)
                     return
             await self._answer(self.envd, scope, receive, send)
         elif port == INTERPRETER_PORT:
@@ -127,6 +141,16 @@ class E2BDispatch:
             if started:
                 raise
             await error_response(exc)(scope, receive, send)
+
+
+def _authorized(sandbox: E2BSandbox, port: str, token: str | None, traffic: str | None) -> bool:
+    """The daemon wants the access token; the code interpreter takes it or the traffic token (the SDKs send only
+    the latter on context calls). Any token presented must be right."""
+    if port == ENVD_PORT:
+        return sandbox.token_ok(token)
+    if token is None and traffic is None:
+        return False
+    return (token is None or sandbox.token_ok(token)) and (traffic is None or sandbox.traffic_ok(traffic))
 
 
 def _gone(sandbox_id: str, message: str | None = None) -> PlainTextResponse:

@@ -8,6 +8,7 @@ given) or as ``application/octet-stream`` (one file, ``path`` in the query), as 
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import zlib
 
@@ -17,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .._errors import InvalidRequestError, TooLargeError
+from ..server.state import ServerState
 from .paths import e2b_path, workspace_relative
 from .sandboxes import E2BSandbox
 
@@ -26,8 +28,14 @@ def _sandbox(request: Request) -> E2BSandbox:
     return sandbox
 
 
-def _max_file_bytes(sandbox: E2BSandbox) -> int:
-    return int(sandbox.session.limits.workspace_size)
+def _max_file_bytes(request: Request) -> int:
+    """The server's file limit (``max_file_bytes``), as for sandlot's own file routes."""
+    state: ServerState = request.scope["e2b.state"]
+    return state.config.max_file_bytes
+
+
+def _too_large(limit: int) -> TooLargeError:
+    return TooLargeError(f"the file is over the limit of {limit} bytes")
 
 
 async def health(request: Request) -> Response:
@@ -38,7 +46,7 @@ async def read_file(request: Request) -> Response:
     sandbox = _sandbox(request)
     relative = workspace_relative(request.query_params.get("path", ""))
     workspace = await sandbox.session.open_workspace()
-    data = workspace.read(relative, _max_file_bytes(sandbox))
+    data = await asyncio.to_thread(workspace.read, relative, _max_file_bytes(request))  # off the event loop
     return Response(data, media_type="application/octet-stream")
 
 
@@ -47,20 +55,26 @@ async def write_file(request: Request) -> Response:
     path = request.query_params.get("path")
     content_type = request.headers.get("content-type", "")
     uploads: list[tuple[str, bytes]] = []
+    limit = _max_file_bytes(request)
     if content_type.startswith("multipart/form-data"):
-        async with request.form(max_files=1000, max_fields=1000, max_part_size=_max_file_bytes(sandbox)) as form:
+        async with request.form(max_files=1000, max_fields=1000, max_part_size=limit) as form:
             for _name, value in form.multi_items():
                 if isinstance(value, UploadFile):
                     target = path if path and len(form) == 1 else (value.filename or path)
                     if not target:
                         raise InvalidRequestError("a file part needs a file name or a path")
-                    uploads.append((target, await value.read()))
+                    data = await value.read()
+                    if len(data) > limit:
+                        raise _too_large(limit)
+                    uploads.append((target, data))
     else:
         if not path:
             raise InvalidRequestError("'path' is required for an octet-stream upload")
         data = await request.body()
         if request.headers.get("content-encoding", "").lower() == "gzip":
-            data = _gunzip(data, _max_file_bytes(sandbox))
+            data = await asyncio.to_thread(_gunzip, data, limit)
+        if len(data) > limit:
+            raise _too_large(limit)
         uploads.append((path, data))
     workspace = await sandbox.session.open_workspace()
     written = []
@@ -68,7 +82,7 @@ async def write_file(request: Request) -> Response:
         relative = workspace_relative(target)
         if not relative:
             raise InvalidRequestError(f"{target!r} is the workspace itself, not a file")
-        workspace.write(relative, data)
+        await asyncio.to_thread(workspace.write, relative, data)
         written.append({"name": relative.rsplit("/", 1)[-1], "type": "file", "path": e2b_path(relative)})
     return JSONResponse(written)
 
@@ -80,7 +94,7 @@ def _gunzip(data: bytes, limit: int) -> bytes:
     except (zlib.error, gzip.BadGzipFile) as exc:
         raise InvalidRequestError(f"the gzip body is not valid: {exc}") from None
     if len(out) > limit or inflater.unconsumed_tail:
-        raise TooLargeError(f"the file is over the limit of {limit} bytes")
+        raise _too_large(limit)
     return out
 
 

@@ -16,7 +16,7 @@ import shlex
 import stat
 from typing import Any
 
-from .._errors import InvalidRequestError, NotFoundError, SandlotError
+from .._errors import InvalidRequestError, NotFoundError, SandboxError, SandlotError, TooLargeError
 from ..engine import Session
 from .paths import HOME, e2b_path, workspace_relative
 
@@ -50,15 +50,28 @@ def _find(where: str, depth: str) -> str:
 
 def _entries(stdout: str, shown: str) -> list[dict[str, Any]]:
     fields = stdout.split("\0")
+    if len(fields) % 8 != 1 or fields[-1]:  # eight fields an entry, each NUL-terminated: anything else is cut short
+        raise SandboxError(f"the listing of {shown} could not be read")
     found = []
-    for i in range(0, len(fields) - 7, 8):
+    for i in range(0, len(fields) - 1, 8):
         kind, size, mode, uid, gid, mtime, link, below = fields[i:i + 8]
         path = posixpath.join(shown, below) if below else shown
-        permissions = stat.filemode((stat.S_IFDIR if kind == "d" else stat.S_IFREG) | int(mode, 8))
-        found.append({"name": posixpath.basename(path) or path, "type": "dir" if kind == "d" else "file", "path": path,
-                      "size": int(size), "mode": int(mode, 8), "permissions": permissions, "uid": uid, "gid": gid,
-                      "mtime": float(mtime), "symlink_target": link or None, "below": below})
+        try:
+            permissions = stat.filemode((stat.S_IFDIR if kind == "d" else stat.S_IFREG) | int(mode, 8))
+            found.append({"name": posixpath.basename(path) or path, "type": "dir" if kind == "d" else "file",
+                          "path": path, "size": int(size), "mode": int(mode, 8), "permissions": permissions,
+                          "uid": uid, "gid": gid, "mtime": float(mtime), "symlink_target": link or None,
+                          "below": below})
+        except ValueError:
+            raise SandboxError(f"the listing of {shown} could not be read") from None
     return found
+
+
+def _one(stdout: str, shown: str, path: str) -> dict[str, Any]:
+    entries = _entries(stdout, shown)
+    if not entries:
+        raise NotFoundError(f"no such file or directory: {path}")
+    return entries[0]
 
 
 class FileSystem:
@@ -75,13 +88,16 @@ class FileSystem:
             raise InvalidRequestError(f"{path} is not a directory")
         if result.exit_code != 0:
             raise InvalidRequestError(f"{path}: {(result.stderr or result.error or result.status).strip()[-500:]}")
+        if result.truncated:  # a partial listing would read as a whole one
+            raise TooLargeError(f"the answer for {path} is over the command output limit: list less at a time "
+                                "(a smaller depth, or a directory further down)")
         return result.stdout
 
     async def stat(self, path: str) -> dict[str, Any]:
         where, shown, _top = _locate(path)
         quoted = shlex.quote(where)
         out = await self._run(f"{_exists(quoted)} && {_find(quoted, '-maxdepth 0')}", path)
-        return _entries(out, shown)[0]
+        return _one(out, shown, path)
 
     async def list(self, path: str, depth: int) -> list[dict[str, Any]]:
         where, shown, top = _locate(path)
@@ -99,7 +115,7 @@ class FileSystem:
         quoted = shlex.quote(where)
         out = await self._run(f"if [ -d {quoted} ]; then echo exists; else mkdir -p -- {quoted} && "
                               f"{_find(quoted, '-maxdepth 0')}; fi", path)
-        return None if out.strip() == "exists" else _entries(out, shown)[0]
+        return None if out.strip() == "exists" else _one(out, shown, path)
 
     async def remove(self, path: str) -> None:
         where, _shown, top = _locate(path)
@@ -114,4 +130,4 @@ class FileSystem:
         quoted, quoted_to = shlex.quote(where), shlex.quote(to)
         out = await self._run(f"{_exists(quoted)} && mkdir -p -- \"$(dirname -- {quoted_to})\" && "
                               f"mv -T -- {quoted} {quoted_to} && {_find(quoted_to, '-maxdepth 0')}", source)
-        return _entries(out, to_shown)[0]
+        return _one(out, to_shown, destination)

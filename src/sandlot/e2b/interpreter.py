@@ -15,15 +15,16 @@ import contextlib
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .._errors import InvalidRequestError, NotFoundError, SandlotError
+from .._errors import CapacityError, InvalidRequestError, NotFoundError, SandlotError
 from .._models import DisplayData, ErrorOutput, ExecuteResult, ExecutionResult
+from ..server.auth import Quotas
 from .errors import NotSupported
 from .paths import HOME, workspace_relative
 from .results import error_event, result_event
@@ -32,6 +33,8 @@ from .sandboxes import Context, E2BSandbox, Sandboxes
 KEEPALIVE = 5.0
 """Seconds of silence after which the stream sends a keepalive line."""
 NDJSON = "application/x-ndjson"
+MAX_CONTEXTS = 16
+"""Code contexts a sandbox may hold, its default one included: each is a session of its own."""
 
 
 def _sandbox(request: Request) -> E2BSandbox:
@@ -80,10 +83,26 @@ async def execute(request: Request) -> Response:
     context = sandbox.contexts.get(context_id)
     if context is None:
         raise NotFoundError(f"context {context_id!r} not found")
-    return StreamingResponse(_run(context, code), media_type=NDJSON)
+    quotas = request.scope["e2b.state"].quotas
+    quotas.check_run(sandbox.owner)  # a 429 now; the slot itself is held while the cell runs
+    return StreamingResponse(_held(quotas, sandbox.owner, _run(context, code)), media_type=NDJSON)
 
 
-async def _run(context: Context, code: str) -> AsyncIterator[bytes]:
+async def _held(quotas: Quotas, owner: str, lines: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
+    """``lines`` with a run in flight held for ``owner``, as sandlot's own execute holds one."""
+    async with contextlib.aclosing(lines):  # a client gone closes the cell's stream at once: it is interrupted
+        with contextlib.ExitStack() as slot:
+            try:
+                slot.enter_context(quotas.run(owner))
+            except CapacityError as exc:  # others took the last slot since the check: said in the stream
+                yield _event({"type": "error", "name": "CapacityError", "value": str(exc), "traceback": ""})
+                yield _event({"type": "end_of_execution"})
+                return
+            async for line in lines:
+                yield line
+
+
+async def _run(context: Context, code: str) -> AsyncGenerator[bytes, None]:
     events: asyncio.Queue[bytes] = asyncio.Queue()
     shown_error = False
 
@@ -156,10 +175,23 @@ async def create_context(request: Request) -> Response:
     if not isinstance(cwd, str):
         raise InvalidRequestError("'cwd' must be a string")
     relative = workspace_relative(cwd)
+    if len(sandbox.contexts) >= MAX_CONTEXTS:
+        raise CapacityError(f"a sandbox holds at most {MAX_CONTEXTS} code contexts: remove one first")
     context = Context(secrets.token_hex(8), await _new_session(request, sandbox), cwd=cwd)
+    try:
+        if relative:  # before the context is registered: one that cannot get there is closed, not left behind
+            await _chdir(context, relative)
+    except BaseException:
+        with contextlib.suppress(SandlotError):
+            await _registry(request).engine.close_session(context.session.id)
+        raise
+    if len(sandbox.contexts) >= MAX_CONTEXTS or sandbox.session.closed:  # others were made meanwhile, or it ended
+        with contextlib.suppress(SandlotError):
+            await _registry(request).engine.close_session(context.session.id)
+        if sandbox.session.closed:
+            raise NotFoundError(f"sandbox {sandbox.id!r} ended while the context was made")
+        raise CapacityError(f"a sandbox holds at most {MAX_CONTEXTS} code contexts: remove one first")
     sandbox.contexts[context.id] = context
-    if relative:
-        await _chdir(context, relative)
     return JSONResponse(_context_json(context))
 
 

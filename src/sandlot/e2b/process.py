@@ -3,9 +3,12 @@
 E2B's ``commands.run`` starts a process (``/bin/bash -l -c CMD`` by default) and streams its output; sandlot runs it
 as a background command of the sandbox's session (so it runs beside cells, as E2B's processes run beside the
 interpreter), with its stdin open only when the SDK asked for it. E2B names processes by pid: each command gets
-the next number here (it is not a pid inside the sandbox, which has its own pid namespace). A process whose
-stream ends before it does (the client went away, or its ``timeout`` passed) is killed: nothing is left running
-that no one can see.
+the next number here (it is not a pid inside the sandbox, which has its own pid namespace). A process runs until
+it ends, its ``timeout`` passes (it is killed then, whether anyone still listens or not) or the sandbox ends; a
+client that goes away (E2B's ``CommandHandle.disconnect()``) leaves it running, listed and reachable by ``connect``.
+
+Each listener's queue is bounded (``MAX_QUEUED`` events): a listener that falls that far behind loses its stream
+(an ``overflow`` event ends it; the process goes on), so a client that never reads cannot grow the server's memory.
 """
 
 from __future__ import annotations
@@ -24,13 +27,15 @@ from .paths import workspace_relative
 
 KEEPALIVE = 1.0
 """Seconds of silence after which a process stream sends a keepalive."""
+MAX_QUEUED = 256
+"""Events a listener may fall behind before its stream is ended."""
 MAX_ENDED = 100
 """Ended processes kept for ``list``-free lookups (``connect`` to one that just ended still gets its end)."""
 
 
 @dataclass
 class ProcessEvent:
-    kind: str  # "stdout" | "stderr" | "end"
+    kind: str  # "stdout" | "stderr" | "end" | "keepalive" | "overflow"
     data: Any = None
 
 
@@ -44,12 +49,18 @@ class Process:
     cwd: str | None
     tag: str | None
     listeners: set[asyncio.Queue[ProcessEvent]] = field(default_factory=set)
+    overflowed: set[asyncio.Queue[ProcessEvent]] = field(default_factory=set)
+    """Listeners dropped for falling behind: their streams end once they have read what they hold."""
     announced: bool = False
     """Its end was told to its listeners (once: by its watcher, or by ``Processes.close``)."""
 
     def publish(self, event: ProcessEvent) -> None:
-        for queue in self.listeners:
-            queue.put_nowait(event)
+        for queue in list(self.listeners):
+            try:
+                queue.put_nowait(event)
+            except asyncio.QueueFull:
+                self.listeners.discard(queue)
+                self.overflowed.add(queue)
 
 
 class Processes:
@@ -68,7 +79,7 @@ class Processes:
                     stdin: bool) -> tuple[Process, asyncio.Queue[ProcessEvent]]:
         """Start a process; the queue returned hears its output and its end from the first byte."""
         shell, where = _shell_command(cmd, args, cwd)
-        queue: asyncio.Queue[ProcessEvent] = asyncio.Queue()
+        queue: asyncio.Queue[ProcessEvent] = asyncio.Queue(MAX_QUEUED)
         holder: list[Process] = []
         early: list[ProcessEvent] = []
 
@@ -84,7 +95,7 @@ class Processes:
         process = Process(self._next_pid, command, cmd, args, envs, cwd, tag, listeners={queue})
         holder.append(process)
         for event in early:
-            queue.put_nowait(event)
+            process.publish(event)
         self.by_pid[process.pid] = process
         if not stdin:
             with contextlib.suppress(SandlotError):
@@ -119,22 +130,36 @@ class Processes:
     def running(self) -> list[Process]:
         return [p for p in self.by_pid.values() if p.command.running]
 
+    def kill_at(self, process: Process, deadline: float) -> None:
+        """Kill the process at ``deadline`` (loop time) if it still runs: its ``timeout``, with or without a listener."""
+        async def kill_later() -> None:
+            await asyncio.sleep(max(0.0, deadline - asyncio.get_running_loop().time()))
+            if process.command.running:
+                with contextlib.suppress(SandlotError):
+                    await self.session.kill_command(process.command.id)
+
+        timer = asyncio.get_running_loop().create_task(kill_later())
+        self._watchers.add(timer)
+        timer.add_done_callback(self._watchers.discard)
+
     def listen(self, process: Process) -> asyncio.Queue[ProcessEvent]:
-        queue: asyncio.Queue[ProcessEvent] = asyncio.Queue()
+        queue: asyncio.Queue[ProcessEvent] = asyncio.Queue(MAX_QUEUED)
         process.listeners.add(queue)
         if not process.command.running:
             queue.put_nowait(ProcessEvent("end", process.command.result()))
         return queue
 
-    async def events(self, process: Process, queue: asyncio.Queue[ProcessEvent], *, kill_on_exit: bool,
+    async def events(self, process: Process, queue: asyncio.Queue[ProcessEvent], *,
                      deadline: float | None = None) -> AsyncIterator[ProcessEvent]:
-        """The process's events until its end, with a ``keepalive`` after each quiet spell (writing it is how a
-        client that went away is noticed). If the caller stops listening first, or its ``deadline`` (monotonic)
-        passes, the process is killed when ``kill_on_exit`` (the stream that started it)."""
-        ended = False
+        """The process's events until its end, its ``deadline`` (loop time; ``kill_at`` kills it then) or an
+        ``overflow``, with a ``keepalive`` after each quiet spell (writing it is how a client that went away is
+        noticed). The process is not killed when the caller stops listening."""
         loop = asyncio.get_running_loop()
         try:
             while True:
+                if queue in process.overflowed and queue.empty():
+                    yield ProcessEvent("overflow")
+                    return
                 wait = KEEPALIVE if deadline is None else min(KEEPALIVE, deadline - loop.time())
                 if wait <= 0:
                     return
@@ -147,13 +172,10 @@ class Processes:
                     continue
                 yield event
                 if event.kind == "end":
-                    ended = True
                     return
         finally:
             process.listeners.discard(queue)
-            if not ended and kill_on_exit and process.command.running:
-                with contextlib.suppress(SandlotError):
-                    await self.session.kill_command(process.command.id)
+            process.overflowed.discard(queue)
 
     async def write(self, process: Process, data: str, *, eof: bool = False) -> None:
         await self.session.write_command_stdin(process.command.id, data, eof=eof)

@@ -1,7 +1,8 @@
 """The registry of E2B sandboxes: each one is a sandlot session, plus what E2B adds to it.
 
 An E2B sandbox's id is its session's id, so ``GET /v1/sessions/{id}`` shows the same sandbox. E2B adds an access
-token for in-sandbox traffic (``envdAccessToken``, checked on every call to the daemon), metadata, a timeout after
+token for in-sandbox traffic (``envdAccessToken``, checked on every call to the daemon), a traffic token (``trafficAccessToken``,
+which the SDKs send on the code interpreter's context calls), metadata, a timeout after
 which the sandbox is killed (E2B's default is 300 s; ``POST /sandboxes/{id}/timeout`` moves it), code contexts
 (each a sandlot session of its own) and processes (sandlot commands, numbered as pids).
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hmac
 import logging
 import secrets
@@ -51,6 +53,7 @@ class E2BSandbox:
     owner: str
     template: str
     access_token: str
+    traffic_token: str
     metadata: dict[str, str]
     started_at: float
     end_at: float
@@ -61,6 +64,14 @@ class E2BSandbox:
 
     def token_ok(self, presented: str | None) -> bool:
         return presented is not None and hmac.compare_digest(presented.encode(), self.access_token.encode())
+
+    def traffic_ok(self, presented: str | None) -> bool:
+        return presented is not None and hmac.compare_digest(presented.encode(), self.traffic_token.encode())
+
+
+CHECKED_SANDBOX: contextvars.ContextVar[E2BSandbox | None] = contextvars.ContextVar("e2b_checked_sandbox", default=None)
+"""The sandbox whose id and access token the dispatcher checked for the call in progress (the Connect services read
+it: their request headers are not consulted again)."""
 
 
 class Sandboxes:
@@ -82,7 +93,8 @@ class Sandboxes:
                                                    idle_timeout=self.engine.config.session_max_lifetime)
         now = time.time()
         sandbox = E2BSandbox(id=session.id, session=session, owner=owner, template=template,
-                             access_token=secrets.token_hex(16), metadata=metadata, started_at=now, end_at=now,
+                             access_token=secrets.token_hex(16), traffic_token=secrets.token_hex(16), metadata=metadata,
+                             started_at=now, end_at=now,
                              processes=Processes(session), env=dict(env))
         sandbox.contexts["default"] = Context("default", session)
         self.live[sandbox.id] = sandbox
