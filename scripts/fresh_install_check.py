@@ -117,6 +117,10 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="sandlot-fresh-"))
     work.chmod(0o755)  # the unprivileged user reads the virtualenv
     results: dict[str, str] = {}
+    # As root the README's server keeps sessions in /var/lib/sandlot (its default data dir): one this check
+    # made is removed afterwards, one that was here before is left alone.
+    root_data_dir = Path("/var/lib/sandlot")
+    made_data_dir = os.geteuid() == 0 and not root_data_dir.exists()
     try:
         venv = install(python, work)
         halves = ["root", "nonroot"] if args.only is None else [args.only]
@@ -131,6 +135,8 @@ def main() -> int:
             print(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+        if made_data_dir:
+            shutil.rmtree(root_data_dir, ignore_errors=True)
     print("\nfresh install check:")
     for half, outcome in results.items():
         print(f"  {'as root' if half == 'root' else 'not root'}: {outcome}")
