@@ -9,6 +9,7 @@ the server's config (a later layer) embeds it.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -141,3 +142,13 @@ class EngineConfig(BaseModel):
         if isinstance(value, dict):
             return {**DEFAULT_MAX_LIMITS.model_dump(), **value}
         return value
+
+    def run_limits(self, timeout: float | None, changes: Mapping[str, float | int] | None) -> Limits:
+        """The default limits with a request's changes, refused beyond ``max_limits`` (every engine face's rule)."""
+        changes = dict(changes or {})
+        unknown = set(changes) - set(Limits.model_fields)
+        if unknown:
+            raise InvalidRequestError(f"unknown limits: {', '.join(sorted(unknown))}")
+        if "tmp_size" in changes:
+            raise InvalidRequestError("tmp_size is the server's setting; it cannot change per run")
+        return self.limits.override(self.max_limits, timeout=timeout, **changes)

@@ -306,13 +306,7 @@ class ClusterEngine:
 
     def run_limits(self, timeout: float | None, changes: Mapping[str, float | int] | None) -> Limits:
         """As ``Engine.run_limits``: the defaults with a request's changes, refused beyond ``max_limits``."""
-        changes = dict(changes or {})
-        unknown = set(changes) - set(Limits.model_fields)
-        if unknown:
-            raise InvalidRequestError(f"unknown limits: {', '.join(sorted(unknown))}")
-        if "tmp_size" in changes:
-            raise InvalidRequestError("tmp_size is the server's setting; it cannot change per run")
-        return self.config.limits.override(self.config.max_limits, timeout=timeout, **changes)
+        return self.config.run_limits(timeout, changes)
 
     def tool_broker(self, names: Any) -> None:
         """Host tools are not served in cluster mode: asking for one by name is refused (400)."""

@@ -13,6 +13,7 @@
     filesystem      E2B file-system calls, as shell commands inside the sandbox
     environment     environment variables held to sandlot's own rule
     paths           E2B paths (``/home/user``) and the workspace
+    scope           what the dispatcher puts in a request's scope (state, registry, the checked sandbox), typed
     errors          E2B's error body, and 501 for what sandlot does not do
 
 Everything here is imported only when ``--e2b`` is on; it needs the ``e2b`` extra (``pip install 'sandlot[e2b]'``).

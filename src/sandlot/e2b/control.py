@@ -19,11 +19,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .._errors import InvalidRequestError, UnavailableError
-from ..server.state import ServerState
-from . import templates
+from . import scope, templates
 from .environment import checked_env
 from .errors import NotSupported
-from .sandboxes import E2BSandbox, Sandboxes
+from .sandboxes import E2BSandbox
 
 ENVD_VERSION = "0.5.7"
 """The daemon version reported to the SDKs: the features of E2B's daemon up to it are served (octet-stream uploads,
@@ -32,19 +31,9 @@ CLIENT_ID = "sandlot"
 MAX_PAGE = 100
 
 
-def _state(request: Request) -> ServerState:
-    state: ServerState = request.scope["e2b.state"]
-    return state
-
-
-def _registry(request: Request) -> Sandboxes:
-    registry: Sandboxes = request.scope["e2b.registry"]
-    return registry
-
-
 def _owner(request: Request) -> str:
     """Who is calling (401 without a valid key, 503 while the server shuts down), as for sandlot's own routes."""
-    state = _state(request)
+    state = scope.state(request)
     if state.draining:
         raise UnavailableError("the server is shutting down")
     key = request.headers.get("x-api-key")
@@ -86,7 +75,7 @@ def _timeout(request: Request, body: dict[str, Any]) -> float | None:
     value = body.get("timeout")
     if value is None:
         return None
-    longest = _state(request).engine.config.session_max_lifetime
+    longest = scope.state(request).engine.config.session_max_lifetime
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or not 0 < value <= longest:
         raise InvalidRequestError(f"'timeout' must be a number of seconds above 0 and at most {longest:g}")
     return float(value)
@@ -112,9 +101,9 @@ async def create(request: Request) -> Response:
     if body.get("mcp"):
         raise NotSupported("MCP servers in the sandbox are not supported")
     template = templates.resolve(body.get("templateID"))
-    state = _state(request)
+    state = scope.state(request)
     with state.quotas.new_session(owner):
-        sandbox = await _registry(request).create(owner=owner, template=template, timeout=_timeout(request, body),
+        sandbox = await scope.registry(request).create(owner=owner, template=template, timeout=_timeout(request, body),
                                                   metadata=_strings(body.get("metadata"), "metadata"),
                                                   env=checked_env(_strings(body.get("envVars"), "envVars"), "envVars"))
         state.quotas.add_session(owner, sandbox.id)
@@ -122,7 +111,7 @@ async def create(request: Request) -> Response:
 
 
 async def get(request: Request) -> Response:
-    sandbox = _registry(request).get(request.path_params["sandbox_id"], _owner(request))
+    sandbox = scope.registry(request).get(request.path_params["sandbox_id"], _owner(request))
     return JSONResponse({**_listed_json(sandbox), "envdAccessToken": sandbox.access_token,
                          "trafficAccessToken": sandbox.traffic_token, "domain": None})
 
@@ -140,7 +129,7 @@ async def list_sandboxes(request: Request) -> Response:
     query = request.query_params
     wanted = _metadata_filter(query.get("metadata"))
     states = {s for value in query.getlist("state") for s in value.split(",") if s}
-    found = sorted((s for s in _registry(request).owned(owner)
+    found = sorted((s for s in scope.registry(request).owned(owner)
                     if all(s.metadata.get(k) == v for k, v in wanted.items()) and (not states or "running" in states)),
                    key=lambda s: (s.started_at, s.id))
     try:
@@ -159,7 +148,7 @@ async def list_sandboxes(request: Request) -> Response:
 
 
 async def connect(request: Request) -> Response:
-    registry = _registry(request)
+    registry = scope.registry(request)
     sandbox = registry.get(request.path_params["sandbox_id"], _owner(request))
     timeout = _timeout(request, await _body(request))
     if timeout is not None:
@@ -168,7 +157,7 @@ async def connect(request: Request) -> Response:
 
 
 async def set_timeout(request: Request) -> Response:
-    registry = _registry(request)
+    registry = scope.registry(request)
     sandbox = registry.get(request.path_params["sandbox_id"], _owner(request))
     timeout = _timeout(request, await _body(request))
     if timeout is None:
@@ -178,7 +167,7 @@ async def set_timeout(request: Request) -> Response:
 
 
 async def kill(request: Request) -> Response:
-    await _registry(request).kill(request.path_params["sandbox_id"], _owner(request))
+    await scope.registry(request).kill(request.path_params["sandbox_id"], _owner(request))
     return Response(status_code=204)
 
 

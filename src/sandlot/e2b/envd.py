@@ -18,20 +18,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .._errors import InvalidRequestError, TooLargeError
-from ..server.state import ServerState
+from . import scope
 from .paths import e2b_path, workspace_relative
-from .sandboxes import E2BSandbox
-
-
-def _sandbox(request: Request) -> E2BSandbox:
-    sandbox: E2BSandbox = request.scope["e2b.sandbox"]
-    return sandbox
 
 
 def _max_file_bytes(request: Request) -> int:
     """The server's file limit (``max_file_bytes``), as for sandlot's own file routes."""
-    state: ServerState = request.scope["e2b.state"]
-    return state.config.max_file_bytes
+    return scope.state(request).config.max_file_bytes
 
 
 def _too_large(limit: int) -> TooLargeError:
@@ -43,7 +36,7 @@ async def health(request: Request) -> Response:
 
 
 async def read_file(request: Request) -> Response:
-    sandbox = _sandbox(request)
+    sandbox = scope.sandbox(request)
     relative = workspace_relative(request.query_params.get("path", ""))
     workspace = await sandbox.session.open_workspace()
     data = await asyncio.to_thread(workspace.read, relative, _max_file_bytes(request))  # off the event loop
@@ -51,7 +44,7 @@ async def read_file(request: Request) -> Response:
 
 
 async def write_file(request: Request) -> Response:
-    sandbox = _sandbox(request)
+    sandbox = scope.sandbox(request)
     path = request.query_params.get("path")
     content_type = request.headers.get("content-type", "")
     uploads: list[tuple[str, bytes]] = []

@@ -25,26 +25,17 @@ from starlette.routing import Route
 from .._errors import CapacityError, InvalidRequestError, NotFoundError, SandlotError
 from .._models import DisplayData, ErrorOutput, ExecuteResult, ExecutionResult
 from ..server.auth import Quotas
+from . import scope
 from .errors import NotSupported
 from .paths import HOME, workspace_relative
 from .results import error_event, result_event
-from .sandboxes import Context, E2BSandbox, Sandboxes
+from .sandboxes import Context, E2BSandbox
 
 KEEPALIVE = 5.0
 """Seconds of silence after which the stream sends a keepalive line."""
 NDJSON = "application/x-ndjson"
 MAX_CONTEXTS = 16
 """Code contexts a sandbox may hold, its default one included: each is a session of its own."""
-
-
-def _sandbox(request: Request) -> E2BSandbox:
-    sandbox: E2BSandbox = request.scope["e2b.sandbox"]
-    return sandbox
-
-
-def _registry(request: Request) -> Sandboxes:
-    registry: Sandboxes = request.scope["e2b.registry"]
-    return registry
 
 
 async def _json(request: Request) -> dict[str, Any]:
@@ -71,7 +62,7 @@ def _timestamp() -> int:
 
 
 async def execute(request: Request) -> Response:
-    sandbox = _sandbox(request)
+    sandbox = scope.sandbox(request)
     body = await _json(request)
     code = body.get("code")
     if not isinstance(code, str):
@@ -83,7 +74,7 @@ async def execute(request: Request) -> Response:
     context = sandbox.contexts.get(context_id)
     if context is None:
         raise NotFoundError(f"context {context_id!r} not found")
-    quotas = request.scope["e2b.state"].quotas
+    quotas = scope.state(request).quotas
     quotas.check_run(sandbox.owner)  # a 429 now; the slot itself is held while the cell runs
     return StreamingResponse(_held(quotas, sandbox.owner, _run(context, code)), media_type=NDJSON)
 
@@ -168,7 +159,7 @@ def _context_json(context: Context) -> dict[str, Any]:
 
 
 async def create_context(request: Request) -> Response:
-    sandbox = _sandbox(request)
+    sandbox = scope.sandbox(request)
     body = await _json(request)
     _python_only(body.get("language"))
     cwd = body.get("cwd") or HOME
@@ -183,11 +174,11 @@ async def create_context(request: Request) -> Response:
             await _chdir(context, relative)
     except BaseException:
         with contextlib.suppress(SandlotError):
-            await _registry(request).engine.close_session(context.session.id)
+            await scope.registry(request).engine.close_session(context.session.id)
         raise
     if len(sandbox.contexts) >= MAX_CONTEXTS or sandbox.session.closed:  # others were made meanwhile, or it ended
         with contextlib.suppress(SandlotError):
-            await _registry(request).engine.close_session(context.session.id)
+            await scope.registry(request).engine.close_session(context.session.id)
         if sandbox.session.closed:
             raise NotFoundError(f"sandbox {sandbox.id!r} ended while the context was made")
         raise CapacityError(f"a sandbox holds at most {MAX_CONTEXTS} code contexts: remove one first")
@@ -196,9 +187,9 @@ async def create_context(request: Request) -> Response:
 
 
 async def _new_session(request: Request, sandbox: E2BSandbox) -> Any:
-    state = request.scope["e2b.state"]
+    state = scope.state(request)
     with state.quotas.new_session(sandbox.owner):  # a context is a session: it counts against the key's quota
-        session = await _registry(request).engine.create_session(env=sandbox.env, owner=sandbox.owner)
+        session = await scope.registry(request).engine.create_session(env=sandbox.env, owner=sandbox.owner)
         state.quotas.add_session(sandbox.owner, session.id)
     return session
 
@@ -211,35 +202,35 @@ async def _chdir(context: Context, relative: str) -> None:
 
 
 async def list_contexts(request: Request) -> Response:
-    return JSONResponse([_context_json(c) for c in _sandbox(request).contexts.values()])
+    return JSONResponse([_context_json(c) for c in scope.sandbox(request).contexts.values()])
 
 
 def _context(request: Request) -> Context:
-    context = _sandbox(request).contexts.get(request.path_params["context_id"])
+    context = scope.sandbox(request).contexts.get(request.path_params["context_id"])
     if context is None:
         raise NotFoundError(f"context {request.path_params['context_id']!r} not found")
     return context
 
 
 async def delete_context(request: Request) -> Response:
-    sandbox, context = _sandbox(request), _context(request)
+    sandbox, context = scope.sandbox(request), _context(request)
     if context.id == "default":
         raise InvalidRequestError("the default context lives as long as its sandbox")
     del sandbox.contexts[context.id]
     with contextlib.suppress(SandlotError):
-        await _registry(request).engine.close_session(context.session.id)
+        await scope.registry(request).engine.close_session(context.session.id)
     return Response(status_code=204)
 
 
 async def restart_context(request: Request) -> Response:
     """A fresh interpreter for the context: its names are gone (a created context's files go with its session)."""
-    sandbox, context = _sandbox(request), _context(request)
+    sandbox, context = scope.sandbox(request), _context(request)
     if context.id == "default":
         raise NotSupported("restarting the default context is not supported: create a context of your own")
     old = context.session
     context.session = await _new_session(request, sandbox)
     with contextlib.suppress(SandlotError):
-        await _registry(request).engine.close_session(old.id)
+        await scope.registry(request).engine.close_session(old.id)
     relative = workspace_relative(context.cwd)
     if relative:
         await _chdir(context, relative)

@@ -295,13 +295,7 @@ class Engine:
 
     def run_limits(self, timeout: float | None, changes: Mapping[str, float | int] | None) -> Limits:
         """The engine's default limits with a request's changes, refused beyond ``max_limits``."""
-        changes = dict(changes or {})
-        unknown = set(changes) - set(Limits.model_fields)
-        if unknown:
-            raise InvalidRequestError(f"unknown limits: {', '.join(sorted(unknown))}")
-        if "tmp_size" in changes:
-            raise InvalidRequestError("tmp_size is the server's setting; it cannot change per run")
-        return self.config.limits.override(self.config.max_limits, timeout=timeout, **changes)
+        return self.config.run_limits(timeout, changes)
 
     @tracing.timed("sandlot.sandbox_take_ms")
     async def _sandbox_for(self, limits: Limits, tenant: str | None) -> Sandbox:
