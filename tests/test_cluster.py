@@ -193,6 +193,9 @@ def test_losing_a_node_moves_its_sessions_with_files_and_state(front_ends: list[
     victims = [n for n in ray_cluster.nodes if n.node_id not in attached]
     assert victims, "every node has a driver on it"
     victim = victims[0]
+    # The session table lives on the head node, so losing a worker node cannot take it along.
+    directory = ray.get_actor("sandlot-directory", namespace="sandlot")
+    assert ray.get(directory.node.remote()) == ray_cluster.head_node_id != victim.node_id
     on_victim: list[str] = []
     made = []
     while len(on_victim) < 2:

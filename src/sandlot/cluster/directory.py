@@ -19,6 +19,13 @@ class Directory:
         self._sessions: dict[str, tuple[str, str]] = {}
         self._recoveries: dict[str, dict[str, Any]] = {}
 
+    def node(self) -> str:
+        """The node this directory lives on (the head, where the front-ends put it)."""
+        import ray
+
+        node_id: str = ray.get_runtime_context().get_node_id()
+        return node_id
+
     def place(self, session_id: str, node_id: str, owner: str) -> None:
         self._sessions[session_id] = (node_id, owner)
 

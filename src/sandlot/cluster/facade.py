@@ -136,9 +136,14 @@ class ClusterEngine:
 
     async def start(self) -> None:
         await asyncio.to_thread(ray_env.connect, self.cluster.address)
+        # The directory lives on the head node: a worker node's loss must not take the session table with
+        # it (the head's loss ends the cluster anyway). Without a head found, Ray places it.
+        head = await asyncio.to_thread(ray_env.head_node_id)
+        placement: dict[str, Any] = {} if head is None else {
+            "scheduling_strategy": NodeAffinitySchedulingStrategy(head, soft=False)}
         self._directory = ray.remote(Directory).options(
             name=DIRECTORY_NAME, namespace=ray_env.NAMESPACE, lifetime="detached", get_if_exists=True,
-            num_cpus=0, max_concurrency=1).remote()
+            num_cpus=0, max_concurrency=1, **placement).remote()
         self._started = True
         deadline = time.monotonic() + self.cluster.start_timeout
         while not self.live_nodes():
@@ -486,11 +491,15 @@ class ClusterEngine:
                                 "another node: retry", retry_after=1.0) from None
 
     async def _session_node_lost(self, session: RemoteSession, node: _Node) -> None:
+        """Start (or join) the lost node's recovery; whatever fails here, the caller still answers node_lost."""
         self._node_of.pop(session.id, None)
-        placed = await self._directory.lookup.remote(session.id)
-        if placed is not None and placed[0] != node.node_id:
-            return  # restored already, by another front-end
-        await self._node_lost(node.node_id)
+        try:
+            placed = await self._directory.lookup.remote(session.id)
+            if placed is not None and placed[0] != node.node_id:
+                return  # restored already, by another front-end
+            await self._node_lost(node.node_id)
+        except (SandlotError, *LOST):
+            log.exception("sandlot: the recovery of lost node %s failed", node.node_id)
 
     async def close_session(self, session_id: str) -> None:
         session = self.get_session(session_id)

@@ -56,3 +56,18 @@ def connect(address: str) -> Any:
         kwargs["_node_ip_address"] = LOOPBACK
     ray.init(**kwargs)
     return ray
+
+
+HEAD_RESOURCE = "node:__internal_head__"
+"""The resource Ray gives the head node only (``ray.nodes()``)."""
+
+
+def head_node_id() -> str | None:
+    """The id of the cluster's head node (the one whose loss ends the cluster anyway), if it is alive."""
+    import ray
+
+    for node in ray.nodes():  # type: ignore[no-untyped-call]
+        if node.get("Alive") and HEAD_RESOURCE in node.get("Resources", {}):
+            node_id: str = node["NodeID"]
+            return node_id
+    return None

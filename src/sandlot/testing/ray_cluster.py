@@ -40,6 +40,11 @@ class LocalCluster:
         node_id: str = node.node_id
         return node_id
 
+    @property
+    def head_node_id(self) -> str:
+        head_id: str = self.cluster.head_node.node_id
+        return head_id
+
     def remove(self, node: Any) -> None:
         """Kill a node's raylet and everything on it, as a machine dying would (no graceful exit)."""
         self.cluster.remove_node(node, allow_graceful=False)
