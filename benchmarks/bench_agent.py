@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +43,7 @@ import openai
 from sandlot.agent.actions import PYTHON_TOOL
 from sandlot.testing import Reply, ScriptedUpstream
 from sandlot.testing.proxy import DelayProxy
+from sandlot.testing.serving import ServerProcess
 
 ONE_WAY = 0.025  # seconds each way through a proxy
 RTT = 2 * ONE_WAY
@@ -137,32 +136,12 @@ def agent_call(sandlot: openai.OpenAI) -> tuple[str, list[str], float]:
 
 # ---- setting up ------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_sandlot(port: int, model_url: str, config_path: str) -> subprocess.Popen[bytes]:
+def sandlot_server(model_url: str, config_path: str) -> ServerProcess:
     """``sandlot serve`` with the scripted model as its upstream, reached directly (side by side)."""
     with open(config_path, "w") as f:
         f.write(f'[engine]\npool_size = {POOL_SIZE}\n\n[agent]\nmax_steps = {max(KS) + 5}\nmax_wall_time = 120\n\n'
                 f'[[models]]\nname = "{MODEL}"\nbase_url = "{model_url}"\naction_format = "tool_calls"\n')
-    server = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--config", config_path,
-                               "--port", str(port), "--log-level", "warning"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"sandlot serve exited: {server.stderr.read().decode() if server.stderr else ''}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json().get("pool_ready", 0) >= POOL_SIZE:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    server.kill()
-    raise SystemExit("sandlot serve did not start")
+    return ServerProcess("--config", config_path, "--log-level", "warning", pool_ready=POOL_SIZE)
 
 
 def wait_pool_full(direct: httpx.Client) -> None:
@@ -175,48 +154,43 @@ def wait_pool_full(direct: httpx.Client) -> None:
 
 def measure(reps: int, ks: tuple[int, ...]) -> tuple[dict[str, dict[int, Cell]], dict[str, Any]]:
     cells: dict[str, dict[int, Cell]] = {way: {k: Cell() for k in ks} for way in WAYS}
-    port = free_port()
     with ScriptedUpstream([], latency=MODEL_LATENCY, model=MODEL) as model, \
-            tempfile.TemporaryDirectory() as tmp:
-        server = start_sandlot(port, model.base_url, os.path.join(tmp, "sandlot.toml"))
-        try:
-            sandlot_url = f"http://127.0.0.1:{port}"
-            with DelayProxy(model.base_url, delay=ONE_WAY) as model_net, \
-                    DelayProxy(sandlot_url, delay=ONE_WAY) as sandlot_net, \
-                    openai.OpenAI(base_url=model_net.url, api_key="none", max_retries=0, timeout=60) as model_client, \
-                    openai.OpenAI(base_url=sandlot_net.url + "/v1", api_key="none", max_retries=0,
-                                  timeout=120) as agent_client, \
-                    httpx.Client(base_url=sandlot_net.url, timeout=60) as execute_client, \
-                    httpx.Client(base_url=sandlot_url, timeout=10) as direct:
-                ways: dict[str, Callable[[], tuple[str, list[str], float]]] = {
-                    "a": lambda: client_loop(model_client, run_local),
-                    "a'": lambda: client_loop(model_client, remote_runner(execute_client)),
-                    "b": lambda: agent_call(agent_client),
-                }
+            tempfile.TemporaryDirectory() as tmp, \
+            sandlot_server(model.base_url, os.path.join(tmp, "sandlot.toml")) as server:
+        sandlot_url = server.url
+        with DelayProxy(model.base_url, delay=ONE_WAY) as model_net, \
+                DelayProxy(sandlot_url, delay=ONE_WAY) as sandlot_net, \
+                openai.OpenAI(base_url=model_net.url, api_key="none", max_retries=0, timeout=60) as model_client, \
+                openai.OpenAI(base_url=sandlot_net.url + "/v1", api_key="none", max_retries=0,
+                              timeout=120) as agent_client, \
+                httpx.Client(base_url=sandlot_net.url, timeout=60) as execute_client, \
+                httpx.Client(base_url=sandlot_url, timeout=10) as direct:
+            ways: dict[str, Callable[[], tuple[str, list[str], float]]] = {
+                "a": lambda: client_loop(model_client, run_local),
+                "a'": lambda: client_loop(model_client, remote_runner(execute_client)),
+                "b": lambda: agent_call(agent_client),
+            }
 
-                def once(way: str, k: int) -> Run:
-                    model.script = script(k)
-                    model.requests.clear()
-                    wait_pool_full(direct)
-                    started = time.perf_counter()
-                    answer, outputs, exec_time = ways[way]()
-                    wall = time.perf_counter() - started
-                    assert outputs == expected_outputs(k), (way, k, outputs)
-                    assert answer == f"Done: {k} steps." and model.remaining == 0, (way, k, answer, model.remaining)
-                    assert len(model.requests) == k + 1, (way, k, len(model.requests))
-                    return Run(wall, exec_time)
+            def once(way: str, k: int) -> Run:
+                model.script = script(k)
+                model.requests.clear()
+                wait_pool_full(direct)
+                started = time.perf_counter()
+                answer, outputs, exec_time = ways[way]()
+                wall = time.perf_counter() - started
+                assert outputs == expected_outputs(k), (way, k, outputs)
+                assert answer == f"Done: {k} steps." and model.remaining == 0, (way, k, answer, model.remaining)
+                assert len(model.requests) == k + 1, (way, k, len(model.requests))
+                return Run(wall, exec_time)
 
-                for way in WAYS:  # warm-up: connections opened, imports done, first-run costs paid
-                    once(way, 1)
-                for _ in range(reps):
-                    for k in ks:
-                        for way in WAYS:
-                            cells[way][k].runs.append(once(way, k))
-                network = {"model_proxy_connections": model_net.connections,
-                           "sandlot_proxy_connections": sandlot_net.connections}
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(60)
+            for way in WAYS:  # warm-up: connections opened, imports done, first-run costs paid
+                once(way, 1)
+            for _ in range(reps):
+                for k in ks:
+                    for way in WAYS:
+                        cells[way][k].runs.append(once(way, k))
+            network = {"model_proxy_connections": model_net.connections,
+                       "sandlot_proxy_connections": sandlot_net.connections}
     return cells, network
 
 

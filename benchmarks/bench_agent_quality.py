@@ -30,22 +30,20 @@ import collections
 import contextlib
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 from agent_questions import QUICK, Question, all_questions, answer_value, grade
 
 from sandlot.testing.llm import LlamaServer, qwen_model_path, unavailable_reason
+from sandlot.testing.serving import ServerProcess
 
 MODEL = "qwen"
 SEED = 42
@@ -80,37 +78,16 @@ def stderr_to(path: str) -> Iterator[None]:
         os.close(saved)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_sandlot(port: int, model_url: str, action_format: str, directory: str) -> subprocess.Popen[bytes]:
+def sandlot_server(model_url: str, action_format: str, directory: str) -> ServerProcess:
     """``sandlot serve`` with the local model as its only upstream; the agent guards at their defaults."""
     config_path = os.path.join(directory, "sandlot.toml")
     with open(config_path, "w") as f:
         f.write(f'[engine]\npool_size = {POOL_SIZE}\n\n'
                 f'[[models]]\nname = "{MODEL}"\nbase_url = "{model_url}"\naction_format = "{action_format}"\n'
                 f'timeout = 300\n')
-    log_path = os.path.join(directory, "sandlot.log")
-    with open(log_path, "wb") as log:  # a file, not a pipe nobody reads: a full pipe would block the server
-        server = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--config", config_path,
-                                   "--port", str(port), "--log-level", "warning"],
-                                  stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            with open(log_path) as log_text:
-                raise SystemExit(f"sandlot serve exited: {log_text.read()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json().get("pool_ready", 0) >= POOL_SIZE:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    server.kill()
-    raise SystemExit("sandlot serve did not start")
+    # Its log in a file, not a pipe nobody reads: a full pipe would block the server.
+    return ServerProcess("--config", config_path, "--log-level", "warning", pool_ready=POOL_SIZE,
+                         log=Path(directory) / "sandlot.log")
 
 
 def ask(client: openai.OpenAI, question: Question, max_tokens: int, *, through_sandlot: bool) -> Answer:
@@ -189,11 +166,9 @@ def main() -> int:
     # Slower (every turn evaluates its whole prompt), and greedy replies do differ with the cache on.
     with tempfile.TemporaryDirectory() as tmp, stderr_to(os.path.join(tmp, "llama.log")), \
             LlamaServer(qwen_model_path(), n_ctx=8192) as llm:
-        port = free_port()
-        server = start_sandlot(port, llm.base_url, args.action_format, tmp)
-        try:
+        with sandlot_server(llm.base_url, args.action_format, tmp) as server:
             with openai.OpenAI(base_url=llm.base_url, api_key="none", timeout=600, max_retries=0) as alone, \
-                    openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", timeout=600,
+                    openai.OpenAI(base_url=f"{server.url}/v1", api_key="none", timeout=600,
                                   max_retries=0) as agent:
                 print(f"agent quality: {len(questions)} questions, Qwen2.5-Coder-0.5B-Instruct (llama.cpp, "
                       f"{llm.threads} threads), action format {args.action_format}, temperature 0, seed {SEED}, "
@@ -208,9 +183,6 @@ def main() -> int:
                           f"{by_agent.wall:5.1f}s {len(by_agent.steps)} steps {by_agent.stop}", flush=True)
                     if args.verbose:
                         print_run(by_agent)
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(60)
     elapsed = time.monotonic() - started
 
     arms = {"alone": [r[1] for r in results], "sandlot": [r[2] for r in results]}

@@ -21,17 +21,18 @@ import contextlib
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from sandlot.cluster import ray_env
+from sandlot.testing.figures import percentile
+from sandlot.testing.serving import ServerProcess, free_port
 
 ray_env.keep_on_loopback()  # before ray is imported, here and in every Ray process this run starts
 
@@ -41,51 +42,21 @@ GOAL_RECOVERY_S = 10.0
 CLIENTS = 16
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def serving(args: list[str], data_dir: str, log_dir: str) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "SANDLOT_LOG_LEVEL": "warning", "SANDLOT_MAX_SESSIONS_PER_KEY": "100000",
+    env = {"SANDLOT_LOG_LEVEL": "warning", "SANDLOT_MAX_SESSIONS_PER_KEY": "100000",
            "SANDLOT_MAX_RUNS_PER_KEY": "256", "SANDLOT_DATA_DIR": data_dir}
-    log = open(os.path.join(log_dir, f"serve-{port}.log"), "wb")  # noqa: SIM115  # closed below
-    proc = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--pool-size", "4", "--max-sandboxes", "200", "--no-ui", *args],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
+    port = free_port()
+    server = ServerProcess("--pool-size", "4", "--max-sandboxes", "200", "--no-ui", *args, env=env, port=port,
+                           log=Path(log_dir) / f"serve-{port}.log", timeout=180)
+    server.start()  # shows the log's tail if it does not become ready
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"the server exited: {open(log.name).read()[-2000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit("the server did not become healthy")
-            time.sleep(0.2)
-        yield url
+        yield server.url
     except BaseException:
-        log.flush()
-        print(f"--- the server's log ({log.name}), last lines:\n{open(log.name).read()[-3000:]}", file=sys.stderr)
+        print(f"--- the server's log ({server.log}), last lines:\n{server.log_tail()}", file=sys.stderr)
         raise
     finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        server.stop(grace=60)
 
 
 def latency(url: str, runs: int) -> dict[str, float]:

@@ -22,13 +22,12 @@ import json
 import multiprocessing
 import os
 import random
-import socket
-import subprocess
-import sys
 import time
 from typing import Any
 
 import httpx
+
+from sandlot.testing.serving import ServerProcess
 
 BATCH = 32
 GOAL = 3.0
@@ -147,30 +146,6 @@ def harness(codes: list[str]) -> tuple[float, list[str]]:
 
 # ---- sandlot: the same programs through /v1/batch -----------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def serve() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "SANDLOT_DATA_DIR": ""}  # sessions in the state dir, gone with the server
-    server = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--port", str(port), "--log-level", "warning"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return server, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    server.kill()
-    raise SystemExit("the server did not start")
-
-
 def classify(result: dict[str, Any]) -> str:
     if result["status"] == "ok":
         return "passed"
@@ -201,8 +176,9 @@ def main() -> int:
     count = args.programs or (64 if args.quick else 160)
     rounds = args.rounds or (1 if args.quick else 3)
     codes = programs(count)
-    server, url = serve()
-    try:
+    # sessions in the state dir, gone with the server
+    with ServerProcess("--log-level", "warning", env={"SANDLOT_DATA_DIR": ""}) as server:
+        url = server.url
         through_sandlot(url, codes[:BATCH])  # warm-up: the pool and the connection
         base_times, sandlot_times, same = [], [], True
         for _ in range(rounds):
@@ -211,9 +187,6 @@ def main() -> int:
             seconds, got = through_sandlot(url, codes)
             sandlot_times.append(seconds)
             same = same and got == expected
-    finally:
-        server.terminate()
-        server.wait(60)
     base, ours = min(base_times), min(sandlot_times)
     counts = {k: expected.count(k) for k in ("passed", "AssertionError", "other", "timeout")}
     print(f"code evaluation: {count} programs ({counts}); best of {rounds}; {os.cpu_count()} CPUs")

@@ -26,11 +26,12 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sandlot import Engine, EngineConfig, ExecutionResult
+from sandlot.testing.figures import percentile
 
 # ---- what we run -------------------------------------------------------------
 
@@ -111,27 +112,16 @@ class Series:
 
     @property
     def p50(self) -> float | None:
-        return percentile(self.samples_ms, 50)
+        return percentile(self.samples_ms, 50) if self.samples_ms else None
 
     @property
     def p95(self) -> float | None:
-        return percentile(self.samples_ms, 95)
+        return percentile(self.samples_ms, 95) if self.samples_ms else None
 
     def summary(self) -> dict[str, Any]:
         return {"mode": self.mode, "n": len(self.samples_ms), "p50_ms": self.p50, "p95_ms": self.p95,
                 "min_ms": min(self.samples_ms, default=None), "failures": self.failures,
                 "first_failure": self.first_failure or None}
-
-
-def percentile(values: Iterable[float], pct: float) -> float | None:
-    """Linear-interpolated percentile (numpy's default method); None for no data."""
-    data = sorted(values)
-    if not data:
-        return None
-    rank = (len(data) - 1) * pct / 100.0
-    low = int(rank)
-    high = min(low + 1, len(data) - 1)
-    return data[low] + (data[high] - data[low]) * (rank - low)
 
 
 def now_ms() -> float:

@@ -20,50 +20,22 @@ import argparse
 import contextlib
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
-import httpx
+from sandlot.testing.figures import percentile
+from sandlot.testing.serving import ServerProcess
 
 GOAL_RATIO = 2.0
 KEY = "e2b_" + "be" * 20
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def e2b_server() -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SANDLOT_API_KEYS": KEY, "SANDLOT_POOL_SIZE": "4", "SANDLOT_LOG_LEVEL": "warning",
+    env = {"SANDLOT_API_KEYS": KEY, "SANDLOT_POOL_SIZE": "4", "SANDLOT_LOG_LEVEL": "warning",
            "SANDLOT_MAX_SESSIONS_PER_KEY": "1000", "SANDLOT_DATA_DIR": ""}  # no sessions left in /var/lib/sandlot
-    process = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--e2b", "--port", str(port)], env=env,
-                               stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url + "/readyz", timeout=5).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the server did not start")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(60)
+    with ServerProcess("--e2b", env=env, timeout=90) as server:
+        yield server.url
 
 
 def main() -> None:

@@ -19,10 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -31,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
+
+from sandlot.testing.serving import ServerProcess
 
 GOAL = 3.0
 FLOOD_KEY = "bench-fairness-flood-key"
@@ -191,39 +190,13 @@ async def measure(url: str, *, samples: int = 50, interval: float = 0.2, spinner
 
 # ---- a server of its own -------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def serve(extra_env: dict[str, str] | None = None) -> Any:
     """``sandlot serve`` with the two keys on a free loopback port (default settings otherwise); yields its URL."""
-    port = free_port()
-    env = {**os.environ, "SANDLOT_API_KEYS": f"{FLOOD_KEY},{PACED_KEY}", "SANDLOT_LOG_LEVEL": "warning",
+    env = {"SANDLOT_API_KEYS": f"{FLOOD_KEY},{PACED_KEY}", "SANDLOT_LOG_LEVEL": "warning",
            "SANDLOT_UI": "false", "SANDLOT_DATA_DIR": "", **(extra_env or {})}  # no sessions left in /var/lib/sandlot
-    process = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(httpx.HTTPError, ValueError):
-                body = httpx.get(url + "/healthz", timeout=5).json()
-                if body.get("status") == "ok" and body.get("pool_ready", 0) >= 4:  # the default pool_size: full
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start (exit status {process.poll()})")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with ServerProcess(env=env, pool_ready=4) as server:  # the default pool_size: full
+        yield server.url
 
 
 def main() -> int:

@@ -17,25 +17,19 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 
 import httpx
 
 from sandlot import Engine, EngineConfig
+from sandlot.testing.figures import percentile
+from sandlot.testing.serving import ServerProcess
 
 POOL_SIZE = 16
 BURST = 8
 CLIENTS = 16
 GOALS = {"execute": 3.0, "cell": 2.0, "runs_per_s": 100.0}
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -73,29 +67,6 @@ async def in_process(iterations: int) -> dict[str, dict[str, float]]:
 
 
 # ---- over HTTP -------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(port: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "sandlot.cli", "serve", "--port", str(port), "--pool-size", str(POOL_SIZE),
-         "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json()
-            if health.get("pool_ready", 0) >= POOL_SIZE:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    server.kill()
-    raise SystemExit("the server did not start")
-
 
 def wait_pool_full(client: httpx.Client) -> None:
     while client.get("/healthz").json()["pool_ready"] < POOL_SIZE:
@@ -167,14 +138,9 @@ def main() -> int:
     iterations, seconds = (32, 2.0) if args.quick else (160, 6.0)
 
     local = asyncio.run(in_process(iterations))
-    port = free_port()
-    server = start_server(port)
-    try:
-        remote = over_http(f"http://127.0.0.1:{port}", iterations)
-        sustained = asyncio.run(throughput(f"http://127.0.0.1:{port}", seconds))
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(60)
+    with ServerProcess("--pool-size", str(POOL_SIZE), "--log-level", "warning", pool_ready=POOL_SIZE) as server:
+        remote = over_http(server.url, iterations)
+        sustained = asyncio.run(throughput(server.url, seconds))
 
     print(f"sandlot over HTTP (loopback) vs in-process; {os.cpu_count()} CPUs; ms")
     print(f"  {'operation':<18} {'in-process p50':>15} {'p95':>8} {'HTTP p50':>10} {'p95':>8} {'overhead p50':>13}")

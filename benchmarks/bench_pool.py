@@ -25,15 +25,11 @@ import time
 from typing import Any
 
 from sandlot import Engine, EngineConfig
+from sandlot.testing.figures import percentile
 
 POOL_SIZE = 4
 BURST = 12
 SHRINK_AFTER = 1.0
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 async def timed_run(engine: Engine) -> float:

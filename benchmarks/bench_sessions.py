@@ -25,10 +25,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -36,47 +32,18 @@ from typing import Any
 
 import httpx
 
+from sandlot.testing.figures import percentile
+from sandlot.testing.serving import ServerProcess
+
 GOAL_RESUME_RATIO = 5.0
 GOAL_SNAPSHOT_COST = 0.10
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
+class Server(ServerProcess):
     def __init__(self, data_dir: str, **env: str) -> None:
+        super().__init__(env={"SANDLOT_DATA_DIR": data_dir, "SANDLOT_POOL_SIZE": "8", "SANDLOT_LOG_LEVEL": "warning",
+                              "SANDLOT_MAX_SESSIONS_PER_KEY": "100000", "SANDLOT_MAX_SANDBOXES": "128", **env})
         self.data_dir = data_dir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "SANDLOT_DATA_DIR": data_dir, "SANDLOT_POOL_SIZE": "8", "SANDLOT_LOG_LEVEL": "warning",
-                    "SANDLOT_MAX_SESSIONS_PER_KEY": "100000", "SANDLOT_MAX_SANDBOXES": "128", **env}
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> float:
-        began = time.perf_counter()
-        self.process = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--port", str(self.port)],
-                                        env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(self.url + "/readyz", timeout=5).status_code == 200:
-                    return time.perf_counter() - began
-            if self.process.poll() is not None:
-                raise SystemExit("the server did not start")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(120)
-            self.process = None
 
     def wait_pool(self, size: int = 8, limit: float = 30) -> None:
         deadline = time.monotonic() + limit
@@ -94,7 +61,7 @@ def server(**env: str) -> Iterator[Server]:
     try:
         yield running
     finally:
-        running.stop()
+        running.stop(grace=120)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -215,7 +182,7 @@ def part_restart(saved: int, report: dict[str, Any]) -> None:
         ok(c.post(f"/v1/sessions/{source}/execute", json={"code": "x = 7"}))
         ok(c.post(f"/v1/sessions/{source}/pause"))
         fork_many(c, source, saved - 1)
-        s.stop()
+        s.stop(grace=120)
         began = time.perf_counter()
         ready = s.start()
         result = ok(c.post(f"/v1/sessions/{source}/execute", json={"code": "print(x)"}))

@@ -23,8 +23,6 @@ import json
 import os
 import pathlib
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +31,8 @@ from collections.abc import Callable
 import httpx
 
 from sandlot.client import AsyncClient, Client
+from sandlot.testing.figures import percentile
+from sandlot.testing.serving import ServerProcess
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "clients" / "typescript"
@@ -42,33 +42,6 @@ BURST = 8
 GOAL_RATIO = 1.2
 FACES = ["python Client", "python AsyncClient", "python httpx (no SDK)", "node sandlot Client",
          "node sandlot on fetch", "node fetch (no SDK)"]
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(port: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "sandlot.cli", "serve", "--port", str(port), "--pool-size", str(POOL_SIZE),
-         "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json().get("pool_ready", 0) >= POOL_SIZE:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    server.kill()
-    raise SystemExit("the server did not start")
 
 
 class NodeSide:
@@ -123,9 +96,9 @@ def main() -> int:
         print(f"bench_typescript: build the package first: cd {PACKAGE} && npm ci && npm run build", file=sys.stderr)
         return 2
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = start_server(port)
+    server = ServerProcess("--pool-size", str(POOL_SIZE), "--log-level", "warning", pool_ready=POOL_SIZE)
+    server.start()
+    url = server.url
     node = NodeSide(url)
     runner = asyncio.Runner()
     latencies: dict[str, list[float]] = {face: [] for face in FACES}
@@ -164,8 +137,7 @@ def main() -> int:
     finally:
         runner.close()
         node.close()
-        server.send_signal(signal.SIGTERM)
-        server.wait(60)
+        server.stop(grace=60)
 
     stats = {face: {"n": len(ms), "p50": percentile(ms, 50), "p95": percentile(ms, 95), "min": min(ms),
                     "failed": failures[face], "client_cpu_ms": cpu[face] / len(ms)} for face, ms in latencies.items()}

@@ -26,7 +26,6 @@ import os
 import random
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,8 @@ import httpx
 
 from sandlot import EngineConfig
 from sandlot.engine import cgroups
+from sandlot.testing.figures import percentile
+from sandlot.testing.serving import free_port
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_fairness import GOAL as FAIRNESS_GOAL  # noqa: E402  (a sibling script, not a package)
@@ -542,12 +543,6 @@ async def paced_under_load(base_url: str, load: Load) -> Paced:
 
 # ---- the server, seen from outside -----------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_server(port: int, pool_size: int, log: Any) -> subprocess.Popen[bytes]:
     env = {**os.environ, **SERVER_SETTINGS, "SANDLOT_POOL_SIZE": str(pool_size)}
     return subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -832,11 +827,6 @@ def judge(obs: Observation, faults: list[Fault]) -> tuple[str, bool]:
     if obs.label == "transport":
         return f"no answer: {obs.detail}", False
     return obs.detail or obs.label, False
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 def tally(observations: list[Observation], faults: list[Fault]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -45,6 +44,7 @@ from sandlot.client import (
 from sandlot.client._base import quote_path
 from sandlot.client._errors import error_from_event, error_from_response
 from sandlot.client._sse import SSEDecoder
+from sandlot.testing.serving import free_port
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MIXED = "import sys\nprint('a')\nprint('b', file=sys.stderr)\ndisplay(3)\n4"
@@ -486,12 +486,6 @@ def test_error_answers_map_onto_the_tree() -> None:
     assert isinstance(busy, CapacityError) and busy.retry_after == 7.0
     assert isinstance(error_from_event({"type": "capacity", "message": "m"}), CapacityError)
     assert type(error_from_event({"type": "something_new"})) is SandboxError
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_unreachable_server_is_unavailable() -> None:

@@ -8,9 +8,9 @@ it kills one node's raylet.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from sandlot.cluster import ray_env  # noqa: E402
@@ -25,6 +26,8 @@ from sandlot.cluster import ray_env  # noqa: E402
 ray_env.keep_on_loopback()  # before ray is imported
 ray = pytest.importorskip("ray")  # the sandlot[ray] extra; the dev extra pulls it
 
+from mcp.client import Client as McpClient  # noqa: E402
+from test_mcp import exercise as exercise_mcp  # noqa: E402
 from test_server import (  # noqa: E402,F401  # the contract tests, collected here against a cluster front-end
     assert_error,
     client,
@@ -46,16 +49,11 @@ from test_server import (  # noqa: E402,F401  # the contract tests, collected he
 )
 
 from sandlot.testing.ray_cluster import LocalCluster, listening_beyond_loopback, local_cluster, serve_command  # noqa: E402
+from sandlot.testing.serving import free_port  # noqa: E402
+from sandlot.testing.upstream import Reply, ScriptedUpstream  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
 FRONT_ENDS = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -65,17 +63,27 @@ def ray_cluster() -> Iterator[LocalCluster]:
 
 
 @pytest.fixture(scope="module")
-def front_ends(ray_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+def scripted_model() -> Iterator[ScriptedUpstream]:
+    """The agent endpoint's model, for both front-ends (each test gives it its script)."""
+    with ScriptedUpstream([]) as upstream:
+        yield upstream
+
+
+@pytest.fixture(scope="module")
+def front_ends(ray_cluster: LocalCluster, scripted_model: ScriptedUpstream,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     logs = tmp_path_factory.mktemp("front-ends")
     procs: list[tuple[subprocess.Popen[bytes], Path]] = []
     urls = []
     try:
         for index in range(FRONT_ENDS):
-            port = _free_port()
+            port = free_port()
             log = logs / f"front-end-{index}.log"
             with open(log, "wb") as out:
                 proc = subprocess.Popen(serve_command(ray_cluster.address, port, ray_cluster.data_dir,
-                                                      "--pool-size", "2", "--max-sandboxes", "24"),
+                                                      "--pool-size", "2", "--max-sandboxes", "24",
+                                                      "--model-url", scripted_model.base_url, "--model", "m",
+                                                      "--action-format", "tool_calls"),
                                         stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "SANDLOT_DATA_DIR": ""})
             procs.append((proc, log))
             urls.append(f"http://127.0.0.1:{port}")
@@ -184,6 +192,34 @@ def test_two_front_ends_serve_the_same_sessions(front_ends: list[str]) -> None:
     while httpx.get(f"{first}/v1/sessions/{sid}").status_code != 404:
         assert time.monotonic() < deadline
         time.sleep(0.2)
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_mcp_serves_every_tool_from_the_cluster(front_ends: list[str], mode: str) -> None:
+    """The MCP endpoint's whole exercise of test_mcp.py, against a cluster front-end."""
+    async def main() -> None:
+        async with McpClient(f"{front_ends[0]}/mcp", mode=mode) as mcp:
+            await exercise_mcp(mcp)
+
+    asyncio.run(main())
+
+
+def test_the_agent_endpoint_runs_its_code_on_the_cluster(front_ends: list[str],
+                                                         scripted_model: ScriptedUpstream) -> None:
+    def answer(body: dict[str, Any]) -> Reply:
+        shown = body["messages"][-1]["content"]
+        return Reply(f"The answer is {shown.strip()}.")
+
+    scripted_model.script = [Reply(tool_code="total = sum(range(10))"), Reply(tool_code="print(total * 2)"), answer]
+    scripted_model.requests.clear()
+    with openai.OpenAI(base_url=front_ends[1] + "/v1", api_key="none", max_retries=0, timeout=60) as agent:
+        response = agent.chat.completions.create(model="m", messages=[{"role": "user", "content": "Twice 0..9?"}])
+    assert response.choices[0].message.content == "The answer is 90."
+    extra = response.model_extra or {}
+    steps = extra["sandlot"]["steps"]
+    assert [(s["code"], s["status"], s["stdout"]) for s in steps] == [
+        ("total = sum(range(10))", "ok", ""), ("print(total * 2)", "ok", "90\n")]  # state kept between steps
+    assert extra["sandlot"]["stop_reason"] == "answer" and scripted_model.remaining == 0
 
 
 def test_losing_a_node_moves_its_sessions_with_files_and_state(front_ends: list[str], ray_cluster: LocalCluster) -> None:

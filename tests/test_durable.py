@@ -7,7 +7,6 @@ quota after a restart, and nothing left behind after a delete.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 import json
@@ -26,6 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sandlot.testing.serving import ServerProcess, free_port
 from sandlot_runtime import snapshot, statefile
 
 KEY_A, KEY_B = "durable-key-a", "durable-key-b"
@@ -33,51 +33,14 @@ A = {"Authorization": f"Bearer {KEY_A}"}
 B = {"Authorization": f"Bearer {KEY_B}"}
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Server:
-    """A ``sandlot serve`` on ``data_dir``; ``restart`` keeps the dir (and the port)."""
+class Server(ServerProcess):
+    """A ``sandlot serve`` on ``data_dir``, started at once; ``restart`` keeps the dir (and the port)."""
 
     def __init__(self, data_dir: Path, **env: str) -> None:
+        super().__init__(env={"SANDLOT_DATA_DIR": str(data_dir), "SANDLOT_API_KEYS": f"{KEY_A},{KEY_B}",
+                              "SANDLOT_POOL_SIZE": "2", "SANDLOT_PRELOAD": "numpy,pandas",
+                              "SANDLOT_LOG_LEVEL": "warning", **env}, timeout=90)
         self.data_dir = data_dir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "SANDLOT_DATA_DIR": str(data_dir), "SANDLOT_API_KEYS": f"{KEY_A},{KEY_B}",
-                    "SANDLOT_POOL_SIZE": "2", "SANDLOT_PRELOAD": "numpy,pandas", "SANDLOT_LOG_LEVEL": "warning", **env}
-        self.process: subprocess.Popen[bytes] | None = None
-        self.start()
-
-    def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--port", str(self.port)],
-                                        env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 90
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(self.url + "/readyz", timeout=5).status_code == 200:
-                    return
-            if self.process.poll() is not None:
-                raise AssertionError(f"the server did not start: {self.process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "the server did not start in time"
-            time.sleep(0.1)
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        assert self.process is not None
-        self.process.send_signal(sig)
-        code = self.process.wait(60)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
-        self.process = None
-        return code
-
-    def restart(self, sig: int = signal.SIGTERM) -> None:
-        self.stop(sig)
         self.start()
 
     def client(self, headers: dict[str, str] = A) -> httpx.Client:

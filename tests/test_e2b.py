@@ -11,7 +11,6 @@ import base64
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,42 +23,23 @@ import pytest
 from e2b import CommandExitException, TimeoutException
 from e2b_code_interpreter import Sandbox
 
+from sandlot.testing.serving import ServerProcess
+
 KEY = "e2b_" + "5a" * 20  # sandlot's key, in the form E2B's SDK checks (e2b_ + hex)
 OTHER_KEY = "e2b_" + "c3" * 20
 PLAIN_KEY = "sandlot-plain-key-0123"  # not E2B's form: the tested SDK versions send it as it is
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def e2b_server(*extra: str, env_extra: dict[str, str] | None = None) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SANDLOT_API_KEYS": f"{KEY},{OTHER_KEY},{PLAIN_KEY}", "SANDLOT_POOL_SIZE": "2",
+    env = {"SANDLOT_API_KEYS": f"{KEY},{OTHER_KEY},{PLAIN_KEY}", "SANDLOT_POOL_SIZE": "2",
            "SANDLOT_LOG_LEVEL": "warning", **(env_extra or {})}
-    process = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--e2b", "--port", str(port), *extra],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = ServerProcess("--e2b", *extra, env=env, timeout=90)
+    server.start()
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url + "/readyz", timeout=5).status_code == 200:
-                    break
-            if process.poll() is not None:
-                raise AssertionError(f"the server did not start: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "the server did not start in time"
-            time.sleep(0.1)
-        yield url
+        yield server.url
     finally:
-        process.terminate()
-        assert process.wait(60) == 0
-        if process.stderr is not None:
-            process.stderr.close()
+        assert server.stop() == 0
 
 
 @pytest.fixture(scope="module")
@@ -341,23 +321,8 @@ def test_custom_templates_are_refused(server: str) -> None:
 
 
 def test_without_e2b_the_routes_do_not_exist() -> None:
-    port = free_port()
-    env = {**os.environ, "SANDLOT_POOL_SIZE": "1", "SANDLOT_LOG_LEVEL": "warning"}
-    process = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--port", str(port)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url + "/readyz", timeout=5).status_code == 200:
-                    break
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
-        assert httpx.post(url + "/v2/sandboxes", json={}).status_code == 404
-    finally:
-        process.terminate()
-        process.wait(60)
+    with ServerProcess(env={"SANDLOT_POOL_SIZE": "1", "SANDLOT_LOG_LEVEL": "warning"}, timeout=90) as server:
+        assert httpx.post(server.url + "/v2/sandboxes", json={}).status_code == 404
 
 
 def test_import_sandlot_stays_free_of_e2b() -> None:

@@ -32,6 +32,7 @@ from sandlot.engine import factory as factory_module
 from sandlot.engine.supervisor import _answered
 from sandlot.engine.zygote import Zygote
 from sandlot.server import ServerConfig
+from sandlot.testing.serving import ServerProcess
 
 
 @pytest.fixture
@@ -395,24 +396,8 @@ def test_killing_random_sandboxes_under_load_fails_only_their_runs(url: str) -> 
     assert run_ok(url)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start_server(port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--port", str(port), "--pool-size", "2",
-                                "--preload", "", "--log-level", "warning"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while True:
-        with contextlib.suppress(httpx.TransportError):
-            if health(f"http://127.0.0.1:{port}").status_code == 200:
-                return process
-        assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.1)
+def sandlot_server(**env: str) -> ServerProcess:
+    return ServerProcess("--pool-size", "2", "--preload", "", "--log-level", "warning", env=env, timeout=60)
 
 
 def alive(pids: set[int]) -> set[int]:
@@ -426,9 +411,9 @@ def alive(pids: set[int]) -> set[int]:
 
 
 def test_kill_9_of_the_server_leaves_no_sandbox_running() -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = start_server(port)
+    server = sandlot_server()
+    server.start()
+    url = server.url
     spinners: list[subprocess.Popen[bytes]] = []
     try:
         session = httpx.post(url + "/v1/sessions", json={}).json()["id"]
@@ -448,35 +433,25 @@ def test_kill_9_of_the_server_leaves_no_sandbox_running() -> None:
             time.sleep(0.02)
         assert alive(ours) == set(), "sandboxes outlived their server by more than 1 s"
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+        server.kill()
         for spinner in spinners:
             spinner.wait(30)
     # The crashed server left its directories and cgroups; the next one to start removes them.
     assert dead_instances() != []
-    again = start_server(port)
+    server.start()  # on the same port
     try:
         assert dead_instances() == []
         assert run_ok(url)
     finally:
-        again.send_signal(signal.SIGTERM)
-        assert again.wait(30) == 0
+        assert server.stop() == 0
 
 
 def test_a_thousand_slow_clients_neither_block_the_server_nor_keep_their_connections() -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--port", str(port), "--pool-size", "2",
-                               "--preload", "", "--log-level", "warning"],
-                              env={**os.environ, "SANDLOT_REQUEST_READ_TIMEOUT": "2"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = sandlot_server(SANDLOT_REQUEST_READ_TIMEOUT="2")
+    server.start()
+    port, url = server.port, server.url
     slow: list[socket.socket] = []
     try:
-        deadline = time.monotonic() + 60
-        while not run_ok(url):
-            assert server.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
         for _ in range(1000):  # slowloris: headers started, never finished
             conn = socket.create_connection(("127.0.0.1", port))
             conn.sendall(b"POST /v1/execute HTTP/1.1\r\nHost: x\r\n")
@@ -510,5 +485,4 @@ def test_a_thousand_slow_clients_neither_block_the_server_nor_keep_their_connect
     finally:
         for conn in slow:
             conn.close()
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(30) == 0
+        assert server.stop() == 0

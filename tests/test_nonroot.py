@@ -13,7 +13,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import httpx
 import nonroot
 import pytest
 
+from sandlot.testing.serving import free_port
 from sandlot_runtime import _libc
 
 pytestmark = [
@@ -46,13 +46,6 @@ class NonRootServer:
         assert response.status_code == 200, response.text
         body: dict[str, object] = response.json()
         return body
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def processes_of(uid: int) -> list[str]:

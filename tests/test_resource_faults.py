@@ -13,10 +13,7 @@ import contextlib
 import errno
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -28,15 +25,9 @@ from conftest import running_server
 from sandlot import EngineConfig
 from sandlot.engine.cgroups import detect
 from sandlot.server import ServerConfig
+from sandlot.testing.serving import ServerProcess, free_port
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mounts, uids, cgroups)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
@@ -60,19 +51,14 @@ def run_ok(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def serve(port: int, *args: str, prefix: list[str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def serve(port: int, *args: str, prefix: list[str] | None = None) -> Iterator[ServerProcess]:
     """``sandlot serve`` on ``port`` (started through ``prefix``, if any), healthy; SIGTERM and exit 0 after."""
-    command = [sys.executable, "-m", "sandlot.cli", "serve", "--port", str(port), "--preload", "",
-               "--log-level", "error", *args]
-    server = subprocess.Popen((prefix or []) + command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = ServerProcess("--preload", "", "--log-level", "error", *args, port=port, prefix=prefix or (), timeout=60)
+    server.start()
     try:
-        assert wait_until(lambda: healthy(f"http://127.0.0.1:{port}") or server.poll() is not None, 60)
-        assert server.poll() is None, "the server did not start"
         yield server
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-        assert server.wait(30) == 0
+        assert server.stop(grace=30) == 0
 
 
 def idle(url: str) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,15 +24,10 @@ import httpx
 import pytest
 from conftest import dead_instances
 
+from sandlot.testing.serving import free_port
+
 SANDLOT = [sys.executable, "-m", "sandlot.cli"]
 START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def cmdline(pid: int) -> str:

@@ -10,15 +10,11 @@ and the trace context sent on to the model and to the tool.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +27,7 @@ import pytest
 
 from sandlot import tracing
 from sandlot.testing.otlp import OtlpReceiver, ReceivedSpan
+from sandlot.testing.serving import ServerProcess
 from sandlot.testing.upstream import Reply, ScriptedUpstream
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
@@ -76,42 +73,24 @@ class Traced:
     tools: ToolService
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
-def traced() -> Iterator[Traced]:
+def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
     """One traced ``sandlot serve`` for the module, with its receiver, scripted model and tool service."""
     tools = ToolService()
-    with OtlpReceiver() as receiver, ScriptedUpstream([]) as upstream, tempfile.TemporaryFile() as log:
-        port = free_port()
+    with OtlpReceiver() as receiver, ScriptedUpstream([]) as upstream:
         env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
         env.update({"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_SERVICE_NAME": "sandlot-trace-test",
                     "OTEL_BSP_SCHEDULE_DELAY": "50", "TRACE_TOOL_URL": tools.url,
                     "PYTHONPATH": os.pathsep.join(p for p in (TESTS, os.environ.get("PYTHONPATH")) if p)})
-        server = subprocess.Popen([sys.executable, "-m", "sandlot.cli", "serve", "--port", str(port), "--pool-size", "2",
-                                   "--preload", "", "--log-level", "warning", "--model-url", upstream.base_url,
-                                   "--model", "m", "--action-format", "tool_calls", "--tools", "tracing_tools:registry"],
-                                  env=env, stdout=log, stderr=log)
-        url = f"http://127.0.0.1:{port}"
+        server = ServerProcess("--pool-size", "2", "--preload", "", "--log-level", "warning",
+                               "--model-url", upstream.base_url, "--model", "m", "--action-format", "tool_calls",
+                               "--tools", "tracing_tools:registry", env=env, inherit_env=False, timeout=60,
+                               log=tmp_path_factory.mktemp("traced") / "server.log")
+        server.start()
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(url + "/healthz", timeout=5).status_code == 200:
-                        break
-                if server.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise AssertionError("the traced server did not start:\n" + log.read().decode(errors="replace")[-3000:])
-                time.sleep(0.1)
-            yield Traced(url, receiver, upstream, tools)
+            yield Traced(server.url, receiver, upstream, tools)
         finally:
-            server.send_signal(signal.SIGTERM)
-            assert server.wait(30) == 0
+            assert server.stop(grace=30) == 0
             tools.close()
 
 
