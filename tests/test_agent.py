@@ -442,6 +442,40 @@ def test_a_request_can_continue_an_existing_session() -> None:
             ask(a, extra_body={"session_id": "ses_not_there"})
 
 
+TABLE = "name,units\nbolt,4\ngear,7\nvalve,12\nnut,1\nwasher,30\n"
+TABLE_QUESTION = f"Here is a table:\n{TABLE}How many units in all?"
+SUM_UNITS = "import csv\nprint(sum(int(row['units']) for row in csv.DictReader(open('table1.csv'))))"
+
+
+def test_a_table_in_the_question_becomes_a_file_the_model_is_pointed_to() -> None:
+    with agent([Reply(tool_code=SUM_UNITS), Reply("The answer is 54.")]) as a:
+        response = ask(a, TABLE_QUESTION)
+        assert stdouts(response) == ["54\n"]  # the code read the file sandlot wrote
+        # The model saw the file's name, its size and its first rows, not the whole table.
+        shown = last_message(a.upstream.requests[0])["content"]
+        assert "table1.csv" in shown and "5 rows" in shown and "gear,7" in shown and "washer,30" not in shown
+        assert shown.startswith("Here is a table:\n") and shown.endswith("How many units in all?")
+
+
+def test_a_users_own_file_is_never_overwritten_by_a_table() -> None:
+    with agent([Reply(tool_code="print(open('table1.csv').read()); print(open('table1-2.csv').read())"),
+                Reply("Done.")]) as a:
+        session_id = a.http.post("/v1/sessions").json()["id"]
+        assert a.http.put(f"/v1/sessions/{session_id}/files/table1.csv", content=b"mine\n").status_code == 201
+        response = ask(a, TABLE_QUESTION, extra_body={"session_id": session_id})
+        assert stdouts(response) == ["mine\n\n" + TABLE + "\n"]
+        assert "table1-2.csv" in last_message(a.upstream.requests[0])["content"]
+        assert a.http.get(f"/v1/sessions/{session_id}/files/table1.csv").content == b"mine\n"
+
+
+def test_prose_with_commas_is_not_taken_for_a_table() -> None:
+    with agent([Reply("Fine.")]) as a:
+        question = ("I have apples, pears, and plums.\nYou have figs, dates, and limes.\nWho, then, has more?\n"
+                    "So apples, oranges, bananas\nand then, as we said, the whole story of the day goes on")
+        ask(a, question)
+        assert last_message(a.upstream.requests[0])["content"] == question
+
+
 def test_keep_session_keeps_the_state_and_the_default_deletes_it() -> None:
     with agent([Reply(tool_code="kept = 99"), Reply("Stored."), Reply(tool_code="gone = 1"), Reply("Done.")]) as a:
         response = ask(a, extra_body={"keep_session": True})

@@ -32,17 +32,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import tracing
-from .._errors import InvalidRequestError, UpstreamTimeoutError
+from .._errors import InvalidRequestError, SandlotError, UpstreamTimeoutError
 from .._models import ExecutionResult, ToolCallRecord
 from ..engine import Session
 from ..tools.broker import ToolBroker
-from . import prompts
+from . import attachments, prompts
 from .actions import TOOL_NAME, code_turn, describe_host_tools, python_tool, tool_call_code
 from .config import AgentSettings
 from .guards import Repetition, own_words, repeated_failure, uncomputed_numbers
@@ -57,6 +58,8 @@ LIMIT_STOPS = ("max_steps", "time_limit")
 
 _LAST_VALUE_IN_REQUEST = 300
 _LAST_VALUE_IN_REPLY = 1000
+
+log = logging.getLogger("sandlot.agent")
 
 
 class _OutOfTime(Exception):
@@ -157,6 +160,7 @@ class AgentLoop:
         tools_text = describe_host_tools([t.python_signature() for t in registry if t.expose in ("code", "both")])
         direct = {t.name: t for t in registry if t.expose in ("tool_call", "both")}
         conversation = self._conversation(messages, use_tool, tools_text)
+        await self._attach_tables(messages, conversation)
         tools = ([python_tool(tools_text)] + [t.openai_tool() for t in direct.values()] if use_tool else []) + \
             self.client_tools
         watch = _Watch()
@@ -291,6 +295,23 @@ class AgentLoop:
             return [{"role": "system", "content": system}, *messages]
         self._said += [prompts.EXAMPLE_QUESTION, prompts.EXAMPLE_ANSWER]
         return [{"role": "system", "content": system}, *prompts.worked_example(use_tool), *messages]
+
+    async def _attach_tables(self, messages: list[dict[str, Any]], conversation: list[dict[str, Any]]) -> None:
+        """Tables pasted into the user's messages become workspace files, named in the system prompt."""
+        tables = attachments.find_tables(attachments.user_texts(messages))
+        if not tables:
+            return
+        try:
+            workspace = await self.session.open_workspace()
+            placed = await asyncio.to_thread(attachments.place, tables, workspace)
+        except (OSError, SandlotError) as exc:  # a full workspace, say: the model can still copy the data
+            log.warning("sandlot: the agent could not save the question's tables: %s", exc)
+            return
+        if not placed:
+            return
+        asked = len(conversation) - len(messages)  # the request's messages come last, after sandlot's own
+        conversation[asked:] = attachments.with_references(conversation[asked:], placed)
+        self._said.extend(attachments.reference(t) for t in placed)
 
     def _guard_turn(self, repetition: Repetition, steps: list[Step]) -> str:
         """Record a code turn with the repetition guard; the nudge to add to its output, if any."""
