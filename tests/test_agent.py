@@ -32,6 +32,7 @@ from sandlot.testing.upstream import Reply, ScriptedUpstream
 
 ScriptItem = Reply | Callable[[dict[str, Any]], Reply]
 SETTINGS = AgentSettings(max_steps=3, max_wall_time=20)
+SETTINGS_6 = AgentSettings(max_steps=6, max_wall_time=20)
 STEP_KEYS = {"index", "code", "status", "stdout", "stderr", "outputs", "error", "duration_ms", "tool_calls"}
 FINAL = "Final answer, without code."
 OTHER_KEY = "other-key-fedcba9876"
@@ -297,15 +298,30 @@ def test_a_model_that_never_answers_in_time_is_a_504() -> None:
         assert caught.value.status_code == 504
 
 
-def test_the_same_failing_code_twice_stops_the_loop() -> None:
+def test_the_same_failing_code_twice_starts_over_once_then_stops_the_loop() -> None:
     failing = Reply(tool_code="1 / 0")
-    with agent([failing, failing, final_when_told()]) as a:
+    with agent([failing, failing, failing, failing, final_when_told()], settings=SETTINGS_6) as a:
         response = ask(a)
         extra = sandlot(response)
         assert extra["stop_reason"] == "repeated_failure"
-        assert [step["status"] for step in extra["steps"]] == ["error", "error"]
+        assert [step["status"] for step in extra["steps"]] == ["error"] * 4
         assert response.choices[0].message.content == FINAL
         assert a.upstream.requests[-1]["tool_choice"] == "none"
+        # The third request started over: the question and what went wrong, without the failing code.
+        third = a.upstream.requests[2]["messages"]
+        assert third[-2]["role"] == "user" and third[-2]["content"] == "What is it?"
+        assert third[-1]["role"] == "user" and "failed twice" in third[-1]["content"]
+        assert "ZeroDivisionError" in third[-1]["content"] and "1 / 0" not in json.dumps(third)
+
+
+def test_starting_over_after_a_repeated_failure_can_succeed() -> None:
+    failing = Reply(tool_code="1 / 0")
+    with agent([failing, failing, Reply(tool_code="print(6 * 7)"), Reply("The answer is 42.")], settings=SETTINGS_6) as a:
+        response = ask(a)
+        assert sandlot(response)["stop_reason"] == "answer"
+        assert response.choices[0].message.content == "The answer is 42."
+        assert stdouts(response) == ["", "", "42\n"]
+
 
     # Only the same code failing *in a row* counts: here the loop runs to max_steps.
     with agent([failing, Reply(tool_code="x = 1"), failing, final_when_told()]) as a:

@@ -305,6 +305,13 @@ def test_a_missing_file_says_what_there_is_and_where_data_can_come_from() -> Non
     assert "line 2, in <module>" in text and "pandas/io" not in text
 
 
+def test_a_missing_dataframe_column_says_how_to_see_the_columns() -> None:
+    code = "import pandas as pd\ndf = pd.DataFrame({'units': [1, 2], 'price': [3.0, 4.0]})\nprint(df['revenue'].sum())"
+    text = observed(code)
+    assert text.endswith(prompts.MISSING_COLUMN.format(where=" at line 3", evalue="'revenue'")), text
+    assert observed("d = {'a': 1}\nd['b']").endswith("KeyError at line 2: 'b'. Fix this and run the code again.")
+
+
 def test_an_error_hint_fits_the_result_budget() -> None:
     budget = 300
     text = observed("raise ValueError('x' * 5000)", OBSERVING.model_copy(update={"result_budget": budget}))

@@ -161,6 +161,8 @@ class AgentLoop:
         direct = {t.name: t for t in registry if t.expose in ("tool_call", "both")}
         conversation = self._conversation(messages, use_tool, tools_text)
         await self._attach_tables(messages, conversation)
+        started_over = False
+        fresh_from = 0  # the steps the repetition guards look at: those since the last start-over
         tools = ([python_tool(tools_text)] + [t.openai_tool() for t in direct.values()] if use_tool else []) + \
             self.client_tools
         watch = _Watch()
@@ -207,8 +209,18 @@ class AgentLoop:
                     stop_reason = verdict
                     break
                 code_turns += 1
-                if repeated_failure([s.code for s in self.steps], [s.result for s in self.steps],
-                                    self.settings.repeat_limit):
+                recent = self.steps[fresh_from:]
+                if repeated_failure([s.code for s in recent], [s.result for s in recent], self.settings.repeat_limit):
+                    if not started_over:
+                        # A small model that failed the same way twice copies its own code a third time: once,
+                        # start over from the question, told only what went wrong, without the failing code.
+                        started_over, fresh_from = True, len(self.steps)
+                        conversation = self._conversation(messages, use_tool, tools_text)
+                        await self._attach_tables(messages, conversation)
+                        conversation.append({"role": "user", "content": prompts.START_OVER.format(
+                            error=self.steps[-1].observation.hint or self.steps[-1].observation.output)})
+                        self._said.append(prompts.START_OVER.split("{", 1)[0])
+                        continue
                     stop_reason = "repeated_failure"
                     break
                 if watch.repetition.streak >= 2:

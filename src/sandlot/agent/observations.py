@@ -105,6 +105,8 @@ def _hint(result: ExecutionResult, code: str, showed_something: bool, timeout: f
         if result.error.ename == "NameError" and (module := _UNDEFINED.fullmatch(result.error.evalue)) and \
                 module.group(1) in sys.stdlib_module_names:  # math.comb(...) without `import math`
             return prompts.MISSING_IMPORT.format(where=where, name=module.group(1))
+        if result.error.ename == "KeyError" and _uses_pandas(code):  # a column that is not there
+            return prompts.MISSING_COLUMN.format(where=where, evalue=result.error.evalue[:80])
         evalue = result.error.evalue if len(result.error.evalue) <= 120 else result.error.evalue[:120] + "..."
         return prompts.ERROR_HINT.format(ename=result.error.ename, where=where, evalue=evalue or "(no message)")
     if not showed_something:
@@ -112,6 +114,10 @@ def _hint(result: ExecutionResult, code: str, showed_something: bool, timeout: f
     if _prints_only_literals(code):
         return prompts.LITERAL_HINT
     return ""
+
+
+def _uses_pandas(code: str) -> bool:
+    return "pandas" in code or "pd." in code or "DataFrame" in code
 
 
 def _prints_only_literals(code: str) -> bool:

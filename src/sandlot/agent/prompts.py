@@ -113,6 +113,8 @@ ERROR_HINT = "{ename}{where}: {evalue}. Fix this and run the code again."
 MISSING_IMPORT = "NameError{where}: name {name!r} is not defined. Add `import {name}` at the top and run the code again."
 MISSING_FILE = ("There is no file {name}: write the data from the question into your code as a string, and read "
                 "it with io.StringIO(text).")
+MISSING_COLUMN = ("KeyError{where}: {evalue} is not a column of the table. Print df.columns to see its columns, "
+                  "make any other value from them (df['a'] * df['b']), and run the code again.")
 SOME_FILES = "There is no file {name}. The files here are: {names}."
 RESTARTED_NOTE = "(The interpreter restarted: variables from earlier code are lost.)"
 TRUNCATED_NOTE = "(The output was over the limit and was cut.)"
@@ -121,6 +123,8 @@ TRUNCATED_NOTE = "(The output was over the limit and was cut.)"
 
 REPEATED_NUDGE = ("You already ran this and got this output. Do not run the code again: answer the question now, "
                   "in one short sentence, using this output.")
+START_OVER = ("An earlier attempt at this question failed twice with the same error: {error} Start over: write "
+              "new code for the question, in a different way.")
 FINAL_ANSWER_REQUEST = ("Stop running code now: {why}. {last}Answer the question in one short sentence with what "
                         "you have found, without any code.")
 LAST_RESULT = "The last output of your code was: {value}. "
