@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import copy
 import json
 import threading
@@ -35,6 +34,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .._bundles import what_to_show
 from .._errors import CapacityError, InvalidRequestError, NotFoundError, TooLargeError
 from .._models import DisplayData, ErrorOutput, ExecuteResult, ExecutionResult, StreamOutput
 from ..client import AsyncClient, AsyncClientSession, Client, ClientSession
@@ -43,9 +43,6 @@ ToolName = Literal["run_python", "run_in_session"]
 RUN_PYTHON: ToolName = "run_python"
 RUN_IN_SESSION: ToolName = "run_in_session"
 TOOL_NAMES: tuple[ToolName, ...] = (RUN_PYTHON, RUN_IN_SESSION)
-
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
-"""Image MIME types sent back as images (the ones the providers accept), in order of preference."""
 
 DEFAULT_MAX_CHARS = 20_000
 NO_OUTPUT = "[no output: the code ran without printing anything. print() values, or end the code with an expression to see it]"
@@ -468,32 +465,14 @@ def _error(ename: str, evalue: str, traceback: list[str], said: list[str]) -> li
 
 
 def _bundle(data: dict[str, Any], prefix: str = "") -> list[Part]:
-    """A MIME bundle: its image if it has one (its text/plain is then a repr like ``<Figure size 640x480 with 1 Axes>``),
-    else its plain text."""
-    for mime in IMAGE_TYPES:
-        if mime in data:
-            encoded = "".join(_joined(data[mime]).split())
-            if _is_base64(encoded):
-                return ([TextPart(prefix.rstrip())] if prefix else []) + [ImagePart(encoded, mime, *_image_size(encoded, mime))]
-    for mime in ("text/plain", "text/markdown", "application/json"):
-        if mime in data:
-            value = data[mime]
-            shown = json.dumps(value) if mime == "application/json" and not isinstance(value, str) else _joined(value)
-            return [TextPart(prefix + shown)]
-    return [TextPart(prefix + f"[a display of type {', '.join(sorted(data))}, which has no text form]")] if data else []
-
-
-def _joined(value: Any) -> str:
-    """nbformat allows a multiline string as a list of lines."""
-    return "".join(str(part) for part in value) if isinstance(value, list) else str(value)
-
-
-def _is_base64(value: str) -> bool:
-    try:
-        base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    return bool(value)
+    """A MIME bundle, as ``_bundles.what_to_show`` chooses: an image (after its ``Out[n]:``), or a text."""
+    shown = what_to_show(data)
+    if shown is None:
+        return []
+    if shown.is_image:
+        image = ImagePart(shown.value, shown.mime, *_image_size(shown.value, shown.mime))
+        return ([TextPart(prefix.rstrip())] if prefix else []) + [image]
+    return [TextPart(prefix + shown.value)]
 
 
 def _image_size(encoded: str, mime: str) -> tuple[int | None, int | None]:

@@ -10,17 +10,14 @@ A failed run is still a normal tool result, with ``isError`` set.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from mcp.types import CallToolResult, ImageContent, TextContent
 
+from .._bundles import what_to_show
 from .._models import DisplayData, ErrorOutput, ExecuteResult, ExecutionResult, StreamOutput
 
 Block = TextContent | ImageContent
-
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
-"""MIME types sent as image blocks (the ones models can look at), in order of preference."""
 
 MAX_TEXT = 100_000
 """Characters of one text block; the rest is cut with a note (the structured content keeps it all)."""
@@ -62,17 +59,13 @@ def result_blocks(result: ExecutionResult) -> list[Block]:
 
 
 def bundle_blocks(data: dict[str, Any], prefix: str = "") -> list[Block]:
-    """One MIME bundle: its image if it has one (its text/plain is then only a repr like
-    ``<Figure size 640x480 with 1 Axes>``), else its plain text."""
-    for mime in IMAGE_TYPES:
-        if mime in data:
-            return [ImageContent(type="image", data="".join(_joined(data[mime]).split()), mime_type=mime)]
-    for mime in ("text/plain", "text/markdown", "application/json"):
-        if mime in data:
-            value = data[mime]
-            shown = json.dumps(value) if mime == "application/json" and not isinstance(value, str) else _joined(value)
-            return [text(prefix + shown)]
-    return [text(prefix + f"[a display of type {', '.join(sorted(data))}, which has no text form]")] if data else []
+    """One MIME bundle, as ``_bundles.what_to_show`` chooses: an image block, or a text block."""
+    shown = what_to_show(data)
+    if shown is None:
+        return []
+    if shown.is_image:
+        return [ImageContent(type="image", data=shown.value, mime_type=shown.mime)]
+    return [text(prefix + shown.value)]
 
 
 def text(value: str) -> TextContent:
@@ -80,10 +73,3 @@ def text(value: str) -> TextContent:
         value = value[:MAX_TEXT] + (f"\n[... {len(value) - MAX_TEXT} more characters cut here; "
                                     "write large output to a file and read it in parts]")
     return TextContent(type="text", text=value)
-
-
-def _joined(value: Any) -> str:
-    """nbformat allows a multiline string as a list of lines."""
-    if isinstance(value, list):
-        return "".join(str(part) for part in value)
-    return str(value)
