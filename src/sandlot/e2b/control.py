@@ -9,7 +9,6 @@ with a sentence that says so.
 from __future__ import annotations
 
 import datetime
-import json
 import math
 import urllib.parse
 from typing import Any
@@ -20,6 +19,7 @@ from starlette.routing import Route
 
 from .._errors import InvalidRequestError, UnavailableError
 from . import scope, templates
+from .bodies import json_object
 from .environment import checked_env
 from .errors import NotSupported
 from .sandboxes import E2BSandbox
@@ -40,17 +40,6 @@ def _owner(request: Request) -> str:
     who = state.auth.principal(f"Bearer {key}" if key else request.headers.get("authorization"))
     request.scope.setdefault("state", {})["principal"] = who
     return who
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        body = json.loads(raw) if raw.strip() else {}
-    except ValueError:
-        raise InvalidRequestError("the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidRequestError("the body must be a JSON object")
-    return body
 
 
 def _iso(t: float) -> str:
@@ -91,7 +80,7 @@ def _strings(value: object, name: str) -> dict[str, str]:
 
 async def create(request: Request) -> Response:
     owner = _owner(request)
-    body = await _body(request)
+    body = await json_object(request)
     if body.get("volumeMounts"):
         raise NotSupported("volume mounts are not supported: a sandbox's files are its workspace")
     if body.get("autoPause") or (isinstance(body.get("lifecycle"), dict) and body["lifecycle"].get("onTimeout") == "pause"):
@@ -150,7 +139,7 @@ async def list_sandboxes(request: Request) -> Response:
 async def connect(request: Request) -> Response:
     registry = scope.registry(request)
     sandbox = registry.get(request.path_params["sandbox_id"], _owner(request))
-    timeout = _timeout(request, await _body(request))
+    timeout = _timeout(request, await json_object(request))
     if timeout is not None:
         registry.set_timeout(sandbox, timeout)
     return JSONResponse(_sandbox_json(sandbox), status_code=200)
@@ -159,7 +148,7 @@ async def connect(request: Request) -> Response:
 async def set_timeout(request: Request) -> Response:
     registry = scope.registry(request)
     sandbox = registry.get(request.path_params["sandbox_id"], _owner(request))
-    timeout = _timeout(request, await _body(request))
+    timeout = _timeout(request, await json_object(request))
     if timeout is None:
         raise InvalidRequestError("'timeout' is required")
     registry.set_timeout(sandbox, timeout)

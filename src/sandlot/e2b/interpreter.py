@@ -26,6 +26,7 @@ from .._errors import CapacityError, InvalidRequestError, NotFoundError, Sandlot
 from .._models import DisplayData, ErrorOutput, ExecuteResult, ExecutionResult
 from ..server.auth import Quotas
 from . import scope
+from .bodies import json_object
 from .errors import NotSupported
 from .paths import HOME, workspace_relative
 from .results import error_event, result_event
@@ -36,16 +37,6 @@ KEEPALIVE = 5.0
 NDJSON = "application/x-ndjson"
 MAX_CONTEXTS = 16
 """Code contexts a sandbox may hold, its default one included: each is a session of its own."""
-
-
-async def _json(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        raise InvalidRequestError("the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidRequestError("the body must be a JSON object")
-    return body
 
 
 def _python_only(language: object) -> None:
@@ -63,7 +54,7 @@ def _timestamp() -> int:
 
 async def execute(request: Request) -> Response:
     sandbox = scope.sandbox(request)
-    body = await _json(request)
+    body = await json_object(request)
     code = body.get("code")
     if not isinstance(code, str):
         raise InvalidRequestError("'code' must be a string")
@@ -160,7 +151,7 @@ def _context_json(context: Context) -> dict[str, Any]:
 
 async def create_context(request: Request) -> Response:
     sandbox = scope.sandbox(request)
-    body = await _json(request)
+    body = await json_object(request)
     _python_only(body.get("language"))
     cwd = body.get("cwd") or HOME
     if not isinstance(cwd, str):
