@@ -150,7 +150,7 @@ class Lane:
     def health(self) -> dict[str, Any]:
         """This lane's part of ``/healthz``: its zygote's state, or ``unused`` before its first request."""
         if self.supervisor is None:
-            return {"state": "unused", "pid": None, "restarts": 0, "pool_ready": 0}
+            return {"state": "unused", "pid": None, "restarts": 0, "last_error": None, "pool_ready": 0}
         snapshot = self.supervisor.snapshot()
         return {"state": snapshot.state, "pid": snapshot.pid, "restarts": snapshot.restarts,
                 "last_error": snapshot.last_error or self.refill_error, "pool_ready": len(self.pool.ready)}
