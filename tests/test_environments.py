@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -18,14 +19,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import running_server
 
 from sandlot import EngineConfig
 from sandlot._config import EnvironmentSpec, ModulePolicy
 from sandlot._errors import SetupError
 from sandlot.environments import EnvironmentRegistry, parse_environment, parse_environments
 from sandlot.server import ServerConfig, load_config
-
-from conftest import running_server
 
 PACKAGE = "sandlot_tinypkg"
 ZYGOTE_MARK = "from sandlot_runtime.zygote import main"
@@ -144,7 +144,7 @@ def test_environments_are_listed_with_their_python_and_preloads(client: httpx.Cl
     assert listed["default"]["default"] is True and listed["tiny"]["default"] is False
     assert listed["default"]["preload"] == [] and listed["tiny"]["preload"] == [PACKAGE]
     assert listed["tiny"]["executable"] == str(venv / "bin" / "python")
-    assert listed["tiny"]["python"] == "%d.%d.%d" % sys.version_info[:3]
+    assert listed["tiny"]["python"] == platform.python_version()
     assert listed["tiny"]["modules"] == {"deny": ["sqlite3", "xml.dom"], "allow": None}
     assert "distributions" not in listed["tiny"] or listed["tiny"]["distributions"] is None
 

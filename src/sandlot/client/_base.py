@@ -168,12 +168,13 @@ def _drop_none(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def execute_call(code: str, *, timeout: float | None, files: Mapping[str, bytes | str] | None,
-                 env: Mapping[str, str] | None, stream: bool) -> Call[ExecutionResult]:
+                 env: Mapping[str, str] | None, stream: bool, environment: str | None = None) -> Call[ExecutionResult]:
     uploads = None
     if files is not None:
         uploads = [{"path": path, "content": base64.b64encode(data.encode() if isinstance(data, str) else data).decode()}
                    for path, data in files.items()]
-    body = _drop_none({"code": code, "timeout": timeout, "files": uploads, "env": dict(env) if env is not None else None})
+    body = _drop_none({"code": code, "timeout": timeout, "files": uploads, "env": dict(env) if env is not None else None,
+                       "environment": environment})
     if stream:
         body["stream"] = True
     return Call("POST", "/v1/execute", _result, json=body, run_timeout=timeout, stream=stream)
@@ -230,8 +231,9 @@ def batch_call(items: Sequence[BatchItem]) -> Call[list[ExecutionResult]]:
 
 
 def create_session_call(*, timeout: float | None, idle_timeout: float | None,
-                        env: Mapping[str, str] | None) -> Call[SessionInfo]:
-    body = _drop_none({"timeout": timeout, "idle_timeout": idle_timeout, "env": dict(env) if env is not None else None})
+                        env: Mapping[str, str] | None, environment: str | None = None) -> Call[SessionInfo]:
+    body = _drop_none({"timeout": timeout, "idle_timeout": idle_timeout, "env": dict(env) if env is not None else None,
+                       "environment": environment})
     return Call("POST", "/v1/sessions", _session, json=body)
 
 
