@@ -261,6 +261,15 @@ def test_a_session_remembers_its_environment_across_a_restart(venv: Path, tmp_pa
         assert cell["status"] == "ok", cell
         assert cell["stdout"] == f"42 7 {venv}\n"
 
+    # A server whose config no longer has the environment keeps the session, and says what is wrong at its next cell.
+    without = config(venv, data_dir)
+    without = without.model_copy(update={"engine": without.engine.model_copy(update={"environments": {}})})
+    with running_server(without) as base, httpx.Client(base_url=base, timeout=60) as c:
+        assert c.get(f"/v1/sessions/{session['id']}").json()["environment"] == "tiny"
+        refused = c.post(f"/v1/sessions/{session['id']}/execute", json={"code": "x"})
+        assert refused.status_code == 400, refused.text
+        assert "unknown environment 'tiny'; this server has: default" in refused.text
+
 
 # ---- configuration ---------------------------------------------------------------------------------
 
