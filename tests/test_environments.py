@@ -34,6 +34,7 @@ ZYGOTE_MARK = "from sandlot_runtime.zygote import main"
 def make_wheel(directory: Path) -> Path:
     """A pure-Python wheel by hand (a zip with its metadata and RECORD): no build backend, no network."""
     files = {f"{PACKAGE}/__init__.py": b"VALUE = 7\n",
+             f"{PACKAGE}_broken/__init__.py": b"raise RuntimeError('broken on purpose')\n",
              f"{PACKAGE}-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: sandlot-tinypkg\nVersion: 1.0\n",
              f"{PACKAGE}-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\n"
                                                b"Tag: py3-none-any\n"}
@@ -77,6 +78,7 @@ def config(venv: Path, data_dir: Path) -> ServerConfig:
                                     modules=ModulePolicy(deny=("sqlite3", "xml.dom"))),
             "lazy": EnvironmentSpec(python=sys.executable, preload=("json",), pool_size=1),
             "allowlisted": EnvironmentSpec(python=sys.executable, pool_size=0, modules=ModulePolicy(allow=("numpy",))),
+            "broken": EnvironmentSpec(python=str(venv), preload=(f"{PACKAGE}_broken",)),  # raises when imported
         }))
 
 
@@ -140,7 +142,7 @@ def test_an_environment_nobody_used_has_no_zygote_until_its_first_run(client: ht
 
 def test_environments_are_listed_with_their_python_and_preloads(client: httpx.Client, venv: Path) -> None:
     listed = {e["name"]: e for e in client.get("/v1/environments").json()["environments"]}
-    assert list(listed) == ["default", "tiny", "lazy", "allowlisted"]
+    assert list(listed) == ["default", "tiny", "lazy", "allowlisted", "broken"]
     assert listed["default"]["default"] is True and listed["tiny"]["default"] is False
     assert listed["default"]["preload"] == [] and listed["tiny"]["preload"] == [PACKAGE]
     assert listed["tiny"]["executable"] == str(venv / "bin" / "python")
@@ -184,7 +186,7 @@ def test_two_environments_with_different_preloads_run_side_by_side(client: httpx
 
 
 def test_an_unknown_environment_is_a_400_naming_the_known_ones(client: httpx.Client) -> None:
-    known = "default, tiny, lazy, allowlisted"
+    known = "default, tiny, lazy, allowlisted, broken"
     for path, body in [("/v1/execute", {"code": "1", "environment": "nope"}),
                        ("/v1/execute", {"code": "1", "environment": "nope", "stream": True}),
                        ("/v1/sessions", {"environment": "nope"}),
@@ -233,6 +235,17 @@ def test_a_lanes_dead_zygote_is_that_lanes_problem(client: httpx.Client) -> None
         assert time.monotonic() < deadline, lane_now
         time.sleep(0.05)
     assert run(client, f"import {PACKAGE}; print({PACKAGE}.VALUE)", environment="tiny")["stdout"] == "7\n"
+
+
+def test_an_environment_whose_zygote_cannot_start_is_a_503_naming_it(client: httpx.Client) -> None:
+    for _ in range(2):  # each request tries again (the operator may have fixed the venv meanwhile)
+        response = client.post("/v1/execute", json={"code": "1", "environment": "broken"})
+        assert response.status_code == 503, response.text
+        assert "environment 'broken': the zygote did not start" in response.json()["error"]["message"]
+    lane = client.get("/healthz").json()["environments"]["broken"]
+    assert lane["state"] == "failed" and lane["pid"] is None and "did not start" in lane["last_error"]
+    assert client.get("/healthz").status_code == 200
+    assert run(client, "print(2)")["stdout"] == "2\n"
 
 
 # ---- sessions ------------------------------------------------------------------------------------
@@ -310,6 +323,10 @@ def test_bad_environments_are_refused_at_start_up(tmp_path: Path) -> None:
     missing = EnvironmentRegistry(EngineConfig(environments={"gone": EnvironmentSpec(python=str(tmp_path / "nope"))}))
     with pytest.raises(SetupError, match="environment 'gone': .* is not a Python interpreter"):
         missing.probe()
+    unfit = EnvironmentRegistry(EngineConfig(environments={"bare": EnvironmentSpec(python=sys.executable,
+                                                                                  preload=("json", "no_such_mod"))}))
+    with pytest.raises(SetupError, match="environment 'bare': .* cannot import no_such_mod \\(its preload\\)"):
+        unfit.probe()
     done = sandlot_cli("serve", "--port", "0", "--environment", f"gone={tmp_path / 'nope'}", timeout=60)
     assert done.returncode != 0 and "environment 'gone'" in done.stderr
 

@@ -17,7 +17,7 @@ import contextlib
 import logging
 from typing import Any
 
-from .._errors import CapacityError, ClosedError, ResourceExhaustedError, RestartingError, SpawnError
+from .._errors import CapacityError, ClosedError, ResourceExhaustedError, RestartingError, SetupError, SpawnError
 from ..environments import Environment, interpreter
 from .factory import SandboxFactory
 from .pool import PoolState
@@ -42,6 +42,8 @@ class Lane:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wakeup = asyncio.Event()
         self.refill_error: str | None = None
+        self.start_error: str | None = None
+        """Why the last start of its zygote failed (a preload missing from the venv, say); the next request tries again."""
 
     def __repr__(self) -> str:
         state = self.supervisor.state if self.supervisor is not None else "unused"
@@ -75,11 +77,16 @@ class Lane:
         self.supervisor = supervisor
         try:
             await supervisor.start()
-        except BaseException:
+        except BaseException as exc:
             self.supervisor = None
             self._factory.lane_supervisors.remove(supervisor)
             await supervisor.stop()
+            if isinstance(exc, SetupError):
+                self.start_error = str(exc)
+                log.error("sandlot: environment %s: %s", env.name, exc)
+                raise SetupError(f"environment {env.name!r}: {exc}") from None
             raise
+        self.start_error = None
         log.info("sandlot: environment %s: zygote ready (%s, preloaded %s in %.0f ms)", env.name, env.python,
                  ",".join(env.preload) or "nothing", supervisor.zygote.info.get("preload_ms", 0.0))
         supervisor.on_up.append(self._wakeup.set)
@@ -150,7 +157,8 @@ class Lane:
     def health(self) -> dict[str, Any]:
         """This lane's part of ``/healthz``: its zygote's state, or ``unused`` before its first request."""
         if self.supervisor is None:
-            return {"state": "unused", "pid": None, "restarts": 0, "last_error": None, "pool_ready": 0}
+            return {"state": "failed" if self.start_error else "unused", "pid": None, "restarts": 0,
+                    "last_error": self.start_error, "pool_ready": 0}
         snapshot = self.supervisor.snapshot()
         return {"state": snapshot.state, "pid": snapshot.pid, "restarts": snapshot.restarts,
                 "last_error": snapshot.last_error or self.refill_error, "pool_ready": len(self.pool.ready)}

@@ -24,6 +24,13 @@ _ABOUT = (
     "'prefixes': sorted({sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}), "
     "'path': [p for p in sys.path if p]}))"
 )
+_FINDS = (
+    "import importlib.util, json, sys\n"
+    "def found(name):\n"
+    "    try:\n        return importlib.util.find_spec(name) is not None\n"
+    "    except (ImportError, ValueError):\n        return False\n"
+    "print(json.dumps([n for n in sys.argv[1:] if not found(n)]))"
+)
 _DISTRIBUTIONS = (
     "import json, importlib.metadata as m; "
     "print(json.dumps(sorted({(d.metadata['Name'] or '', d.version or '') for d in m.distributions()})))"
@@ -51,9 +58,9 @@ def resolve_python(python: str) -> str:
     return os.path.abspath(path)
 
 
-def _ask(python: str, script: str) -> str:
+def _ask(python: str, script: str, *args: str) -> str:
     try:
-        done = subprocess.run([python, "-I", "-c", script], env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+        done = subprocess.run([python, "-I", "-c", script, *args], env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
                               cwd="/", stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=PROBE_TIMEOUT, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -69,8 +76,20 @@ def probe(python: str) -> InterpreterInfo:
     if tuple(about["version_info"]) < MIN_VERSION:
         raise SetupError(f"{python} is Python {about['version']}; environments need {'.'.join(map(str, MIN_VERSION))} "
                          "or later")
-    return InterpreterInfo(python=python, version=str(about["version"]), prefixes=tuple(about["prefixes"]),
+    info = InterpreterInfo(python=python, version=str(about["version"]), prefixes=tuple(about["prefixes"]),
                            path=tuple(about["path"]))
+    if "/" in (os.path.realpath(p) for p in visible_dirs(info)):
+        # Its sandboxes see its installation read-only; "/" there would show them the whole host.
+        raise SetupError(f"{python}'s installation or import path includes '/': its sandboxes would see the whole "
+                         "host; install it under a directory of its own")
+    return info
+
+
+def missing_modules(python: str, names: list[str]) -> list[str]:
+    """The modules of ``names`` that ``python`` cannot find (looked up, not imported)."""
+    if not names:
+        return []
+    return [str(name) for name in json.loads(_ask(python, _FINDS, *names))]
 
 
 def distributions(python: str) -> list[dict[str, str]]:

@@ -84,6 +84,10 @@ class EnvironmentRegistry:
             try:
                 env.python = interpreter.resolve_python(env.python)
                 env.info = interpreter.probe(env.python)
+                missing = interpreter.missing_modules(env.python, list(env.preload))
+                if missing:
+                    raise SetupError(f"{env.python} cannot import {', '.join(missing)} (its preload): install it "
+                                     "there, or leave it out of preload")
             except SetupError as exc:
                 raise SetupError(f"environment {env.name!r}: {exc}") from None
 

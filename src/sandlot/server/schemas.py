@@ -242,7 +242,8 @@ class ZygoteHealth(BaseModel):
 
 
 class EnvironmentHealth(BaseModel):
-    state: str = Field(description="unused (never asked for yet: no process), up, restarting, backing_off, starting.")
+    state: str = Field(description="unused (never asked for yet: no process), failed (its zygote could not start; "
+                                   "the next request tries again), up, restarting, backing_off, starting.")
     pid: int | None = None
     restarts: int = 0
     last_error: str | None = None
