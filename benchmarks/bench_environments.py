@@ -24,11 +24,7 @@ from typing import Any
 
 from sandlot import Engine, EngineConfig
 from sandlot._config import EnvironmentSpec
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+from sandlot.testing.figures import percentile
 
 
 async def one(engine: Engine, environment: str, module: str) -> tuple[float, float]:
