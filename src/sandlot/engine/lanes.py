@@ -17,6 +17,7 @@ import contextlib
 import logging
 from typing import Any
 
+from .._config import Limits
 from .._errors import CapacityError, ClosedError, ResourceExhaustedError, RestartingError, SetupError, SpawnError
 from ..environments import Environment, interpreter
 from .factory import SandboxFactory
@@ -95,7 +96,7 @@ class Lane:
         self._wakeup.set()
         return supervisor
 
-    async def take(self, limits: Any, tenant: str | None) -> Sandbox:
+    async def take(self, limits: Limits, tenant: str | None) -> Sandbox:
         """A sandbox of this environment for ``limits``: a pooled one when one fits, else one started now."""
         supervisor = await self.up()
         factory = self._factory
