@@ -264,6 +264,17 @@ def test_a_session_remembers_its_environment_across_a_restart(venv: Path, tmp_pa
         assert mismatch.status_code == 400 and "runs in environment 'tiny'" in mismatch.text
         plain = c.post("/v1/sessions", json={}).json()
         assert plain["environment"] == "default"
+        forked = c.post(f"/v1/sessions/{session['id']}/fork").json()
+        assert forked["environment"] == "tiny"
+        archive = c.get(f"/v1/sessions/{session['id']}/archive")
+        assert archive.status_code == 200
+        imported = c.post("/v1/sessions/import", content=archive.content,
+                          headers={"content-type": "application/octet-stream"})
+        assert imported.status_code == 201, imported.text
+        assert imported.json()["environment"] == "tiny"
+        cell = c.post(f"/v1/sessions/{imported.json()['id']}/execute",
+                      json={"code": f"import sys; print(x, {PACKAGE!r} in sys.modules)"}).json()
+        assert cell["stdout"] == "41 True\n", cell
 
     with running_server(config(venv, data_dir)) as base, httpx.Client(base_url=base, timeout=60) as c:
         again = c.get(f"/v1/sessions/{session['id']}").json()
