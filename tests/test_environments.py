@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import running_server
+from conftest import HOST_SECRET, running_server
 
 from sandlot import EngineConfig
 from sandlot._config import EnvironmentSpec, ModulePolicy
@@ -194,6 +194,19 @@ def test_an_unknown_environment_is_a_400_naming_the_known_ones(client: httpx.Cli
         response = client.post(path, json=body)
         assert response.status_code == 400, (path, response.text)
         assert "unknown environment 'nope'" in response.text and known in response.text
+
+
+def test_a_named_environments_sandbox_is_contained_like_any_other(client: httpx.Client) -> None:
+    code = ("import os, socket\nseen = []\n"
+            "try:\n    socket.socket(socket.AF_INET, socket.SOCK_STREAM)\nexcept OSError as exc:\n    seen.append('no inet')\n"
+            "try:\n    open('/etc/shadow')\nexcept OSError:\n    seen.append('no shadow')\n"
+            "seen.append(os.getuid() != 0)\nseen.append(repr(dict(os.environ)))\n"
+            "print(seen)")
+    for environment in ("tiny", "lazy"):
+        result = run(client, code, environment=environment)
+        assert result["status"] == "ok", result
+        assert str(result["stdout"]).startswith("['no inet', 'no shadow', True, "), result["stdout"]
+        assert HOST_SECRET not in str(result["stdout"])
 
 
 def test_a_denied_module_raises_the_documented_import_error(client: httpx.Client) -> None:
