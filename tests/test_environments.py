@@ -3,6 +3,7 @@ virtualenv built offline by ``sandlot env build`` from a wheel made here."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -23,7 +24,8 @@ from conftest import HOST_SECRET, running_server
 
 from sandlot import EngineConfig
 from sandlot._config import EnvironmentSpec, ModulePolicy
-from sandlot._errors import SetupError
+from sandlot._errors import InvalidRequestError, SetupError
+from sandlot.client import AsyncClient, Client
 from sandlot.environments import EnvironmentRegistry, parse_environment, parse_environments
 from sandlot.server import ServerConfig, load_config
 
@@ -183,6 +185,27 @@ def test_two_environments_with_different_preloads_run_side_by_side(client: httpx
         {"code": f"import sys; print({PACKAGE!r} in sys.modules)"}]})
     assert batch.status_code == 200, batch.text
     assert [r["stdout"] for r in batch.json()["results"]] == ["True\n", "False\n"]
+
+
+def test_the_python_clients_name_environments(url: str) -> None:
+    with Client(url) as c:
+        assert [e["name"] for e in c.environments()][:2] == ["default", "tiny"]
+        assert c.execute(f"import {PACKAGE}; print({PACKAGE}.VALUE)", environment="tiny").stdout == "7\n"
+        with c.session(environment="tiny") as session:
+            assert session.info().environment == "tiny"
+            assert session.execute(f"print({PACKAGE!r} in __import__('sys').modules)").stdout == "True\n"
+        with pytest.raises(InvalidRequestError, match="unknown environment 'nope'"):
+            c.execute("1", environment="nope")
+
+    async def from_async() -> tuple[list[dict[str, object]], str]:
+        async with AsyncClient(url) as ac:
+            listed = await ac.environments(distributions=True)
+            result = await ac.execute(f"import {PACKAGE}; print({PACKAGE}.VALUE)", environment="tiny")
+            return listed, result.stdout
+
+    listed, stdout = asyncio.run(from_async())
+    assert stdout == "7\n"
+    assert any(d["name"] == "sandlot-tinypkg" for d in listed[1]["distributions"])  # type: ignore[attr-defined]
 
 
 def test_an_unknown_environment_is_a_400_naming_the_known_ones(client: httpx.Client) -> None:

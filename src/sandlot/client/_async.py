@@ -95,6 +95,10 @@ class AsyncClient(BaseClient):
         """A new session from an archive made by ``AsyncClientSession.archive``."""
         return AsyncClientSession(self, (await self._send(calls.import_call(archive))).id)
 
+    async def environments(self, *, distributions: bool = False) -> list[dict[str, Any]]:
+        """The environments runs and sessions may name; see ``Client.environments``."""
+        return await self._send(calls.environments_call(distributions))
+
     async def health(self) -> dict[str, Any]:
         """The server's ``/healthz`` body; ``UnavailableError`` while it is draining."""
         return await self._send(calls.health_call())

@@ -42,6 +42,7 @@ _result_adapter: TypeAdapter[ExecutionResult] = TypeAdapter(ExecutionResult)
 _session_adapter: TypeAdapter[SessionInfo] = TypeAdapter(SessionInfo)
 _command_adapter: TypeAdapter[CommandResult] = TypeAdapter(CommandResult)
 _commands: TypeAdapter[list[CommandResult]] = TypeAdapter(list[CommandResult])
+_objects: TypeAdapter[list[dict[str, Any]]] = TypeAdapter(list[dict[str, Any]])
 
 
 @dataclass(frozen=True)
@@ -292,6 +293,11 @@ def archive_call(session_id: str) -> Call[bytes]:
 
 def import_call(archive: bytes) -> Call[SessionInfo]:
     return Call("POST", "/v1/sessions/import", _session, content=bytes(archive))
+
+
+def environments_call(distributions: bool) -> Call[list[dict[str, Any]]]:
+    path = "/v1/environments?distributions=true" if distributions else "/v1/environments"
+    return Call("GET", path, lambda r: _validated(_objects, _field(r, "environments"), "environments"))
 
 
 def health_call() -> Call[dict[str, Any]]:

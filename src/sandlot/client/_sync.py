@@ -106,6 +106,11 @@ class Client(BaseClient):
         """A new session from an archive made by ``ClientSession.archive`` (here or on another server)."""
         return ClientSession(self, self._send(calls.import_call(archive)).id)
 
+    def environments(self, *, distributions: bool = False) -> list[dict[str, Any]]:
+        """The environments runs and sessions may name (``GET /v1/environments``): name, python, preload,
+        default, ...; with ``distributions``, what each has installed."""
+        return self._send(calls.environments_call(distributions))
+
     def health(self) -> dict[str, Any]:
         """The server's ``/healthz`` body; ``UnavailableError`` while it is draining."""
         return self._send(calls.health_call())
