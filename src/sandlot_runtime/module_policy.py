@@ -25,7 +25,7 @@ from typing import Any
 RUNTIME_PACKAGE = "sandlot_runtime"
 
 
-class ModulePolicy:
+class ImportPolicy:
     """Which top-level modules and packages may be imported; see ``refusal``."""
 
     def __init__(self, environment: str, deny: Iterable[str], allow: Iterable[str] | None) -> None:
@@ -57,7 +57,7 @@ class ModulePolicy:
 class PolicyFinder:
     """First on ``sys.meta_path``: a refused module is not found by any finder after it."""
 
-    def __init__(self, policy: ModulePolicy) -> None:
+    def __init__(self, policy: ImportPolicy) -> None:
         self.policy = policy
 
     def find_spec(self, fullname: str, path: Sequence[str] | None = None, target: object = None) -> None:
@@ -66,13 +66,13 @@ class PolicyFinder:
         return None  # allowed: the next finder finds it
 
 
-def install(policy: ModulePolicy) -> None:
+def install(policy: ImportPolicy) -> None:
     """Put both hooks in place (in the zygote, after its preloads, so every sandbox inherits them)."""
     sys.meta_path.insert(0, PolicyFinder(policy))
     builtins.__import__ = _guarded(builtins.__import__, policy)
 
 
-def _guarded(original: Callable[..., Any], policy: ModulePolicy) -> Callable[..., Any]:
+def _guarded(original: Callable[..., Any], policy: ImportPolicy) -> Callable[..., Any]:
     def __import__(name: str, globals: dict[str, Any] | None = None, locals: Any = None,
                    fromlist: Sequence[str] = (), level: int = 0) -> Any:
         importer = (globals or {}).get("__name__") or ""

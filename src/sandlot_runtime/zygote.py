@@ -236,7 +236,7 @@ def main() -> None:
     preload_ms = (time.perf_counter() - started) * 1000
     if setup.deny_modules or setup.allow_modules is not None:
         # After the preloads (which the operator chose), before any sandbox: every one inherits the hooks.
-        module_policy.install(module_policy.ModulePolicy(setup.environment, setup.deny_modules, setup.allow_modules))
+        module_policy.install(module_policy.ImportPolicy(setup.environment, setup.deny_modules, setup.allow_modules))
     gc.collect()
     gc.freeze()  # keep the collector from touching (and copying) inherited objects
     zygote = Zygote(control, setup)
