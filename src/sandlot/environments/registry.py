@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import platform
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +19,10 @@ from .._config import DEFAULT_ENVIRONMENT, EngineConfig, Limits, ModulePolicy
 from .._errors import InvalidRequestError, SetupError
 from . import interpreter
 from .interpreter import InterpreterInfo
+
+DISTRIBUTIONS_TTL = 30.0
+"""Seconds a listing of an environment's distributions is reused: each one is a host process, and any client may
+ask (an operator who installs something sees it within this long)."""
 
 
 @dataclass
@@ -52,6 +58,8 @@ class EnvironmentRegistry:
                                    pool_size=config.pool_size, limits=config.limits, modules=config.modules,
                                    default=True)
         self._all: dict[str, Environment] = {DEFAULT_ENVIRONMENT: self.default}
+        self._distributions: dict[str, tuple[float, list[dict[str, str]]]] = {}
+        self._distributions_lock = threading.Lock()
         for name, spec in config.environments.items():
             limits = spec.limits or config.limits
             over = [field for field in Limits.model_fields
@@ -100,6 +108,16 @@ class EnvironmentRegistry:
             raise InvalidRequestError(f"unknown environment {name!r}; this server has: {', '.join(self._all)}")
         return env
 
+    def distributions(self, env: Environment) -> list[dict[str, str]]:
+        """What ``env`` has installed, asked at most every ``DISTRIBUTIONS_TTL`` seconds (one asker at a time)."""
+        with self._distributions_lock:
+            cached = self._distributions.get(env.name)
+            if cached is not None and time.monotonic() - cached[0] < DISTRIBUTIONS_TTL:
+                return cached[1]
+            found = interpreter.distributions(env.python)
+            self._distributions[env.name] = (time.monotonic(), found)
+            return found
+
     def describe(self, *, distributions: bool = False) -> list[dict[str, Any]]:
         """What ``GET /v1/environments`` lists; with ``distributions``, what each has installed (a host
         process per environment)."""
@@ -107,6 +125,6 @@ class EnvironmentRegistry:
         for env in self._all.values():
             described = env.describe()
             if distributions:
-                described["distributions"] = interpreter.distributions(env.python)
+                described["distributions"] = self.distributions(env)
             found.append(described)
         return found
