@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -329,6 +330,23 @@ def test_a_session_remembers_its_environment_across_a_restart(venv: Path, tmp_pa
         refused = c.post(f"/v1/sessions/{session['id']}/execute", json={"code": "x"})
         assert refused.status_code == 400, refused.text
         assert "unknown environment 'tiny'; this server has: default" in refused.text
+
+
+def test_a_session_store_from_before_environments_reads_as_the_default_environment(tmp_path: Path) -> None:
+    from sandlot.durable.store import MIGRATIONS, SessionStore
+
+    path = tmp_path / "sessions.db"
+    with sqlite3.connect(path) as db:  # the store as the version before environments left it
+        db.executescript(f"{MIGRATIONS[0]}; PRAGMA user_version = 1;")
+        db.execute("INSERT INTO sessions (id, owner, state, created_at, last_active_at, execution_count, idle_timeout, "
+                   "limits, env, tools, snapshot) VALUES ('ses_old', '', 'paused', 1.0, 1.0, 3, 600.0, '{}', '{}', "
+                   "NULL, NULL)")
+    store = SessionStore(str(path))
+    try:
+        [record] = list(store.sessions())
+        assert (record.id, record.environment, record.execution_count, record.damaged) == ("ses_old", "default", 3, [])
+    finally:
+        store.close()
 
 
 # ---- configuration ---------------------------------------------------------------------------------
