@@ -23,7 +23,7 @@ import httpx
 import pytest
 from conftest import HOST_SECRET, running_server
 
-from sandlot import EngineConfig
+from sandlot import EngineConfig, Limits
 from sandlot._config import EnvironmentSpec, ModulePolicy
 from sandlot._errors import InvalidRequestError, SetupError
 from sandlot.client import AsyncClient, Client
@@ -377,6 +377,17 @@ def test_the_one_line_form_and_the_toml_table_say_the_same(tmp_path: Path) -> No
 def test_a_bad_one_line_form_says_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(SetupError, match=message):
         parse_environments([text])
+
+
+def test_an_environments_limits_table_overrides_the_servers_defaults_field_by_field() -> None:
+    config = load_config(None, {"engine.limits.timeout": 12, "engine.environments": {
+        "big": {"python": sys.executable, "limits": {"memory": 2 << 30}}}}, env={}).engine
+    big = EnvironmentRegistry(config).get("big").limits
+    assert (big.memory, big.timeout) == (2 << 30, 12)  # its own memory, the server's timeout
+    assert EnvironmentRegistry(config).get(None).limits.timeout == 12
+    with pytest.raises(SetupError, match="environment 'huge': its limits memory are above"):
+        EnvironmentRegistry(EngineConfig(environments={"huge": EnvironmentSpec(
+            python=sys.executable, limits=Limits(memory=64 << 30))}))
 
 
 def test_bad_environments_are_refused_at_start_up(tmp_path: Path) -> None:

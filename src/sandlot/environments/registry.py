@@ -61,7 +61,9 @@ class EnvironmentRegistry:
         self._distributions: dict[str, tuple[float, list[dict[str, str]]]] = {}
         self._distributions_lock = threading.Lock()
         for name, spec in config.environments.items():
-            limits = spec.limits or config.limits
+            # The fields its [limits] table names, over [engine.limits]: the others are the server's defaults.
+            limits = config.limits if spec.limits is None else Limits.model_validate(
+                {**config.limits.model_dump(), **spec.limits.model_dump(include=spec.limits.model_fields_set)})
             over = [field for field in Limits.model_fields
                     if getattr(config.max_limits, field) is not None and getattr(limits, field) is not None
                     and getattr(limits, field) > getattr(config.max_limits, field)]
