@@ -236,13 +236,13 @@ def test_a_named_environments_sandbox_is_contained_like_any_other(client: httpx.
 def test_a_denied_module_raises_the_documented_import_error(client: httpx.Client) -> None:
     code = ("import importlib, json\nrefused = []\n"
             "for how in ('import sqlite3', 'import xml.dom.minidom', 'from xml import dom', "
-            "'importlib.import_module(\"sqlite3\")'):\n"
+            "'importlib.import_module(\"sqlite3\")', 'importlib.import_module(\"xml.dom\")'):\n"
             "    try:\n        exec(how)\n    except ImportError as exc:\n        refused.append(str(exc))\n"
             "import xml.etree.ElementTree\nprint(json.dumps(refused))")
     result = run(client, code, environment="tiny")
     assert result["status"] == "ok", result
     refused = json.loads(str(result["stdout"]))
-    assert len(refused) == 4
+    assert len(refused) == 5
     assert refused[0] == "import of 'sqlite3' is refused by the module policy of environment 'tiny' (it denies 'sqlite3')"
     assert all("module policy of environment 'tiny'" in message for message in refused)
 
@@ -251,6 +251,9 @@ def test_a_denied_module_raises_the_documented_import_error(client: httpx.Client
     assert run(client, "import sqlite3; print('ok')")["stdout"] == "ok\n"  # the default environment allows it
     default = run(client, "import ctypes")  # ... and has a policy of its own
     assert "module policy of environment 'default' (it denies 'ctypes')" in str(default["error"])
+    loaded = run(client, "import sys, importlib\nprint('ctypes' in sys.modules)\nimportlib.import_module('ctypes')")
+    assert loaded["stdout"] == "True\n"  # the runtime itself uses ctypes: loaded, and still refused by name
+    assert "it denies 'ctypes'" in str(loaded["error"])
 
     allowlisted = run(client, "import json, collections\nimport pandas", environment="allowlisted")
     assert allowlisted["status"] == "error"

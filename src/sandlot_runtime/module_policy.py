@@ -6,11 +6,11 @@ sandbox's own memory); the kernel isolation (namespaces, seccomp, cgroups, an un
 what holds when it does. The hook stops the ordinary ``import x`` that an operator's rules are about,
 with an error that says why.
 
-Two hooks, because an ``import`` statement reaches the finders only for a module not loaded yet:
-a finder first on ``sys.meta_path`` refuses to find a refused module (``importlib.import_module``,
-``__import__``, lazy imports inside libraries), and a wrapper of ``builtins.__import__`` refuses one
-that is already loaded (a dependency of a preloaded library, the runtime's own stdlib modules). The
-runtime's own imports are let through: it needs what it needs whatever the policy.
+Three hooks, because an ``import`` statement reaches the finders only for a module not loaded yet:
+a finder first on ``sys.meta_path`` refuses to find a refused module (whatever asks for it: lazy imports
+inside libraries included), and wrappers of ``builtins.__import__`` and ``importlib.import_module``
+refuse one that is already loaded (a dependency of a preloaded library, the runtime's own stdlib
+modules). The runtime's own imports are let through: it needs what it needs whatever the policy.
 """
 
 from __future__ import annotations
@@ -67,9 +67,20 @@ class PolicyFinder:
 
 
 def install(policy: ImportPolicy) -> None:
-    """Put both hooks in place (in the zygote, after its preloads, so every sandbox inherits them)."""
+    """Put the hooks in place (in the zygote, after its preloads, so every sandbox inherits them)."""
     sys.meta_path.insert(0, PolicyFinder(policy))
     builtins.__import__ = _guarded(builtins.__import__, policy)
+    importlib.import_module = _guarded_import_module(importlib.import_module, policy)
+
+
+def _guarded_import_module(original: Callable[..., Any], policy: ImportPolicy) -> Callable[..., Any]:
+    # ``importlib.import_module`` of a module already loaded answers from sys.modules, past the finder.
+    def import_module(name: str, package: str | None = None) -> Any:
+        if not _called_from_runtime(skip=1):
+            policy.check(importlib.util.resolve_name(name, package) if name.startswith(".") else name)
+        return original(name, package)
+
+    return import_module
 
 
 def _guarded(original: Callable[..., Any], policy: ImportPolicy) -> Callable[..., Any]:
