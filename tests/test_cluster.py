@@ -134,6 +134,23 @@ def test_ray_stays_on_loopback(front_ends: list[str]) -> None:
     assert listening_beyond_loopback() == []
 
 
+def test_cluster_mode_serves_the_default_environment_only(front_ends: list[str]) -> None:
+    url = front_ends[0]
+    for path, body in [("/v1/execute", {"code": "1", "environment": "science"}),
+                       ("/v1/sessions", {"environment": "science"}),
+                       ("/v1/batch", {"items": [{"code": "1", "environment": "science"}]})]:
+        response = httpx.post(f"{url}{path}", json=body, timeout=30)
+        assert response.status_code == 400, (path, response.text)
+        assert "cluster mode serves only the 'default' environment" in response.text
+    listed = httpx.get(f"{url}/v1/environments", timeout=10).json()["environments"]
+    assert [e["name"] for e in listed] == ["default"] and listed[0]["default"] is True
+    ran = httpx.post(f"{url}/v1/execute", json={"code": "print(1)", "environment": "default"}, timeout=30).json()
+    assert ran["stdout"] == "1\n"
+    made = httpx.post(f"{url}/v1/sessions", json={"environment": "default"}, timeout=30).json()
+    assert made["environment"] == "default"
+    httpx.delete(f"{url}/v1/sessions/{made['id']}", timeout=30)
+
+
 def test_cluster_route_lists_every_node_with_its_engine(front_ends: list[str], ray_cluster: LocalCluster) -> None:
     body = _cluster(front_ends[0])
     assert {n["id"] for n in body["nodes"]} == {node.node_id for node in ray_cluster.nodes}

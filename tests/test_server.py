@@ -473,8 +473,8 @@ def test_session_lifecycle(client: httpx.Client) -> None:
     created = client.post("/v1/sessions")
     assert created.status_code == 201
     info = created.json()
-    assert set(info) == {"id", "created_at", "expires_at", "execution_count", "state", "last_active_at"}
-    assert info["state"] == "running"
+    assert set(info) == {"id", "created_at", "expires_at", "execution_count", "state", "last_active_at", "environment"}
+    assert info["state"] == "running" and info["environment"] == "default"
     assert info["id"].startswith("ses_") and info["execution_count"] == 0
     assert datetime.fromisoformat(info["expires_at"]) > datetime.fromisoformat(info["created_at"])
     session_id = info["id"]

@@ -24,6 +24,8 @@ DEFAULT_MEMORY = 1 * GiB
 DEFAULT_PIDS = 128
 DEFAULT_CPUS = 1.0
 DEFAULT_PRELOAD = ("numpy", "pandas", "matplotlib")
+DEFAULT_ENVIRONMENT = "default"
+"""The environment a request without ``"environment"`` runs in: the server's own Python, ``[engine]``'s preloads."""
 
 Isolation = Literal["auto", "strict", "landlock"]
 """``strict``: namespaces, cgroups and seccomp or refuse to start. ``auto``: the
@@ -72,6 +74,45 @@ class Limits(BaseModel):
         except ValidationError as exc:
             first = exc.errors()[0]
             raise InvalidRequestError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+class ModulePolicy(BaseModel):
+    """Which modules an environment's code may import: policy enforced by the runtime's import hook, not the
+    security boundary (the kernel isolation is; docs/environments.md says why). Names are modules or packages
+    (``socket``, ``numpy.random``): a name covers its submodules."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    deny: tuple[str, ...] = Field((), description="Modules that may not be imported (ImportError naming the policy).")
+    allow: tuple[str, ...] | None = Field(None, description="If set, the only modules beyond the standard library "
+                                          "that may be imported (list a library's own dependencies too).")
+
+    @field_validator("deny", "allow")
+    @classmethod
+    def _module_names(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for name in value or ():
+            if not all(part.isidentifier() for part in name.split(".")):
+                raise ValueError(f"{name!r} is not a module name")
+        return value
+
+    @property
+    def active(self) -> bool:
+        return bool(self.deny) or self.allow is not None
+
+
+class EnvironmentSpec(BaseModel):
+    """A named environment: its own interpreter, preloads, limits and warm pool, with its own zygote
+    (started at its first use). ``[engine.environments.NAME]`` in the config (docs/environments.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    python: str = Field(description="The interpreter (…/bin/python) or a virtualenv's directory; the same major and "
+                                    "minor Python version as the server's (the runtime is loaded from the server).")
+    preload: tuple[str, ...] = Field((), description="Modules its zygote imports once, so every run starts with them.")
+    pool_size: int = Field(1, ge=0, le=256, description="Sandboxes kept forked and waiting once it was first used.")
+    limits: Limits | None = Field(None, description="Its default limits (unset: [engine.limits]); still capped by "
+                                                    "[engine.max_limits].")
+    modules: ModulePolicy = ModulePolicy()
 
 
 DEFAULT_MAX_LIMITS = Limits(timeout=600.0, memory=8 * GiB, pids=1024, cpus=8.0, file_size=4 * GiB,
@@ -133,6 +174,20 @@ class EngineConfig(BaseModel):
     hostname: str = "sandbox"
     max_tool_calls: int = Field(200, ge=1, description="Host tool calls one run may make.")
     max_tool_time: float = Field(120.0, gt=0, description="Seconds of host tool time one run may use, all calls together.")
+    modules: ModulePolicy = Field(ModulePolicy(), description="The default environment's module policy.")
+    environments: dict[str, EnvironmentSpec] = Field(
+        default_factory=dict, description="Named environments beside the default one (docs/environments.md).")
+
+    @field_validator("environments")
+    @classmethod
+    def _environment_names(cls, value: dict[str, EnvironmentSpec]) -> dict[str, EnvironmentSpec]:
+        for name in value:
+            if name == DEFAULT_ENVIRONMENT:
+                raise ValueError(f"{DEFAULT_ENVIRONMENT!r} is the server's own environment: set it with [engine] "
+                                 "preload, pool_size, limits and modules")
+            if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
+                raise ValueError(f"environment name {name!r}: letters, digits, '-', '_' and '.' only (64 at most)")
+        return value
 
     @field_validator("max_limits", mode="before")
     @classmethod
@@ -143,12 +198,14 @@ class EngineConfig(BaseModel):
             return {**DEFAULT_MAX_LIMITS.model_dump(), **value}
         return value
 
-    def run_limits(self, timeout: float | None, changes: Mapping[str, float | int] | None) -> Limits:
-        """The default limits with a request's changes, refused beyond ``max_limits`` (every engine face's rule)."""
+    def run_limits(self, timeout: float | None, changes: Mapping[str, float | int] | None,
+                   base: Limits | None = None) -> Limits:
+        """The default limits (an environment's, ``base``) with a request's changes, refused beyond ``max_limits``
+        (every engine face's rule)."""
         changes = dict(changes or {})
         unknown = set(changes) - set(Limits.model_fields)
         if unknown:
             raise InvalidRequestError(f"unknown limits: {', '.join(sorted(unknown))}")
         if "tmp_size" in changes:
             raise InvalidRequestError("tmp_size is the server's setting; it cannot change per run")
-        return self.limits.override(self.max_limits, timeout=timeout, **changes)
+        return (base or self.limits).override(self.max_limits, timeout=timeout, **changes)

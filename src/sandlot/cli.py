@@ -54,6 +54,9 @@ def _engine_options(func: F) -> F:
         _opt("--timeout", env="TIMEOUT", type=float, help="Default wall-clock seconds per run.  [default: 30]"),
         _opt("--memory", env="MEMORY", type=int, help="Default memory limit per sandbox, bytes.  [default: 1 GiB]"),
         _opt("--state-dir", env="STATE_DIR", help="Where workspaces and mount points live."),
+        _opt("--environment", "environments", env="ENVIRONMENTS", multiple=True,
+             help="A named environment: NAME=PYTHON[:preload=a,b][:pool_size=N][:deny=x,y][:allow=z] (PYTHON: an "
+                  "interpreter or a virtualenv's directory; repeat for several; docs/environments.md)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -68,7 +71,20 @@ def _engine_overrides(options: dict[str, Any]) -> dict[str, Any]:
         "engine.max_sandboxes": options["max_sandboxes"], "engine.state_dir": options["state_dir"],
         "engine.preload": tuple(m for m in preload.split(",") if m) if preload is not None else None,
         "engine.limits.timeout": options["timeout"], "engine.limits.memory": options["memory"],
+        "engine.environments": _environments(options.get("environments")),
     }
+
+
+def _environments(given: tuple[str, ...] | None) -> dict[str, Any] | None:
+    if not given:
+        return None
+    from .environments import parse_environments
+
+    try:
+        parsed: dict[str, Any] = parse_environments(given)
+    except SandlotError as exc:
+        _fail(exc)
+    return parsed
 
 
 @main.command()
@@ -408,6 +424,15 @@ def mcp_command(**options: Any) -> None:
         sandlot_mcp.run_stdio(config, options["log_level"] or "info")
     except SandlotError as exc:
         _fail(exc)
+
+
+def _add_env_commands() -> None:
+    from .environments.cli import env
+
+    main.add_command(env)
+
+
+_add_env_commands()
 
 
 def _fail(exc: SandlotError) -> Any:

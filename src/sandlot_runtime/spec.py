@@ -34,6 +34,12 @@ class ZygoteSetup:
     hostname: str = "sandbox"
     nice: int = 10
     """The zygote's own priority (each sandbox returns to 0 where it can): the host's choice."""
+    environment: str = "default"
+    """The environment's name, for the module policy's messages."""
+    deny_modules: list[str] = field(default_factory=list)
+    """Modules no sandbox of this zygote may import (``module_policy``)."""
+    allow_modules: list[str] | None = None
+    """If set, the only modules beyond the standard library a sandbox may import."""
 
     def to_json(self) -> bytes:
         return _dump(self, bytes_field="seccomp_bpf")

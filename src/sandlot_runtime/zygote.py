@@ -28,7 +28,7 @@ import sys
 import time
 from typing import Any
 
-from . import _libc, contain, display, execute, fds, framing, kernel, namespaces, tools  # noqa: F401 (loaded before forking)
+from . import _libc, contain, display, execute, fds, framing, kernel, module_policy, namespaces, tools  # noqa: F401 (loaded before forking)
 from .spec import NAMESPACES, SandboxSpec, ZygoteSetup
 
 MAX_CONTROL_MESSAGE = 1 << 20
@@ -234,6 +234,9 @@ def main() -> None:
     started = time.perf_counter()
     _preload(setup.preload)
     preload_ms = (time.perf_counter() - started) * 1000
+    if setup.deny_modules or setup.allow_modules is not None:
+        # After the preloads (which the operator chose), before any sandbox: every one inherits the hooks.
+        module_policy.install(module_policy.ImportPolicy(setup.environment, setup.deny_modules, setup.allow_modules))
     gc.collect()
     gc.freeze()  # keep the collector from touching (and copying) inherited objects
     zygote = Zygote(control, setup)

@@ -100,7 +100,7 @@ export function executeCall(code: string, options: ExecuteOptions, stream: boole
   const files = options.files === undefined ? undefined
     : Object.entries(options.files).map(([path, data]) => ({ path, content: toBase64(data) }));
   const json = defined({ code, timeout: options.timeout, files, env: options.env, tools: options.tools,
-                         limits: options.limits, stream: stream || undefined });
+                         limits: options.limits, environment: options.environment, stream: stream || undefined });
   return { method: "POST", path: "/v1/execute", parse: result, json, runTimeout: options.timeout, stream };
 }
 
@@ -124,7 +124,7 @@ export function batchCall(items: BatchItem[]): Call<ExecutionResult[]> {
 
 export function createSessionCall(options: SessionOptions): Call<SessionInfo> {
   const json = defined({ timeout: options.timeout, idle_timeout: options.idleTimeout, env: options.env,
-                         tools: options.tools, limits: options.limits });
+                         tools: options.tools, limits: options.limits, environment: options.environment });
   return { method: "POST", path: "/v1/sessions", parse: session, json };
 }
 

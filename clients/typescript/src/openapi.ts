@@ -333,6 +333,23 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/v1/environments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The environments runs and sessions may name */
+        get: operations["list_environments_v1_environments_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/models": {
         parameters: {
             query?: never;
@@ -450,6 +467,11 @@ export type components = {
              * @description Wall-clock seconds for this run.
              */
             timeout?: number | null;
+            /**
+             * Environment
+             * @description For an item without a session: the environment to run in. With one, it must be the session's own (or absent).
+             */
+            environment?: string | null;
         };
         /** BatchRequest */
         BatchRequest: {
@@ -608,6 +630,74 @@ export type components = {
                 [key: string]: unknown;
             };
         };
+        /** EnvironmentHealth */
+        EnvironmentHealth: {
+            /**
+             * State
+             * @description unused (never asked for yet: no process), failed (its zygote could not start; the next request tries again), up, restarting, backing_off, starting.
+             */
+            state: string;
+            /** Pid */
+            pid?: number | null;
+            /**
+             * Restarts
+             * @default 0
+             */
+            restarts: number;
+            /** Last Error */
+            last_error?: string | null;
+            /**
+             * Pool Ready
+             * @default 0
+             */
+            pool_ready: number;
+        };
+        /** EnvironmentInfo */
+        EnvironmentInfo: {
+            /** Name */
+            name: string;
+            /**
+             * Python
+             * @description Its Python version.
+             */
+            python: string;
+            /**
+             * Executable
+             * @description The interpreter its zygote runs.
+             */
+            executable: string;
+            /**
+             * Preload
+             * @description Modules every run starts with imported.
+             */
+            preload: string[];
+            /**
+             * Default
+             * @description The environment a request without `environment` runs in.
+             */
+            default: boolean;
+            /** Pool Size */
+            pool_size: number;
+            /**
+             * Modules
+             * @description Its module policy: `deny`, and `allow` (null: no allow list).
+             */
+            modules: {
+                [key: string]: string[] | null;
+            };
+            /**
+             * Distributions
+             * @description With ?distributions=true: what is installed, [{name, version}].
+             */
+            distributions?: {
+                [key: string]: string;
+            }[] | null;
+        };
+        /** EnvironmentList */
+        EnvironmentList: {
+            /** Environments */
+            environments: components["schemas"]["EnvironmentInfo"][];
+        };
         /** ErrorBody */
         ErrorBody: {
             /**
@@ -681,6 +771,11 @@ export type components = {
              */
             tools?: string[] | null;
             limits?: components["schemas"]["LimitsOverride"] | null;
+            /**
+             * Environment
+             * @description The environment to run in (GET /v1/environments; default: the server's default one).
+             */
+            environment?: string | null;
         };
         /**
          * ExecuteResult
@@ -834,6 +929,13 @@ export type components = {
              */
             pool_ready: number;
             zygote?: components["schemas"]["ZygoteHealth"] | null;
+            /**
+             * Environments
+             * @description The named environments' zygotes, by name (a dead one there does not make the server unhealthy: that environment's requests wait for it, or get 503).
+             */
+            environments?: {
+                [key: string]: components["schemas"]["EnvironmentHealth"];
+            } | null;
             /**
              * Version
              * @default
@@ -1010,6 +1112,11 @@ export type components = {
              */
             tools?: string[] | null;
             limits?: components["schemas"]["LimitsOverride"] | null;
+            /**
+             * Environment
+             * @description The environment to run in (GET /v1/environments; default: the server's default one).
+             */
+            environment?: string | null;
         };
         /** SessionExecuteRequest */
         SessionExecuteRequest: {
@@ -1047,6 +1154,12 @@ export type components = {
             state: "running" | "paused";
             /** Last Active At */
             last_active_at: string;
+            /**
+             * Environment
+             * @description The environment its interpreters run in.
+             * @default default
+             */
+            environment: string;
         };
         /** SessionList */
         SessionList: {
@@ -2796,6 +2909,56 @@ export interface operations {
             };
             /** @description Code or upload over its limit. */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The server is shutting down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_environments_v1_environments_get: {
+        parameters: {
+            query?: {
+                /** @description Also list what each environment has installed (asks each interpreter: slower). */
+                distributions?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EnvironmentList"];
+                };
+            };
+            /** @description Invalid request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or wrong API key. */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

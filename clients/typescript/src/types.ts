@@ -84,6 +84,8 @@ export interface ExecuteOptions extends SessionExecuteOptions {
   tools?: string[];
   /** Limits for this run instead of the server's defaults. */
   limits?: LimitsOverride;
+  /** The environment to run in (`GET /v1/environments`; default: the server's default one). */
+  environment?: string;
 }
 
 /** Options of `session.stream()`: a cell's, without the callbacks (the events are what you iterate). */
@@ -104,6 +106,8 @@ export interface SessionOptions extends RequestOptions {
   tools?: string[];
   /** Limits for the session instead of the server's defaults. */
   limits?: LimitsOverride;
+  /** The environment its interpreters run in (default: the server's default one). */
+  environment?: string;
 }
 
 /** One item of a batch: code, or `{code, session_id?, timeout?}`. */

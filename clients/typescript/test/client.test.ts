@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 
 import * as sandlot from "sandlot";
-import { NotFoundError, VERSION } from "sandlot";
+import { InvalidRequestError, NotFoundError, VERSION } from "sandlot";
 
 import { API_KEY, binary, client, MIXED } from "./helpers.js";
 
@@ -107,5 +107,21 @@ describe("operations", () => {
     assert.equal(health.status, "ok");
     assert.equal(typeof health.version, "string");
     assert.equal(typeof health.pool_ready, "number");
+  });
+});
+
+describe("environments", () => {
+  test("a run and a session name their environment; an unknown one is refused naming the known ones", async () => {
+    const c = client();
+    assert.equal((await c.execute("print(1)", { environment: "default" })).stdout, "1\n");
+    await assert.rejects(c.execute("1", { environment: "nope" }), (error: unknown) =>
+      error instanceof InvalidRequestError && /unknown environment 'nope'; this server has: default/.test(error.message));
+    const session = await c.createSession({ environment: "default" });
+    try {
+      assert.equal((await session.info()).environment, "default");
+    } finally {
+      await session.close();
+    }
+    await assert.rejects(c.createSession({ environment: "nope" }), InvalidRequestError);
   });
 });

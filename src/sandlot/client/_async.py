@@ -47,19 +47,22 @@ class AsyncClient(BaseClient):
     # ---- runs ---------------------------------------------------------------------------
 
     async def execute(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes | str] | None = None,
-                      env: Mapping[str, str] | None = None, on_event: AsyncEventCallback | None = None) -> ExecutionResult:
+                      env: Mapping[str, str] | None = None, on_event: AsyncEventCallback | None = None,
+                      environment: str | None = None) -> ExecutionResult:
         """Run ``code`` once in a fresh sandbox; see ``Client.execute``. ``on_event`` may be a coroutine function."""
-        call = calls.execute_call(code, timeout=timeout, files=files, env=env, stream=on_event is not None)
+        call = calls.execute_call(code, timeout=timeout, files=files, env=env, stream=on_event is not None,
+                                  environment=environment)
         return await (self._send(call) if on_event is None else self._run_streaming(call, on_event))
 
     def stream(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes | str] | None = None,
-               env: Mapping[str, str] | None = None) -> AsyncEventStream:
+               env: Mapping[str, str] | None = None, environment: str | None = None) -> AsyncEventStream:
         """Run ``code`` once, yielding ``StreamEvent`` objects (``async for``); the last is ``done``.
 
         The request goes out when iteration starts. Leaving early (``aclose()`` or ``async with``)
         disconnects, which cancels the run.
         """
-        return AsyncEventStream(self._events(calls.execute_call(code, timeout=timeout, files=files, env=env, stream=True)))
+        return AsyncEventStream(self._events(calls.execute_call(code, timeout=timeout, files=files, env=env, stream=True,
+                                                       environment=environment)))
 
     async def run_command(self, cmd: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None,
                     timeout: float | None = None, stdin: str | None = None) -> CommandResult:
@@ -73,10 +76,11 @@ class AsyncClient(BaseClient):
     # ---- sessions -----------------------------------------------------------------------
 
     def session(self, *, timeout: float | None = None, idle_timeout: float | None = None,
-                env: Mapping[str, str] | None = None) -> SessionOpener:
+                env: Mapping[str, str] | None = None, environment: str | None = None) -> SessionOpener:
         """Create a stateful session: ``s = await client.session()``, or ``async with client.session() as s:``,
         which deletes it at the end of the block."""
-        call = calls.create_session_call(timeout=timeout, idle_timeout=idle_timeout, env=env)
+        call = calls.create_session_call(timeout=timeout, idle_timeout=idle_timeout, env=env,
+                                          environment=environment)
         return SessionOpener(self, call)
 
     async def get_session(self, session_id: str) -> AsyncClientSession:
@@ -90,6 +94,10 @@ class AsyncClient(BaseClient):
     async def import_session(self, archive: bytes) -> AsyncClientSession:
         """A new session from an archive made by ``AsyncClientSession.archive``."""
         return AsyncClientSession(self, (await self._send(calls.import_call(archive))).id)
+
+    async def environments(self, *, distributions: bool = False) -> list[dict[str, Any]]:
+        """The environments runs and sessions may name; see ``Client.environments``."""
+        return await self._send(calls.environments_call(distributions))
 
     async def health(self) -> dict[str, Any]:
         """The server's ``/healthz`` body; ``UnavailableError`` while it is draining."""

@@ -42,6 +42,7 @@ _result_adapter: TypeAdapter[ExecutionResult] = TypeAdapter(ExecutionResult)
 _session_adapter: TypeAdapter[SessionInfo] = TypeAdapter(SessionInfo)
 _command_adapter: TypeAdapter[CommandResult] = TypeAdapter(CommandResult)
 _commands: TypeAdapter[list[CommandResult]] = TypeAdapter(list[CommandResult])
+_objects: TypeAdapter[list[dict[str, Any]]] = TypeAdapter(list[dict[str, Any]])
 
 
 @dataclass(frozen=True)
@@ -168,12 +169,13 @@ def _drop_none(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def execute_call(code: str, *, timeout: float | None, files: Mapping[str, bytes | str] | None,
-                 env: Mapping[str, str] | None, stream: bool) -> Call[ExecutionResult]:
+                 env: Mapping[str, str] | None, stream: bool, environment: str | None = None) -> Call[ExecutionResult]:
     uploads = None
     if files is not None:
         uploads = [{"path": path, "content": base64.b64encode(data.encode() if isinstance(data, str) else data).decode()}
                    for path, data in files.items()]
-    body = _drop_none({"code": code, "timeout": timeout, "files": uploads, "env": dict(env) if env is not None else None})
+    body = _drop_none({"code": code, "timeout": timeout, "files": uploads, "env": dict(env) if env is not None else None,
+                       "environment": environment})
     if stream:
         body["stream"] = True
     return Call("POST", "/v1/execute", _result, json=body, run_timeout=timeout, stream=stream)
@@ -230,8 +232,9 @@ def batch_call(items: Sequence[BatchItem]) -> Call[list[ExecutionResult]]:
 
 
 def create_session_call(*, timeout: float | None, idle_timeout: float | None,
-                        env: Mapping[str, str] | None) -> Call[SessionInfo]:
-    body = _drop_none({"timeout": timeout, "idle_timeout": idle_timeout, "env": dict(env) if env is not None else None})
+                        env: Mapping[str, str] | None, environment: str | None = None) -> Call[SessionInfo]:
+    body = _drop_none({"timeout": timeout, "idle_timeout": idle_timeout, "env": dict(env) if env is not None else None,
+                       "environment": environment})
     return Call("POST", "/v1/sessions", _session, json=body)
 
 
@@ -290,6 +293,11 @@ def archive_call(session_id: str) -> Call[bytes]:
 
 def import_call(archive: bytes) -> Call[SessionInfo]:
     return Call("POST", "/v1/sessions/import", _session, content=bytes(archive))
+
+
+def environments_call(distributions: bool) -> Call[list[dict[str, Any]]]:
+    path = "/v1/environments?distributions=true" if distributions else "/v1/environments"
+    return Call("GET", path, lambda r: _validated(_objects, _field(r, "environments"), "environments"))
 
 
 def health_call() -> Call[dict[str, Any]]:

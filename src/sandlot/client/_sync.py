@@ -50,7 +50,8 @@ class Client(BaseClient):
     # ---- runs ---------------------------------------------------------------------------
 
     def execute(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes | str] | None = None,
-                env: Mapping[str, str] | None = None, on_event: EventCallback | None = None) -> ExecutionResult:
+                env: Mapping[str, str] | None = None, on_event: EventCallback | None = None,
+                environment: str | None = None) -> ExecutionResult:
         """Run ``code`` once in a fresh sandbox and return its result.
 
         ``files`` (path -> bytes) are placed in the workspace first; ``env`` is added to the
@@ -58,17 +59,19 @@ class Client(BaseClient):
         each ``StreamEvent`` as it arrives (an exception from it cancels the run). A failure of
         the user's code is data (``status == "error"``), never an exception.
         """
-        call = calls.execute_call(code, timeout=timeout, files=files, env=env, stream=on_event is not None)
+        call = calls.execute_call(code, timeout=timeout, files=files, env=env, stream=on_event is not None,
+                                  environment=environment)
         return self._send(call) if on_event is None else self._run_streaming(call, on_event)
 
     def stream(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes | str] | None = None,
-               env: Mapping[str, str] | None = None) -> EventStream:
+               env: Mapping[str, str] | None = None, environment: str | None = None) -> EventStream:
         """Run ``code`` once, yielding ``StreamEvent`` objects as they happen; the last is ``done``.
 
         The request goes out when iteration starts. Leaving early (``close()`` or a ``with``
         block) disconnects, which cancels the run.
         """
-        return EventStream(self._events(calls.execute_call(code, timeout=timeout, files=files, env=env, stream=True)))
+        return EventStream(self._events(calls.execute_call(code, timeout=timeout, files=files, env=env, stream=True,
+                                                       environment=environment)))
 
     def run_command(self, cmd: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None,
                     timeout: float | None = None, stdin: str | None = None) -> CommandResult:
@@ -85,9 +88,10 @@ class Client(BaseClient):
     # ---- sessions -----------------------------------------------------------------------
 
     def session(self, *, timeout: float | None = None, idle_timeout: float | None = None,
-                env: Mapping[str, str] | None = None) -> ClientSession:
+                env: Mapping[str, str] | None = None, environment: str | None = None) -> ClientSession:
         """Create a stateful session; use it as a context manager so it is deleted at the end."""
-        info = self._send(calls.create_session_call(timeout=timeout, idle_timeout=idle_timeout, env=env))
+        info = self._send(calls.create_session_call(timeout=timeout, idle_timeout=idle_timeout, env=env,
+                                          environment=environment))
         return ClientSession(self, info.id)
 
     def get_session(self, session_id: str) -> ClientSession:
@@ -101,6 +105,11 @@ class Client(BaseClient):
     def import_session(self, archive: bytes) -> ClientSession:
         """A new session from an archive made by ``ClientSession.archive`` (here or on another server)."""
         return ClientSession(self, self._send(calls.import_call(archive)).id)
+
+    def environments(self, *, distributions: bool = False) -> list[dict[str, Any]]:
+        """The environments runs and sessions may name (``GET /v1/environments``): name, python, preload,
+        default, ...; with ``distributions``, what each has installed."""
+        return self._send(calls.environments_call(distributions))
 
     def health(self) -> dict[str, Any]:
         """The server's ``/healthz`` body; ``UnavailableError`` while it is draining."""

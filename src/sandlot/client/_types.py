@@ -48,6 +48,8 @@ class SessionInfo(BaseModel):
     execution_count: int
     state: Literal["running", "paused"] = "running"
     last_active_at: datetime | None = None
+    environment: str = "default"
+    """The environment its interpreters run in (docs/environments.md)."""
 
 
 class FileInfo(BaseModel):

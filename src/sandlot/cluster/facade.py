@@ -33,10 +33,11 @@ from pydantic import BaseModel, Field
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from .._config import EngineConfig, Limits
+from .._config import DEFAULT_ENVIRONMENT, EngineConfig, Limits
 from .._errors import InvalidRequestError, NodeLostError, NotFoundError, SandlotError, SetupError, UnavailableError
 from .._models import CommandResult, ExecutionResult
 from ..engine import EventCallback
+from ..environments import EnvironmentRegistry
 from ..tools import ToolRegistry
 from . import ray_env
 from .directory import DIRECTORY_NAME, Directory
@@ -109,7 +110,10 @@ class ClusterEngine:
         if not config.data_dir:
             raise SetupError("cluster mode needs a data directory every node can read (data_dir, --data-dir): "
                              "a lost node's sessions are restored from it")
-        self.config = config.model_copy(update={"snapshots": "every_cell"})  # a lost node loses one cell at most
+        # A lost node loses one cell at most; named environments are not served in cluster mode (each node would
+        # need each interpreter): a request for one is a 400 (run_limits).
+        self.config = config.model_copy(update={"snapshots": "every_cell", "environments": {}})
+        self.environments = EnvironmentRegistry(self.config)
         self.cluster = cluster
         self.tools = ToolRegistry()  # host tools are not served in cluster mode (docs/cluster.md)
         self.on_tool_call: list[Any] = []
@@ -309,8 +313,13 @@ class ClusterEngine:
 
     # ---- one-shot runs ----------------------------------------------------------------------------
 
-    def run_limits(self, timeout: float | None, changes: Mapping[str, float | int] | None) -> Limits:
-        """As ``Engine.run_limits``: the defaults with a request's changes, refused beyond ``max_limits``."""
+    def run_limits(self, timeout: float | None, changes: Mapping[str, float | int] | None,
+                   environment: str | None = None) -> Limits:
+        """As ``Engine.run_limits``: the defaults with a request's changes, refused beyond ``max_limits``. Cluster
+        mode serves the default environment only: another is a 400 that says so."""
+        if environment not in (None, DEFAULT_ENVIRONMENT):
+            raise InvalidRequestError(f"environment {environment!r}: cluster mode serves only the "
+                                      f"{DEFAULT_ENVIRONMENT!r} environment")
         return self.config.run_limits(timeout, changes)
 
     def tool_broker(self, names: Any) -> None:
@@ -331,6 +340,7 @@ class ClusterEngine:
     async def _one_shot(self, name: str, payload: str, options: dict[str, Any], on_event: EventCallback | None,
                         begun: asyncio.Event | None) -> Any:
         options.pop("tools", None)
+        self.run_limits(None, None, options.pop("environment", None))
         node = self._pick_for_run()
         node.in_flight += 1
         try:
@@ -372,7 +382,8 @@ class ClusterEngine:
 
     async def create_session(self, *, tools: Any = None, owner: str = "", **options: Any) -> RemoteSession:
         self.tool_broker(tools)
-        self.run_limits(options.get("timeout"), options.get("limits"))  # a 400 here, before a node is asked
+        # a 400 here, before a node is asked
+        self.run_limits(options.get("timeout"), options.get("limits"), options.pop("environment", None))
         node = self._pick_for_session()
         self._session_counts[node.node_id] = self._session_counts.get(node.node_id, 0) + 1
         try:

@@ -51,6 +51,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (session_id, execution_count)
     ) WITHOUT ROWID;
     """,
+    # 2: the environment a session runs in (sessions made before environments ran in the default one)
+    """
+    ALTER TABLE sessions ADD COLUMN environment TEXT NOT NULL DEFAULT 'default';
+    """,
 )
 
 RUNNING, PAUSED = "running", "paused"
@@ -72,6 +76,8 @@ class SessionRecord:
     tools: list[str] | None
     snapshot: dict[str, Any] | None
     """The last ``saved`` summary (count, names, lost, bytes, skipped), or None before any."""
+    environment: str = "default"
+    """The environment its interpreters run in (``sandlot.environments``)."""
     damaged: list[str] = field(default_factory=list)
     """Fields of the row that could not be read (they came back as defaults)."""
 
@@ -121,7 +127,7 @@ class SessionStore:
     def sessions(self) -> Iterator[SessionRecord]:
         with self._lock:
             rows = self._db.execute("SELECT id, owner, state, created_at, last_active_at, execution_count, idle_timeout, "
-                                    "limits, env, tools, snapshot FROM sessions").fetchall()
+                                    "limits, env, tools, snapshot, environment FROM sessions").fetchall()
         for row in rows:
             yield _record(row)
 
@@ -131,11 +137,11 @@ class SessionStore:
         with self._lock, self._db:
             self._db.execute(
                 "INSERT INTO sessions (id, owner, state, created_at, last_active_at, execution_count, idle_timeout, "
-                "limits, env, tools, snapshot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "limits, env, tools, snapshot, environment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (record.id, record.owner, record.state, record.created_at, record.last_active_at, record.execution_count,
                  record.idle_timeout, json.dumps(record.limits), json.dumps(record.env),
                  None if record.tools is None else json.dumps(record.tools),
-                 None if record.snapshot is None else json.dumps(record.snapshot)))
+                 None if record.snapshot is None else json.dumps(record.snapshot), record.environment))
 
     def update(self, session_id: str, **changes: Any) -> None:
         """Set some of a session's columns (``snapshot`` and ``limits`` as JSON)."""
@@ -209,7 +215,7 @@ def _interrupted_output() -> dict[str, Any]:
 def _record(row: tuple[Any, ...]) -> SessionRecord:
     """A row as a record; a damaged column comes back as its default and is named in ``damaged``."""
     (session_id, owner, state, created_at, last_active_at, execution_count, idle_timeout,
-     limits, env, tools, snapshot) = row
+     limits, env, tools, snapshot, environment) = row
     damaged: list[str] = []
 
     def parsed(name: str, text: Any, kind: type, default: Any) -> Any:
@@ -238,5 +244,6 @@ def _record(row: tuple[Any, ...]) -> SessionRecord:
         idle_timeout=number("idle_timeout", idle_timeout, 600.0),
         limits=parsed("limits", limits, dict, {}), env=parsed("env", env, dict, {}),
         tools=parsed("tools", tools, list, None),
-        snapshot=parsed("snapshot", snapshot, dict, None), damaged=damaged)
+        snapshot=parsed("snapshot", snapshot, dict, None),
+        environment=str(environment) if environment else "default", damaged=damaged)
     return record

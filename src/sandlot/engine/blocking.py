@@ -52,10 +52,11 @@ class Sandlot:
 
     def execute(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes] | None = None,
                 env: Mapping[str, str] | None = None, on_event: EventCallback | None = None,
-                tools: Iterable[str] | None = None, limits: Mapping[str, float | int] | None = None) -> ExecutionResult:
-        """Run ``code`` once in a fresh sandbox; see ``Engine.execute``."""
+                tools: Iterable[str] | None = None, limits: Mapping[str, float | int] | None = None,
+                environment: str | None = None) -> ExecutionResult:
+        """Run ``code`` once in a fresh sandbox (of ``environment``, default: the default one); see ``Engine.execute``."""
         return self._call(self.engine.execute, code, timeout=timeout, files=files, env=env, on_event=on_event,
-                          tools=tools, limits=limits)
+                          tools=tools, limits=limits, environment=environment)
 
     def run_command(self, cmd: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None,
                     timeout: float | None = None, stdin: str | None = None,
@@ -65,10 +66,10 @@ class Sandlot:
 
     def session(self, *, timeout: float | None = None, idle_timeout: float | None = None,
                 env: Mapping[str, str] | None = None, tools: Iterable[str] | None = None,
-                limits: Mapping[str, float | int] | None = None) -> SyncSession:
-        """A stateful session; use it as a context manager to close it at the end."""
+                limits: Mapping[str, float | int] | None = None, environment: str | None = None) -> SyncSession:
+        """A stateful session (in ``environment``); use it as a context manager to close it at the end."""
         session = self._call(self.engine.create_session, timeout=timeout, idle_timeout=idle_timeout, env=env,
-                             tools=tools, limits=limits)
+                             tools=tools, limits=limits, environment=environment)
         return SyncSession(self, session)
 
     def close(self) -> None:

@@ -42,6 +42,7 @@ from ..durable import archive
 from ..durable.datadir import DataDir
 from ..durable.store import PAUSED, RUNNING, CellRecord, SessionRecord, SessionStore
 from ..durable.volumes import Volume, VolumeManager, images_available
+from ..environments import EnvironmentRegistry
 from ..tools import ToolBroker, ToolRegistry
 from . import host, resources
 from .code import check_code
@@ -50,6 +51,7 @@ from .commands import Command, check_command, command_cwd
 from .factory import SandboxFactory
 from .handout import MAX_WAIT, Handout
 from .instances import Instance
+from .lanes import Lane
 from .pool import PoolState
 from .sandbox import Sandbox, can_retarget
 from .session import ATTACH_TIMEOUT, Session
@@ -109,6 +111,9 @@ class Engine:
         """The last refill failed for want of a uid or a place under max_sandboxes (freed by any teardown)."""
         self._refill_error: str | None = None
         """Why the last pool refill failed (None once one succeeds): what health says ran out."""
+        self.environments = EnvironmentRegistry(self.config)
+        self._lanes: dict[str, Lane] = {}
+        """The named environments' zygotes and pools (``lanes``), by name; each starts at its first use."""
 
     def __repr__(self) -> str:
         return (f"<Engine isolation={self.isolation} alive={self.sandboxes_alive} sessions={len(self.sessions)} "
@@ -161,9 +166,11 @@ class Engine:
             log.warning("sandlot: DEGRADED ISOLATION. No namespaces or cgroups here: sandboxes use Landlock, "
                         "seccomp and rlimits only, and share the host's pid and network view. "
                         "Run `sandlot doctor` for details; `--isolation strict` refuses to run like this.")
+        await asyncio.to_thread(self.environments.probe)  # a bad interpreter path fails the start, not a request
         self._instance.create()
         try:
             self._factory = SandboxFactory(self.config, self.isolation, self._instance)
+            self._lanes = {env.name: Lane(env, self._factory) for env in self.environments.named()}
             await self._factory.start_zygote()
         except BaseException:
             if self._factory is not None:
@@ -202,6 +209,8 @@ class Engine:
         factory = self._factory
         if factory is None:
             return
+        for lane in self._lanes.values():
+            await lane.close()
         try:
             await self._close_sessions()
             await factory.close()
@@ -217,7 +226,8 @@ class Engine:
     async def execute(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes] | None = None,
                       env: Mapping[str, str] | None = None, on_event: EventCallback | None = None,
                       tools: Iterable[str] | None = None, limits: Mapping[str, float | int] | None = None,
-                      tenant: str | None = None, begun: asyncio.Event | None = None) -> ExecutionResult:
+                      tenant: str | None = None, begun: asyncio.Event | None = None,
+                      environment: str | None = None) -> ExecutionResult:
         """Run ``code`` in a fresh single-use sandbox, destroyed afterwards.
 
         ``tools`` limits which registered host tools the code may call (default: all).
@@ -225,13 +235,14 @@ class Engine:
         ``tenant`` (the server passes the API key's principal) is whose run it is: scarce sandboxes are
         handed out fairly between tenants, and each tenant's sandboxes share one cpu group.
         ``begun`` is set once the run has its sandbox: a refusal (no capacity, zygote restarting) comes before it.
+        ``environment`` names the environment to run in (``sandlot.environments``; None: the default one).
         """
         factory = self._open_factory()
         check_code(code)
-        run_limits = self.run_limits(timeout, limits)
+        run_limits = self.run_limits(timeout, limits, environment)
         broker = self.tool_broker(tools)
         for attempt in range(1, SPAWN_ATTEMPTS + 1):
-            sandbox = await self._sandbox_for(run_limits, tenant)
+            sandbox = await self._sandbox_for(run_limits, tenant, environment)
             if begun is not None:
                 begun.set()
             if tenant is not None:
@@ -293,17 +304,24 @@ class Engine:
             retry = self._factory.supervisor.retry_after() if self._factory is not None else 1.0
             raise RestartingError(f"the run was lost: {sandbox.lost}; retry", retry_after=retry)
 
-    def run_limits(self, timeout: float | None, changes: Mapping[str, float | int] | None) -> Limits:
-        """The engine's default limits with a request's changes, refused beyond ``max_limits``."""
-        return self.config.run_limits(timeout, changes)
+    def run_limits(self, timeout: float | None, changes: Mapping[str, float | int] | None,
+                   environment: str | None = None) -> Limits:
+        """The environment's default limits with a request's changes, refused beyond ``max_limits``; an unknown
+        environment is an ``InvalidRequestError`` naming the known ones."""
+        return self.config.run_limits(timeout, changes, base=self.environments.get(environment).limits)
 
     @tracing.timed("sandlot.sandbox_take_ms")
-    async def _sandbox_for(self, limits: Limits, tenant: str | None) -> Sandbox:
+    async def _sandbox_for(self, limits: Limits, tenant: str | None, environment: str | None = None) -> Sandbox:
         """A sandbox held to ``limits`` and counted as ``tenant``'s (the caller releases it): from the pool
-        (retargeted), fairly when the pool runs short, or started on demand for limits no pooled one can take."""
+        (retargeted), fairly when the pool runs short, or started on demand for limits no pooled one can take.
+        A named ``environment``'s comes from its lane (its zygote started now if this is its first use)."""
         factory = self._open_factory()
         who = tenant or ""
-        if can_retarget(self.config.limits, limits, has_cgroup=factory.cgroups is not None):
+        lane = self._lane(environment)
+        sandbox: Sandbox | None
+        if lane is not None:
+            sandbox = await lane.take(limits, tenant)
+        elif can_retarget(self.config.limits, limits, has_cgroup=factory.cgroups is not None):
             sandbox = None
             if self._handout.may_take(who, len(self._pool.ready), self._pool.starting):
                 sandbox = self._take()
@@ -409,23 +427,27 @@ class Engine:
 
     async def create_session(self, *, timeout: float | None = None, idle_timeout: float | None = None,
                              env: Mapping[str, str] | None = None, tools: Iterable[str] | None = None,
-                             limits: Mapping[str, float | int] | None = None, owner: str = "") -> Session:
+                             limits: Mapping[str, float | int] | None = None, owner: str = "",
+                             environment: str | None = None) -> Session:
         """A persistent interpreter whose variables and files carry over between cells, and across restarts.
 
         ``tools`` limits which registered host tools its code may call (default: all);
         ``limits`` overrides ``Limits`` fields for the session, up to ``max_limits``;
         ``owner`` is who may use it (the server's principal), kept with the session; it is also the session's
-        tenant (fairness: its interpreters are handed out and weighted as that tenant's).
+        tenant (fairness: its interpreters are handed out and weighted as that tenant's);
+        ``environment`` is the environment its interpreters run in, now and after every restart or resume.
         """
         self._open_factory()
         tool_names = None if tools is None else list(tools)
         self.tools.subset(tool_names)  # refuse unknown names now, not at the first call
-        session_limits = self.run_limits(timeout, limits)
+        session_limits = self.run_limits(timeout, limits, environment)
+        environment = self.environments.get(environment).name
         idle = min(idle_timeout or self.config.session_idle_timeout, self.config.session_max_lifetime)
         now = time.time()
         record = SessionRecord(id="ses_" + secrets.token_hex(12), owner=owner, state=RUNNING, created_at=now,
                                last_active_at=now, execution_count=0, idle_timeout=idle,
-                               limits=session_limits.model_dump(), env=dict(env or {}), tools=tool_names, snapshot=None)
+                               limits=session_limits.model_dump(), env=dict(env or {}), tools=tool_names, snapshot=None,
+                               environment=environment)
         try:
             volume = await asyncio.to_thread(self.volumes.create, record.id, size_bytes=session_limits.workspace_size,
                                              owner_uid=0 if self.volumes.images else os.geteuid())
@@ -483,6 +505,9 @@ class Engine:
             env = described.get("env") or {}
             if not isinstance(env, dict):
                 raise ValueError("env must be an object")
+            environment = described.get("environment")
+            if environment is not None and not isinstance(environment, str):
+                raise ValueError("environment must be a name")
             snapshot = described.get("snapshot")
             cells = [CellRecord(int(c["execution_count"]), str(c["code"]), list(c["outputs"]), str(c["status"]))
                      for c in manifest.get("cells", [])]
@@ -491,11 +516,12 @@ class Engine:
                        self.config.session_max_lifetime)
         except (ValueError, TypeError, KeyError) as exc:
             raise InvalidRequestError(f"the archive's session is not valid: {exc}") from None
+        environment = self.environments.get(environment).name  # one this server does not have: a 400 naming its own
         now = time.time()
         record = SessionRecord(id="ses_" + secrets.token_hex(12), owner=owner, state=PAUSED, created_at=now,
                                last_active_at=now, execution_count=count, idle_timeout=idle, limits=limits.model_dump(),
                                env={str(k): str(v) for k, v in env.items()}, tools=tools,
-                               snapshot=snapshot if isinstance(snapshot, dict) else None)
+                               snapshot=snapshot if isinstance(snapshot, dict) else None, environment=environment)
         volume = await asyncio.to_thread(self.volumes.create, record.id, size_bytes=limits.workspace_size,
                                          owner_uid=0 if self.volumes.images else os.geteuid())
         try:
@@ -576,7 +602,8 @@ class Engine:
             raise resources.translate(exc) from None
         tenant = session.tenant
         if self._attaches_volumes:
-            sandbox = await self._sandbox_for(session.limits, tenant)  # held for the tenant until it is retired
+            # held for the tenant until it is retired
+            sandbox = await self._sandbox_for(session.limits, tenant, session.environment)
             if tenant is not None:
                 factory.place(sandbox, tenant)  # an interpreter is there for a while: into its tenant's group now
             self._pool_wakeup.set()
@@ -592,7 +619,10 @@ class Engine:
             uid = factory.uids.take()
             try:
                 await asyncio.to_thread(self.volumes.give_to, volume, uid)
-                sandbox = await factory.start(session.limits, uid=uid, workspace=volume.workspace(uid), tenant=tenant)
+                lane = self._lane(session.environment)
+                supervisor = (await lane.up()) if lane is not None else None
+                sandbox = await factory.start(session.limits, uid=uid, workspace=volume.workspace(uid), tenant=tenant,
+                                              supervisor=supervisor)
             except BaseException:
                 factory.uids.release(uid)
                 raise
@@ -723,7 +753,8 @@ class Engine:
         uids_free = factory.uids.free
         if uids_free == 0 and not self._pool.ready:
             reasons.append(f"no sandbox uid is free: all {self.config.uid_count} are in use (uid_count)")
-        return {"ok": not reasons, "reasons": reasons,
+        environments = {name: lane.health() for name, lane in self._lanes.items()}
+        return {"ok": not reasons, "reasons": reasons, "environments": environments,
                 "disk": None if disk is None else {"free_bytes": disk[0], "free_inodes": disk[1]}, "uids_free": uids_free,
                 "zygote": {"state": zygote.state, "pid": zygote.pid, "restarts": zygote.restarts,
                            "consecutive_failures": zygote.consecutive_failures, "retry_in": zygote.retry_in,
@@ -842,6 +873,16 @@ class Engine:
             if self._factory is not None:
                 self._spawn_background(self._factory.destroy(dead, keep_workspace=False))
         return sandbox
+
+    def _lane(self, environment: str | None) -> Lane | None:
+        """The lane of a named environment, None for the default one; unknown: ``InvalidRequestError``."""
+        env = self.environments.get(environment)
+        return None if env.default else self._lanes.get(env.name)
+
+    @property
+    def lanes(self) -> dict[str, Lane]:
+        """The named environments' lanes, by name (``Lane.started`` says whether its zygote runs)."""
+        return dict(self._lanes)
 
     def _open_factory(self) -> SandboxFactory:
         if self._closed:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -80,11 +81,15 @@ class SandboxFactory:
         weighted = self.cgroups is not None and "cpu" in self.cgroups.hierarchies
         self._setup = ZygoteSetup(isolation=isolation, seccomp_bpf=bpf, preload=list(config.preload),
                                   root_mountpoint=root_mountpoint, ro_dirs=ro_dirs, ro_files=ro_files,
-                                  hostname=config.hostname, nice=ZYGOTE_NICE_WEIGHTED if weighted else ZYGOTE_NICE)
+                                  hostname=config.hostname, nice=ZYGOTE_NICE_WEIGHTED if weighted else ZYGOTE_NICE,
+                                  deny_modules=list(config.modules.deny),
+                                  allow_modules=None if config.modules.allow is None else list(config.modules.allow))
         self._zygote_env = zygote_environment(config.cache_dir)
         self.supervisor = ZygoteSupervisor(lambda: Zygote(self._setup, self._zygote_env), self._zygote_lost)
         self.on_zygote_lost: list[Callable[[], Awaitable[None]]] = []
         """Called after every sandbox of a lost zygote was killed (the engine tidies its pool and sessions)."""
+        self.lane_supervisors: list[ZygoteSupervisor] = []
+        """The zygotes of the named environments (``lanes``), made at each one's first use."""
 
     def __repr__(self) -> str:
         return f"<SandboxFactory isolation={self.isolation} alive={len(self.alive)} {self.uids!r} {self.supervisor!r}>"
@@ -99,21 +104,44 @@ class SandboxFactory:
     async def _zygote_lost(self, zygote: Zygote, reason: str) -> None:
         """No sandbox outlives its zygote: kill every one it forked (the second line behind their own
         parent-death signal), marked lost, so the runs in flight fail with RestartingError."""
-        for sandbox in list(self.alive):
-            if sandbox.zygote is zygote:
-                sandbox.lose(reason)
+        self.lose_sandboxes_of(zygote, reason)
         for callback in self.on_zygote_lost:
             await callback()
 
+    def lose_sandboxes_of(self, zygote: Zygote, reason: str) -> None:
+        for sandbox in list(self.alive):
+            if sandbox.zygote is zygote:
+                sandbox.lose(reason)
+
+    def lane_supervisor(self, *, environment: str, python: str, preload: list[str], ro_dirs: list[str],
+                        deny_modules: list[str], allow_modules: list[str] | None,
+                        on_lost: Callable[[], Awaitable[None]]) -> ZygoteSupervisor:
+        """A supervisor (not started) for a named environment's zygote: started with ``python``, preloading
+        ``preload``, its sandboxes seeing ``ro_dirs`` too; ``on_lost`` after its lost sandboxes were killed."""
+        seen, _files = sandbox_view()
+        setup = dataclasses.replace(self._setup, preload=preload, environment=environment,
+                                    ro_dirs=_outermost([*seen, *ro_dirs]), deny_modules=deny_modules,
+                                    allow_modules=allow_modules)
+
+        async def lost(zygote: Zygote, reason: str) -> None:
+            self.lose_sandboxes_of(zygote, reason)
+            await on_lost()
+
+        supervisor = ZygoteSupervisor(lambda: Zygote(setup, self._zygote_env, python=python), lost)
+        self.lane_supervisors.append(supervisor)
+        return supervisor
+
     async def start(self, limits: Limits, *, uid: int | None = None, workspace: Workspace | None = None,
-                    tenant: str | None = None) -> Sandbox:
+                    tenant: str | None = None, supervisor: ZygoteSupervisor | None = None) -> Sandbox:
         """A ready sandbox held to ``limits``; with ``uid`` and ``workspace``, a session's next interpreter;
-        with ``tenant``, in that tenant's cpu group from the start (else in the pool's, until it is placed).
+        with ``tenant``, in that tenant's cpu group from the start (else in the pool's, until it is placed);
+        with ``supervisor``, forked by that zygote (a named environment's) instead of the default one.
 
         The host running out of something on the way (disk, processes, memory, fds) is
         ``ResourceExhaustedError``; another OS error is a ``SpawnError``."""
         try:
-            return await self._start(limits, uid=uid, workspace=workspace, tenant=tenant)
+            return await self._start(limits, uid=uid, workspace=workspace, tenant=tenant,
+                                     supervisor=supervisor or self.supervisor)
         except (OSError, RuntimeError) as exc:
             translated = resources.translate(exc)
             if translated is exc:
@@ -121,7 +149,7 @@ class SandboxFactory:
             raise translated from exc
 
     async def _start(self, limits: Limits, *, uid: int | None, workspace: Workspace | None,
-                     tenant: str | None) -> Sandbox:
+                     tenant: str | None, supervisor: ZygoteSupervisor) -> Sandbox:
         if self.closed:
             raise ClosedError("the engine is closed")
         if len(self.alive) >= self.config.max_sandboxes:
@@ -154,7 +182,8 @@ class SandboxFactory:
                                           cpu_parent=cpu_parent)
             spec = SandboxSpec(uid=uid, workspace=workspace.path, tmp_dir=tmp_dir, tmp_size=limits.tmp_size,
                                cgroup_procs=cgroup.procs_files if cgroup else [],
-                               rlimits=self.rlimits_for(limits, has_cgroup=cgroup is not None))
+                               rlimits=self.rlimits_for(limits, has_cgroup=cgroup is not None,
+                                                        zygote=supervisor.zygote))
             ours, channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             out_r, out_w = os.pipe2(os.O_CLOEXEC)
             err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -162,7 +191,7 @@ class SandboxFactory:
             try:
                 # Inside the try: a zygote still restarting (or unresponsive) after RESTART_WAIT, or a
                 # cancelled wait, must not leave the sandbox's ends of its channel and pipes open.
-                zygote = await self.supervisor.wait_up(RESTART_WAIT)
+                zygote = await supervisor.wait_up(RESTART_WAIT)
                 pid, pidfd = await zygote.spawn(spec, channel.fileno(), out_w, err_w)
             finally:
                 channel.close()
@@ -200,7 +229,7 @@ class SandboxFactory:
             await self.destroy(sandbox, keep_workspace=not own_workspace, keep_uid=not own_uid)
             if sandbox.lost is not None:
                 raise RestartingError(f"the sandbox was lost while starting: {sandbox.lost}",
-                                      retry_after=self.supervisor.retry_after()) from None
+                                      retry_after=supervisor.retry_after()) from None
             raise
         return sandbox
 
@@ -239,13 +268,13 @@ class SandboxFactory:
         sandbox.placing = asyncio.ensure_future(asyncio.to_thread(cgroup.place_cpu, parent, sandbox.limits.cpus))
         sandbox.placing.add_done_callback(_log_placement)
 
-    def rlimits_for(self, limits: Limits, *, has_cgroup: bool) -> dict[str, list[int]]:
+    def rlimits_for(self, limits: Limits, *, has_cgroup: bool, zygote: Zygote | None = None) -> dict[str, list[int]]:
         """A new sandbox's rlimits. Without a cgroup, rlimits are all there is: RLIMIT_NPROC is the process
         limit, and the memory limit becomes an address-space limit on top of what the zygote already maps."""
         if has_cgroup:
             # RLIMIT_NPROC is only a backstop (at the maximum, so a run's pids limit can be raised from outside).
             return rlimits_for(limits, self.config.max_limits.pids, limits.address_space)
-        inherited = int(self.zygote.info.get("vm_bytes", 0))
+        inherited = int((zygote or self.zygote).info.get("vm_bytes", 0))
         return rlimits_for(limits, limits.pids, min(limits.address_space, inherited + limits.memory))
 
     def free_disk(self) -> tuple[int, int] | None:
@@ -322,6 +351,8 @@ class SandboxFactory:
         await asyncio.gather(*(self.destroy(s, keep_workspace=False) for s in list(self.alive)),
                              return_exceptions=True)
         await self.supervisor.stop()
+        for lane in self.lane_supervisors:
+            await lane.stop()
         await self.remove_leftovers()
 
     async def remove_leftovers(self) -> None:
@@ -375,6 +406,15 @@ def rlimits_for(limits: Limits, nproc: int, address_space: int) -> dict[str, lis
         "core": [0, 0],
         "as": [address_space, address_space],
     }
+
+
+def _outermost(paths: list[str]) -> list[str]:
+    """The directories of ``paths`` not inside another of them, sorted (each is bound once)."""
+    dirs: list[str] = []
+    for path in sorted(os.path.realpath(p) for p in paths if os.path.isdir(p)):
+        if not any(path == d or path.startswith(d + "/") for d in dirs):
+            dirs.append(path)
+    return dirs
 
 
 def sandbox_view() -> tuple[list[str], list[str]]:

@@ -79,6 +79,8 @@ class Session:
         self.volume = volume
         self.tool_names = record.tools
         """The host tools this session's code may call (None: all registered ones)."""
+        self.environment = record.environment
+        """The environment its interpreters run in; a restart or a resume comes back in the same one."""
         self._engine = engine
         self._env = dict(record.env)
         self._env_sent = False
@@ -373,7 +375,7 @@ class Session:
             record = SessionRecord(id=new_id, owner=owner, state=PAUSED, created_at=now, last_active_at=now,
                                    execution_count=self.execution_count, idle_timeout=self.idle_timeout,
                                    limits=self.limits.model_dump(), env=dict(self._env), tools=self.tool_names,
-                                   snapshot=self.snapshot)
+                                   snapshot=self.snapshot, environment=self.environment)
             return record, volume
 
     async def export(self, out: IO[bytes]) -> None:
@@ -385,7 +387,7 @@ class Session:
             await asyncio.to_thread(self._engine.volumes.mount, self.volume)
             manifest = {"session": {"execution_count": self.execution_count, "idle_timeout": self.idle_timeout,
                                     "limits": self.limits.model_dump(), "env": dict(self._env), "tools": self.tool_names,
-                                    "snapshot": self.snapshot},
+                                    "snapshot": self.snapshot, "environment": self.environment},
                         "cells": [{"execution_count": c.execution_count, "code": c.code, "outputs": c.outputs,
                                    "status": c.status} for c in self._engine.session_store.cells(self.id)]}
             await asyncio.to_thread(archive.export, self.volume.path, manifest, out)
@@ -475,4 +477,5 @@ class Session:
     def info(self) -> dict[str, Any]:
         return {"id": self.id, "created_at": self.created_at.isoformat(), "expires_at": self.expires_at.isoformat(),
                 "execution_count": self.execution_count, "state": self.state,
-                "last_active_at": datetime.fromtimestamp(self.last_active, UTC).isoformat()}
+                "last_active_at": datetime.fromtimestamp(self.last_active, UTC).isoformat(),
+                "environment": self.environment}

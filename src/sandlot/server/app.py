@@ -16,7 +16,7 @@ from ..agent.service import AgentService
 from ..engine import Engine
 from ..mcp import http_endpoint as mcp_http_endpoint
 from ..tools import ToolRegistry, load_registry
-from . import errors, routes_agent, routes_commands, routes_ops, routes_runs, routes_sessions, routes_ui
+from . import errors, routes_agent, routes_commands, routes_environments, routes_ops, routes_runs, routes_sessions, routes_ui
 from .auth import Authenticator, Quotas
 from .config import ServerConfig
 from .drain import DrainGuard
@@ -75,6 +75,7 @@ def create_app(config: ServerConfig | None = None, tools: ToolRegistry | None = 
     app.include_router(routes_runs.router)
     app.include_router(routes_sessions.router)
     app.include_router(routes_commands.router)
+    app.include_router(routes_environments.router)
     app.include_router(routes_agent.router)
     app.include_router(routes_ops.router)
     if config.ray is not None:

@@ -127,6 +127,10 @@ def environment(env: Mapping[str, str] | None = None) -> dict[str, Any]:
 def _parse(dotted: str, text: str) -> Any:
     if dotted in ("api_keys", "engine.preload"):
         return tuple(item.strip() for item in text.split(",") if item.strip())
+    if dotted == "engine.environments":  # the one-line forms, ;-separated
+        from ..environments import parse_environments
+
+        return parse_environments([text])
     return text  # pydantic converts ("2" -> 2, "true" -> True) and refuses what does not fit, naming the setting
 
 
@@ -147,6 +151,8 @@ def load_config(toml_path: str | None = None, overrides: dict[str, Any] | None =
             continue
         if key == "api_keys":  # keys add up: every key given anywhere is accepted
             value = (*data.get("api_keys", ()), *value)
+        if key == "engine.environments":  # environments add up too; a name given again is replaced
+            value = {**data.get("engine", {}).get("environments", {}), **value}
         _set_nested(data, key.split("."), value)
     try:
         return ServerConfig.model_validate(data)

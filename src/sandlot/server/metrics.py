@@ -88,6 +88,18 @@ class _EngineCollector(Collector):
                                 value=1 if zygote.get("state") == "up" else 0)
         yield CounterMetricFamily("sandlot_zygote_restarts", "Zygotes started to replace one that died or stalled.",
                                   value=zygote.get("restarts", 0))
+        lanes = health.get("environments") or {}
+        if lanes:
+            # The named environments' zygotes (each started at its first use; the default one is above).
+            up = GaugeMetricFamily("sandlot_environment_zygote_up", "1 while a named environment's zygote is up; 0 "
+                                   "before its first use or while it restarts.", labels=["environment"])
+            ready = GaugeMetricFamily("sandlot_environment_pool_ready", "Warm sandboxes waiting in a named "
+                                      "environment's pool.", labels=["environment"])
+            for name, lane in sorted(lanes.items()):
+                up.add_metric([name], 1 if lane.get("state") == "up" else 0)
+                ready.add_metric([name], lane.get("pool_ready", 0))
+            yield up
+            yield ready
 
 
 class _NodeCollector(Collector):

@@ -38,7 +38,7 @@ async def execute(body: ExecuteRequest, request: Request, who: str = Depends(pri
 
     # Unknown tool names and limits out of range are a 400 now, not an error in the middle of a stream.
     state.engine.tool_broker(body.tools)
-    state.engine.run_limits(body.timeout, body.limits.changes() if body.limits else None)
+    state.engine.run_limits(body.timeout, body.limits.changes() if body.limits else None, body.environment)
 
     begun = asyncio.Event()
 
@@ -47,7 +47,7 @@ async def execute(body: ExecuteRequest, request: Request, who: str = Depends(pri
             result = await state.engine.execute(body.code, timeout=body.timeout, files=files, env=body.env,
                                                 tools=body.tools, on_event=on_event,
                                                 limits=body.limits.changes() if body.limits else None, tenant=who,
-                                                begun=begun)
+                                                begun=begun, environment=body.environment)
         record(state, "execute", result)
         return result
 
@@ -70,7 +70,11 @@ async def batch(body: BatchRequest, who: str = Depends(principal), state: Server
     for item in body.items:
         if item.session_id is not None and not state.quotas.owns(who, item.session_id):
             raise NotFoundError(f"no session {item.session_id!r}")
-        check_request(state, item.code, item.timeout)  # refuse a bad item before any item runs
+        check_request(state, item.code, item.timeout, item.environment)  # refuse a bad item before any item runs
+        if item.session_id is not None and item.environment is not None and \
+                item.environment != state.engine.get_session(item.session_id).environment:
+            raise InvalidRequestError(f"item for session {item.session_id}: the session runs in environment "
+                                      f"{state.engine.get_session(item.session_id).environment!r}, not {item.environment!r}")
     results: list[ExecutionResult | None] = [None] * len(body.items)
     chains: dict[str, list[tuple[int, BatchItem]]] = {}
     jobs = []
@@ -94,7 +98,8 @@ async def batch(body: BatchRequest, who: str = Depends(principal), state: Server
 async def _run_one(state: ServerState, who: str, index: int, item: BatchItem,
                    results: list[ExecutionResult | None]) -> None:
     with state.quotas.run(who):
-        results[index] = await state.engine.execute(item.code, timeout=item.timeout, tenant=who)
+        results[index] = await state.engine.execute(item.code, timeout=item.timeout, tenant=who,
+                                                    environment=item.environment)
     record(state, "batch", results[index])
 
 
@@ -126,10 +131,10 @@ async def execute_cell(session: Session, code: str, timeout: float | None, on_ev
         raise NotFoundError(f"no session {session.id!r}: it was closed") from None
 
 
-def check_request(state: ServerState, code: str, timeout: float | None) -> None:
-    """InvalidRequestError or TooLargeError for code or a timeout the engine would refuse."""
+def check_request(state: ServerState, code: str, timeout: float | None, environment: str | None = None) -> None:
+    """InvalidRequestError or TooLargeError for code, a timeout or an environment the engine would refuse."""
     check_code(code)
-    state.engine.config.limits.override(state.engine.config.max_limits, timeout=timeout)
+    state.engine.run_limits(timeout, None, environment)
 
 
 def check_before_stream(state: ServerState, who: str, code: str, timeout: float | None) -> None:

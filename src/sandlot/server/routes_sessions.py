@@ -40,7 +40,8 @@ async def create_session(body: SessionCreateRequest | None = None, who: str = De
     with state.quotas.new_session(who):
         session = await state.engine.create_session(timeout=body.timeout, idle_timeout=body.idle_timeout, env=body.env,
                                                     tools=body.tools,
-                                                    limits=body.limits.changes() if body.limits else None, owner=who)
+                                                    limits=body.limits.changes() if body.limits else None, owner=who,
+                                                    environment=body.environment)
         state.quotas.add_session(who, session.id)
     return JSONResponse(session.info(), status_code=201)
 

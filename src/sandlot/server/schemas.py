@@ -126,6 +126,8 @@ class ExecuteRequest(RequestBody):
     stream: bool = Field(False, description="Answer with Server-Sent Events instead of one JSON result.")
     tools: list[str] | None = Field(None, description="Host tools the code may call (default: all registered).")
     limits: LimitsOverride | None = None
+    environment: Text | None = Field(None, description="The environment to run in (GET /v1/environments; "
+                                                     "default: the server's default one).")
 
 
 class SessionCreateRequest(RequestBody):
@@ -134,6 +136,8 @@ class SessionCreateRequest(RequestBody):
     env: Env | None = None
     tools: list[str] | None = Field(None, description="Host tools the session's code may call (default: all).")
     limits: LimitsOverride | None = None
+    environment: Text | None = Field(None, description="The environment to run in (GET /v1/environments; "
+                                                     "default: the server's default one).")
 
 
 class SessionExecuteRequest(RequestBody):
@@ -185,6 +189,7 @@ class SessionInfo(BaseModel):
     state: Literal["running", "paused"] = Field(description="running: it may have an interpreter; paused: its state "
                                                             "is saved and no process is left (files stay reachable).")
     last_active_at: str
+    environment: str = Field("default", description="The environment its interpreters run in.")
 
 
 class SessionMetrics(BaseModel):
@@ -215,6 +220,8 @@ class BatchItem(RequestBody):
     code: Text
     session_id: Text | None = None
     timeout: float | None = Timeout
+    environment: Text | None = Field(None, description="For an item without a session: the environment to run in. "
+                                                       "With one, it must be the session's own (or absent).")
 
 
 class BatchRequest(RequestBody):
@@ -234,6 +241,32 @@ class ZygoteHealth(BaseModel):
     last_error: str | None = None
 
 
+class EnvironmentHealth(BaseModel):
+    state: str = Field(description="unused (never asked for yet: no process), failed (its zygote could not start; "
+                                   "the next request tries again), up, restarting, backing_off, starting.")
+    pid: int | None = None
+    restarts: int = 0
+    last_error: str | None = None
+    pool_ready: int = 0
+
+
+class EnvironmentInfo(BaseModel):
+    name: str
+    python: str = Field(description="Its Python version.")
+    executable: str = Field(description="The interpreter its zygote runs.")
+    preload: list[str] = Field(description="Modules every run starts with imported.")
+    default: bool = Field(description="The environment a request without `environment` runs in.")
+    pool_size: int
+    modules: dict[str, list[str] | None] = Field(description="Its module policy: `deny`, and `allow` (null: no "
+                                                             "allow list).")
+    distributions: list[dict[str, str]] | None = Field(None, description="With ?distributions=true: what is "
+                                                                         "installed, [{name, version}].")
+
+
+class EnvironmentList(BaseModel):
+    environments: list[EnvironmentInfo]
+
+
 class Health(BaseModel):
     status: str = Field(description="ok, unavailable or draining.")
     reasons: list[str] = Field(default_factory=list, description="Why a run cannot be served now (empty when ok).")
@@ -242,6 +275,9 @@ class Health(BaseModel):
     sessions: int = 0
     pool_ready: int = 0
     zygote: ZygoteHealth | None = None
+    environments: dict[str, EnvironmentHealth] | None = Field(
+        None, description="The named environments' zygotes, by name (a dead one there does not make the server "
+                          "unhealthy: that environment's requests wait for it, or get 503).")
     version: str = ""
 
 

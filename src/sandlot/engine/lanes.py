@@ -1,0 +1,181 @@
+"""A lane: one named environment's zygote and warm pool, beside the default environment's.
+
+The default environment's zygote and pool are the engine's own (``engine.py``: the adaptive pool, the fair
+hand-out). Each named environment gets a ``Lane``, which costs nothing until its first request: then it
+starts its zygote (under its own ``ZygoteSupervisor``: a dead zygote here is this lane's problem, restarted
+with the same backoff, and the other lanes go on) and keeps ``pool_size`` sandboxes warm from then on.
+
+Sandboxes, uids, cgroups and ``max_sandboxes`` are shared with the default environment through the one
+``SandboxFactory``; a lane's pool is fixed-size, and a request that finds it empty starts a sandbox on
+demand (the hand-out's queues are the default pool's; every lane's sandboxes count in its tenants' holds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from .._config import Limits
+from .._errors import CapacityError, ClosedError, ResourceExhaustedError, RestartingError, SetupError, SpawnError
+from ..environments import Environment, interpreter
+from .factory import SandboxFactory
+from .pool import PoolState
+from .sandbox import Sandbox, can_retarget
+from .supervisor import ZygoteSupervisor
+
+log = logging.getLogger("sandlot")
+
+SPAWN_ATTEMPTS = 5
+REFILL_BACKOFF_MAX = 5.0
+
+
+class Lane:
+    """One named environment's zygote (started at its first use) and its fixed warm pool."""
+
+    def __init__(self, environment: Environment, factory: SandboxFactory) -> None:
+        self.environment = environment
+        self._factory = factory
+        self.pool: PoolState[Sandbox] = PoolState(environment.pool_size)
+        self.supervisor: ZygoteSupervisor | None = None
+        self._starting: asyncio.Future[ZygoteSupervisor] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._wakeup = asyncio.Event()
+        self.refill_error: str | None = None
+        self.start_error: str | None = None
+        """Why the last start of its zygote failed (a preload missing from the venv, say); the next request tries again."""
+
+    def __repr__(self) -> str:
+        state = self.supervisor.state if self.supervisor is not None else "unused"
+        return f"<Lane {self.environment.name} zygote={state} pool={self.pool!r}>"
+
+    @property
+    def started(self) -> bool:
+        return self.supervisor is not None and self.supervisor.state != "starting"
+
+    async def up(self) -> ZygoteSupervisor:
+        """The lane's supervisor, its zygote started at the first call (concurrent first calls share one start;
+        after a failed start, the next call tries again)."""
+        if self.supervisor is not None and self._starting is None:
+            return self.supervisor
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+        starting = self._starting
+        try:
+            return await asyncio.shield(starting)
+        finally:
+            if starting.done() and self._starting is starting:
+                self._starting = None
+
+    async def _start(self) -> ZygoteSupervisor:
+        env = self.environment
+        assert env.info is not None, "the registry probes every named environment at engine start"
+        supervisor = self._factory.lane_supervisor(
+            environment=env.name, python=env.python, preload=list(env.preload),
+            ro_dirs=interpreter.visible_dirs(env.info), deny_modules=list(env.modules.deny),
+            allow_modules=None if env.modules.allow is None else list(env.modules.allow), on_lost=self._zygote_lost)
+        self.supervisor = supervisor
+        try:
+            await supervisor.start()
+        except BaseException as exc:
+            self.supervisor = None
+            self._factory.lane_supervisors.remove(supervisor)
+            await supervisor.stop()
+            if isinstance(exc, SetupError):
+                self.start_error = str(exc)
+                log.error("sandlot: environment %s: %s", env.name, exc)
+                raise SetupError(f"environment {env.name!r}: {exc}") from None
+            raise
+        self.start_error = None
+        log.info("sandlot: environment %s: zygote ready (%s, preloaded %s in %.0f ms)", env.name, env.python,
+                 ",".join(env.preload) or "nothing", supervisor.zygote.info.get("preload_ms", 0.0))
+        supervisor.on_up.append(self._wakeup.set)
+        self._spawn(supervisor.watch())
+        self._spawn(self._refill_loop(supervisor))
+        self._wakeup.set()
+        return supervisor
+
+    async def take(self, limits: Limits, tenant: str | None) -> Sandbox:
+        """A sandbox of this environment for ``limits``: a pooled one when one fits, else one started now."""
+        supervisor = await self.up()
+        factory = self._factory
+        if can_retarget(self.environment.limits, limits, has_cgroup=factory.cgroups is not None):
+            sandbox = self.pool.take()
+            for dead in self.pool.take_dead():
+                self._spawn(factory.destroy(dead, keep_workspace=False))
+            self._wakeup.set()
+            if sandbox is not None:
+                if sandbox.cgroup is not None:
+                    sandbox.cgroup.taken()
+                return sandbox
+        for attempt in range(1, SPAWN_ATTEMPTS + 1):
+            try:
+                return await factory.start(limits, tenant=tenant, supervisor=supervisor)
+            except SpawnError as exc:
+                if attempt == SPAWN_ATTEMPTS:
+                    raise
+                log.warning("sandlot: environment %s: a sandbox failed to start (%s); trying another",
+                            self.environment.name, exc)
+        raise AssertionError("unreachable")
+
+    async def _refill_loop(self, supervisor: ZygoteSupervisor) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            if self.pool.failing:
+                await asyncio.sleep(min(REFILL_BACKOFF_MAX, 0.05 * 2 ** min(self.pool.failing, 7)))
+            for _ in range(self.pool.starts_needed()):
+                self._spawn(self._refill_one(supervisor))
+
+    async def _refill_one(self, supervisor: ZygoteSupervisor) -> None:
+        sandbox = None
+        abandoned = False
+        try:
+            if len(self._factory.alive) < self._factory.config.max_sandboxes:
+                sandbox = await self._factory.start(self.environment.limits, supervisor=supervisor)
+            else:
+                abandoned = True  # all in use; the next take wakes the refill again
+        except (RestartingError, ClosedError):
+            abandoned = True
+        except (SpawnError, CapacityError, ResourceExhaustedError) as exc:
+            log.warning("sandlot: environment %s: could not refill its pool: %s", self.environment.name, exc)
+            self.refill_error = str(exc)
+        finally:
+            if abandoned:
+                self.pool.start_abandoned()
+            else:
+                self.pool.start_finished(sandbox)
+                if sandbox is not None:
+                    self.refill_error = None
+                self._wakeup.set()
+
+    async def _zygote_lost(self) -> None:
+        for sandbox in self.pool.drain():
+            self._spawn(self._factory.destroy(sandbox, keep_workspace=False))
+        self._wakeup.set()
+
+    def health(self) -> dict[str, Any]:
+        """This lane's part of ``/healthz``: its zygote's state, or ``unused`` before its first request."""
+        if self.supervisor is None:
+            return {"state": "failed" if self.start_error else "unused", "pid": None, "restarts": 0,
+                    "last_error": self.start_error, "pool_ready": 0}
+        snapshot = self.supervisor.snapshot()
+        return {"state": snapshot.state, "pid": snapshot.pid, "restarts": snapshot.restarts,
+                "last_error": snapshot.last_error or self.refill_error, "pool_ready": len(self.pool.ready)}
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def close(self) -> None:
+        """Stop its refills and watch (the factory kills its sandboxes and stops its zygote)."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
