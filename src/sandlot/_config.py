@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._errors import InvalidRequestError
+from .egress.settings import EgressSettings
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -133,6 +134,8 @@ class EngineConfig(BaseModel):
     hostname: str = "sandbox"
     max_tool_calls: int = Field(200, ge=1, description="Host tool calls one run may make.")
     max_tool_time: float = Field(120.0, gt=0, description="Seconds of host tool time one run may use, all calls together.")
+    egress: EgressSettings = Field(EgressSettings(), description="Network for runs that ask for it, through the "
+                                   "host's egress proxy (docs/egress.md); off unless `allow` names something.")
 
     @field_validator("max_limits", mode="before")
     @classmethod

@@ -21,10 +21,10 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sandlot_runtime.spec import LANDLOCK
+from sandlot_runtime.spec import LANDLOCK, NAMESPACES
 
 from .. import tracing
 from .._config import EngineConfig, Limits
@@ -42,12 +42,13 @@ from ..durable import archive
 from ..durable.datadir import DataDir
 from ..durable.store import PAUSED, RUNNING, CellRecord, SessionRecord, SessionStore
 from ..durable.volumes import Volume, VolumeManager, images_available
+from ..egress import Egress, Policy
 from ..tools import ToolBroker, ToolRegistry
 from . import host, resources
 from .code import check_code
 from .collector import EventCallback, RunOutcome
 from .commands import Command, check_command, command_cwd
-from .factory import SandboxFactory
+from .factory import NetworkSpec, SandboxFactory
 from .handout import MAX_WAIT, Handout
 from .instances import Instance
 from .pool import PoolState
@@ -109,6 +110,8 @@ class Engine:
         """The last refill failed for want of a uid or a place under max_sandboxes (freed by any teardown)."""
         self._refill_error: str | None = None
         """Why the last pool refill failed (None once one succeeds): what health says ran out."""
+        self.egress = Egress(self.config.egress, self.config.cache_dir)
+        """Network for the runs that ask for it (``sandlot.egress``): checked here, served by a proxy per sandbox."""
 
     def __repr__(self) -> str:
         return (f"<Engine isolation={self.isolation} alive={self.sandboxes_alive} sessions={len(self.sessions)} "
@@ -217,7 +220,8 @@ class Engine:
     async def execute(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes] | None = None,
                       env: Mapping[str, str] | None = None, on_event: EventCallback | None = None,
                       tools: Iterable[str] | None = None, limits: Mapping[str, float | int] | None = None,
-                      tenant: str | None = None, begun: asyncio.Event | None = None) -> ExecutionResult:
+                      tenant: str | None = None, begun: asyncio.Event | None = None,
+                      network: Sequence[str] | None = None) -> ExecutionResult:
         """Run ``code`` in a fresh single-use sandbox, destroyed afterwards.
 
         ``tools`` limits which registered host tools the code may call (default: all).
@@ -225,22 +229,28 @@ class Engine:
         ``tenant`` (the server passes the API key's principal) is whose run it is: scarce sandboxes are
         handed out fairly between tenants, and each tenant's sandboxes share one cpu group.
         ``begun`` is set once the run has its sandbox: a refusal (no capacity, zygote restarting) comes before it.
+        ``network`` (destinations, a subset of the operator's ``egress.allow``) gives the run network through
+        the egress proxy; the result's ``network`` lists every connection. None: no network at all.
         """
         factory = self._open_factory()
         check_code(code)
         run_limits = self.run_limits(timeout, limits)
         broker = self.tool_broker(tools)
+        policy = self.network_policy(network)
         for attempt in range(1, SPAWN_ATTEMPTS + 1):
-            sandbox = await self._sandbox_for(run_limits, tenant)
+            sandbox = await self._sandbox_for(run_limits, tenant, network=self._network_spec(policy, WORKSPACE_IN_SANDBOX))
             if begun is not None:
                 begun.set()
             if tenant is not None:
                 self._spawn_background(self._place_later(factory, sandbox, tenant))
             try:
+                if policy is not None:
+                    await self.attach_egress(sandbox, policy)
                 for path, data in (files or {}).items():
                     sandbox.workspace.write(path, data)
                 outcome = await sandbox.run(code, count=1, limits=run_limits, env=dict(env or {}),
                                             on_event=on_event, tools=broker)
+                connections = await sandbox.egress.close() if sandbox.egress is not None else []
                 break
             except SpawnError:
                 # It died after it was handed out and before the code started (killed from
@@ -254,7 +264,27 @@ class Engine:
                 self._spawn_background(self._destroy_soon(factory, sandbox))
                 self._pool_wakeup.set()
         self.raise_if_lost(sandbox)
-        return self.result(outcome, execution_count=1)
+        result = self.result(outcome, execution_count=1)
+        result.network = connections
+        return result
+
+    def network_policy(self, network: Sequence[str] | None) -> Policy | None:
+        """The egress policy of a request that asks for ``network`` (None: none); a 400 when it may not."""
+        if network is None:
+            return None
+        return self.egress.policy_for(network, isolated_network=self.isolation == NAMESPACES)
+
+    def _network_spec(self, policy: Policy | None, workspace: str) -> NetworkSpec | None:
+        if policy is None:
+            return None
+        return NetworkSpec(env=self.egress.sandbox_env(workspace), ro_dirs=self.egress.sandbox_ro_dirs())
+
+    async def attach_egress(self, sandbox: Sandbox, policy: Policy) -> None:
+        """Start the proxy that serves ``sandbox``, in its network namespace (before any code runs there)."""
+        try:
+            sandbox.egress = await self.egress.attach(sandbox.pidfd, policy)
+        except OSError as exc:
+            raise SpawnError(f"the egress proxy could not be set up: {exc}") from None
 
     async def run_command(self, cmd: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None,
                           timeout: float | None = None, stdin: str | None = None,
@@ -298,12 +328,13 @@ class Engine:
         return self.config.run_limits(timeout, changes)
 
     @tracing.timed("sandlot.sandbox_take_ms")
-    async def _sandbox_for(self, limits: Limits, tenant: str | None) -> Sandbox:
+    async def _sandbox_for(self, limits: Limits, tenant: str | None, *, network: NetworkSpec | None = None) -> Sandbox:
         """A sandbox held to ``limits`` and counted as ``tenant``'s (the caller releases it): from the pool
-        (retargeted), fairly when the pool runs short, or started on demand for limits no pooled one can take."""
+        (retargeted), fairly when the pool runs short, or started on demand for limits no pooled one can take,
+        and for ``network`` (the pool's sandboxes have no TCP sockets: another seccomp program)."""
         factory = self._open_factory()
         who = tenant or ""
-        if can_retarget(self.config.limits, limits, has_cgroup=factory.cgroups is not None):
+        if network is None and can_retarget(self.config.limits, limits, has_cgroup=factory.cgroups is not None):
             sandbox = None
             if self._handout.may_take(who, len(self._pool.ready), self._pool.starting):
                 sandbox = self._take()
@@ -312,7 +343,7 @@ class Engine:
                 sandbox = await self._wait_for_pooled(who)
         else:
             self._pool_wakeup.set()
-            sandbox = await self._start_on_demand(factory, limits, tenant)
+            sandbox = await self._start_on_demand(factory, limits, tenant, network=network)
         self._handout.hold(who)
         try:
             if limits.workspace_size != sandbox.limits.workspace_size:
@@ -369,12 +400,13 @@ class Engine:
                 return
             waiter.set_result(sandbox)
 
-    async def _start_on_demand(self, factory: SandboxFactory, limits: Limits, tenant: str | None) -> Sandbox:
+    async def _start_on_demand(self, factory: SandboxFactory, limits: Limits, tenant: str | None, *,
+                               network: NetworkSpec | None = None) -> Sandbox:
         """A fresh sandbox for a request; one that dies before it is ready (killed from outside, a
         transient fault) is replaced, a few times, rather than failing the request."""
         for attempt in range(1, SPAWN_ATTEMPTS + 1):
             try:
-                return await factory.start(limits, tenant=tenant)
+                return await factory.start(limits, tenant=tenant, network=network)
             except SpawnError as exc:
                 if attempt == SPAWN_ATTEMPTS:
                     raise

@@ -1,0 +1,312 @@
+"""The host-side egress proxy of one sandbox: plain HTTP (absolute-URI requests) and HTTPS (CONNECT).
+
+Everything read from the sandbox is hostile: the request head is size-capped and parsed strictly, the
+destination is checked against the run's ``Policy`` before any lookup, names are resolved here on the host
+and every address checked again, and a CONNECT tunnel to a name must open with a TLS ClientHello whose SNI
+is that name (an allowed name cannot front for another host on the same address). Each run has caps on
+connections and bytes, and an idle connection is closed. One request per plain-HTTP connection: the
+request goes upstream with ``Connection: close`` and the connection ends with the response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .._models import NetworkConnection
+from . import tls
+from .credentials import InjectedHeader, headers_for
+from .policy import Policy, parse_address
+from .settings import EgressSettings
+from .wheels import WheelCache, WheelTee
+
+log = logging.getLogger("sandlot.egress")
+
+PROXY_PORT = 3128
+"""Where the proxy listens inside every sandbox's own network namespace (each has its own loopback)."""
+MAX_HEAD = 64 * 1024
+CHUNK = 64 * 1024
+HOP_BY_HOP = frozenset({"proxy-connection", "proxy-authorization", "connection", "keep-alive"})
+
+
+class Refused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class RunAccount:
+    """What one run did through the proxy; the caps hold against it."""
+
+    connections: list[NetworkConnection] = field(default_factory=list)
+    bytes: int = 0
+
+
+class SandboxProxy:
+    """Serves one sandbox's listening socket (``netns.listen_in``) under ``policy``."""
+
+    def __init__(self, policy: Policy, settings: EgressSettings, headers: Sequence[InjectedHeader] = (),
+                 wheel_cache: WheelCache | None = None,
+                 on_connection: Callable[[NetworkConnection], None] | None = None) -> None:
+        self.policy = policy
+        self.settings = settings
+        self.headers = tuple(headers)
+        self.wheel_cache = wheel_cache
+        self.on_connection = on_connection
+        self.account = RunAccount()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"<SandboxProxy connections={len(self.account.connections)} bytes={self.account.bytes}>"
+
+    async def serve(self, listener: socket.socket) -> None:
+        self._server = await asyncio.start_server(self._on_client, sock=listener, limit=MAX_HEAD)
+
+    def take_records(self) -> list[NetworkConnection]:
+        """The connections since the last call, and a fresh account (a session's next cell has its own caps)."""
+        account, self.account = self.account, RunAccount()
+        return account.connections
+
+    async def close(self) -> list[NetworkConnection]:
+        """Stop listening, end every connection; returns what was not taken yet."""
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+            self._server = None
+        return self.take_records()
+
+    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._serve_one(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, OSError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.settings.idle_timeout)
+        except (asyncio.LimitOverrunError, asyncio.IncompleteReadError, TimeoutError, ValueError):
+            return
+        account = self.account  # a session cell that ends meanwhile does not move this connection's bytes
+        try:
+            method, target, version, fields = _parse_head(head)
+        except ValueError as exc:
+            await _answer(writer, 400, str(exc))
+            return
+        try:
+            host, port, path = _destination(method, target)
+        except ValueError as exc:
+            await _answer(writer, 400, str(exc))
+            return
+        record = NetworkConnection(host=host, port=port, allowed=False, method=method)
+        account.connections.append(record)
+        try:
+            if len(account.connections) > self.settings.max_connections:
+                raise Refused(429, f"the run's limit of {self.settings.max_connections} connections is reached")
+            if account.bytes >= self.settings.max_bytes:
+                raise Refused(429, f"the run's limit of {self.settings.max_bytes} bytes is reached")
+            reason = self.policy.check_name(host, port)
+            if reason is not None:
+                raise Refused(403, reason)
+            up_reader, up_writer = await self._connect(host, port)
+        except Refused as refused:
+            record.reason = refused.reason
+            self._note(record)
+            await _answer(writer, refused.status, refused.reason)
+            return
+        record.allowed = True
+        try:
+            tee = None
+            if method == "CONNECT":
+                writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                await writer.drain()
+                if parse_address(host) is None:
+                    hello = await self._client_hello(reader, host)
+                    if isinstance(hello, str):
+                        record.allowed, record.reason = False, hello
+                        return
+                    record.bytes_sent += len(hello)
+                    up_writer.write(hello)
+            else:
+                upstream_head = self._upstream_head(method, path, version, fields, host, port)
+                record.bytes_sent += len(upstream_head)
+                account.bytes += len(upstream_head)
+                up_writer.write(upstream_head)
+                if self.wheel_cache is not None and method == "GET":
+                    tee = self.wheel_cache.tee(host, port, path)
+            await self._pipe(reader, writer, up_reader, up_writer, record, account, tee)
+        finally:
+            up_writer.close()
+            self._note(record)
+
+    async def _connect(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to ``host:port``: names resolved here, each address checked before it is tried."""
+        address = parse_address(host)
+        if address is not None:
+            candidates = [str(address)]
+        else:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except (socket.gaierror, UnicodeError) as exc:
+                raise Refused(502, f"{host} cannot be resolved: {exc}") from None
+            resolved = list(dict.fromkeys(str(info[4][0]) for info in infos))
+            candidates = [a for a in resolved if (ip := parse_address(a)) is not None and self.policy.allows_resolved(ip, port)]
+            if not candidates:
+                raise Refused(403, f"{host} resolves to {', '.join(resolved)}: not a public address, and no "
+                                   "address entry allows it")
+        last: Exception | None = None
+        for candidate in candidates:
+            try:
+                return await asyncio.wait_for(asyncio.open_connection(candidate, port, limit=CHUNK),
+                                              self.settings.connect_timeout)
+            except (OSError, TimeoutError) as exc:
+                last = exc
+        raise Refused(502, f"cannot connect to {host}:{port}: {last}")
+
+    async def _client_hello(self, reader: asyncio.StreamReader, host: str) -> bytes | str:
+        """The tunnel's first TLS record if its SNI is ``host``; else why not."""
+        try:
+            header = await asyncio.wait_for(reader.readexactly(5), self.settings.idle_timeout)
+            rest = await asyncio.wait_for(reader.readexactly(tls.record_length(header) - 5), self.settings.idle_timeout)
+            name = tls.server_name(header + rest)
+        except tls.NotClientHello as exc:
+            return f"a tunnel to {host} must start TLS with its name (SNI): {exc}"
+        if name != host.lower().rstrip("."):
+            return f"the TLS server name {name!r} is not the tunnel's host {host!r}"
+        return header + rest
+
+    def _upstream_head(self, method: str, path: str, version: str, fields: list[tuple[str, str]],
+                       host: str, port: int) -> bytes:
+        injected = headers_for(self.headers, host, port)
+        replaced = {name.lower() for name, _ in injected}
+        lines = [f"{method} {path} {version}"]
+        lines += [f"{name}: {value}" for name, value in fields
+                  if name.lower() not in HOP_BY_HOP and name.lower() not in replaced]
+        lines += [f"{name}: {value}" for name, value in injected]
+        lines.append("Connection: close")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    up_reader: asyncio.StreamReader, up_writer: asyncio.StreamWriter, record: NetworkConnection,
+                    account: RunAccount, tee: WheelTee | None) -> None:
+        last = [time.monotonic()]
+        idle = self.settings.idle_timeout
+
+        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter, outbound: bool) -> None:
+            while True:
+                try:
+                    data = await asyncio.wait_for(src.read(CHUNK), idle)
+                except TimeoutError:
+                    if time.monotonic() - last[0] >= idle:
+                        record.reason = record.reason or f"idle for {idle:.0f} s"
+                        return
+                    continue
+                if not data:
+                    if dst.can_write_eof():
+                        with contextlib.suppress(OSError):
+                            dst.write_eof()
+                    return
+                last[0] = time.monotonic()
+                account.bytes += len(data)
+                if outbound:
+                    record.bytes_sent += len(data)
+                else:
+                    record.bytes_received += len(data)
+                    if tee is not None:
+                        tee.feed(data)
+                if account.bytes > self.settings.max_bytes:
+                    record.reason = f"the run's limit of {self.settings.max_bytes} bytes is reached"
+                    return
+                dst.write(data)
+                await dst.drain()
+
+        # Either side ending for good (idle, a cap, an error, the response complete) ends the connection.
+        tasks = [asyncio.ensure_future(copy(reader, up_writer, True)),
+                 asyncio.ensure_future(copy(up_reader, writer, False))]
+        try:
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if tasks[0] in done and tasks[0].exception() is None and not record.reason:
+                # The sandbox finished sending (half-closed): the destination may still answer.
+                await asyncio.wait(pending)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(BaseException):
+                    await task
+        response = tasks[1]
+        if tee is not None and not record.reason and response.done() and not response.cancelled() \
+                and response.exception() is None:
+            await asyncio.to_thread(tee.finish)
+
+    def _note(self, record: NetworkConnection) -> None:
+        log.info("sandlot: egress %s %s:%d %s (%d bytes out, %d in)%s", record.method, record.host, record.port,
+                 "allowed" if record.allowed else "refused", record.bytes_sent, record.bytes_received,
+                 f": {record.reason}" if record.reason else "")
+        if self.on_connection is not None:
+            self.on_connection(record)
+
+
+def _parse_head(head: bytes) -> tuple[str, str, str, list[tuple[str, str]]]:
+    text = head.decode("latin-1")
+    lines = text[:-4].split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise ValueError("not an HTTP/1.x request line")
+    fields = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip() or any(c in line for c in "\r\n\x00"):
+            raise ValueError("malformed header line")
+        fields.append((name, value.strip()))
+    return parts[0], parts[1], parts[2], fields
+
+
+def _destination(method: str, target: str) -> tuple[str, int, str]:
+    """(host, port, origin-form path) of a proxy request."""
+    if method == "CONNECT":
+        host, sep, port = target.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+            raise ValueError("CONNECT needs host:port")
+        return host.strip("[]"), int(port), ""
+    url = urllib.parse.urlsplit(target)
+    if url.scheme != "http" or not url.hostname:
+        raise ValueError("a proxy request needs an absolute http:// URL (HTTPS goes by CONNECT)")
+    try:
+        port = url.port or 80
+    except ValueError:
+        raise ValueError("bad port") from None
+    path = url.path or "/"
+    if url.query:
+        path += "?" + url.query
+    return url.hostname, port, path
+
+
+async def _answer(writer: asyncio.StreamWriter, status: int, reason: str) -> None:
+    body = f"sandlot egress: {reason}\n".encode()
+    phrase = {400: "Bad Request", 403: "Forbidden", 429: "Too Many Requests", 502: "Bad Gateway"}.get(status, "Error")
+    writer.write(f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
+                 "Connection: close\r\n\r\n".encode() + body)
+    with contextlib.suppress(ConnectionError, OSError):
+        await writer.drain()
