@@ -54,6 +54,12 @@ def _engine_options(func: F) -> F:
         _opt("--timeout", env="TIMEOUT", type=float, help="Default wall-clock seconds per run.  [default: 30]"),
         _opt("--memory", env="MEMORY", type=int, help="Default memory limit per sandbox, bytes.  [default: 1 GiB]"),
         _opt("--state-dir", env="STATE_DIR", help="Where workspaces and mount points live."),
+        _opt("--egress-allow", env="EGRESS_ALLOW", multiple=True,
+             help="A destination runs that ask for network may reach: example.com, *.example.com, host:port, "
+                  "an address or a CIDR (repeat, or comma-separate; docs/egress.md).  [default: none, no network]"),
+        _opt("--egress-header", env="EGRESS_HEADERS", multiple=True,
+             help="DEST=Header-Name:env:VARIABLE: a header the egress proxy adds to plain-HTTP requests to DEST, "
+                  "its value from this server's environment (repeat for several)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -68,7 +74,15 @@ def _engine_overrides(options: dict[str, Any]) -> dict[str, Any]:
         "engine.max_sandboxes": options["max_sandboxes"], "engine.state_dir": options["state_dir"],
         "engine.preload": tuple(m for m in preload.split(",") if m) if preload is not None else None,
         "engine.limits.timeout": options["timeout"], "engine.limits.memory": options["memory"],
+        "engine.egress.allow": _listed(options["egress_allow"]),
+        "engine.egress.headers": _listed(options["egress_header"]),
     }
+
+
+def _listed(values: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """A repeatable option's values, each of which may be comma-separated; None when not given."""
+    found = tuple(item.strip() for value in values or () for item in value.split(",") if item.strip())
+    return found or None
 
 
 @main.command()

@@ -286,10 +286,10 @@ def _parse_head(head: bytes) -> tuple[str, str, str, list[tuple[str, str]]]:
 def _destination(method: str, target: str) -> tuple[str, int, str]:
     """(host, port, origin-form path) of a proxy request."""
     if method == "CONNECT":
-        host, sep, port = target.rpartition(":")
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        host, sep, port_text = target.rpartition(":")
+        if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536 or not host:
             raise ValueError("CONNECT needs host:port")
-        return host.strip("[]"), int(port), ""
+        return host.strip("[]"), int(port_text), ""
     url = urllib.parse.urlsplit(target)
     if url.scheme != "http" or not url.hostname:
         raise ValueError("a proxy request needs an absolute http:// URL (HTTPS goes by CONNECT)")
@@ -297,10 +297,10 @@ def _destination(method: str, target: str) -> tuple[str, int, str]:
         port = url.port or 80
     except ValueError:
         raise ValueError("bad port") from None
-    path = url.path or "/"
+    origin_form = url.path or "/"
     if url.query:
-        path += "?" + url.query
-    return url.hostname, port, path
+        origin_form += "?" + url.query
+    return url.hostname, port, origin_form
 
 
 async def _answer(writer: asyncio.StreamWriter, status: int, reason: str) -> None:

@@ -6,8 +6,6 @@ is there. Anything that is not a ClientHello is ``NotClientHello``.
 
 from __future__ import annotations
 
-import struct
-
 MAX_RECORD = 5 + (1 << 14) + 2048
 """A TLS record's header and the largest payload a ClientHello record can have."""
 
@@ -20,7 +18,7 @@ def record_length(header: bytes) -> int:
     """The full length of the TLS record whose 5-byte header is ``header``."""
     if len(header) < 5 or header[0] != 0x16 or header[1] != 0x03:
         raise NotClientHello("not a TLS handshake record")
-    (length,) = struct.unpack("!H", header[3:5])
+    length = int.from_bytes(header[3:5], "big")
     if length > MAX_RECORD - 5:
         raise NotClientHello("TLS record too long")
     return 5 + length

@@ -441,15 +441,18 @@ class Engine:
 
     async def create_session(self, *, timeout: float | None = None, idle_timeout: float | None = None,
                              env: Mapping[str, str] | None = None, tools: Iterable[str] | None = None,
-                             limits: Mapping[str, float | int] | None = None, owner: str = "") -> Session:
+                             limits: Mapping[str, float | int] | None = None, owner: str = "",
+                             network: Sequence[str] | None = None) -> Session:
         """A persistent interpreter whose variables and files carry over between cells, and across restarts.
 
         ``tools`` limits which registered host tools its code may call (default: all);
         ``limits`` overrides ``Limits`` fields for the session, up to ``max_limits``;
         ``owner`` is who may use it (the server's principal), kept with the session; it is also the session's
-        tenant (fairness: its interpreters are handed out and weighted as that tenant's).
+        tenant (fairness: its interpreters are handed out and weighted as that tenant's);
+        ``network``: as for ``execute``, for every cell and command (each cell's result lists its connections).
         """
         self._open_factory()
+        policy = self.network_policy(network)
         tool_names = None if tools is None else list(tools)
         self.tools.subset(tool_names)  # refuse unknown names now, not at the first call
         session_limits = self.run_limits(timeout, limits)
@@ -464,6 +467,7 @@ class Engine:
         except OSError as exc:
             raise resources.translate(exc) from None
         session = Session(self, record, volume, limits=session_limits)
+        session.network = policy
         try:
             self.session_store.add(record)
             await session.resume()
@@ -498,6 +502,7 @@ class Engine:
             await asyncio.to_thread(self.volumes.remove, volume)
             raise
         forked = Session(self, record, volume, limits=source.limits)
+        forked.network = source.network
         self.sessions[forked.id] = forked
         return forked
 
@@ -597,6 +602,12 @@ class Engine:
             sandbox, _ = await self._interpreter_on(session, restore=False)
             reply = AttachedMessage(t="attached", id=None, restored=[], lost=[
                 LostName(name="*", reason="loading the saved state ended the interpreter; it was not loaded")])
+        if session.network is not None:
+            try:
+                await self.attach_egress(sandbox, session.network)
+            except BaseException:
+                await self.retire_session_interpreter(session, sandbox)
+                raise
         return sandbox, reply
 
     async def _interpreter_on(self, session: Session, *, restore: bool) -> tuple[Sandbox, Any]:
@@ -607,8 +618,10 @@ class Engine:
         except OSError as exc:
             raise resources.translate(exc) from None
         tenant = session.tenant
+        network = self._network_spec(session.network, self.sandbox_workspace_path(session))
         if self._attaches_volumes:
-            sandbox = await self._sandbox_for(session.limits, tenant)  # held for the tenant until it is retired
+            # Held for the tenant until it is retired.
+            sandbox = await self._sandbox_for(session.limits, tenant, network=network)
             if tenant is not None:
                 factory.place(sandbox, tenant)  # an interpreter is there for a while: into its tenant's group now
             self._pool_wakeup.set()
@@ -624,7 +637,8 @@ class Engine:
             uid = factory.uids.take()
             try:
                 await asyncio.to_thread(self.volumes.give_to, volume, uid)
-                sandbox = await factory.start(session.limits, uid=uid, workspace=volume.workspace(uid), tenant=tenant)
+                sandbox = await factory.start(session.limits, uid=uid, workspace=volume.workspace(uid), tenant=tenant,
+                                              network=network)
             except BaseException:
                 factory.uids.release(uid)
                 raise

@@ -31,6 +31,7 @@ from .._errors import ClosedError, InvalidRequestError, NotFoundError
 from .._models import CommandResult, ExecutionResult, Output, Resumed, parse_output
 from ..durable import archive
 from ..durable.store import PAUSED, RUNNING, SessionRecord
+from ..egress import Policy
 from .code import check_code
 from .commands import KILL_GRACE, MAX_KEPT, Command, check_command, command_cwd
 
@@ -79,6 +80,8 @@ class Session:
         self.volume = volume
         self.tool_names = record.tools
         """The host tools this session's code may call (None: all registered ones)."""
+        self.network: Policy | None = None
+        """Its egress policy (set when it is made; not kept on disk: after a server restart it has none)."""
         self._engine = engine
         self._env = dict(record.env)
         self._env_sent = False
@@ -178,6 +181,8 @@ class Session:
                     await self._retire()
                     self._restart_pending = True
             result = self._engine.result(outcome, execution_count=count, restarted=restarted)
+            if sandbox.egress is not None:
+                result.network = sandbox.egress.take_records()
             if resumed is not None:
                 result.resumed = Resumed.model_validate(resumed)
             store.cell_finished(self.id, count, [o.model_dump(mode="json") for o in result.outputs], result.status)

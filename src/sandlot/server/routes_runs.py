@@ -13,7 +13,7 @@ from .._errors import ClosedError, InvalidRequestError, NotFoundError, TooLargeE
 from .._models import ExecutionResult
 from ..engine import EventCallback, Session, check_code
 from .logs import log_run
-from .schemas import BatchItem, BatchRequest, BatchResponse, ExecuteRequest, error_responses
+from .schemas import BatchItem, BatchRequest, BatchResponse, ExecuteRequest, error_responses, network_allow
 from .sse import SSE_MEDIA_TYPE, stream_once_begun, wants_stream
 from .state import ServerState, get_state, principal
 
@@ -39,6 +39,8 @@ async def execute(body: ExecuteRequest, request: Request, who: str = Depends(pri
     # Unknown tool names and limits out of range are a 400 now, not an error in the middle of a stream.
     state.engine.tool_broker(body.tools)
     state.engine.run_limits(body.timeout, body.limits.changes() if body.limits else None)
+    network = network_allow(body.network, state.engine.config.egress.allow)
+    state.engine.network_policy(network)
 
     begun = asyncio.Event()
 
@@ -47,7 +49,7 @@ async def execute(body: ExecuteRequest, request: Request, who: str = Depends(pri
             result = await state.engine.execute(body.code, timeout=body.timeout, files=files, env=body.env,
                                                 tools=body.tools, on_event=on_event,
                                                 limits=body.limits.changes() if body.limits else None, tenant=who,
-                                                begun=begun)
+                                                begun=begun, network=network)
         record(state, "execute", result)
         return result
 

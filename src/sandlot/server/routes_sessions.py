@@ -24,6 +24,7 @@ from .schemas import (
     SessionList,
     SessionMetrics,
     error_responses,
+    network_allow,
 )
 from .sse import SSE_MEDIA_TYPE, stream_run, wants_stream
 from .state import ServerState, get_state, owned_session, principal
@@ -40,7 +41,8 @@ async def create_session(body: SessionCreateRequest | None = None, who: str = De
     with state.quotas.new_session(who):
         session = await state.engine.create_session(timeout=body.timeout, idle_timeout=body.idle_timeout, env=body.env,
                                                     tools=body.tools,
-                                                    limits=body.limits.changes() if body.limits else None, owner=who)
+                                                    limits=body.limits.changes() if body.limits else None, owner=who,
+                                                    network=network_allow(body.network, state.engine.config.egress.allow))
         state.quotas.add_session(who, session.id)
     return JSONResponse(session.info(), status_code=201)
 

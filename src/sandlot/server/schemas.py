@@ -118,6 +118,13 @@ class LimitsOverride(RequestBody):
         return self.model_dump(exclude_none=True)
 
 
+class NetworkRequest(RequestBody):
+    """Network for this run or session, through the egress proxy (docs/egress.md): off unless asked for."""
+
+    allow: list[Text] | None = Field(None, description="Destinations (domains, `*.domain`, `host:port`, addresses, "
+                                     "CIDRs), each within what the server allows (else 400). Unset: all of that.")
+
+
 class ExecuteRequest(RequestBody):
     code: Text = Field(description="Python source to run.")
     timeout: float | None = Timeout
@@ -126,6 +133,7 @@ class ExecuteRequest(RequestBody):
     stream: bool = Field(False, description="Answer with Server-Sent Events instead of one JSON result.")
     tools: list[str] | None = Field(None, description="Host tools the code may call (default: all registered).")
     limits: LimitsOverride | None = None
+    network: NetworkRequest | None = Field(None, description="Network through the egress proxy (default: none).")
 
 
 class SessionCreateRequest(RequestBody):
@@ -134,6 +142,15 @@ class SessionCreateRequest(RequestBody):
     env: Env | None = None
     tools: list[str] | None = Field(None, description="Host tools the session's code may call (default: all).")
     limits: LimitsOverride | None = None
+    network: NetworkRequest | None = Field(None, description="Network for every cell and command of the session "
+                                           "(default: none).")
+
+
+def network_allow(network: NetworkRequest | None, operator_allows: tuple[str, ...]) -> list[str] | None:
+    """What the engine gets as ``network``: None (no network), or the destinations asked for."""
+    if network is None:
+        return None
+    return list(operator_allows) if network.allow is None else list(network.allow)
 
 
 class SessionExecuteRequest(RequestBody):
