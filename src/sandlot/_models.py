@@ -112,6 +112,7 @@ class NetworkConnection(BaseModel):
     bytes_sent: int = Field(0, description="Bytes from the sandbox to the destination.")
     bytes_received: int = Field(0, description="Bytes from the destination to the sandbox.")
     reason: str | None = Field(None, description="Why it was refused or ended early.")
+    cached: bool = Field(False, description="Answered from the host's wheel cache, without a download.")
 
 
 class ExecutionResult(BaseModel):

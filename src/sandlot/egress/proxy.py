@@ -129,13 +129,21 @@ class SandboxProxy:
             reason = self.policy.check_name(host, port)
             if reason is not None:
                 raise Refused(403, reason)
-            up_reader, up_writer = await self._connect(host, port)
+            cached = self.wheel_cache.hit(host, port, path) if self.wheel_cache is not None and method == "GET" else None
+            if cached is None:
+                up_reader, up_writer = await self._connect(host, port)
         except Refused as refused:
             record.reason = refused.reason
             self._note(record)
             await _answer(writer, refused.status, refused.reason)
             return
         record.allowed = True
+        if cached is not None:  # a wheel the host's cache holds: no connection at all
+            record.cached = True
+            record.bytes_received = await _answer_file(writer, cached)
+            account.bytes += record.bytes_received
+            self._note(record)
+            return
         try:
             tee = None
             if method == "CONNECT":
@@ -301,6 +309,21 @@ def _destination(method: str, target: str) -> tuple[str, int, str]:
     if url.query:
         origin_form += "?" + url.query
     return url.hostname, port, origin_form
+
+
+async def _answer_file(writer: asyncio.StreamWriter, path: str) -> int:
+    """A ``200`` with the file at ``path`` (a cached wheel); returns the bytes sent."""
+    body = await asyncio.to_thread(_read, path)
+    head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    writer.write(head + body)
+    await writer.drain()
+    return len(head) + len(body)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 async def _answer(writer: asyncio.StreamWriter, status: int, reason: str) -> None:

@@ -3,8 +3,10 @@
 The proxy sees plain-HTTP downloads whole (HTTPS ones pass through a tunnel it cannot read), so for a GET of
 a ``.whl`` from the operator's package index it keeps a copy of the body: once the response is complete, a
 ``200`` whose length matches, it is written under ``<cache_dir>/wheels/`` by its file name, atomically.
-Sandboxes with network see that directory read-only and pip gets it as ``--find-links``
-(``PIP_FIND_LINKS``), so the second install of a package reads the wheel from disk and downloads none.
+The next GET of that wheel is answered from the cache by the proxy, with no download. Sandboxes with
+network also see the directory read-only, as pip's ``--find-links`` (``PIP_FIND_LINKS``): pip installs from
+it with ``--no-index`` when the index is unreachable. (With the index reachable, pip's resolver prefers the
+index's link of the same version, hence the proxy's answer.)
 
 Only the operator's index (``index_url``; any allowed destination when it is unset) fills the cache, and
 only under a wheel's own file name, so a sandbox can put there no more than that index serves.
@@ -34,12 +36,25 @@ class WheelCache:
         self._index = (index.hostname or "", index.port or 80) if index is not None and index.scheme == "http" else None
         self.stored = 0
 
-    def tee(self, host: str, port: int, path: str) -> WheelTee | None:
-        """A collector for a response that may be a wheel worth keeping (None: it is not one)."""
+    def _name(self, host: str, port: int, path: str) -> str | None:
+        """The wheel file a GET of ``path`` from ``host:port`` is, if it is one from the operator's index."""
         if self._index is not None and (host.lower(), port) != self._index:
             return None
         name = urllib.parse.unquote(urllib.parse.urlsplit(path).path.rsplit("/", 1)[-1])
-        if not WHEEL_NAME.match(name) or os.path.exists(os.path.join(self.directory, name)):
+        return name if WHEEL_NAME.match(name) else None
+
+    def hit(self, host: str, port: int, path: str) -> str | None:
+        """The cached copy of this download (its path on the host), or None."""
+        name = self._name(host, port, path)
+        if name is None:
+            return None
+        cached = os.path.join(self.directory, name)
+        return cached if os.path.isfile(cached) else None
+
+    def tee(self, host: str, port: int, path: str) -> WheelTee | None:
+        """A collector for a response that may be a wheel worth keeping (None: it is not one, or it is kept)."""
+        name = self._name(host, port, path)
+        if name is None or os.path.exists(os.path.join(self.directory, name)):
             return None
         return WheelTee(self, name)
 
