@@ -31,7 +31,7 @@ log = logging.getLogger("sandlot.egress")
 PROXY_PORT = 3128
 """Where the proxy listens inside every sandbox's own network namespace (each has its own loopback)."""
 MAX_HEAD = 64 * 1024
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024
 HOP_BY_HOP = frozenset({"proxy-connection", "proxy-authorization", "connection", "keep-alive"})
 
 
@@ -223,13 +223,7 @@ class SandboxProxy:
 
         async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter, outbound: bool) -> None:
             while True:
-                try:
-                    data = await asyncio.wait_for(src.read(CHUNK), idle)
-                except TimeoutError:
-                    if time.monotonic() - last[0] >= idle:
-                        record.reason = record.reason or f"idle for {idle:.0f} s"
-                        return
-                    continue
+                data = await src.read(CHUNK)
                 if not data:
                     if dst.can_write_eof():
                         with contextlib.suppress(OSError):
@@ -249,23 +243,34 @@ class SandboxProxy:
                 dst.write(data)
                 await dst.drain()
 
+        async def watchdog() -> None:
+            # One timer per connection, not one per read: a timeout around every read costs more than the copy.
+            while True:
+                await asyncio.sleep(max(0.0, last[0] + idle - time.monotonic()))
+                if time.monotonic() - last[0] >= idle:
+                    record.reason = record.reason or f"idle for {idle:.0f} s"
+                    return
+
+        for side in (writer, up_writer):
+            side.transport.set_write_buffer_limits(high=4 * CHUNK)  # keep a chunk or more in flight each way
         # Either side ending for good (idle, a cap, an error, the response complete) ends the connection.
-        tasks = [asyncio.ensure_future(copy(reader, up_writer, True)),
-                 asyncio.ensure_future(copy(up_reader, writer, False))]
+        outbound, inbound = asyncio.ensure_future(copy(reader, up_writer, True)), \
+            asyncio.ensure_future(copy(up_reader, writer, False))
+        timer = asyncio.ensure_future(watchdog())
+        tasks = [outbound, inbound, timer]
         try:
-            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            if tasks[0] in done and tasks[0].exception() is None and not record.reason:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if outbound in done and outbound.exception() is None and not record.reason:
                 # The sandbox finished sending (half-closed): the destination may still answer.
-                await asyncio.wait(pending)
+                await asyncio.wait([inbound, timer], return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in tasks:
                 task.cancel()
             for task in tasks:
                 with contextlib.suppress(BaseException):
                     await task
-        response = tasks[1]
-        if tee is not None and not record.reason and response.done() and not response.cancelled() \
-                and response.exception() is None:
+        if tee is not None and not record.reason and inbound.done() and not inbound.cancelled() \
+                and inbound.exception() is None:
             await asyncio.to_thread(tee.finish)
 
     def _note(self, record: NetworkConnection) -> None:
