@@ -291,6 +291,7 @@ def test_the_http_api(origin: Origin, tmp_path: Path) -> None:
         assert beyond.status_code == 400 and "beyond" in beyond.json()["error"]["message"]
         session = client.post("/v1/sessions", json={"network": {"allow": [f"127.0.0.1:{origin.port}"]}})
         assert session.status_code == 201
+        assert session.json()["network"] == {"allow": [f"127.0.0.1:{origin.port}"]}
         cell = client.post(f"/v1/sessions/{session.json()['id']}/execute", json={"code": code}).json()
         assert cell["status"] == "ok" and [c["allowed"] for c in cell["network"]] == [True]
         metrics = client.get("/metrics").text

@@ -99,6 +99,10 @@ class SandboxProxy:
             await self._serve_one(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, OSError):
             pass
+        except asyncio.CancelledError:
+            # close() ends the connection: this is its task's top, and asyncio's stream callback would log a
+            # cancelled task as an error (Python 3.11).
+            pass
         finally:
             self._tasks.discard(task)
             writer.close()

@@ -478,6 +478,9 @@ class Session:
         self._engine.session_store.update(self.id, state=state, last_active_at=self.last_active)
 
     def info(self) -> dict[str, Any]:
-        return {"id": self.id, "created_at": self.created_at.isoformat(), "expires_at": self.expires_at.isoformat(),
+        info = {"id": self.id, "created_at": self.created_at.isoformat(), "expires_at": self.expires_at.isoformat(),
                 "execution_count": self.execution_count, "state": self.state,
                 "last_active_at": datetime.fromtimestamp(self.last_active, UTC).isoformat()}
+        if self.network is not None:
+            info["network"] = {"allow": [entry.text for entry in self.network.entries]}
+        return info

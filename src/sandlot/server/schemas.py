@@ -202,6 +202,7 @@ class SessionInfo(BaseModel):
     state: Literal["running", "paused"] = Field(description="running: it may have an interpreter; paused: its state "
                                                             "is saved and no process is left (files stay reachable).")
     last_active_at: str
+    network: NetworkRequest | None = Field(None, description="The session's egress policy, when it has network.")
 
 
 class SessionMetrics(BaseModel):
