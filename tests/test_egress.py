@@ -101,6 +101,23 @@ def test_a_header_rule_needs_its_variable() -> None:
         parse_header_rule("api.example.com=Authorization:env:MISSING", {})
 
 
+def test_the_settings_come_from_the_environment_and_the_command_line() -> None:
+    from click.testing import CliRunner
+
+    from sandlot.cli import _engine_overrides, main
+    from sandlot.server import load_config
+
+    config = load_config(None, env={"SANDLOT_EGRESS_ALLOW": "pypi.org, 10.0.0.0/8", "SANDLOT_EGRESS_MAX_BYTES": "2048"})
+    assert config.engine.egress.allow == ("pypi.org", "10.0.0.0/8") and config.engine.egress.max_bytes == 2048
+    with pytest.raises(Exception, match="not a domain name"):
+        load_config(None, env={"SANDLOT_EGRESS_ALLOW": "bad host!"})
+    assert "--egress-allow" in CliRunner().invoke(main, ["serve", "--help"]).output
+    options = {name: None for name in ("isolation", "pool_size", "max_sandboxes", "state_dir", "preload", "timeout",
+                                       "memory")}
+    overrides = _engine_overrides({**options, "egress_allow": ("a.com,b.com", "c.com:81"), "egress_header": ()})
+    assert overrides["engine.egress.allow"] == ("a.com", "b.com", "c.com:81") and overrides["engine.egress.headers"] is None
+
+
 def test_the_proxy_refuses_a_name_that_resolves_inside_and_a_tunnel_whose_sni_differs(origin: Origin) -> None:
     """The proxy on a host port (its seam): an allowed name pointing at loopback without an address entry is
     refused; a CONNECT to an allowed name whose TLS hello names another host is cut."""
@@ -210,7 +227,7 @@ def test_the_injected_header_arrives_and_is_nowhere_in_the_sandbox(net: Sandlot,
     sandbox itself never holds the secret to search for)."""
     code = f"""
 import os, urllib.request
-req = urllib.request.Request('http://127.0.0.1:{origin.port}/api', headers={{'X-Api-Key': 'forged'}})
+req = urllib.request.Request('http://127.0.0.1:{origin.port}/api', headers={{'X-Api-Key': 'forged', 'Host': 'internal.example'}})
 body = urllib.request.urlopen(req).read()
 with open('/workspace/environ.bin', 'wb') as out:
     out.write(open('/proc/self/environ', 'rb').read())
@@ -232,6 +249,7 @@ print(body.decode(), os.path.getsize('/workspace/mem.bin') > 1 << 20)
         assert result.status == "ok" and result.stdout == "ok True\n", (result.stderr, result.error)
         api = [seen for seen in origin.requests if seen.path == "/api"][-1]
         assert api.headers["X-Api-Key"] == SECRET  # the operator's, not the sandbox's forgery
+        assert api.headers["Host"] == f"127.0.0.1:{origin.port}"  # the checked destination, not another vhost
         for info in session.files():
             assert SECRET.encode() not in session.download(info.path, max_bytes=256 << 20), info.path
         assert len(session.download("mem.bin", max_bytes=256 << 20)) > 1 << 20

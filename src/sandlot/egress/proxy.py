@@ -211,6 +211,10 @@ class SandboxProxy:
     def _upstream_head(self, method: str, path: str, version: str, fields: list[tuple[str, str]],
                        host: str, port: int) -> bytes:
         injected = headers_for(self.headers, host, port)
+        # Host is the checked destination's, whatever the sandbox wrote: an allowed address must not be asked
+        # for another virtual host on it.
+        authority = f"[{host}]" if ":" in host else host
+        injected = [("Host", authority if port == 80 else f"{authority}:{port}"), *injected]
         replaced = {name.lower() for name, _ in injected}
         lines = [f"{method} {path} {version}"]
         lines += [f"{name}: {value}" for name, value in fields
