@@ -44,16 +44,49 @@ def other() -> Iterator[Origin]:
         yield served
 
 
-def egress_settings(origin: Origin) -> EgressSettings:
-    return EgressSettings(allow=(f"127.0.0.1:{origin.port}", f"localhost:{origin.port}"),
-                          headers=(f"127.0.0.1:{origin.port}=X-Api-Key:env:SANDLOT_TEST_EGRESS_KEY",),
-                          index_url=f"{origin.url}/simple/")
+@pytest.fixture(scope="module")
+def tls_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Origin, bytes]]:
+    """An HTTPS origin for ``localhost`` (a certificate made here), and the certificate to trust."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    directory = tmp_path_factory.mktemp("tls")
+    (directory / "cert.pem").write_bytes(pem)
+    (directory / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
+    with Origin(tls=context) as served:
+        yield served, pem
+
+
+def egress_settings(origin: Origin, tls_port: int | None = None) -> EgressSettings:
+    allow = [f"127.0.0.1:{origin.port}", f"localhost:{origin.port}"]
+    headers = [f"127.0.0.1:{origin.port}=X-Api-Key:env:SANDLOT_TEST_EGRESS_KEY"]
+    if tls_port is not None:
+        allow += [f"localhost:{tls_port}", f"127.0.0.1:{tls_port}"]
+        headers.append(f"localhost:{tls_port}=X-Api-Key:env:SANDLOT_TEST_EGRESS_KEY")
+    return EgressSettings(allow=tuple(allow), headers=tuple(headers), index_url=f"{origin.url}/simple/")
 
 
 @pytest.fixture(scope="module")
-def net(origin: Origin, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandlot]:
+def net(origin: Origin, tls_origin: tuple[Origin, bytes], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandlot]:
     config = EngineConfig(preload=(), pool_size=1, cache_dir=str(tmp_path_factory.mktemp("cache")),
-                          egress=egress_settings(origin))
+                          egress=egress_settings(origin, tls_origin[0].port))
     with Sandlot(config) as engine:
         yield engine
 
@@ -170,6 +203,24 @@ print(json.dumps([len(a), len(b)]))
     assert [(c.host, c.port, c.allowed) for c in result.network] == \
         [("127.0.0.1", origin.port, True), ("localhost", origin.port, True)]
     assert result.network[0].bytes_received > 1000 and result.network[0].bytes_sent > 0
+
+
+def test_https_goes_through_a_tunnel_checked_by_sni_and_gets_no_injected_header(
+        net: Sandlot, tls_origin: tuple[Origin, bytes]) -> None:
+    served, pem = tls_origin
+    code = f"""
+import json, requests, urllib.request, ssl
+a = requests.get('https://localhost:{served.port}/bytes/3000', verify='/workspace/ca.pem', timeout=10).content
+context = ssl.create_default_context(cafile='/workspace/ca.pem')
+b = urllib.request.urlopen('https://localhost:{served.port}/tls', context=context).read()
+print(json.dumps([len(a), b.decode()]))
+"""
+    result = net.execute(code, files={"ca.pem": pem}, network=[f"localhost:{served.port}", f"127.0.0.1:{served.port}"])
+    assert last_json(result) == [3000, "ok"]
+    assert [(c.method, c.host, c.allowed) for c in result.network] == [("CONNECT", "localhost", True)] * 2
+    assert result.network[0].bytes_received > 3000
+    tls_seen = [seen for seen in served.requests if seen.path == "/tls"][-1]
+    assert "X-Api-Key" not in tls_seen.headers  # no header goes into a TLS tunnel (docs/egress.md)
 
 
 def test_a_port_not_on_the_list_and_a_name_not_on_it_are_refused(net: Sandlot, origin: Origin, other: Origin) -> None:

@@ -16,6 +16,7 @@ import base64
 import hashlib
 import http.server
 import io
+import ssl
 import threading
 import zipfile
 from dataclasses import dataclass
@@ -50,7 +51,8 @@ def build_wheel(name: str, version: str, files: dict[str, str]) -> tuple[str, by
 class Origin:
     """A threaded HTTP server on 127.0.0.1 (a free port); use it with ``with``."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        """With ``tls``, HTTPS (its certificate's names are the client's to trust)."""
         self.requests: list[Seen] = []
         self.wheels: dict[str, bytes] = {}
         origin = self
@@ -80,8 +82,10 @@ class Origin:
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="origin", daemon=True)
 
     def __enter__(self) -> Origin:
