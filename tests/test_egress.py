@@ -189,6 +189,42 @@ def test_the_proxy_refuses_a_name_that_resolves_inside_and_a_tunnel_whose_sni_di
     assert "not a public address" in (reasons[0] or "") and "is not the tunnel's host" in (reasons[1] or "")
 
 
+def test_the_proxy_caps_connections_and_bytes_and_ends_idle_tunnels(origin: Origin) -> None:
+    async def scenario() -> list[object]:
+        settings = EgressSettings(allow=(f"127.0.0.1:{origin.port}",), max_connections=3, max_bytes=50_000,
+                                  idle_timeout=0.3)
+        proxy = SandboxProxy(Policy.parse(settings.allow), settings)
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        await proxy.serve(listener)
+        port = listener.getsockname()[1]
+
+        async def ask(head: str) -> bytes:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(head.encode())
+            try:
+                return await asyncio.wait_for(reader.read(), 5)
+            finally:
+                writer.close()
+
+        started = asyncio.get_running_loop().time()
+        tunnel = await ask(f"CONNECT 127.0.0.1:{origin.port} HTTP/1.1\r\n\r\n")  # then silence: idle
+        idle_for = asyncio.get_running_loop().time() - started
+        big = await ask(f"GET http://127.0.0.1:{origin.port}/bytes/200000 HTTP/1.1\r\n\r\n")
+        assert tunnel.startswith(b"HTTP/1.1 200") and 0.3 <= idle_for < 3
+        assert len(big) < 200_000  # cut at the run's byte limit
+        assert (await ask(f"GET http://127.0.0.1:{origin.port}/ HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 429")
+        assert (await ask(f"GET http://127.0.0.1:{origin.port}/ HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 429")
+        return await proxy.close()
+
+    records = asyncio.run(scenario())
+    reasons = [r.reason or "" for r in records]  # type: ignore[attr-defined]
+    assert "idle" in reasons[0] and "bytes" in reasons[1]
+    assert "bytes" in reasons[2] and "connections" in reasons[3]
+
+
 # ---- sandboxes with network ------------------------------------------------------------------------
 
 def test_an_allowed_host_port_is_reached_with_urllib_and_requests(net: Sandlot, origin: Origin) -> None:
@@ -332,6 +368,15 @@ def test_pip_installs_into_the_session_workspace_and_the_second_install_is_cache
         assert command.exit_code == 0, (command.stdout, command.stderr)
         assert command.stdout.strip().endswith("42")
     assert origin.downloads(wheel) == 1  # the second install's wheel came from the host's cache
+
+
+def test_a_restarted_session_interpreter_has_its_network_again(net: Sandlot, origin: Origin) -> None:
+    fetch = f"import urllib.request\nprint(urllib.request.urlopen('http://127.0.0.1:{origin.port}/x').read())"
+    with net.session(network=allowed(origin)) as session:
+        assert session.execute(fetch).stdout == "b'ok'\n"
+        assert session.execute("import os\nos._exit(3)").status == "killed"
+        again = session.execute(fetch)
+        assert again.restarted and again.stdout == "b'ok'\n" and [c.allowed for c in again.network] == [True]
 
 
 def test_the_wheel_cache_is_read_only_inside(net: Sandlot, origin: Origin) -> None:
