@@ -408,8 +408,14 @@ def test_the_http_api(origin: Origin, tmp_path: Path) -> None:
         assert session.json()["network"] == {"allow": [f"127.0.0.1:{origin.port}"]}
         cell = client.post(f"/v1/sessions/{session.json()['id']}/execute", json={"code": code}).json()
         assert cell["status"] == "ok" and [c["allowed"] for c in cell["network"]] == [True]
+        batch = client.post("/v1/batch", json={"items": [{"code": code, "network": {}}, {"code": "print(2)"}]}).json()
+        assert [r["stdout"] for r in batch["results"]] == ["b'ok'\n", "2\n"]
+        assert [len(r["network"]) for r in batch["results"]] == [1, 0]
+        mixed = client.post("/v1/batch", json={"items": [{"code": "1", "session_id": session.json()["id"],
+                                                          "network": {}}]})
+        assert mixed.status_code == 400
         metrics = client.get("/metrics").text
-        assert 'sandlot_egress_connections_total{outcome="allowed"} 2.0' in metrics
+        assert 'sandlot_egress_connections_total{outcome="allowed"} 3.0' in metrics
         client.delete(f"/v1/sessions/{session.json()['id']}")
 
 

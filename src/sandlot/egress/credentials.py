@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .policy import Entry, parse_entry
+from .policy import Entry, parse_address, parse_entry
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,6 @@ class InjectedHeader:
         if not dest.allows_port(port):
             return False
         if dest.network is not None:
-            from .policy import parse_address
             address = parse_address(host)
             return address is not None and address.version == dest.network.version and address in dest.network
         return dest.matches_name(host.lower().rstrip("."))

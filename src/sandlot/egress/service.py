@@ -6,7 +6,7 @@ import asyncio
 import os
 from collections.abc import Callable, Mapping, Sequence
 
-from .._errors import InvalidRequestError
+from .._errors import InvalidRequestError, SetupError
 from .._models import NetworkConnection
 from . import netns
 from .credentials import parse_header_rules
@@ -29,7 +29,6 @@ class Egress:
             self.policy = Policy.parse(settings.allow)
             self.headers = parse_header_rules(settings.headers, env)
         except ValueError as exc:
-            from .._errors import SetupError
             raise SetupError(str(exc)) from None
         self.wheel_cache = WheelCache(os.path.join(cache_dir, "wheels"), settings.index_url) \
             if settings.enabled and settings.wheel_cache else None

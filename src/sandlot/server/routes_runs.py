@@ -73,6 +73,9 @@ async def batch(body: BatchRequest, who: str = Depends(principal), state: Server
         if item.session_id is not None and not state.quotas.owns(who, item.session_id):
             raise NotFoundError(f"no session {item.session_id!r}")
         check_request(state, item.code, item.timeout)  # refuse a bad item before any item runs
+        if item.network is not None and item.session_id is not None:
+            raise InvalidRequestError("a batch item for a session has the session's network; it cannot ask for its own")
+        state.engine.network_policy(network_allow(item.network, state.engine.config.egress.allow))
     results: list[ExecutionResult | None] = [None] * len(body.items)
     chains: dict[str, list[tuple[int, BatchItem]]] = {}
     jobs = []
@@ -96,7 +99,9 @@ async def batch(body: BatchRequest, who: str = Depends(principal), state: Server
 async def _run_one(state: ServerState, who: str, index: int, item: BatchItem,
                    results: list[ExecutionResult | None]) -> None:
     with state.quotas.run(who):
-        results[index] = await state.engine.execute(item.code, timeout=item.timeout, tenant=who)
+        results[index] = await state.engine.execute(
+            item.code, timeout=item.timeout, tenant=who,
+            network=network_allow(item.network, state.engine.config.egress.allow))
     record(state, "batch", results[index])
 
 

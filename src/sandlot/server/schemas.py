@@ -233,6 +233,8 @@ class BatchItem(RequestBody):
     code: Text
     session_id: Text | None = None
     timeout: float | None = Timeout
+    network: NetworkRequest | None = Field(None, description="As for /v1/execute; an item for a session has the "
+                                           "session's network instead.")
 
 
 class BatchRequest(RequestBody):
