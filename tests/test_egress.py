@@ -231,13 +231,15 @@ def test_an_allowed_host_port_is_reached_with_urllib_and_requests(net: Sandlot, 
     code = f"""
 import json, urllib.request, requests
 a = urllib.request.urlopen('http://127.0.0.1:{origin.port}/bytes/1000').read()
-b = requests.get('http://localhost:{origin.port}/bytes/2000', timeout=10).content
-print(json.dumps([len(a), len(b)]))
+with requests.Session() as s:  # one client, two hosts: each request gets a connection of its own
+    b = s.get('http://localhost:{origin.port}/bytes/2000', timeout=10)
+    c = s.get('http://127.0.0.1:{origin.port}/bytes/3000', timeout=10)
+print(json.dumps([len(a), len(b.content), len(c.content), b.headers['Connection']]))
 """
     result = net.execute(code, network=allowed(origin))
-    assert last_json(result) == [1000, 2000]
+    assert last_json(result) == [1000, 2000, 3000, "close"]
     assert [(c.host, c.port, c.allowed) for c in result.network] == \
-        [("127.0.0.1", origin.port, True), ("localhost", origin.port, True)]
+        [("127.0.0.1", origin.port, True), ("localhost", origin.port, True), ("127.0.0.1", origin.port, True)]
     assert result.network[0].bytes_received > 1000 and result.network[0].bytes_sent > 0
 
 

@@ -230,8 +230,20 @@ class SandboxProxy:
         idle = self.settings.idle_timeout
 
         async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter, outbound: bool) -> None:
+            # A plain-HTTP response says ``Connection: close``: the client must not send its next request (to
+            # any host) on this connection, which leads to this destination only.
+            rewrite = not outbound and record.method != "CONNECT"
             while True:
-                data = await src.read(CHUNK)
+                if rewrite:
+                    rewrite = False
+                    try:
+                        data = _closing_response_head(await src.readuntil(b"\r\n\r\n"))
+                    except asyncio.IncompleteReadError as exc:
+                        data = exc.partial
+                    except asyncio.LimitOverrunError:
+                        data = await src.read(CHUNK)
+                else:
+                    data = await src.read(CHUNK)
                 if not data:
                     if dst.can_write_eof():
                         with contextlib.suppress(OSError):
@@ -302,6 +314,14 @@ def _parse_head(head: bytes) -> tuple[str, str, str, list[tuple[str, str]]]:
             raise ValueError("malformed header line")
         fields.append((name, value.strip()))
     return parts[0], parts[1], parts[2], fields
+
+
+def _closing_response_head(head: bytes) -> bytes:
+    """A response head with its connection headers replaced by ``Connection: close``."""
+    lines = head[:-4].split(b"\r\n")
+    kept = [line for line in lines[1:]
+            if line.split(b":", 1)[0].strip().lower() not in (b"connection", b"keep-alive", b"proxy-connection")]
+    return b"\r\n".join([lines[0], *kept, b"Connection: close"]) + b"\r\n\r\n"
 
 
 def _destination(method: str, target: str) -> tuple[str, int, str]:
