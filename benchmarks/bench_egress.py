@@ -141,9 +141,17 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="Fewer iterations (a smoke run).")
     parser.add_argument("--json", help="Also write the figures to this file.")
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
+                        help="The event loop the engine (and so the proxy) runs on: `sandlot serve` uses uvloop "
+                             "where it is installed.  [default: uvloop]")
     args = parser.parse_args()
     os.environ.setdefault("SANDLOT_DATA_DIR", "")
-    out = asyncio.run(main(args.quick))
+    if args.loop == "uvloop":
+        import uvloop
+
+        out = uvloop.run(main(args.quick))
+    else:
+        out = asyncio.run(main(args.quick))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)

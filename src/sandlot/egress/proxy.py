@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from .._models import NetworkConnection
 from . import tls
 from .credentials import InjectedHeader, headers_for
 from .policy import Policy, parse_address
+from .relay import Relay
 from .settings import EgressSettings
 from .wheels import WheelCache, WheelTee
 
@@ -135,7 +135,7 @@ class SandboxProxy:
                 raise Refused(403, reason)
             cached = self.wheel_cache.hit(host, port, path) if self.wheel_cache is not None and method == "GET" else None
             if cached is None:
-                up_reader, up_writer = await self._connect(host, port)
+                _, up_writer = await self._connect(host, port)
         except Refused as refused:
             record.reason = refused.reason
             self._note(record)
@@ -159,6 +159,7 @@ class SandboxProxy:
                         record.allowed, record.reason = False, hello
                         return
                     record.bytes_sent += len(hello)
+                    account.bytes += len(hello)
                     up_writer.write(hello)
             else:
                 upstream_head = self._upstream_head(method, path, version, fields, host, port)
@@ -167,7 +168,7 @@ class SandboxProxy:
                 up_writer.write(upstream_head)
                 if self.wheel_cache is not None and method == "GET":
                     tee = self.wheel_cache.tee(host, port, path)
-            await self._pipe(reader, writer, up_reader, up_writer, record, account, tee)
+            await self._pipe(reader, writer, up_writer, record, account, tee)
         finally:
             up_writer.close()
             self._note(record)
@@ -223,74 +224,23 @@ class SandboxProxy:
         lines.append("Connection: close")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    up_reader: asyncio.StreamReader, up_writer: asyncio.StreamWriter, record: NetworkConnection,
-                    account: RunAccount, tee: WheelTee | None) -> None:
-        last = [time.monotonic()]
-        idle = self.settings.idle_timeout
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, up_writer: asyncio.StreamWriter,
+                    record: NetworkConnection, account: RunAccount, tee: WheelTee | None) -> None:
+        """Relay the connection's bytes both ways (``relay``) under the run's caps, until it is done."""
+        max_bytes = self.settings.max_bytes
 
-        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter, outbound: bool) -> None:
-            # A plain-HTTP response says ``Connection: close``: the client must not send its next request (to
-            # any host) on this connection, which leads to this destination only.
-            rewrite = not outbound and record.method != "CONNECT"
-            while True:
-                if rewrite:
-                    rewrite = False
-                    try:
-                        data = _closing_response_head(await src.readuntil(b"\r\n\r\n"))
-                    except asyncio.IncompleteReadError as exc:
-                        data = exc.partial
-                    except asyncio.LimitOverrunError:
-                        data = await src.read(CHUNK)
-                else:
-                    data = await src.read(CHUNK)
-                if not data:
-                    if dst.can_write_eof():
-                        with contextlib.suppress(OSError):
-                            dst.write_eof()
-                    return
-                last[0] = time.monotonic()
-                account.bytes += len(data)
-                if outbound:
-                    record.bytes_sent += len(data)
-                else:
-                    record.bytes_received += len(data)
-                    if tee is not None:
-                        tee.feed(data)
-                if account.bytes > self.settings.max_bytes:
-                    record.reason = f"the run's limit of {self.settings.max_bytes} bytes is reached"
-                    return
-                dst.write(data)
-                await dst.drain()
+        def count(size: int) -> bool:
+            account.bytes += size
+            return account.bytes <= max_bytes
 
-        async def watchdog() -> None:
-            # One timer per connection, not one per read: a timeout around every read costs more than the copy.
-            while True:
-                await asyncio.sleep(max(0.0, last[0] + idle - time.monotonic()))
-                if time.monotonic() - last[0] >= idle:
-                    record.reason = record.reason or f"idle for {idle:.0f} s"
-                    return
-
-        for side in (writer, up_writer):
-            side.transport.set_write_buffer_limits(high=4 * CHUNK)  # keep a chunk or more in flight each way
-        # Either side ending for good (idle, a cap, an error, the response complete) ends the connection.
-        outbound, inbound = asyncio.ensure_future(copy(reader, up_writer, True)), \
-            asyncio.ensure_future(copy(up_reader, writer, False))
-        timer = asyncio.ensure_future(watchdog())
-        tasks = [outbound, inbound, timer]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            if outbound in done and outbound.exception() is None and not record.reason:
-                # The sandbox finished sending (half-closed): the destination may still answer.
-                await asyncio.wait([inbound, timer], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(BaseException):
-                    await task
-        if tee is not None and not record.reason and inbound.done() and not inbound.cancelled() \
-                and inbound.exception() is None:
+        # What the head's reader already holds past the head (a request body's start) goes first.
+        early = _buffered(reader)
+        relay = Relay(writer.transport, up_writer.transport, record, count=count,  # type: ignore[arg-type]
+                      cap_reason=f"the run's limit of {max_bytes} bytes is reached", idle=self.settings.idle_timeout,
+                      rewrite_response=_closing_response_head if record.method != "CONNECT" else None,
+                      on_response=tee.feed if tee is not None else None)
+        await relay.run(early)
+        if tee is not None and relay.completed and not record.reason:
             await asyncio.to_thread(tee.finish)
 
     def _note(self, record: NetworkConnection) -> None:
@@ -314,6 +264,14 @@ def _parse_head(head: bytes) -> tuple[str, str, str, list[tuple[str, str]]]:
             raise ValueError("malformed header line")
         fields.append((name, value.strip()))
     return parts[0], parts[1], parts[2], fields
+
+
+def _buffered(reader: asyncio.StreamReader) -> bytes:
+    """What a stream has read past what was asked of it, taken out: its transport goes to a ``Relay`` next."""
+    buffer: bytearray = getattr(reader, "_buffer")  # noqa: B009 (asyncio's private buffer; no public way)
+    data = bytes(buffer)
+    buffer.clear()
+    return data
 
 
 def _closing_response_head(head: bytes) -> bytes:
