@@ -421,6 +421,21 @@ def test_the_http_api(origin: Origin, tmp_path: Path) -> None:
         client.delete(f"/v1/sessions/{session.json()['id']}")
 
 
+def test_sandlot_serve_with_egress_flags(origin: Origin, tmp_path: Path) -> None:
+    """The command line as an operator types it: `sandlot serve --egress-allow ... --egress-header ...`, a real
+    server process whose environment holds the secret."""
+    from sandlot.testing.serving import ServerProcess
+
+    server = ServerProcess("--preload", "", "--pool-size", "1", "--egress-allow", f"127.0.0.1:{origin.port}",
+                           "--egress-header", f"127.0.0.1:{origin.port}=X-Served-Key:env:SANDLOT_TEST_EGRESS_KEY",
+                           env={"SANDLOT_CACHE_DIR": str(tmp_path), "SANDLOT_DATA_DIR": ""})
+    with server:
+        code = f"import urllib.request\nprint(urllib.request.urlopen('http://127.0.0.1:{origin.port}/cli').read())"
+        body = httpx.post(server.url + "/v1/execute", json={"code": code, "network": {}}, timeout=60).json()
+        assert body["stdout"] == "b'ok'\n" and body["network"][0]["allowed"] is True
+        assert [seen for seen in origin.requests if seen.path == "/cli"][-1].headers["X-Served-Key"] == SECRET
+
+
 def test_no_network_where_the_operator_allows_none_or_in_degraded_mode(tmp_path: Path, origin: Origin) -> None:
     with Sandlot(EngineConfig(preload=(), pool_size=0, cache_dir=str(tmp_path))) as plain:
         with pytest.raises(InvalidRequestError, match="egress is off"):
