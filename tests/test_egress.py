@@ -303,6 +303,13 @@ print(json.dumps(out))
                                                        "netlink": "EPERM", "direct": "ECONNREFUSED", "devices": ["lo"]}
 
 
+def test_a_one_shot_command_with_network(net: Sandlot, origin: Origin) -> None:
+    command = net.run_command(f"python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:{origin.port}/c')"
+                              f".read())\"", network=allowed(origin))
+    assert command.exit_code == 0 and command.stdout == "b'ok'\n", command.stderr
+    assert [(c.host, c.allowed) for c in command.network] == [("127.0.0.1", True)]
+
+
 def test_a_run_without_network_has_no_sockets_even_on_an_egress_server(net: Sandlot) -> None:
     code = "import errno, json, socket\ntry:\n    socket.socket(); print(json.dumps('created'))\n" \
            "except OSError as e:\n    print(json.dumps(errno.errorcode[e.errno]))"
@@ -369,6 +376,7 @@ def test_pip_installs_into_the_session_workspace_and_the_second_install_is_cache
         command = again.run_command("pip install tinypkg && python3 -c 'import tinypkg; print(tinypkg.VALUE)'")
         assert command.exit_code == 0, (command.stdout, command.stderr)
         assert command.stdout.strip().endswith("42")
+        assert [c.cached for c in command.network if c.host == "127.0.0.1" and c.allowed] == [False, True]
     assert origin.downloads(wheel) == 1  # the second install's wheel came from the host's cache
 
 

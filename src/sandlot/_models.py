@@ -154,6 +154,8 @@ class CommandResult(BaseModel):
                                                "command keeps the most recent output, a foreground one the first).")
     background: bool = False
     error: str | None = Field(None, description="Why the command ended without an exit code, for a person.")
+    network: list[NetworkConnection] = Field([], description="Connections through the egress proxy (a foreground "
+                                             "command in a sandbox with network).")
 
 
 # ---- messages from the sandbox -------------------------------------------

@@ -60,9 +60,10 @@ class Sandlot:
 
     def run_command(self, cmd: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None,
                     timeout: float | None = None, stdin: str | None = None,
-                    files: Mapping[str, bytes] | None = None) -> CommandResult:
+                    files: Mapping[str, bytes] | None = None, network: Sequence[str] | None = None) -> CommandResult:
         """Run ``/bin/sh -c cmd`` once in a fresh sandbox (see ``Engine.run_command``)."""
-        return self._call(self.engine.run_command, cmd, cwd=cwd, env=env, timeout=timeout, stdin=stdin, files=files)
+        return self._call(self.engine.run_command, cmd, cwd=cwd, env=env, timeout=timeout, stdin=stdin, files=files,
+                          network=network)
 
     def session(self, *, timeout: float | None = None, idle_timeout: float | None = None,
                 env: Mapping[str, str] | None = None, tools: Iterable[str] | None = None,

@@ -290,32 +290,40 @@ class Engine:
                           timeout: float | None = None, stdin: str | None = None,
                           files: Mapping[str, bytes] | None = None, limits: Mapping[str, float | int] | None = None,
                           on_event: EventCallback | None = None, tenant: str | None = None,
-                          begun: asyncio.Event | None = None) -> CommandResult:
+                          begun: asyncio.Event | None = None, network: Sequence[str] | None = None) -> CommandResult:
         """Run ``/bin/sh -c cmd`` once in a fresh single-use sandbox, destroyed afterwards (``engine.commands``);
-        ``tenant`` and ``begun`` as for ``execute``."""
+        ``tenant``, ``begun`` and ``network`` as for ``execute``."""
         factory = self._open_factory()
         check_command(cmd, stdin)
         run_limits = self.run_limits(timeout, limits)
         where = command_cwd(cwd)
-        sandbox = await self._sandbox_for(run_limits, tenant)
+        policy = self.network_policy(network)
+        sandbox = await self._sandbox_for(run_limits, tenant, network=self._network_spec(policy, WORKSPACE_IN_SANDBOX))
         if begun is not None:
             begun.set()
         if tenant is not None:
             self._spawn_background(self._place_later(factory, sandbox, tenant))
+        connections = []
         try:
+            if policy is not None:
+                await self.attach_egress(sandbox, policy)
             for path, data in (files or {}).items():
                 sandbox.workspace.write(path, data)
             sandbox.used = True
             command = Command(cmd, background=False, output_size=run_limits.output_size, on_event=on_event)
             await sandbox.commands.run(command, timeout=run_limits.timeout, cwd=where, env=dict(env or {}),
                                        stdin=stdin, kill_sandbox_on_timeout=True)
+            if sandbox.egress is not None:
+                connections = await sandbox.egress.close()
         finally:
             self._handout.release(tenant or "")
             self._spawn_background(self._destroy_soon(factory, sandbox))
             self._pool_wakeup.set()
         self.raise_if_lost(sandbox)
         self.runs += 1
-        return command.result()
+        result = command.result()
+        result.network = connections
+        return result
 
     def raise_if_lost(self, sandbox: Sandbox) -> None:
         """A run whose sandbox went down with its zygote failed for the server's reasons: 503, retry."""

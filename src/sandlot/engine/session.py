@@ -211,7 +211,10 @@ class Session:
                     await self._retire()
                     self._restart_pending = True
             self._engine.raise_if_lost(sandbox)
-            return command.result()
+            result = command.result()
+            if sandbox.egress is not None:
+                result.network = sandbox.egress.take_records()
+            return result
 
     async def start_command(self, cmd: str, *, cwd: str | None = None, env: dict[str, str] | None = None,
                             timeout: float | None = None, on_event: EventCallback | None = None) -> Command:

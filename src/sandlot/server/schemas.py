@@ -178,6 +178,7 @@ class SessionCommandRequest(CommandRequest):
 class OneShotCommandRequest(CommandRequest):
     files: list[FileUpload] | None = Field(None, description="Files placed in the workspace before the command.")
     limits: LimitsOverride | None = None
+    network: NetworkRequest | None = Field(None, description="Network through the egress proxy (default: none).")
 
 
 class CommandStarted(BaseModel):
