@@ -372,6 +372,7 @@ def test_pip_installs_into_the_session_workspace_and_the_second_install_is_cache
     assert origin.downloads(wheel) == 1
     cache = Path(net.engine.config.cache_dir) / "wheels" / wheel
     assert cache.read_bytes() == origin.wheels[wheel]
+    assert sorted(os.listdir(cache.parent)) == [wheel]  # nothing half-kept beside it
     with net.session(network=allowed(origin)) as again:
         command = again.run_command("pip install tinypkg && python3 -c 'import tinypkg; print(tinypkg.VALUE)'")
         assert command.exit_code == 0, (command.stdout, command.stderr)

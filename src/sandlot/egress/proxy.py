@@ -239,9 +239,14 @@ class SandboxProxy:
                       cap_reason=f"the run's limit of {max_bytes} bytes is reached", idle=self.settings.idle_timeout,
                       rewrite_response=_closing_response_head if record.method != "CONNECT" else None,
                       on_response=tee.feed if tee is not None else None)
-        await relay.run(early)
-        if tee is not None and relay.completed and not record.reason:
-            await asyncio.to_thread(tee.finish)
+        try:
+            await relay.run(early)
+        finally:
+            if tee is not None:
+                if relay.completed and not record.reason:
+                    await asyncio.to_thread(tee.finish)
+                else:
+                    tee.discard()
 
     def _note(self, record: NetworkConnection) -> None:
         log.info("sandlot: egress %s %s:%d %s (%d bytes out, %d in)%s", record.method, record.host, record.port,

@@ -20,11 +20,11 @@ import re
 import tempfile
 import urllib.parse
 
-MAX_WHEEL = 256 << 20
+MAX_WHEEL = 1 << 30
 """Larger downloads are passed on but not kept."""
+MAX_HEAD = 64 * 1024
+INCOMING = ".incoming-"
 WHEEL_NAME = re.compile(r"^[A-Za-z0-9_.+!-]+-[A-Za-z0-9_.+!-]+(-[A-Za-z0-9_.+!-]+){2,3}\.whl$")
-MOUNT_POINT = "/var/cache/sandlot-wheels"
-"""Where a sandbox sees the cache."""
 
 
 class WheelCache:
@@ -32,6 +32,10 @@ class WheelCache:
         self.directory = directory
         os.makedirs(directory, mode=0o755, exist_ok=True)
         os.chmod(directory, 0o755)
+        for name in os.listdir(directory):
+            if name.startswith(INCOMING):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(directory, name))  # a download a stopped server left half-kept
         index = urllib.parse.urlsplit(index_url) if index_url else None
         self._index = (index.hostname or "", index.port or 80) if index is not None and index.scheme == "http" else None
         self.stored = 0
@@ -58,51 +62,67 @@ class WheelCache:
             return None
         return WheelTee(self, name)
 
-    def store(self, name: str, body: bytes) -> None:
-        fd, temp = tempfile.mkstemp(dir=self.directory, prefix=".incoming-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(body)
-            os.chmod(temp, 0o644)
-            os.replace(temp, os.path.join(self.directory, name))
-            self.stored += 1
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
-
 
 class WheelTee:
-    """The bytes of one response, kept until it is known whether they are a whole wheel."""
+    """One response on its way to the sandbox: its head in memory, its body in a file beside the cache (not in
+    the server's memory), kept under the wheel's name once it is known to be a whole ``200``."""
 
     def __init__(self, cache: WheelCache, name: str) -> None:
         self.cache = cache
         self.name = name
-        self.data = bytearray()
-        self.too_big = False
+        self.head = bytearray()
+        self.body_bytes = 0
+        self.failed = False
+        fd, self.path = tempfile.mkstemp(dir=cache.directory, prefix=INCOMING)
+        self.file = os.fdopen(fd, "wb")
 
     def feed(self, chunk: bytes) -> None:
-        if self.too_big:
+        if self.failed:
             return
-        if len(self.data) + len(chunk) > MAX_WHEEL:
-            self.too_big, self.data = True, bytearray()
+        if not self.head.endswith(b"\r\n\r\n"):
+            self.head += chunk
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                self.failed = len(self.head) > MAX_HEAD
+                return
+            chunk, self.head = bytes(self.head[end + 4:]), self.head[:end + 4]
+        self.body_bytes += len(chunk)
+        if self.body_bytes > MAX_WHEEL:
+            self.failed = True
             return
-        self.data += chunk
+        try:
+            self.file.write(chunk)
+        except OSError:
+            self.failed = True
 
     def finish(self) -> None:
         """Keep the body if the response was a complete ``200`` with a Content-Length (in a worker thread)."""
-        if self.too_big:
-            return
-        head, sep, body = bytes(self.data).partition(b"\r\n\r\n")
-        if not sep:
-            return
-        lines = head.decode("latin-1").split("\r\n")
-        if len(lines[0].split(" ")) < 2 or lines[0].split(" ")[1] != "200":
-            return
+        try:
+            self.file.close()
+            if not self.failed and self._complete():
+                os.chmod(self.path, 0o644)
+                os.replace(self.path, os.path.join(self.cache.directory, self.name))
+                self.cache.stored += 1
+        except OSError:
+            pass
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+    def _complete(self) -> bool:
+        lines = bytes(self.head[:-4]).decode("latin-1").split("\r\n")
+        status = lines[0].split(" ")
+        if len(status) < 2 or status[1] != "200":
+            return False
         fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
         if "transfer-encoding" in fields or "content-encoding" in fields:
-            return
-        if fields.get("content-length") != str(len(body)) or not body.startswith(b"PK"):
-            return
-        with contextlib.suppress(OSError):
-            self.cache.store(self.name, body)
+            return False
+        if fields.get("content-length") != str(self.body_bytes):
+            return False
+        with open(self.path, "rb") as f:
+            return f.read(2) == b"PK"
