@@ -30,8 +30,13 @@ class Egress:
             self.headers = parse_header_rules(settings.headers, env)
         except ValueError as exc:
             raise SetupError(str(exc)) from None
-        self.wheel_cache = WheelCache(os.path.join(cache_dir, "wheels"), settings.index_url) \
-            if settings.enabled and settings.wheel_cache else None
+        self.wheel_cache: WheelCache | None = None
+        if settings.enabled and settings.wheel_cache:
+            try:
+                self.wheel_cache = WheelCache(os.path.join(cache_dir, "wheels"), settings.index_url)
+            except OSError as exc:
+                raise SetupError(f"the wheel cache cannot be made in {cache_dir}: {exc.strerror} "
+                                 "(set cache_dir, or wheel_cache = false)") from None
         self.on_connection: list[Callable[[NetworkConnection], None]] = []
 
     def __repr__(self) -> str:
