@@ -109,7 +109,9 @@ class SandboxProxy:
 
     async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.settings.idle_timeout)
+            # asyncio.timeout, not wait_for: no extra task per connection (this is every request's path).
+            async with asyncio.timeout(self.settings.idle_timeout):
+                head = await reader.readuntil(b"\r\n\r\n")
         except (asyncio.LimitOverrunError, asyncio.IncompleteReadError, TimeoutError, ValueError):
             return
         account = self.account  # a session cell that ends meanwhile does not move this connection's bytes
@@ -191,8 +193,8 @@ class SandboxProxy:
         last: Exception | None = None
         for candidate in candidates:
             try:
-                return await asyncio.wait_for(asyncio.open_connection(candidate, port, limit=CHUNK),
-                                              self.settings.connect_timeout)
+                async with asyncio.timeout(self.settings.connect_timeout):
+                    return await asyncio.open_connection(candidate, port, limit=CHUNK)
             except (OSError, TimeoutError) as exc:
                 last = exc
         raise Refused(502, f"cannot connect to {host}:{port}: {last}")
@@ -200,11 +202,14 @@ class SandboxProxy:
     async def _client_hello(self, reader: asyncio.StreamReader, host: str) -> bytes | str:
         """The tunnel's first TLS record if its SNI is ``host``; else why not."""
         try:
-            header = await asyncio.wait_for(reader.readexactly(5), self.settings.idle_timeout)
-            rest = await asyncio.wait_for(reader.readexactly(tls.record_length(header) - 5), self.settings.idle_timeout)
+            async with asyncio.timeout(self.settings.idle_timeout):
+                header = await reader.readexactly(5)
+                rest = await reader.readexactly(tls.record_length(header) - 5)
             name = tls.server_name(header + rest)
         except tls.NotClientHello as exc:
             return f"a tunnel to {host} must start TLS with its name (SNI): {exc}"
+        except (TimeoutError, asyncio.IncompleteReadError):
+            return f"a tunnel to {host} never sent its TLS ClientHello"
         if name != host.lower().rstrip("."):
             return f"the TLS server name {name!r} is not the tunnel's host {host!r}"
         return header + rest
