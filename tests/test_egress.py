@@ -20,6 +20,7 @@ from conftest import running_server
 
 from sandlot import EngineConfig, Sandlot
 from sandlot._errors import InvalidRequestError
+from sandlot.client import Client
 from sandlot.egress import EgressSettings, Policy, SandboxProxy, parse_entry
 from sandlot.egress.credentials import parse_header_rule
 from sandlot.egress.tls import server_name
@@ -428,6 +429,12 @@ def test_the_http_api(origin: Origin, tmp_path: Path) -> None:
         metrics = client.get("/metrics").text
         assert 'sandlot_egress_connections_total{outcome="allowed"} 3.0' in metrics
         client.delete(f"/v1/sessions/{session.json()['id']}")
+    with running_server(config) as url, Client(url) as sdk:  # the Python client's face of it
+        assert [c.allowed for c in sdk.execute(code, network=True).network] == [True]
+        with pytest.raises(InvalidRequestError, match="beyond"):
+            sdk.execute(code, network=["example.com"])
+        with sdk.session(network=[f"127.0.0.1:{origin.port}"]) as cells:
+            assert cells.execute(code).network[0].allowed
 
 
 def test_sandlot_serve_with_egress_flags(origin: Origin, tmp_path: Path) -> None:

@@ -48,6 +48,8 @@ class SessionInfo(BaseModel):
     execution_count: int
     state: Literal["running", "paused"] = "running"
     last_active_at: datetime | None = None
+    network: dict[str, list[str]] | None = None
+    """Its egress policy (``{"allow": [...]}``) when it was made with network."""
 
 
 class FileInfo(BaseModel):
