@@ -1,16 +1,70 @@
-"""Black-box escape tests: a hostile snippet, and the outcome it must have."""
+"""Black-box escape tests: a hostile snippet, and the outcome it must have.
+
+Every case runs twice: in ordinary sandboxes, and in sandboxes with network (egress on, each run and session
+asking for it: the seccomp program that allows TCP sockets, the proxy listening in the sandbox's namespace).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from conftest import HOST_SECRET
+from conftest import HOST_SECRET, TIGHT_LIMITS
 
 import sandlot
-from sandlot import Sandlot
+from sandlot import EngineConfig, Sandlot
+from sandlot.egress import EgressSettings
+from sandlot.engine.blocking import SyncSession
+from sandlot.testing.origin import Origin
+
+WITH_NETWORK = "with network"
+
+
+class NetworkedSandlot(Sandlot):
+    """Every run and session asks for the network the operator allows."""
+
+    def execute(self, code: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("network", list(self.engine.config.egress.allow))
+        return super().execute(code, **kwargs)
+
+    def session(self, **kwargs: Any) -> SyncSession:
+        kwargs.setdefault("network", list(self.engine.config.egress.allow))
+        return super().session(**kwargs)
+
+
+@pytest.fixture(scope="module", params=["without network", WITH_NETWORK])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def origin() -> Iterator[Origin]:
+    with Origin() as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def sl(mode: str, origin: Origin, sl: Sandlot) -> Iterator[Sandlot]:
+    if mode != WITH_NETWORK:
+        yield sl  # conftest's: the default configuration
+        return
+    with NetworkedSandlot(EngineConfig(egress=EgressSettings(allow=(f"127.0.0.1:{origin.port}",)))) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="module")
+def tight(mode: str, origin: Origin, tight: Sandlot) -> Iterator[Sandlot]:
+    if mode != WITH_NETWORK:
+        yield tight
+        return
+    config = EngineConfig(preload=(), limits=TIGHT_LIMITS, pool_size=2,
+                          egress=EgressSettings(allow=(f"127.0.0.1:{origin.port}",)))
+    with NetworkedSandlot(config) as engine:
+        yield engine
 
 
 def run_json(sl: Sandlot, code: str) -> object:
@@ -33,9 +87,17 @@ SOCKETS = {
 
 
 @pytest.mark.parametrize("kind", sorted(SOCKETS))
-def test_no_network_socket(sl: Sandlot, kind: str) -> None:
+def test_no_network_socket(sl: Sandlot, kind: str, mode: str, origin: Origin) -> None:
     code = f"import socket, errno, json\ntry:\n    socket.socket({SOCKETS[kind]})\n    print(json.dumps('created'))\n" \
            "except OSError as e:\n    print(json.dumps(errno.errorcode[e.errno]))"
+    if mode == WITH_NETWORK and kind in ("tcp", "tcp6"):
+        # TCP sockets exist with network, and reach only the sandbox's own loopback (where the proxy listens):
+        # not the host's, where the origin server is.
+        code = f"import socket, errno, json\ns = socket.socket({SOCKETS[kind]})\ntry:\n" \
+               f"    s.connect(('127.0.0.1' if s.family == socket.AF_INET else '::1', {origin.port}))\n" \
+               "    print(json.dumps('connected'))\nexcept OSError as e:\n    print(json.dumps(errno.errorcode[e.errno]))"
+        assert run_json(sl, code) in ("ECONNREFUSED", "EADDRNOTAVAIL", "ENETUNREACH")
+        return
     assert run_json(sl, code) == "EPERM"
 
 

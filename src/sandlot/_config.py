@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._errors import InvalidRequestError
+from .egress.settings import EgressSettings
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -188,6 +189,8 @@ class EngineConfig(BaseModel):
             if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
                 raise ValueError(f"environment name {name!r}: letters, digits, '-', '_' and '.' only (64 at most)")
         return value
+    egress: EgressSettings = Field(EgressSettings(), description="Network for runs that ask for it, through the "
+                                   "host's egress proxy (docs/egress.md); off unless `allow` names something.")
 
     @field_validator("max_limits", mode="before")
     @classmethod

@@ -102,6 +102,19 @@ def parse_output(raw: dict[str, Any]) -> Output:
     return _output_adapter.validate_python(raw)
 
 
+class NetworkConnection(BaseModel):
+    """One connection the run's code asked the egress proxy for (docs/egress.md)."""
+
+    host: str = Field(description="The host as the sandbox named it (a name or an address).")
+    port: int
+    allowed: bool
+    method: str = Field("", description="CONNECT (a tunnel, HTTPS) or the plain-HTTP request's method.")
+    bytes_sent: int = Field(0, description="Bytes from the sandbox to the destination.")
+    bytes_received: int = Field(0, description="Bytes from the destination to the sandbox.")
+    reason: str | None = Field(None, description="Why it was refused or ended early.")
+    cached: bool = Field(False, description="Answered from the host's wheel cache, without a download.")
+
+
 class ExecutionResult(BaseModel):
     """What every run returns (see API.md, "Execution result")."""
 
@@ -119,6 +132,8 @@ class ExecutionResult(BaseModel):
     resumed: Resumed | None = Field(None, description="On the first result after a session's state was restored "
                                    "(a resume, a restart): the names that came back and those that did not, with why.")
     tool_calls: list[ToolCallRecord] = []
+    network: list[NetworkConnection] = Field([], description="Connections through the egress proxy, allowed or "
+                                             "not (only for a run or session with `network`).")
 
 
 CommandStatus = Literal["running", "ok", "error", "timeout", "memory", "killed"]
@@ -139,6 +154,8 @@ class CommandResult(BaseModel):
                                                "command keeps the most recent output, a foreground one the first).")
     background: bool = False
     error: str | None = Field(None, description="Why the command ended without an exit code, for a person.")
+    network: list[NetworkConnection] = Field([], description="Connections through the egress proxy (a foreground "
+                                             "command in a sandbox with network).")
 
 
 # ---- messages from the sandbox -------------------------------------------

@@ -57,6 +57,12 @@ def _engine_options(func: F) -> F:
         _opt("--environment", "environments", env="ENVIRONMENTS", multiple=True,
              help="A named environment: NAME=PYTHON[:preload=a,b][:pool_size=N][:deny=x,y][:allow=z] (PYTHON: an "
                   "interpreter or a virtualenv's directory; repeat for several; docs/environments.md)."),
+        _opt("--egress-allow", env="EGRESS_ALLOW", multiple=True,
+             help="A destination runs that ask for network may reach: example.com, *.example.com, host:port, "
+                  "an address or a CIDR (repeat, or comma-separate; docs/egress.md).  [default: none, no network]"),
+        _opt("--egress-header", env="EGRESS_HEADERS", multiple=True,
+             help="DEST=Header-Name:env:VARIABLE: a header the egress proxy adds to plain-HTTP requests to DEST, "
+                  "its value from this server's environment (repeat for several)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -72,6 +78,8 @@ def _engine_overrides(options: dict[str, Any]) -> dict[str, Any]:
         "engine.preload": tuple(m for m in preload.split(",") if m) if preload is not None else None,
         "engine.limits.timeout": options["timeout"], "engine.limits.memory": options["memory"],
         "engine.environments": _environments(options.get("environments")),
+        "engine.egress.allow": _listed(options["egress_allow"]),
+        "engine.egress.headers": _listed(options["egress_header"]),
     }
 
 
@@ -85,6 +93,12 @@ def _environments(given: tuple[str, ...] | None) -> dict[str, Any] | None:
     except SandlotError as exc:
         _fail(exc)
     return parsed
+
+
+def _listed(values: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """A repeatable option's values, each of which may be comma-separated; None when not given."""
+    found = tuple(item.strip() for value in values or () for item in value.split(",") if item.strip())
+    return found or None
 
 
 @main.command()

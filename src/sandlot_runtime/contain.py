@@ -15,7 +15,8 @@ Order matters:
  -- degraded mode replaces 4-6 with: own process group, no_new_privs, Landlock rules --
  7. rlimits, normal priority     (before dropping privileges: raising either needs root)
  8. drop capabilities and uid/gid, then die with the zygote for good (the uid change cleared 1)
- 9. no_new_privs, then seccomp   (last: the filter would deny the steps above, and re-arming 8)
+ 9. no_new_privs, then seccomp   (last: the filter would deny the steps above, and re-arming 8;
+                                 a sandbox with network gets the program that allows TCP sockets)
 10. a clean environment
 """
 
@@ -38,10 +39,12 @@ def contain(setup: ZygoteSetup, spec: SandboxSpec, channel_fd: int, stdout_fd: i
     # Where the host gave cgroups (it does whenever it runs as root), join them in either mode.
     cgroups.join(spec.cgroup_procs)
 
+    if spec.network and (setup.isolation != NAMESPACES or not setup.seccomp_bpf_network):
+        raise ValueError("network needs namespaces mode (its own network namespace) and the network program")
     if setup.isolation == NAMESPACES:
         namespaces.unshare_all_but_pid()
         rootfs.build_and_enter(
-            mountpoint=setup.root_mountpoint, ro_dirs=setup.ro_dirs, ro_files=setup.ro_files,
+            mountpoint=setup.root_mountpoint, ro_dirs=setup.ro_dirs + spec.ro_dirs, ro_files=setup.ro_files,
             workspace=spec.workspace, tmp_size=spec.tmp_size, uid=spec.uid, gid=spec.uid,
             hostname=setup.hostname,
         )
@@ -64,7 +67,9 @@ def contain(setup: ZygoteSetup, spec: SandboxSpec, channel_fd: int, stdout_fd: i
         credentials.drop_to(spec.uid, spec.uid)
     parent_death.arm(fds.LIFE_FD)
     seccomp.set_no_new_privs()
-    seccomp.load(setup.seccomp_bpf)
+    # With network: TCP sockets too, only ever to what the sandbox's own network namespace holds (the host's
+    # egress proxy, listening there); without, Unix sockets only.
+    seccomp.load(setup.seccomp_bpf_network if spec.network else setup.seccomp_bpf)
 
     os.environ.clear()
     os.environ.update(base_environment(workdir, tmpdir))

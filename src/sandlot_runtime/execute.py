@@ -22,7 +22,7 @@ from collections.abc import Callable
 from types import CodeType, TracebackType
 from typing import Any
 
-from . import display
+from . import display, packages
 
 Emit = Callable[[dict[str, Any]], None]
 _RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -55,8 +55,9 @@ class CellRunner:
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
         # Once the user's code has finished, what is left (the result, figures, the
         # reply) is sent in one piece: ``code_finished`` corks the channel.
+        packages.add_to_path()  # a sandbox with network: what pip installed is importable
         try:
-            body, last = _compile_cell(code, filename)
+            body, last = _compile_cell(packages.expand_magics(code), filename)
             self._evaluate(body)
             value = self._evaluate(last) if last is not None else None
             self._code_finished()

@@ -22,7 +22,9 @@ class ZygoteSetup:
     isolation: str
     """``namespaces`` (full containment, needs root) or ``landlock`` (degraded mode)."""
     seccomp_bpf: bytes
-    """The compiled seccomp program, loaded as-is by every sandbox."""
+    """The compiled seccomp program, loaded as-is by every sandbox without network."""
+    seccomp_bpf_network: bytes = b""
+    """The program of a sandbox with network (``SandboxSpec.network``): the same, plus TCP sockets."""
     preload: list[str] = field(default_factory=list)
     """Modules the zygote imports once, so sandboxes start with them loaded."""
     root_mountpoint: str = ""
@@ -42,11 +44,11 @@ class ZygoteSetup:
     """If set, the only modules beyond the standard library a sandbox may import."""
 
     def to_json(self) -> bytes:
-        return _dump(self, bytes_field="seccomp_bpf")
+        return _dump(self, bytes_fields=("seccomp_bpf", "seccomp_bpf_network"))
 
     @classmethod
     def from_json(cls, raw: bytes) -> ZygoteSetup:
-        return cls(**_load(raw, bytes_field="seccomp_bpf"))
+        return cls(**_load(raw, bytes_fields=("seccomp_bpf", "seccomp_bpf_network")))
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,11 @@ class SandboxSpec:
     tmp_size: int = 64 << 20
     rlimits: dict[str, list[int]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    network: bool = False
+    """TCP sockets allowed (the seccomp program with network): for the host's egress proxy, which listens in
+    the sandbox's own network namespace; the namespace still has no route out. Namespaces mode only."""
+    ro_dirs: list[str] = field(default_factory=list)
+    """More host directories this sandbox sees read-only at the same path (the wheel cache)."""
 
     def to_json(self) -> bytes:
         return _dump(self)
@@ -71,15 +78,15 @@ class SandboxSpec:
         return cls(**_load(raw))
 
 
-def _dump(obj: Any, bytes_field: str | None = None) -> bytes:
+def _dump(obj: Any, bytes_fields: tuple[str, ...] = ()) -> bytes:
     data = dataclasses.asdict(obj)
-    if bytes_field:
-        data[bytes_field] = base64.b64encode(data[bytes_field]).decode()
+    for name in bytes_fields:
+        data[name] = base64.b64encode(data[name]).decode()
     return json.dumps(data).encode()
 
 
-def _load(raw: bytes, bytes_field: str | None = None) -> dict[str, Any]:
+def _load(raw: bytes, bytes_fields: tuple[str, ...] = ()) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(raw)
-    if bytes_field:
-        data[bytes_field] = base64.b64decode(data[bytes_field])
+    for name in bytes_fields:
+        data[name] = base64.b64decode(data[name])
     return data

@@ -28,7 +28,7 @@ import sys
 import time
 from typing import Any
 
-from . import _libc, contain, display, execute, fds, framing, kernel, module_policy, namespaces, tools  # noqa: F401 (loaded before forking)
+from . import _libc, contain, display, execute, fds, framing, kernel, module_policy, namespaces, packages, tools  # noqa: F401 (loaded before forking)
 from .spec import NAMESPACES, SandboxSpec, ZygoteSetup
 
 MAX_CONTROL_MESSAGE = 1 << 20

@@ -48,10 +48,10 @@ class AsyncClient(BaseClient):
 
     async def execute(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes | str] | None = None,
                       env: Mapping[str, str] | None = None, on_event: AsyncEventCallback | None = None,
-                      environment: str | None = None) -> ExecutionResult:
+                      environment: str | None = None, network: calls.Network = None) -> ExecutionResult:
         """Run ``code`` once in a fresh sandbox; see ``Client.execute``. ``on_event`` may be a coroutine function."""
         call = calls.execute_call(code, timeout=timeout, files=files, env=env, stream=on_event is not None,
-                                  environment=environment)
+                                  environment=environment, network=network)
         return await (self._send(call) if on_event is None else self._run_streaming(call, on_event))
 
     def stream(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes | str] | None = None,
@@ -76,11 +76,12 @@ class AsyncClient(BaseClient):
     # ---- sessions -----------------------------------------------------------------------
 
     def session(self, *, timeout: float | None = None, idle_timeout: float | None = None,
-                env: Mapping[str, str] | None = None, environment: str | None = None) -> SessionOpener:
+                env: Mapping[str, str] | None = None, environment: str | None = None,
+                network: calls.Network = None) -> SessionOpener:
         """Create a stateful session: ``s = await client.session()``, or ``async with client.session() as s:``,
         which deletes it at the end of the block."""
         call = calls.create_session_call(timeout=timeout, idle_timeout=idle_timeout, env=env,
-                                          environment=environment)
+                                         environment=environment, network=network)
         return SessionOpener(self, call)
 
     async def get_session(self, session_id: str) -> AsyncClientSession:

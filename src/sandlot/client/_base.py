@@ -168,14 +168,30 @@ def _drop_none(body: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if value is not None}
 
 
+Network = Sequence[str] | bool | None
+"""A run's or session's network (docs/egress.md): None or False, none; True, all the server allows; a list of
+destinations, those (within what the server allows)."""
+
+
+def network_body(network: Network) -> dict[str, Any] | None:
+    if network is None or network is False:
+        return None
+    if network is True:
+        return {}
+    if isinstance(network, str):
+        raise TypeError("network is a list of destinations, not one string")
+    return {"allow": list(network)}
+
+
 def execute_call(code: str, *, timeout: float | None, files: Mapping[str, bytes | str] | None,
-                 env: Mapping[str, str] | None, stream: bool, environment: str | None = None) -> Call[ExecutionResult]:
+                 env: Mapping[str, str] | None, stream: bool, environment: str | None = None,
+                 network: Network = None) -> Call[ExecutionResult]:
     uploads = None
     if files is not None:
         uploads = [{"path": path, "content": base64.b64encode(data.encode() if isinstance(data, str) else data).decode()}
                    for path, data in files.items()]
     body = _drop_none({"code": code, "timeout": timeout, "files": uploads, "env": dict(env) if env is not None else None,
-                       "environment": environment})
+                       "environment": environment, "network": network_body(network)})
     if stream:
         body["stream"] = True
     return Call("POST", "/v1/execute", _result, json=body, run_timeout=timeout, stream=stream)
@@ -232,9 +248,10 @@ def batch_call(items: Sequence[BatchItem]) -> Call[list[ExecutionResult]]:
 
 
 def create_session_call(*, timeout: float | None, idle_timeout: float | None,
-                        env: Mapping[str, str] | None, environment: str | None = None) -> Call[SessionInfo]:
+                        env: Mapping[str, str] | None, environment: str | None = None,
+                        network: Network = None) -> Call[SessionInfo]:
     body = _drop_none({"timeout": timeout, "idle_timeout": idle_timeout, "env": dict(env) if env is not None else None,
-                       "environment": environment})
+                       "environment": environment, "network": network_body(network)})
     return Call("POST", "/v1/sessions", _session, json=body)
 
 

@@ -51,16 +51,17 @@ class Client(BaseClient):
 
     def execute(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes | str] | None = None,
                 env: Mapping[str, str] | None = None, on_event: EventCallback | None = None,
-                environment: str | None = None) -> ExecutionResult:
+                environment: str | None = None, network: calls.Network = None) -> ExecutionResult:
         """Run ``code`` once in a fresh sandbox and return its result.
 
         ``files`` (path -> bytes) are placed in the workspace first; ``env`` is added to the
         environment. With ``on_event``, the run streams and ``on_event(name, data)`` is called for
         each ``StreamEvent`` as it arrives (an exception from it cancels the run). A failure of
-        the user's code is data (``status == "error"``), never an exception.
+        the user's code is data (``status == "error"``), never an exception. ``network``: True for all the
+        network the server allows, or a list of destinations (docs/egress.md); the result lists the connections.
         """
         call = calls.execute_call(code, timeout=timeout, files=files, env=env, stream=on_event is not None,
-                                  environment=environment)
+                                  environment=environment, network=network)
         return self._send(call) if on_event is None else self._run_streaming(call, on_event)
 
     def stream(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes | str] | None = None,
@@ -88,10 +89,12 @@ class Client(BaseClient):
     # ---- sessions -----------------------------------------------------------------------
 
     def session(self, *, timeout: float | None = None, idle_timeout: float | None = None,
-                env: Mapping[str, str] | None = None, environment: str | None = None) -> ClientSession:
-        """Create a stateful session; use it as a context manager so it is deleted at the end."""
+                env: Mapping[str, str] | None = None, environment: str | None = None,
+                network: calls.Network = None) -> ClientSession:
+        """Create a stateful session; use it as a context manager so it is deleted at the end (``network``: as
+        for ``execute``, for all its cells)."""
         info = self._send(calls.create_session_call(timeout=timeout, idle_timeout=idle_timeout, env=env,
-                                          environment=environment))
+                                                    environment=environment, network=network))
         return ClientSession(self, info.id)
 
     def get_session(self, session_id: str) -> ClientSession:

@@ -50,6 +50,8 @@ class SessionInfo(BaseModel):
     last_active_at: datetime | None = None
     environment: str = "default"
     """The environment its interpreters run in (docs/environments.md)."""
+    network: dict[str, list[str]] | None = None
+    """Its egress policy (``{"allow": [...]}``) when it was made with network."""
 
 
 class FileInfo(BaseModel):

@@ -327,6 +327,11 @@ class ClusterEngine:
         if names:
             raise InvalidRequestError("host tools are not available in cluster mode")
 
+    def network_policy(self, network: Any) -> None:
+        """Egress is not served in cluster mode (each node would need its own proxy): asking for it is a 400."""
+        if network is not None:
+            raise InvalidRequestError("network (egress) is not available in cluster mode")
+
     async def execute(self, code: str, *, on_event: EventCallback | None = None,
                       begun: asyncio.Event | None = None, **options: Any) -> ExecutionResult:
         result: ExecutionResult = await self._one_shot("execute", code, options, on_event, begun)
@@ -341,6 +346,7 @@ class ClusterEngine:
                         begun: asyncio.Event | None) -> Any:
         options.pop("tools", None)
         self.run_limits(None, None, options.pop("environment", None))
+        self.network_policy(options.pop("network", None))
         node = self._pick_for_run()
         node.in_flight += 1
         try:
@@ -382,6 +388,7 @@ class ClusterEngine:
 
     async def create_session(self, *, tools: Any = None, owner: str = "", **options: Any) -> RemoteSession:
         self.tool_broker(tools)
+        self.network_policy(options.pop("network", None))
         # a 400 here, before a node is asked
         self.run_limits(options.get("timeout"), options.get("limits"), options.pop("environment", None))
         node = self._pick_for_session()

@@ -9,7 +9,7 @@ owns the zygote, whose PR_SET_PDEATHSIG is tied to the thread that started it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import ParamSpec, TypeVar
 
@@ -53,23 +53,25 @@ class Sandlot:
     def execute(self, code: str, *, timeout: float | None = None, files: Mapping[str, bytes] | None = None,
                 env: Mapping[str, str] | None = None, on_event: EventCallback | None = None,
                 tools: Iterable[str] | None = None, limits: Mapping[str, float | int] | None = None,
-                environment: str | None = None) -> ExecutionResult:
+                environment: str | None = None, network: Sequence[str] | None = None) -> ExecutionResult:
         """Run ``code`` once in a fresh sandbox (of ``environment``, default: the default one); see ``Engine.execute``."""
         return self._call(self.engine.execute, code, timeout=timeout, files=files, env=env, on_event=on_event,
-                          tools=tools, limits=limits, environment=environment)
+                          tools=tools, limits=limits, environment=environment, network=network)
 
     def run_command(self, cmd: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None,
                     timeout: float | None = None, stdin: str | None = None,
-                    files: Mapping[str, bytes] | None = None) -> CommandResult:
+                    files: Mapping[str, bytes] | None = None, network: Sequence[str] | None = None) -> CommandResult:
         """Run ``/bin/sh -c cmd`` once in a fresh sandbox (see ``Engine.run_command``)."""
-        return self._call(self.engine.run_command, cmd, cwd=cwd, env=env, timeout=timeout, stdin=stdin, files=files)
+        return self._call(self.engine.run_command, cmd, cwd=cwd, env=env, timeout=timeout, stdin=stdin, files=files,
+                          network=network)
 
     def session(self, *, timeout: float | None = None, idle_timeout: float | None = None,
                 env: Mapping[str, str] | None = None, tools: Iterable[str] | None = None,
-                limits: Mapping[str, float | int] | None = None, environment: str | None = None) -> SyncSession:
+                limits: Mapping[str, float | int] | None = None, environment: str | None = None,
+                network: Sequence[str] | None = None) -> SyncSession:
         """A stateful session (in ``environment``); use it as a context manager to close it at the end."""
         session = self._call(self.engine.create_session, timeout=timeout, idle_timeout=idle_timeout, env=env,
-                             tools=tools, limits=limits, environment=environment)
+                             tools=tools, limits=limits, environment=environment, network=network)
         return SyncSession(self, session)
 
     def close(self) -> None:

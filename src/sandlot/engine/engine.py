@@ -21,10 +21,10 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sandlot_runtime.spec import LANDLOCK
+from sandlot_runtime.spec import LANDLOCK, NAMESPACES
 
 from .. import tracing
 from .._config import EngineConfig, Limits
@@ -42,13 +42,14 @@ from ..durable import archive
 from ..durable.datadir import DataDir
 from ..durable.store import PAUSED, RUNNING, CellRecord, SessionRecord, SessionStore
 from ..durable.volumes import Volume, VolumeManager, images_available
+from ..egress import Egress, Policy
 from ..environments import EnvironmentRegistry
 from ..tools import ToolBroker, ToolRegistry
 from . import host, resources
 from .code import check_code
 from .collector import EventCallback, RunOutcome
 from .commands import Command, check_command, command_cwd
-from .factory import SandboxFactory
+from .factory import NetworkSpec, SandboxFactory
 from .handout import MAX_WAIT, Handout
 from .instances import Instance
 from .lanes import Lane
@@ -114,6 +115,8 @@ class Engine:
         self.environments = EnvironmentRegistry(self.config)
         self._lanes: dict[str, Lane] = {}
         """The named environments' zygotes and pools (``lanes``), by name; each starts at its first use."""
+        self.egress = Egress(self.config.egress, self.config.cache_dir)
+        """Network for the runs that ask for it (``sandlot.egress``): checked here, served by a proxy per sandbox."""
 
     def __repr__(self) -> str:
         return (f"<Engine isolation={self.isolation} alive={self.sandboxes_alive} sessions={len(self.sessions)} "
@@ -227,7 +230,7 @@ class Engine:
                       env: Mapping[str, str] | None = None, on_event: EventCallback | None = None,
                       tools: Iterable[str] | None = None, limits: Mapping[str, float | int] | None = None,
                       tenant: str | None = None, begun: asyncio.Event | None = None,
-                      environment: str | None = None) -> ExecutionResult:
+                      environment: str | None = None, network: Sequence[str] | None = None) -> ExecutionResult:
         """Run ``code`` in a fresh single-use sandbox, destroyed afterwards.
 
         ``tools`` limits which registered host tools the code may call (default: all).
@@ -236,22 +239,29 @@ class Engine:
         handed out fairly between tenants, and each tenant's sandboxes share one cpu group.
         ``begun`` is set once the run has its sandbox: a refusal (no capacity, zygote restarting) comes before it.
         ``environment`` names the environment to run in (``sandlot.environments``; None: the default one).
+        ``network`` (destinations, a subset of the operator's ``egress.allow``) gives the run network through
+        the egress proxy; the result's ``network`` lists every connection. None: no network at all.
         """
         factory = self._open_factory()
         check_code(code)
         run_limits = self.run_limits(timeout, limits, environment)
         broker = self.tool_broker(tools)
+        policy = self.network_policy(network)
         for attempt in range(1, SPAWN_ATTEMPTS + 1):
-            sandbox = await self._sandbox_for(run_limits, tenant, environment)
+            sandbox = await self._sandbox_for(run_limits, tenant, environment,
+                                              network=self._network_spec(policy, WORKSPACE_IN_SANDBOX))
             if begun is not None:
                 begun.set()
             if tenant is not None:
                 self._spawn_background(self._place_later(factory, sandbox, tenant))
             try:
+                if policy is not None:
+                    await self.attach_egress(sandbox, policy)
                 for path, data in (files or {}).items():
                     sandbox.workspace.write(path, data)
                 outcome = await sandbox.run(code, count=1, limits=run_limits, env=dict(env or {}),
                                             on_event=on_event, tools=broker)
+                connections = await sandbox.egress.close() if sandbox.egress is not None else []
                 break
             except SpawnError:
                 # It died after it was handed out and before the code started (killed from
@@ -265,38 +275,66 @@ class Engine:
                 self._spawn_background(self._destroy_soon(factory, sandbox))
                 self._pool_wakeup.set()
         self.raise_if_lost(sandbox)
-        return self.result(outcome, execution_count=1)
+        result = self.result(outcome, execution_count=1)
+        result.network = connections
+        return result
+
+    def network_policy(self, network: Sequence[str] | None) -> Policy | None:
+        """The egress policy of a request that asks for ``network`` (None: none); a 400 when it may not."""
+        if network is None:
+            return None
+        return self.egress.policy_for(network, isolated_network=self.isolation == NAMESPACES)
+
+    def _network_spec(self, policy: Policy | None, workspace: str) -> NetworkSpec | None:
+        if policy is None:
+            return None
+        return NetworkSpec(env=self.egress.sandbox_env(workspace), ro_dirs=self.egress.sandbox_ro_dirs())
+
+    async def attach_egress(self, sandbox: Sandbox, policy: Policy) -> None:
+        """Start the proxy that serves ``sandbox``, in its network namespace (before any code runs there)."""
+        try:
+            sandbox.egress = await self.egress.attach(sandbox.pidfd, policy)
+        except OSError as exc:
+            raise SpawnError(f"the egress proxy could not be set up: {exc}") from None
 
     async def run_command(self, cmd: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None,
                           timeout: float | None = None, stdin: str | None = None,
                           files: Mapping[str, bytes] | None = None, limits: Mapping[str, float | int] | None = None,
                           on_event: EventCallback | None = None, tenant: str | None = None,
-                          begun: asyncio.Event | None = None) -> CommandResult:
+                          begun: asyncio.Event | None = None, network: Sequence[str] | None = None) -> CommandResult:
         """Run ``/bin/sh -c cmd`` once in a fresh single-use sandbox, destroyed afterwards (``engine.commands``);
-        ``tenant`` and ``begun`` as for ``execute``."""
+        ``tenant``, ``begun`` and ``network`` as for ``execute``."""
         factory = self._open_factory()
         check_command(cmd, stdin)
         run_limits = self.run_limits(timeout, limits)
         where = command_cwd(cwd)
-        sandbox = await self._sandbox_for(run_limits, tenant)
+        policy = self.network_policy(network)
+        sandbox = await self._sandbox_for(run_limits, tenant, network=self._network_spec(policy, WORKSPACE_IN_SANDBOX))
         if begun is not None:
             begun.set()
         if tenant is not None:
             self._spawn_background(self._place_later(factory, sandbox, tenant))
+        connections = []
         try:
+            if policy is not None:
+                await self.attach_egress(sandbox, policy)
             for path, data in (files or {}).items():
                 sandbox.workspace.write(path, data)
             sandbox.used = True
             command = Command(cmd, background=False, output_size=run_limits.output_size, on_event=on_event)
             await sandbox.commands.run(command, timeout=run_limits.timeout, cwd=where, env=dict(env or {}),
                                        stdin=stdin, kill_sandbox_on_timeout=True)
+            if sandbox.egress is not None:
+                connections = await sandbox.egress.close()
         finally:
             self._handout.release(tenant or "")
             self._spawn_background(self._destroy_soon(factory, sandbox))
             self._pool_wakeup.set()
         self.raise_if_lost(sandbox)
         self.runs += 1
-        return command.result()
+        result = command.result()
+        result.network = connections
+        return result
 
     def raise_if_lost(self, sandbox: Sandbox) -> None:
         """A run whose sandbox went down with its zygote failed for the server's reasons: 503, retry."""
@@ -311,17 +349,19 @@ class Engine:
         return self.config.run_limits(timeout, changes, base=self.environments.get(environment).limits)
 
     @tracing.timed("sandlot.sandbox_take_ms")
-    async def _sandbox_for(self, limits: Limits, tenant: str | None, environment: str | None = None) -> Sandbox:
+    async def _sandbox_for(self, limits: Limits, tenant: str | None, environment: str | None = None, *,
+                           network: NetworkSpec | None = None) -> Sandbox:
         """A sandbox held to ``limits`` and counted as ``tenant``'s (the caller releases it): from the pool
-        (retargeted), fairly when the pool runs short, or started on demand for limits no pooled one can take.
-        A named ``environment``'s comes from its lane (its zygote started now if this is its first use)."""
+        (retargeted), fairly when the pool runs short, or started on demand for limits no pooled one can take,
+        and for ``network`` (the pool's sandboxes have no TCP sockets: another seccomp program). A named
+        ``environment``'s comes from its lane (its zygote started now if this is its first use)."""
         factory = self._open_factory()
         who = tenant or ""
         lane = self._lane(environment)
         sandbox: Sandbox | None
         if lane is not None:
-            sandbox = await lane.take(limits, tenant)
-        elif can_retarget(self.config.limits, limits, has_cgroup=factory.cgroups is not None):
+            sandbox = await lane.take(limits, tenant, network=network)
+        elif network is None and can_retarget(self.config.limits, limits, has_cgroup=factory.cgroups is not None):
             sandbox = None
             if self._handout.may_take(who, len(self._pool.ready), self._pool.starting):
                 sandbox = self._take()
@@ -330,7 +370,7 @@ class Engine:
                 sandbox = await self._wait_for_pooled(who)
         else:
             self._pool_wakeup.set()
-            sandbox = await self._start_on_demand(factory, limits, tenant)
+            sandbox = await self._start_on_demand(factory, limits, tenant, network=network)
         self._handout.hold(who)
         try:
             if limits.workspace_size != sandbox.limits.workspace_size:
@@ -387,12 +427,13 @@ class Engine:
                 return
             waiter.set_result(sandbox)
 
-    async def _start_on_demand(self, factory: SandboxFactory, limits: Limits, tenant: str | None) -> Sandbox:
+    async def _start_on_demand(self, factory: SandboxFactory, limits: Limits, tenant: str | None, *,
+                               network: NetworkSpec | None = None) -> Sandbox:
         """A fresh sandbox for a request; one that dies before it is ready (killed from outside, a
         transient fault) is replaced, a few times, rather than failing the request."""
         for attempt in range(1, SPAWN_ATTEMPTS + 1):
             try:
-                return await factory.start(limits, tenant=tenant)
+                return await factory.start(limits, tenant=tenant, network=network)
             except SpawnError as exc:
                 if attempt == SPAWN_ATTEMPTS:
                     raise
@@ -428,7 +469,7 @@ class Engine:
     async def create_session(self, *, timeout: float | None = None, idle_timeout: float | None = None,
                              env: Mapping[str, str] | None = None, tools: Iterable[str] | None = None,
                              limits: Mapping[str, float | int] | None = None, owner: str = "",
-                             environment: str | None = None) -> Session:
+                             environment: str | None = None, network: Sequence[str] | None = None) -> Session:
         """A persistent interpreter whose variables and files carry over between cells, and across restarts.
 
         ``tools`` limits which registered host tools its code may call (default: all);
@@ -436,8 +477,10 @@ class Engine:
         ``owner`` is who may use it (the server's principal), kept with the session; it is also the session's
         tenant (fairness: its interpreters are handed out and weighted as that tenant's);
         ``environment`` is the environment its interpreters run in, now and after every restart or resume.
+        ``network``: as for ``execute``, for every cell and command (each cell's result lists its connections).
         """
         self._open_factory()
+        policy = self.network_policy(network)
         tool_names = None if tools is None else list(tools)
         self.tools.subset(tool_names)  # refuse unknown names now, not at the first call
         session_limits = self.run_limits(timeout, limits, environment)
@@ -454,6 +497,7 @@ class Engine:
         except OSError as exc:
             raise resources.translate(exc) from None
         session = Session(self, record, volume, limits=session_limits)
+        session.network = policy
         try:
             self.session_store.add(record)
             await session.resume()
@@ -488,6 +532,7 @@ class Engine:
             await asyncio.to_thread(self.volumes.remove, volume)
             raise
         forked = Session(self, record, volume, limits=source.limits)
+        forked.network = source.network
         self.sessions[forked.id] = forked
         return forked
 
@@ -591,6 +636,12 @@ class Engine:
             sandbox, _ = await self._interpreter_on(session, restore=False)
             reply = AttachedMessage(t="attached", id=None, restored=[], lost=[
                 LostName(name="*", reason="loading the saved state ended the interpreter; it was not loaded")])
+        if session.network is not None:
+            try:
+                await self.attach_egress(sandbox, session.network)
+            except BaseException:
+                await self.retire_session_interpreter(session, sandbox)
+                raise
         return sandbox, reply
 
     async def _interpreter_on(self, session: Session, *, restore: bool) -> tuple[Sandbox, Any]:
@@ -601,9 +652,10 @@ class Engine:
         except OSError as exc:
             raise resources.translate(exc) from None
         tenant = session.tenant
+        network = self._network_spec(session.network, self.sandbox_workspace_path(session))
         if self._attaches_volumes:
-            # held for the tenant until it is retired
-            sandbox = await self._sandbox_for(session.limits, tenant, session.environment)
+            # Held for the tenant until it is retired.
+            sandbox = await self._sandbox_for(session.limits, tenant, session.environment, network=network)
             if tenant is not None:
                 factory.place(sandbox, tenant)  # an interpreter is there for a while: into its tenant's group now
             self._pool_wakeup.set()
@@ -622,7 +674,7 @@ class Engine:
                 lane = self._lane(session.environment)
                 supervisor = (await lane.up()) if lane is not None else None
                 sandbox = await factory.start(session.limits, uid=uid, workspace=volume.workspace(uid), tenant=tenant,
-                                              supervisor=supervisor)
+                                              supervisor=supervisor, network=network)
             except BaseException:
                 factory.uids.release(uid)
                 raise

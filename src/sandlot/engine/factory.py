@@ -18,7 +18,8 @@ import os
 import secrets
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sandlot_runtime.spec import LANDLOCK, NAMESPACES, SandboxSpec, ZygoteSetup
@@ -54,6 +55,14 @@ RESTART_WAIT = 5.0
 """A request that finds the zygote restarting waits this long for the new one before it gets a 503."""
 
 
+@dataclass(frozen=True)
+class NetworkSpec:
+    """What a sandbox with network starts with: the proxy's variables, and the directories it reads (wheels)."""
+
+    env: Mapping[str, str]
+    ro_dirs: tuple[str, ...] = ()
+
+
 class SandboxFactory:
     """Starts contained sandboxes from one zygote and tears them down; owns every live one."""
 
@@ -78,8 +87,10 @@ class SandboxFactory:
         os.mkdir(root_mountpoint, 0o755)
         ro_dirs, ro_files = sandbox_view()
         bpf = seccomp.build_program(allow_process_groups=isolation == NAMESPACES)
+        # Only namespaces mode has a network namespace of its own to put the egress proxy in.
+        bpf_network = seccomp.build_program(allow_process_groups=True, network=True) if isolation == NAMESPACES else b""
         weighted = self.cgroups is not None and "cpu" in self.cgroups.hierarchies
-        self._setup = ZygoteSetup(isolation=isolation, seccomp_bpf=bpf, preload=list(config.preload),
+        self._setup = ZygoteSetup(isolation=isolation, seccomp_bpf=bpf, seccomp_bpf_network=bpf_network, preload=list(config.preload),
                                   root_mountpoint=root_mountpoint, ro_dirs=ro_dirs, ro_files=ro_files,
                                   hostname=config.hostname, nice=ZYGOTE_NICE_WEIGHTED if weighted else ZYGOTE_NICE,
                                   deny_modules=list(config.modules.deny),
@@ -132,16 +143,18 @@ class SandboxFactory:
         return supervisor
 
     async def start(self, limits: Limits, *, uid: int | None = None, workspace: Workspace | None = None,
-                    tenant: str | None = None, supervisor: ZygoteSupervisor | None = None) -> Sandbox:
+                    tenant: str | None = None, supervisor: ZygoteSupervisor | None = None,
+                    network: NetworkSpec | None = None) -> Sandbox:
         """A ready sandbox held to ``limits``; with ``uid`` and ``workspace``, a session's next interpreter;
         with ``tenant``, in that tenant's cpu group from the start (else in the pool's, until it is placed);
-        with ``supervisor``, forked by that zygote (a named environment's) instead of the default one.
+        with ``supervisor``, forked by that zygote (a named environment's) instead of the default one;
+        with ``network``, a sandbox that may make TCP sockets (for the egress proxy), with its environment.
 
         The host running out of something on the way (disk, processes, memory, fds) is
         ``ResourceExhaustedError``; another OS error is a ``SpawnError``."""
         try:
             return await self._start(limits, uid=uid, workspace=workspace, tenant=tenant,
-                                     supervisor=supervisor or self.supervisor)
+                                     supervisor=supervisor or self.supervisor, network=network)
         except (OSError, RuntimeError) as exc:
             translated = resources.translate(exc)
             if translated is exc:
@@ -149,7 +162,7 @@ class SandboxFactory:
             raise translated from exc
 
     async def _start(self, limits: Limits, *, uid: int | None, workspace: Workspace | None,
-                     tenant: str | None, supervisor: ZygoteSupervisor) -> Sandbox:
+                     tenant: str | None, supervisor: ZygoteSupervisor, network: NetworkSpec | None) -> Sandbox:
         if self.closed:
             raise ClosedError("the engine is closed")
         if len(self.alive) >= self.config.max_sandboxes:
@@ -183,7 +196,9 @@ class SandboxFactory:
             spec = SandboxSpec(uid=uid, workspace=workspace.path, tmp_dir=tmp_dir, tmp_size=limits.tmp_size,
                                cgroup_procs=cgroup.procs_files if cgroup else [],
                                rlimits=self.rlimits_for(limits, has_cgroup=cgroup is not None,
-                                                        zygote=supervisor.zygote))
+                                                        zygote=supervisor.zygote),
+                               network=network is not None, env=dict(network.env) if network else {},
+                               ro_dirs=list(network.ro_dirs) if network else [])
             ours, channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             out_r, out_w = os.pipe2(os.O_CLOEXEC)
             err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -291,6 +306,9 @@ class SandboxFactory:
             return
         self.alive.discard(sandbox)
         sandbox.kill("destroyed")
+        if sandbox.egress is not None:
+            proxy, sandbox.egress = sandbox.egress, None
+            await proxy.close()
         exited = None
         uid_freed = False
         try:

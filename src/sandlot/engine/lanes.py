@@ -20,7 +20,7 @@ from typing import Any
 from .._config import Limits
 from .._errors import CapacityError, ClosedError, ResourceExhaustedError, RestartingError, SetupError, SpawnError
 from ..environments import Environment, interpreter
-from .factory import SandboxFactory
+from .factory import NetworkSpec, SandboxFactory
 from .pool import PoolState
 from .sandbox import Sandbox, can_retarget
 from .supervisor import ZygoteSupervisor
@@ -96,11 +96,12 @@ class Lane:
         self._wakeup.set()
         return supervisor
 
-    async def take(self, limits: Limits, tenant: str | None) -> Sandbox:
-        """A sandbox of this environment for ``limits``: a pooled one when one fits, else one started now."""
+    async def take(self, limits: Limits, tenant: str | None, *, network: NetworkSpec | None = None) -> Sandbox:
+        """A sandbox of this environment for ``limits``: a pooled one when one fits, else one started now
+        (always for ``network``: the pool's sandboxes have no TCP sockets)."""
         supervisor = await self.up()
         factory = self._factory
-        if can_retarget(self.environment.limits, limits, has_cgroup=factory.cgroups is not None):
+        if network is None and can_retarget(self.environment.limits, limits, has_cgroup=factory.cgroups is not None):
             sandbox = self.pool.take()
             for dead in self.pool.take_dead():
                 self._spawn(factory.destroy(dead, keep_workspace=False))
@@ -111,7 +112,7 @@ class Lane:
                 return sandbox
         for attempt in range(1, SPAWN_ATTEMPTS + 1):
             try:
-                return await factory.start(limits, tenant=tenant, supervisor=supervisor)
+                return await factory.start(limits, tenant=tenant, supervisor=supervisor, network=network)
             except SpawnError as exc:
                 if attempt == SPAWN_ATTEMPTS:
                     raise

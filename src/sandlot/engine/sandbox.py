@@ -45,6 +45,7 @@ from .._models import (
     StreamMessage,
     parse_sandbox_message,
 )
+from ..egress import SandboxProxy
 from ..tools.broker import ToolBroker
 from .cgroups import SandboxCgroup
 from .collector import Collector, EventCallback, RunOutcome
@@ -108,6 +109,8 @@ class Sandbox:
         self._replies: dict[int, asyncio.Future[Any]] = {}
         self.save_pending = False
         """An ``exec`` asked for a save whose summary has not come back yet (see ``sync``)."""
+        self.egress: SandboxProxy | None = None
+        """The egress proxy serving this sandbox (a sandbox with network); closed when it is destroyed."""
         self.on_saved: Callable[[SaveSummary], None] | None = None
         """Called with each save summary that arrives (in a ``done`` or in answer to ``sync``)."""
         """Requests that are answered by a message of their own (``saved``, ``attached``), by id."""
@@ -158,6 +161,11 @@ class Sandbox:
         except TimeoutError:
             self.kill()
             raise SpawnError(f"the sandbox was not ready within {timeout:.0f}s") from None
+
+    @property
+    def pidfd(self) -> int:
+        """The pidfd of pid 1 (the egress proxy enters its network namespace through it)."""
+        return self._pidfd
 
     @property
     def is_ready(self) -> bool:

@@ -17,6 +17,11 @@ kcmp. Four calls are allowed only with safe arguments:
 ``clone3`` gets ENOSYS instead: its flags sit behind a pointer the filter
 cannot read, and ENOSYS makes glibc fall back to ``clone``.
 
+A sandbox with network (``build_program(network=True)``, the egress proxy's) may also make TCP sockets:
+``AF_INET``/``AF_INET6`` with type ``SOCK_STREAM`` (with ``SOCK_NONBLOCK``/``SOCK_CLOEXEC``) and protocol 0
+or TCP; still no UDP, raw, packet or netlink. Its network namespace has no route out: those sockets reach
+only the host's proxy listening in there (``sandlot.egress``).
+
 In degraded (Landlock) mode the sandbox shares the host's pid namespace and
 is killed as a process group, so ``setsid`` and ``setpgid`` are denied too.
 """
@@ -66,11 +71,17 @@ PROCESS_GROUP_CALLS = frozenset({"setsid", "setpgid"})
 
 CLONE_NEW_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | 0x80
 AF_UNIX = 1
+AF_INET = 2
+AF_INET6 = 10
+SOCK_STREAM = 1
+SOCK_TYPE_MASK = 0xF
+"""The socket type without SOCK_NONBLOCK and SOCK_CLOEXEC."""
+IPPROTO_TCP = 6
 PERSONALITY_QUERY = 0xFFFFFFFF
 PR_SET_PDEATHSIG = 1
 
 
-def build_program(*, allow_process_groups: bool) -> bytes:
+def build_program(*, allow_process_groups: bool, network: bool = False) -> bytes:
     """Compile the policy to a BPF program for this machine's architecture."""
     try:
         import pyseccomp as sc
@@ -87,6 +98,11 @@ def build_program(*, allow_process_groups: bool) -> bytes:
     program.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
     program.add_rule(sc.ALLOW, "socket", sc.Arg(0, sc.EQ, AF_UNIX))
     program.add_rule(sc.ALLOW, "socketpair", sc.Arg(0, sc.EQ, AF_UNIX))
+    if network:
+        for family in (AF_INET, AF_INET6):
+            for protocol in (0, IPPROTO_TCP):
+                program.add_rule(sc.ALLOW, "socket", sc.Arg(0, sc.EQ, family),
+                                 sc.Arg(1, sc.MASKED_EQ, SOCK_TYPE_MASK, SOCK_STREAM), sc.Arg(2, sc.EQ, protocol))
     program.add_rule(sc.ALLOW, "personality", sc.Arg(0, sc.EQ, PERSONALITY_QUERY))
     program.add_rule(sc.ALLOW, "personality", sc.Arg(0, sc.EQ, 0))
     program.add_rule(sc.ALLOW, "prctl", sc.Arg(0, sc.NE, PR_SET_PDEATHSIG))

@@ -31,6 +31,7 @@ from .._errors import ClosedError, InvalidRequestError, NotFoundError
 from .._models import CommandResult, ExecutionResult, Output, Resumed, parse_output
 from ..durable import archive
 from ..durable.store import PAUSED, RUNNING, SessionRecord
+from ..egress import Policy
 from .code import check_code
 from .commands import KILL_GRACE, MAX_KEPT, Command, check_command, command_cwd
 
@@ -81,6 +82,8 @@ class Session:
         """The host tools this session's code may call (None: all registered ones)."""
         self.environment = record.environment
         """The environment its interpreters run in; a restart or a resume comes back in the same one."""
+        self.network: Policy | None = None
+        """Its egress policy (set when it is made; not kept on disk: after a server restart it has none)."""
         self._engine = engine
         self._env = dict(record.env)
         self._env_sent = False
@@ -180,6 +183,8 @@ class Session:
                     await self._retire()
                     self._restart_pending = True
             result = self._engine.result(outcome, execution_count=count, restarted=restarted)
+            if sandbox.egress is not None:
+                result.network = sandbox.egress.take_records()
             if resumed is not None:
                 result.resumed = Resumed.model_validate(resumed)
             store.cell_finished(self.id, count, [o.model_dump(mode="json") for o in result.outputs], result.status)
@@ -208,7 +213,10 @@ class Session:
                     await self._retire()
                     self._restart_pending = True
             self._engine.raise_if_lost(sandbox)
-            return command.result()
+            result = command.result()
+            if sandbox.egress is not None:
+                result.network = sandbox.egress.take_records()
+            return result
 
     async def start_command(self, cmd: str, *, cwd: str | None = None, env: dict[str, str] | None = None,
                             timeout: float | None = None, on_event: EventCallback | None = None) -> Command:
@@ -475,7 +483,10 @@ class Session:
         self._engine.session_store.update(self.id, state=state, last_active_at=self.last_active)
 
     def info(self) -> dict[str, Any]:
-        return {"id": self.id, "created_at": self.created_at.isoformat(), "expires_at": self.expires_at.isoformat(),
+        info = {"id": self.id, "created_at": self.created_at.isoformat(), "expires_at": self.expires_at.isoformat(),
                 "execution_count": self.execution_count, "state": self.state,
                 "last_active_at": datetime.fromtimestamp(self.last_active, UTC).isoformat(),
                 "environment": self.environment}
+        if self.network is not None:
+            info["network"] = {"allow": [entry.text for entry in self.network.entries]}
+        return info

@@ -3,7 +3,7 @@ environment (``SANDLOT_*``) and the command line, in rising precedence.
 
 Every setting has an environment variable, flag or not (``environment()``):
 ``SANDLOT_<NAME>`` for the top level, ``[engine]`` and ``[engine.limits]``
-(their names do not clash), ``SANDLOT_MAX_<NAME>`` for ``[engine.max_limits]``
+(their names do not clash), ``SANDLOT_MAX_<NAME>`` for ``[engine.max_limits]``, ``SANDLOT_EGRESS_<NAME>`` for ``[engine.egress]``
 and ``SANDLOT_AGENT_<NAME>`` for ``[agent]``. The ``sandlot serve`` options
 read the same variables. docs/configuration.md lists them all.
 """
@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .._config import EngineConfig, Limits, MiB
 from .._errors import SetupError
 from ..agent.config import AgentSettings, UpstreamModel
+from ..egress.settings import EgressSettings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -90,7 +91,8 @@ def is_loopback(host: str) -> bool:
 # Where each scalar setting lives: (table path, the model of that table, the variables' prefix).
 _TABLES: tuple[tuple[tuple[str, ...], type[BaseModel], str], ...] = (
     ((), ServerConfig, ""), (("engine",), EngineConfig, ""), (("engine", "limits"), Limits, ""),
-    (("engine", "max_limits"), Limits, "MAX_"), (("agent",), AgentSettings, "AGENT_"))
+    (("engine", "max_limits"), Limits, "MAX_"), (("engine", "egress"), EgressSettings, "EGRESS_"),
+    (("agent",), AgentSettings, "AGENT_"))
 
 
 def _scalar(model: type[BaseModel], name: str) -> bool:
@@ -125,7 +127,7 @@ def environment(env: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 
 def _parse(dotted: str, text: str) -> Any:
-    if dotted in ("api_keys", "engine.preload"):
+    if dotted in ("api_keys", "engine.preload", "engine.egress.allow", "engine.egress.headers"):
         return tuple(item.strip() for item in text.split(",") if item.strip())
     if dotted == "engine.environments":  # the one-line forms, ;-separated
         from ..environments import parse_environments

@@ -13,6 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .._models import NetworkConnection
+
 if TYPE_CHECKING:
     from ..engine import Engine
 
@@ -33,6 +35,10 @@ class Metrics:
                                      buckets=LATENCY_BUCKETS, registry=self.registry)
         self.tool_calls = Counter("sandlot_tool_calls", "Host tool calls from sandboxed code, by tool and status.",
                                   ["tool", "status"], registry=self.registry)
+        self.egress_connections = Counter("sandlot_egress_connections", "Connections sandboxed code asked the egress "
+                                          "proxy for, by outcome (allowed, refused).", ["outcome"], registry=self.registry)
+        self.egress_bytes = Counter("sandlot_egress_bytes", "Bytes through the egress proxy, by direction (sent: from "
+                                    "sandboxes).", ["direction"], registry=self.registry)
         self.limit_hits = Counter("sandlot_limit_hits", "Runs that hit a limit (timeout, memory, killed, output).",
                                   ["limit"], registry=self.registry)
 
@@ -44,6 +50,15 @@ class Metrics:
         # Label by registered names only: a sandbox may send any name, and must not grow the metrics.
         engine.on_tool_call.append(
             lambda call: self.tool_calls.labels(call.name if call.name in known else "unknown", call.status).inc())
+        egress = getattr(engine, "egress", None)  # not a cluster's engine (its nodes' proxies are theirs)
+        if egress is not None:
+            egress.on_connection.append(self.record_connection)
+
+    def record_connection(self, record: NetworkConnection) -> None:
+        # No host label: the sandbox chooses the names, and must not grow the metrics.
+        self.egress_connections.labels("allowed" if record.allowed else "refused").inc()
+        self.egress_bytes.labels("sent").inc(record.bytes_sent)
+        self.egress_bytes.labels("received").inc(record.bytes_received)
 
     def record_run(self, kind: str, status: str, duration_ms: float, truncated: bool) -> None:
         self.runs.labels(kind, status).inc()

@@ -26,6 +26,7 @@ from .schemas import (
     OneShotCommandRequest,
     SessionCommandRequest,
     error_responses,
+    network_allow,
 )
 from .sse import SSE_MEDIA_TYPE, stream_once_begun, stream_run, wants_stream
 from .state import ServerState, get_state, owned_session, principal
@@ -50,6 +51,8 @@ async def run_command(body: OneShotCommandRequest, request: Request, who: str = 
     changes = body.limits.changes() if body.limits else None
     check_command(body.cmd, body.stdin)
     state.engine.run_limits(body.timeout, changes)  # a 400 now, not in the middle of a stream
+    network = network_allow(body.network, state.engine.config.egress.allow)
+    state.engine.network_policy(network)
 
     begun = asyncio.Event()
 
@@ -57,7 +60,7 @@ async def run_command(body: OneShotCommandRequest, request: Request, who: str = 
         with state.quotas.run(who):
             result = await state.engine.run_command(body.cmd, cwd=body.cwd, env=body.env, timeout=body.timeout,
                                                     stdin=body.stdin, files=files, limits=changes, on_event=on_event,
-                                                    tenant=who, begun=begun)
+                                                    tenant=who, begun=begun, network=network)
         _record(state, result)
         return result
 

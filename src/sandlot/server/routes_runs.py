@@ -13,7 +13,7 @@ from .._errors import ClosedError, InvalidRequestError, NotFoundError, TooLargeE
 from .._models import ExecutionResult
 from ..engine import EventCallback, Session, check_code
 from .logs import log_run
-from .schemas import BatchItem, BatchRequest, BatchResponse, ExecuteRequest, error_responses
+from .schemas import BatchItem, BatchRequest, BatchResponse, ExecuteRequest, error_responses, network_allow
 from .sse import SSE_MEDIA_TYPE, stream_once_begun, wants_stream
 from .state import ServerState, get_state, principal
 
@@ -39,6 +39,8 @@ async def execute(body: ExecuteRequest, request: Request, who: str = Depends(pri
     # Unknown tool names and limits out of range are a 400 now, not an error in the middle of a stream.
     state.engine.tool_broker(body.tools)
     state.engine.run_limits(body.timeout, body.limits.changes() if body.limits else None, body.environment)
+    network = network_allow(body.network, state.engine.config.egress.allow)
+    state.engine.network_policy(network)
 
     begun = asyncio.Event()
 
@@ -47,7 +49,7 @@ async def execute(body: ExecuteRequest, request: Request, who: str = Depends(pri
             result = await state.engine.execute(body.code, timeout=body.timeout, files=files, env=body.env,
                                                 tools=body.tools, on_event=on_event,
                                                 limits=body.limits.changes() if body.limits else None, tenant=who,
-                                                begun=begun, environment=body.environment)
+                                                begun=begun, environment=body.environment, network=network)
         record(state, "execute", result)
         return result
 
@@ -75,6 +77,9 @@ async def batch(body: BatchRequest, who: str = Depends(principal), state: Server
                 item.environment != state.engine.get_session(item.session_id).environment:
             raise InvalidRequestError(f"item for session {item.session_id}: the session runs in environment "
                                       f"{state.engine.get_session(item.session_id).environment!r}, not {item.environment!r}")
+        if item.network is not None and item.session_id is not None:
+            raise InvalidRequestError("a batch item for a session has the session's network; it cannot ask for its own")
+        state.engine.network_policy(network_allow(item.network, state.engine.config.egress.allow))
     results: list[ExecutionResult | None] = [None] * len(body.items)
     chains: dict[str, list[tuple[int, BatchItem]]] = {}
     jobs = []
@@ -98,8 +103,9 @@ async def batch(body: BatchRequest, who: str = Depends(principal), state: Server
 async def _run_one(state: ServerState, who: str, index: int, item: BatchItem,
                    results: list[ExecutionResult | None]) -> None:
     with state.quotas.run(who):
-        results[index] = await state.engine.execute(item.code, timeout=item.timeout, tenant=who,
-                                                    environment=item.environment)
+        results[index] = await state.engine.execute(
+            item.code, timeout=item.timeout, tenant=who, environment=item.environment,
+            network=network_allow(item.network, state.engine.config.egress.allow))
     record(state, "batch", results[index])
 
 

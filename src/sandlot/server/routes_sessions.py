@@ -24,6 +24,7 @@ from .schemas import (
     SessionList,
     SessionMetrics,
     error_responses,
+    network_allow,
 )
 from .sse import SSE_MEDIA_TYPE, stream_run, wants_stream
 from .state import ServerState, get_state, owned_session, principal
@@ -41,7 +42,8 @@ async def create_session(body: SessionCreateRequest | None = None, who: str = De
         session = await state.engine.create_session(timeout=body.timeout, idle_timeout=body.idle_timeout, env=body.env,
                                                     tools=body.tools,
                                                     limits=body.limits.changes() if body.limits else None, owner=who,
-                                                    environment=body.environment)
+                                                    environment=body.environment,
+                                                    network=network_allow(body.network, state.engine.config.egress.allow))
         state.quotas.add_session(who, session.id)
     return JSONResponse(session.info(), status_code=201)
 

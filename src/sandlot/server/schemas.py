@@ -118,6 +118,13 @@ class LimitsOverride(RequestBody):
         return self.model_dump(exclude_none=True)
 
 
+class NetworkRequest(RequestBody):
+    """Network for this run or session, through the egress proxy (docs/egress.md): off unless asked for."""
+
+    allow: list[Text] | None = Field(None, description="Destinations (domains, `*.domain`, `host:port`, addresses, "
+                                     "CIDRs), each within what the server allows (else 400). Unset: all of that.")
+
+
 class ExecuteRequest(RequestBody):
     code: Text = Field(description="Python source to run.")
     timeout: float | None = Timeout
@@ -128,6 +135,7 @@ class ExecuteRequest(RequestBody):
     limits: LimitsOverride | None = None
     environment: Text | None = Field(None, description="The environment to run in (GET /v1/environments; "
                                                      "default: the server's default one).")
+    network: NetworkRequest | None = Field(None, description="Network through the egress proxy (default: none).")
 
 
 class SessionCreateRequest(RequestBody):
@@ -138,6 +146,15 @@ class SessionCreateRequest(RequestBody):
     limits: LimitsOverride | None = None
     environment: Text | None = Field(None, description="The environment to run in (GET /v1/environments; "
                                                      "default: the server's default one).")
+    network: NetworkRequest | None = Field(None, description="Network for every cell and command of the session "
+                                           "(default: none).")
+
+
+def network_allow(network: NetworkRequest | None, operator_allows: tuple[str, ...]) -> list[str] | None:
+    """What the engine gets as ``network``: None (no network), or the destinations asked for."""
+    if network is None:
+        return None
+    return list(operator_allows) if network.allow is None else list(network.allow)
 
 
 class SessionExecuteRequest(RequestBody):
@@ -165,6 +182,7 @@ class SessionCommandRequest(CommandRequest):
 class OneShotCommandRequest(CommandRequest):
     files: list[FileUpload] | None = Field(None, description="Files placed in the workspace before the command.")
     limits: LimitsOverride | None = None
+    network: NetworkRequest | None = Field(None, description="Network through the egress proxy (default: none).")
 
 
 class CommandStarted(BaseModel):
@@ -190,6 +208,7 @@ class SessionInfo(BaseModel):
                                                             "is saved and no process is left (files stay reachable).")
     last_active_at: str
     environment: str = Field("default", description="The environment its interpreters run in.")
+    network: NetworkRequest | None = Field(None, description="The session's egress policy, when it has network.")
 
 
 class SessionMetrics(BaseModel):
@@ -222,6 +241,8 @@ class BatchItem(RequestBody):
     timeout: float | None = Timeout
     environment: Text | None = Field(None, description="For an item without a session: the environment to run in. "
                                                        "With one, it must be the session's own (or absent).")
+    network: NetworkRequest | None = Field(None, description="As for /v1/execute; an item for a session has the "
+                                           "session's network instead.")
 
 
 class BatchRequest(RequestBody):

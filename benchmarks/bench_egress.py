@@ -1,0 +1,157 @@
+"""Egress: what the proxy costs, and what the wheel cache saves, measured in one run (issue #14).
+
+A local origin server (in a process of its own, on 127.0.0.1) serves 1 MiB of bytes and a package index.
+
+- **Proxy overhead**: the same 1 MiB download, N times, from the host directly (urllib) and from inside a
+  sandbox with network, through the egress proxy (urllib, honouring HTTP_PROXY); each timed where the client
+  runs, so the sandbox's start is not in it. Goal: the sandbox's median within 1.5x of the host's.
+- **The start of a run with network**: a run with network is started on demand (its seccomp program differs
+  from the pool's) and gets its proxy; ``print(1)`` with and without network, end to end, and the proxy's set-up
+  alone (entering the namespace from a thread, bringing ``lo`` up, binding, serving).
+- **Cached pip**: ``%pip install benchpkg`` (a 2 MiB wheel) in a fresh session, first with an empty wheel
+  cache, then again in another session (the proxy answers the wheel from the host's cache).
+
+    python3 scripts/contained.py python3 benchmarks/bench_egress.py [--quick] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Any
+
+from sandlot import Engine, EngineConfig
+from sandlot.egress import EgressSettings
+
+SIZE = 1 << 20
+ORIGIN = """
+import base64, os, sys, time
+from sandlot.testing.origin import Origin
+with Origin() as origin:
+    payload = base64.b64encode(os.urandom(3 << 19)).decode()  # 2 MiB of text that does not compress much
+    origin.add_wheel("benchpkg", "1.0", {"benchpkg/__init__.py": "VALUE = 1\\n", "benchpkg/data.txt": payload})
+    print(origin.port, flush=True)
+    sys.stdin.read()
+"""
+
+
+def host_download(url: str) -> float:
+    started = time.perf_counter()
+    data = urllib.request.urlopen(url).read()
+    assert len(data) == SIZE
+    return (time.perf_counter() - started) * 1000
+
+
+SANDBOX_DOWNLOADS = """
+import json, time, urllib.request
+times = []
+for _ in range({n}):
+    started = time.perf_counter()
+    data = urllib.request.urlopen({url!r}).read()
+    assert len(data) == {size}
+    times.append((time.perf_counter() - started) * 1000)
+print(json.dumps(times))
+"""
+
+
+async def timed(coro: Any) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = await coro
+    return (time.perf_counter() - started) * 1000, result
+
+
+async def main(quick: bool) -> dict[str, Any]:
+    n, rounds = (5, 2) if quick else (10, 4)
+    origin = subprocess.Popen([sys.executable, "-c", ORIGIN], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    cache = tempfile.mkdtemp(prefix="sandlot-bench-egress-")
+    try:
+        assert origin.stdout is not None
+        port = int(origin.stdout.readline())
+        url = f"http://127.0.0.1:{port}/bytes/{SIZE}"
+        allow = [f"127.0.0.1:{port}"]
+        config = EngineConfig(preload=(), pool_size=2, cache_dir=cache,
+                              egress=EgressSettings(allow=tuple(allow), index_url=f"http://127.0.0.1:{port}/simple/"))
+        async with Engine(config) as engine:
+            attach_times: list[float] = []
+            attach = engine.egress.attach
+
+            async def timed_attach(*args: Any) -> Any:
+                took, proxy = await timed(attach(*args))
+                attach_times.append(took)
+                return proxy
+
+            engine.egress.attach = timed_attach  # type: ignore[method-assign]
+            await asyncio.to_thread(host_download, url)  # warm both ends once
+            host: list[float] = []
+            sandbox: list[float] = []
+            for _ in range(rounds):  # in turns, so a busy spell on a shared host falls on both
+                host += [await asyncio.to_thread(host_download, url) for _ in range(n)]
+                result = await engine.execute(SANDBOX_DOWNLOADS.format(n=n + 1, url=url, size=SIZE), network=allow)
+                assert result.status == "ok", (result.stderr, result.error)
+                sandbox += json.loads(result.stdout)[1:]  # the first one warms the sandbox's imports
+
+            plain, with_network = [], []
+            for _ in range(n):
+                await asyncio.sleep(0.05)  # let the pool refill: the plain run's best case, as in production
+                plain.append((await timed(engine.execute("print(1)")))[0])
+                with_network.append((await timed(engine.execute("print(1)", network=allow)))[0])
+
+            pip_times = []
+            for _ in range(2):
+                session = await engine.create_session(network=allow)
+                try:
+                    took, cell = await timed(session.execute("%pip install benchpkg"))
+                    assert cell.status == "ok" and "Successfully installed" in cell.stdout, cell.stdout
+                    pip_times.append(took)
+                finally:
+                    await engine.close_session(session.id)
+    finally:
+        if origin.stdin is not None:
+            origin.stdin.close()
+        origin.wait(10)
+        shutil.rmtree(cache, ignore_errors=True)
+
+    figures = {
+        "download_host_ms": statistics.median(host), "download_sandbox_ms": statistics.median(sandbox),
+        "download_ratio": statistics.median(sandbox) / statistics.median(host),
+        "run_plain_ms": statistics.median(plain), "run_network_ms": statistics.median(with_network),
+        "proxy_setup_ms": statistics.median(attach_times),
+        "pip_first_ms": pip_times[0], "pip_cached_ms": pip_times[1], "pip_ratio": pip_times[1] / pip_times[0],
+    }
+    print(f"1 MiB download, median of {len(host)}: host {figures['download_host_ms']:.2f} ms, sandbox through the proxy "
+          f"{figures['download_sandbox_ms']:.2f} ms: {figures['download_ratio']:.2f}x (goal: within 1.5x)")
+    print(f"print(1) end to end, median of {len(plain)}: pooled without network {figures['run_plain_ms']:.1f} ms, "
+          f"with network (on demand + proxy) {figures['run_network_ms']:.1f} ms, of which the proxy's set-up in the "
+          f"sandbox's namespace (setns thread, lo up, bind, serve) {figures['proxy_setup_ms']:.2f} ms")
+    print(f"%pip install of a 2 MiB wheel: first {figures['pip_first_ms']:.0f} ms, cached {figures['pip_cached_ms']:.0f} ms: "
+          f"{figures['pip_ratio']:.2f}x")
+    return figures
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="Fewer iterations (a smoke run).")
+    parser.add_argument("--json", help="Also write the figures to this file.")
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
+                        help="The event loop the engine (and so the proxy) runs on: `sandlot serve` uses uvloop "
+                             "where it is installed.  [default: uvloop]")
+    args = parser.parse_args()
+    os.environ.setdefault("SANDLOT_DATA_DIR", "")
+    if args.loop == "uvloop":
+        import uvloop
+
+        out = uvloop.run(main(args.quick))
+    else:
+        out = asyncio.run(main(args.quick))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)

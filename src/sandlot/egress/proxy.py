@@ -1,0 +1,336 @@
+"""The host-side egress proxy of one sandbox: plain HTTP (absolute-URI requests) and HTTPS (CONNECT).
+
+Everything read from the sandbox is hostile: the request head is size-capped and parsed strictly, the
+destination is checked against the run's ``Policy`` before any lookup, names are resolved here on the host
+and every address checked again, and a CONNECT tunnel to a name must open with a TLS ClientHello whose SNI
+is that name (an allowed name cannot front for another host on the same address). Each run has caps on
+connections and bytes, and an idle connection is closed. One request per plain-HTTP connection: the
+request goes upstream with ``Connection: close`` and the connection ends with the response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .._models import NetworkConnection
+from . import tls
+from .credentials import InjectedHeader, headers_for
+from .policy import Policy, parse_address
+from .relay import Relay
+from .settings import EgressSettings
+from .wheels import WheelCache, WheelTee
+
+log = logging.getLogger("sandlot.egress")
+
+PROXY_PORT = 3128
+"""Where the proxy listens inside every sandbox's own network namespace (each has its own loopback)."""
+MAX_HEAD = 64 * 1024
+CHUNK = 256 * 1024
+HOP_BY_HOP = frozenset({"proxy-connection", "proxy-authorization", "connection", "keep-alive"})
+
+
+class Refused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class RunAccount:
+    """What one run did through the proxy; the caps hold against it."""
+
+    connections: list[NetworkConnection] = field(default_factory=list)
+    bytes: int = 0
+
+
+class SandboxProxy:
+    """Serves one sandbox's listening socket (``netns.listen_in``) under ``policy``."""
+
+    def __init__(self, policy: Policy, settings: EgressSettings, headers: Sequence[InjectedHeader] = (),
+                 wheel_cache: WheelCache | None = None,
+                 on_connection: Callable[[NetworkConnection], None] | None = None) -> None:
+        self.policy = policy
+        self.settings = settings
+        self.headers = tuple(headers)
+        self.wheel_cache = wheel_cache
+        self.on_connection = on_connection
+        self.account = RunAccount()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"<SandboxProxy connections={len(self.account.connections)} bytes={self.account.bytes}>"
+
+    async def serve(self, listener: socket.socket) -> None:
+        self._server = await asyncio.start_server(self._on_client, sock=listener, limit=MAX_HEAD)
+
+    def take_records(self) -> list[NetworkConnection]:
+        """The connections since the last call, and a fresh account (a session's next cell has its own caps)."""
+        account, self.account = self.account, RunAccount()
+        return account.connections
+
+    async def close(self) -> list[NetworkConnection]:
+        """Stop listening, end every connection; returns what was not taken yet."""
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+            self._server = None
+        return self.take_records()
+
+    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._serve_one(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, OSError):
+            pass
+        except asyncio.CancelledError:
+            # close() ends the connection: this is its task's top, and asyncio's stream callback would log a
+            # cancelled task as an error (Python 3.11).
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            # asyncio.timeout, not wait_for: no extra task per connection (this is every request's path).
+            async with asyncio.timeout(self.settings.idle_timeout):
+                head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.LimitOverrunError, asyncio.IncompleteReadError, TimeoutError, ValueError):
+            return
+        account = self.account  # a session cell that ends meanwhile does not move this connection's bytes
+        try:
+            method, target, version, fields = _parse_head(head)
+        except ValueError as exc:
+            await _answer(writer, 400, str(exc))
+            return
+        try:
+            host, port, path = _destination(method, target)
+        except ValueError as exc:
+            await _answer(writer, 400, str(exc))
+            return
+        record = NetworkConnection(host=host, port=port, allowed=False, method=method)
+        account.connections.append(record)
+        try:
+            if len(account.connections) > self.settings.max_connections:
+                raise Refused(429, f"the run's limit of {self.settings.max_connections} connections is reached")
+            if account.bytes >= self.settings.max_bytes:
+                raise Refused(429, f"the run's limit of {self.settings.max_bytes} bytes is reached")
+            reason = self.policy.check_name(host, port)
+            if reason is not None:
+                raise Refused(403, reason)
+            cached = self.wheel_cache.hit(host, port, path) if self.wheel_cache is not None and method == "GET" else None
+            if cached is None:
+                _, up_writer = await self._connect(host, port)
+        except Refused as refused:
+            record.reason = refused.reason
+            self._note(record)
+            await _answer(writer, refused.status, refused.reason)
+            return
+        record.allowed = True
+        if cached is not None:  # a wheel the host's cache holds: no connection at all
+            record.cached = True
+            record.bytes_received = await _answer_file(writer, cached)
+            account.bytes += record.bytes_received
+            self._note(record)
+            return
+        try:
+            tee = None
+            if method == "CONNECT":
+                writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                await writer.drain()
+                if parse_address(host) is None:
+                    hello = await self._client_hello(reader, host)
+                    if isinstance(hello, str):
+                        record.allowed, record.reason = False, hello
+                        return
+                    record.bytes_sent += len(hello)
+                    account.bytes += len(hello)
+                    up_writer.write(hello)
+            else:
+                upstream_head = self._upstream_head(method, path, version, fields, host, port)
+                record.bytes_sent += len(upstream_head)
+                account.bytes += len(upstream_head)
+                up_writer.write(upstream_head)
+                if self.wheel_cache is not None and method == "GET":
+                    tee = self.wheel_cache.tee(host, port, path)
+            await self._pipe(reader, writer, up_writer, record, account, tee)
+        finally:
+            up_writer.close()
+            self._note(record)
+
+    async def _connect(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to ``host:port``: names resolved here, each address checked before it is tried."""
+        address = parse_address(host)
+        if address is not None:
+            candidates = [str(address)]
+        else:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except (socket.gaierror, UnicodeError) as exc:
+                raise Refused(502, f"{host} cannot be resolved: {exc}") from None
+            resolved = list(dict.fromkeys(str(info[4][0]) for info in infos))
+            candidates = [a for a in resolved if (ip := parse_address(a)) is not None and self.policy.allows_resolved(ip, port)]
+            if not candidates:
+                raise Refused(403, f"{host} resolves to {', '.join(resolved)}: not a public address, and no "
+                                   "address entry allows it")
+        last: Exception | None = None
+        for candidate in candidates:
+            try:
+                async with asyncio.timeout(self.settings.connect_timeout):
+                    return await asyncio.open_connection(candidate, port, limit=CHUNK)
+            except (OSError, TimeoutError) as exc:
+                last = exc
+        raise Refused(502, f"cannot connect to {host}:{port}: {last}")
+
+    async def _client_hello(self, reader: asyncio.StreamReader, host: str) -> bytes | str:
+        """The tunnel's first TLS record if its SNI is ``host``; else why not."""
+        try:
+            async with asyncio.timeout(self.settings.idle_timeout):
+                header = await reader.readexactly(5)
+                rest = await reader.readexactly(tls.record_length(header) - 5)
+            name = tls.server_name(header + rest)
+        except tls.NotClientHello as exc:
+            return f"a tunnel to {host} must start TLS with its name (SNI): {exc}"
+        except (TimeoutError, asyncio.IncompleteReadError):
+            return f"a tunnel to {host} never sent its TLS ClientHello"
+        if name != host.lower().rstrip("."):
+            return f"the TLS server name {name!r} is not the tunnel's host {host!r}"
+        return header + rest
+
+    def _upstream_head(self, method: str, path: str, version: str, fields: list[tuple[str, str]],
+                       host: str, port: int) -> bytes:
+        injected = headers_for(self.headers, host, port)
+        # Host is the checked destination's, whatever the sandbox wrote: an allowed address must not be asked
+        # for another virtual host on it.
+        authority = f"[{host}]" if ":" in host else host
+        injected = [("Host", authority if port == 80 else f"{authority}:{port}"), *injected]
+        replaced = {name.lower() for name, _ in injected}
+        lines = [f"{method} {path} {version}"]
+        lines += [f"{name}: {value}" for name, value in fields
+                  if name.lower() not in HOP_BY_HOP and name.lower() not in replaced]
+        lines += [f"{name}: {value}" for name, value in injected]
+        lines.append("Connection: close")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, up_writer: asyncio.StreamWriter,
+                    record: NetworkConnection, account: RunAccount, tee: WheelTee | None) -> None:
+        """Relay the connection's bytes both ways (``relay``) under the run's caps, until it is done."""
+        max_bytes = self.settings.max_bytes
+
+        def count(size: int) -> bool:
+            account.bytes += size
+            return account.bytes <= max_bytes
+
+        # What the head's reader already holds past the head (a request body's start) goes first.
+        early = _buffered(reader)
+        relay = Relay(writer.transport, up_writer.transport, record, count=count,  # type: ignore[arg-type]
+                      cap_reason=f"the run's limit of {max_bytes} bytes is reached", idle=self.settings.idle_timeout,
+                      rewrite_response=_closing_response_head if record.method != "CONNECT" else None,
+                      on_response=tee.feed if tee is not None else None)
+        try:
+            await relay.run(early)
+        finally:
+            if tee is not None:
+                if relay.completed and not record.reason:
+                    await asyncio.to_thread(tee.finish)
+                else:
+                    tee.discard()
+
+    def _note(self, record: NetworkConnection) -> None:
+        log.info("sandlot: egress %s %s:%d %s (%d bytes out, %d in)%s", record.method, record.host, record.port,
+                 "allowed" if record.allowed else "refused", record.bytes_sent, record.bytes_received,
+                 f": {record.reason}" if record.reason else "")
+        if self.on_connection is not None:
+            self.on_connection(record)
+
+
+def _parse_head(head: bytes) -> tuple[str, str, str, list[tuple[str, str]]]:
+    text = head.decode("latin-1")
+    lines = text[:-4].split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise ValueError("not an HTTP/1.x request line")
+    fields = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip() or any(c in line for c in "\r\n\x00"):
+            raise ValueError("malformed header line")
+        fields.append((name, value.strip()))
+    return parts[0], parts[1], parts[2], fields
+
+
+def _buffered(reader: asyncio.StreamReader) -> bytes:
+    """What a stream has read past what was asked of it, taken out: its transport goes to a ``Relay`` next."""
+    buffer: bytearray = getattr(reader, "_buffer")  # noqa: B009 (asyncio's private buffer; no public way)
+    data = bytes(buffer)
+    buffer.clear()
+    return data
+
+
+def _closing_response_head(head: bytes) -> bytes:
+    """A response head with its connection headers replaced by ``Connection: close``."""
+    lines = head[:-4].split(b"\r\n")
+    kept = [line for line in lines[1:]
+            if line.split(b":", 1)[0].strip().lower() not in (b"connection", b"keep-alive", b"proxy-connection")]
+    return b"\r\n".join([lines[0], *kept, b"Connection: close"]) + b"\r\n\r\n"
+
+
+def _destination(method: str, target: str) -> tuple[str, int, str]:
+    """(host, port, origin-form path) of a proxy request."""
+    if method == "CONNECT":
+        host, sep, port_text = target.rpartition(":")
+        if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536 or not host:
+            raise ValueError("CONNECT needs host:port")
+        return host.strip("[]"), int(port_text), ""
+    url = urllib.parse.urlsplit(target)
+    if url.scheme != "http" or not url.hostname:
+        raise ValueError("a proxy request needs an absolute http:// URL (HTTPS goes by CONNECT)")
+    try:
+        port = url.port or 80
+    except ValueError:
+        raise ValueError("bad port") from None
+    origin_form = url.path or "/"
+    if url.query:
+        origin_form += "?" + url.query
+    return url.hostname, port, origin_form
+
+
+async def _answer_file(writer: asyncio.StreamWriter, path: str) -> int:
+    """A ``200`` with the file at ``path`` (a cached wheel); returns the bytes sent."""
+    body = await asyncio.to_thread(_read, path)
+    head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    writer.write(head + body)
+    await writer.drain()
+    return len(head) + len(body)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+async def _answer(writer: asyncio.StreamWriter, status: int, reason: str) -> None:
+    body = f"sandlot egress: {reason}\n".encode()
+    phrase = {400: "Bad Request", 403: "Forbidden", 429: "Too Many Requests", 502: "Bad Gateway"}.get(status, "Error")
+    writer.write(f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
+                 "Connection: close\r\n\r\n".encode() + body)
+    with contextlib.suppress(ConnectionError, OSError):
+        await writer.drain()
