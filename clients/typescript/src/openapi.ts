@@ -472,6 +472,8 @@ export type components = {
              * @description For an item without a session: the environment to run in. With one, it must be the session's own (or absent).
              */
             environment?: string | null;
+            /** @description As for /v1/execute; an item for a session has the session's network instead. */
+            network?: components["schemas"]["NetworkRequest"] | null;
         };
         /** BatchRequest */
         BatchRequest: {
@@ -585,6 +587,12 @@ export type components = {
              * @description Why the command ended without an exit code, for a person.
              */
             error?: string | null;
+            /**
+             * Network
+             * @description Connections through the egress proxy (a foreground command in a sandbox with network).
+             * @default []
+             */
+            network: components["schemas"]["NetworkConnection"][];
         };
         /** CommandStarted */
         CommandStarted: {
@@ -776,6 +784,8 @@ export type components = {
              * @description The environment to run in (GET /v1/environments; default: the server's default one).
              */
             environment?: string | null;
+            /** @description Network through the egress proxy (default: none). */
+            network?: components["schemas"]["NetworkRequest"] | null;
         };
         /**
          * ExecuteResult
@@ -871,6 +881,12 @@ export type components = {
              * @default []
              */
             tool_calls: components["schemas"]["ToolCallRecord"][];
+            /**
+             * Network
+             * @description Connections through the egress proxy, allowed or not (only for a run or session with `network`).
+             * @default []
+             */
+            network: components["schemas"]["NetworkConnection"][];
         };
         /** FileEntry */
         FileEntry: {
@@ -999,6 +1015,61 @@ export type components = {
             /** Reason */
             reason: string;
         };
+        /**
+         * NetworkConnection
+         * @description One connection the run's code asked the egress proxy for (docs/egress.md).
+         */
+        NetworkConnection: {
+            /**
+             * Host
+             * @description The host as the sandbox named it (a name or an address).
+             */
+            host: string;
+            /** Port */
+            port: number;
+            /** Allowed */
+            allowed: boolean;
+            /**
+             * Method
+             * @description CONNECT (a tunnel, HTTPS) or the plain-HTTP request's method.
+             * @default
+             */
+            method: string;
+            /**
+             * Bytes Sent
+             * @description Bytes from the sandbox to the destination.
+             * @default 0
+             */
+            bytes_sent: number;
+            /**
+             * Bytes Received
+             * @description Bytes from the destination to the sandbox.
+             * @default 0
+             */
+            bytes_received: number;
+            /**
+             * Reason
+             * @description Why it was refused or ended early.
+             */
+            reason?: string | null;
+            /**
+             * Cached
+             * @description Answered from the host's wheel cache, without a download.
+             * @default false
+             */
+            cached: boolean;
+        };
+        /**
+         * NetworkRequest
+         * @description Network for this run or session, through the egress proxy (docs/egress.md): off unless asked for.
+         */
+        NetworkRequest: {
+            /**
+             * Allow
+             * @description Destinations (domains, `*.domain`, `host:port`, addresses, CIDRs), each within what the server allows (else 400). Unset: all of that.
+             */
+            allow?: string[] | null;
+        };
         /** OneShotCommandRequest */
         OneShotCommandRequest: {
             /**
@@ -1040,6 +1111,8 @@ export type components = {
              */
             files?: components["schemas"]["FileUpload"][] | null;
             limits?: components["schemas"]["LimitsOverride"] | null;
+            /** @description Network through the egress proxy (default: none). */
+            network?: components["schemas"]["NetworkRequest"] | null;
         };
         /** Resumed */
         Resumed: {
@@ -1117,6 +1190,8 @@ export type components = {
              * @description The environment to run in (GET /v1/environments; default: the server's default one).
              */
             environment?: string | null;
+            /** @description Network for every cell and command of the session (default: none). */
+            network?: components["schemas"]["NetworkRequest"] | null;
         };
         /** SessionExecuteRequest */
         SessionExecuteRequest: {
@@ -1160,6 +1235,8 @@ export type components = {
              * @default default
              */
             environment: string;
+            /** @description The session's egress policy, when it has network. */
+            network?: components["schemas"]["NetworkRequest"] | null;
         };
         /** SessionList */
         SessionList: {
