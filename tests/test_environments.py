@@ -105,7 +105,7 @@ def run(client: httpx.Client, code: str, **body: object) -> dict[str, object]:
 
 
 def zygotes() -> list[int]:
-    """The zygotes this process (the in-process server) started: one per started environment."""
+    """The zygotes this process started (the in-process servers': one per started environment of each)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -127,8 +127,9 @@ def zygotes() -> list[int]:
 def test_an_environment_nobody_used_has_no_zygote_until_its_first_run(client: httpx.Client) -> None:
     lanes = client.get("/healthz").json()["environments"]
     assert lanes["lazy"] == {"state": "unused", "pid": None, "restarts": 0, "last_error": None, "pool_ready": 0}
+    # Other in-process servers of the test run have zygotes of their own: count this one's by what changes.
     started = [lane["pid"] for lane in lanes.values() if lane["pid"] is not None]
-    assert sorted(zygotes()) == sorted([*started, client.get("/healthz").json()["zygote"]["pid"]])
+    assert set([*started, client.get("/healthz").json()["zygote"]["pid"]]) <= set(zygotes())
     before = len(zygotes())
 
     assert run(client, "import sys; print('json' in sys.modules)", environment="lazy")["stdout"] == "True\n"
