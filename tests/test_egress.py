@@ -512,6 +512,30 @@ def test_a_sessions_network_survives_restarts_checked_against_the_operators_list
         assert c.get(f"/v1/sessions/{made['id']}").json()["network"] == {"allow": [mine, theirs], "dropped": []}
 
 
+def test_an_adopted_session_keeps_its_network_within_the_adopting_engines_list(
+        origin: Origin, other: Origin, tmp_path: Path) -> None:
+    """Cluster failover's path (``Engine.adopt_sessions``): the adopting engine re-checks the policy with its own list."""
+    from sandlot.engine.blocking import SyncSession
+
+    mine, theirs = f"127.0.0.1:{origin.port}", f"127.0.0.1:{other.port}"
+
+    def config(data: str, *allow: str) -> EngineConfig:
+        return EngineConfig(preload=(), pool_size=0, cache_dir=str(tmp_path / "cache"), data_dir=str(tmp_path / data),
+                            egress=EgressSettings(allow=allow, wheel_cache=False))
+
+    code = FETCH_BOTH.format(ports=f"{origin.port}, {other.port}")
+    with Sandlot(config("dead", mine, theirs)) as dead:
+        session = dead.session(network=[mine, theirs])
+        assert json.loads(session.execute(code).stdout) == [200, 200]
+        session_id = session.id
+    with Sandlot(config("alive", mine)) as alive:
+        assert alive._call(alive.engine.adopt_sessions, str(tmp_path / "dead")) == [session_id]
+        adopted = alive.engine.get_session(session_id)
+        assert adopted.info()["network"] == {"allow": [mine], "dropped": [theirs]}
+        result = SyncSession(alive, adopted).execute(code)
+        assert json.loads(result.stdout) == [200, 403]
+
+
 def test_a_session_store_from_before_egress_reads_as_no_network_and_a_damaged_policy_grants_none(
         tmp_path: Path) -> None:
     import sqlite3
