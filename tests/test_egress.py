@@ -499,6 +499,7 @@ def test_a_sessions_network_survives_restarts_checked_against_the_operators_list
         assert imported.status_code == 201, imported.text
         assert imported.json()["network"] == {"allow": [mine], "dropped": [theirs]}
         assert json.loads(cell(c, imported.json()["id"], code)["stdout"]) == [200, 403]
+        imported_id = imported.json()["id"]
 
     with running_server(config()) as url, httpx.Client(base_url=url, timeout=60) as c:  # egress off: nothing left
         off = c.get(f"/v1/sessions/{made['id']}").json()
@@ -510,6 +511,8 @@ def test_a_sessions_network_survives_restarts_checked_against_the_operators_list
     with running_server(config(mine, theirs)) as url, httpx.Client(base_url=url, timeout=60) as c:
         # The operator allows it again: the session was granted it, and it comes back.
         assert c.get(f"/v1/sessions/{made['id']}").json()["network"] == {"allow": [mine, theirs], "dropped": []}
+        # An import keeps only what the importing server allowed: the archive's grant is not this server's.
+        assert c.get(f"/v1/sessions/{imported_id}").json()["network"] == {"allow": [mine], "dropped": []}
 
 
 def test_an_adopted_session_keeps_its_network_within_the_adopting_engines_list(

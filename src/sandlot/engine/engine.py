@@ -570,12 +570,14 @@ class Engine:
         except (ValueError, TypeError, KeyError) as exc:
             raise InvalidRequestError(f"the archive's session is not valid: {exc}") from None
         environment = self.environments.get(environment).name  # one this server does not have: a 400 naming its own
+        # Granted by another server, maybe: only what this one allows is kept (on disk too), the rest said once.
+        network_policy, network_dropped = self.kept_network(network)
         now = time.time()
         record = SessionRecord(id="ses_" + secrets.token_hex(12), owner=owner, state=PAUSED, created_at=now,
                                last_active_at=now, execution_count=count, idle_timeout=idle, limits=limits.model_dump(),
                                env={str(k): str(v) for k, v in env.items()}, tools=tools,
                                snapshot=snapshot if isinstance(snapshot, dict) else None, environment=environment,
-                               network=network)  # checked against this server's allow list as the session is made
+                               network=granted_network(network_policy))
         volume = await asyncio.to_thread(self.volumes.create, record.id, size_bytes=limits.workspace_size,
                                          owner_uid=0 if self.volumes.images else os.geteuid())
         try:
@@ -588,6 +590,7 @@ class Engine:
             await asyncio.to_thread(self.volumes.remove, volume)
             raise
         session = Session(self, record, volume, limits=limits)
+        session.network_dropped = network_dropped
         self.sessions[session.id] = session
         return session
 
