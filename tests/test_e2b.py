@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import e2b
@@ -23,6 +24,7 @@ import pytest
 from e2b import CommandExitException, TimeoutException
 from e2b_code_interpreter import Sandbox
 
+from sandlot.testing.origin import Origin
 from sandlot.testing.serving import ServerProcess
 
 KEY = "e2b_" + "5a" * 20  # sandlot's key, in the form E2B's SDK checks (e2b_ + hex)
@@ -364,6 +366,57 @@ def test_the_async_sdk(server: str) -> None:
         assert not await sandbox.is_running()
 
     asyncio.run(flow())
+
+
+def test_network_options_are_sandlots_egress_honoured_or_refused(server: str, monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    """E2B's `allow_internet_access` and `network` on Sandbox.create, against a server whose operator allows one
+    local origin (docs/e2b.md, "Network"); the module's server allows no egress at all."""
+    with pytest.raises(e2b.SandboxException, match="operator allows no egress"):
+        Sandbox.create(allow_internet_access=True)
+    with Origin() as origin, Origin() as other:
+        allowed = f"127.0.0.1:{origin.port}"
+        fetch = (f"import urllib.request as u\nout = []\nfor p in ({origin.port}, {other.port}):\n"
+                 f"    try: out.append(u.urlopen(f'http://127.0.0.1:{{p}}/e2b', timeout=10).status)\n"
+                 f"    except OSError as e: out.append(getattr(e, 'code', None) or type(getattr(e, 'reason', e)).__name__)\n"
+                 f"out")
+        with e2b_server("--egress-allow", allowed, env_extra={"SANDLOT_CACHE_DIR": str(tmp_path),
+                                                              "SANDLOT_EGRESS_WHEEL_CACHE": "false"}) as url:
+            for name in ("E2B_API_URL", "E2B_SANDBOX_URL"):
+                monkeypatch.setenv(name, url)
+            monkeypatch.setenv("E2B_API_KEY", KEY)
+            listed = Sandbox.create(network={"allow_out": [allowed], "deny_out": [e2b.ALL_TRAFFIC]})
+            try:
+                assert listed.run_code(fetch).text == "[200, 403]"  # the other port is not on the list
+                assert httpx.get(f"{url}/v1/sessions/{listed.sandbox_id}",
+                                 headers={"Authorization": f"Bearer {KEY}"}).json()["network"] == \
+                    {"allow": [allowed], "dropped": []}
+                command = listed.commands.run(f"python3 -c \"import urllib.request as u; "
+                                              f"print(u.urlopen('http://127.0.0.1:{origin.port}/cmd').read())\"")
+                assert command.stdout == "b'ok'\n"
+            finally:
+                listed.kill()
+            everything = Sandbox.create(allow_internet_access=True)
+            try:
+                assert everything.run_code(fetch).text == "[200, 403]"
+            finally:
+                everything.kill()
+            for closed in (Sandbox.create(), Sandbox.create(allow_internet_access=False),
+                           Sandbox.create(allow_internet_access=True, network={"deny_out": [e2b.ALL_TRAFFIC]})):
+                try:  # no network: no proxy and no TCP sockets
+                    assert closed.run_code(fetch).text == "['PermissionError', 'PermissionError']"
+                finally:
+                    closed.kill()
+            assert len([seen for seen in other.requests if seen.path == "/e2b"]) == 0
+            with pytest.raises(e2b.SandboxException, match="beyond what this server allows"):
+                Sandbox.create(network={"allow_out": [f"127.0.0.1:{other.port}"]})
+            with pytest.raises(e2b.SandboxException, match="deny rules other than all traffic"):
+                Sandbox.create(network={"deny_out": ["10.0.0.0/8"]})
+            with pytest.raises(e2b.SandboxException, match="attaches credentials"):
+                Sandbox.create(network={"allow_out": [allowed],
+                                        "rules": {allowed: [{"transform": {"headers": {"X-Key": "v"}}}]}})
+            update = httpx.put(f"{url}/sandboxes/x/network", headers={"X-API-KEY": KEY}, json={})
+            assert update.status_code == 501
 
 
 def test_degraded_mode(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -417,7 +417,7 @@ def test_the_http_api(origin: Origin, tmp_path: Path) -> None:
         assert beyond.status_code == 400 and "beyond" in beyond.json()["error"]["message"]
         session = client.post("/v1/sessions", json={"network": {"allow": [f"127.0.0.1:{origin.port}"]}})
         assert session.status_code == 201
-        assert session.json()["network"] == {"allow": [f"127.0.0.1:{origin.port}"]}
+        assert session.json()["network"] == {"allow": [f"127.0.0.1:{origin.port}"], "dropped": []}
         cell = client.post(f"/v1/sessions/{session.json()['id']}/execute", json={"code": code}).json()
         assert cell["status"] == "ok" and [c["allowed"] for c in cell["network"]] == [True]
         batch = client.post("/v1/batch", json={"items": [{"code": code, "network": {}}, {"code": "print(2)"}]}).json()
@@ -435,6 +435,132 @@ def test_the_http_api(origin: Origin, tmp_path: Path) -> None:
             sdk.execute(code, network=["example.com"])
         with sdk.session(network=[f"127.0.0.1:{origin.port}"]) as cells:
             assert cells.execute(code).network[0].allowed
+
+
+FETCH_BOTH = """
+import json, urllib.request, urllib.error
+out = []
+for port in ({ports}):
+    try:
+        out.append(urllib.request.urlopen(f'http://127.0.0.1:{{port}}/kept', timeout=10).status)
+    except urllib.error.HTTPError as e:
+        out.append(e.code)
+    except OSError as e:
+        out.append(type(e).__name__)
+print(json.dumps(out))
+"""
+
+
+def test_a_sessions_network_survives_restarts_checked_against_the_operators_list_each_time(
+        origin: Origin, other: Origin, tmp_path: Path) -> None:
+    """The policy is saved with the session: the next server on the same data dir grants it again, less what its
+    own --egress-allow no longer covers (named in the session's info), and fork and archive carry it."""
+    mine, theirs = f"127.0.0.1:{origin.port}", f"127.0.0.1:{other.port}"
+
+    def config(*allow: str) -> ServerConfig:
+        return ServerConfig(engine=EngineConfig(preload=(), pool_size=0, cache_dir=str(tmp_path / "cache"),
+                                                data_dir=str(tmp_path / "data"), egress=EgressSettings(allow=allow)))
+
+    code = FETCH_BOTH.format(ports=f"{origin.port}, {other.port}")
+
+    def cell(c: httpx.Client, session: str, source: str) -> dict:  # type: ignore[type-arg]
+        body = c.post(f"/v1/sessions/{session}/execute", json={"code": source}).json()
+        assert body["status"] == "ok", body
+        return body  # type: ignore[no-any-return]
+
+    with running_server(config(mine, theirs)) as url, httpx.Client(base_url=url, timeout=60) as c:
+        made = c.post("/v1/sessions", json={"network": {}}).json()  # everything this operator allows
+        assert made["network"] == {"allow": [mine, theirs], "dropped": []}
+        assert json.loads(cell(c, made["id"], code + "x = 41\n")["stdout"]) == [200, 200]
+        plain = c.post("/v1/sessions", json={}).json()
+        assert "network" not in plain or plain["network"] is None
+        archive = c.get(f"/v1/sessions/{made['id']}/archive").content
+
+    with running_server(config(mine, theirs)) as url, httpx.Client(base_url=url, timeout=60) as c:
+        again = c.get(f"/v1/sessions/{made['id']}").json()
+        assert again["state"] == "paused" and again["network"] == {"allow": [mine, theirs], "dropped": []}
+        body = cell(c, made["id"], code + "print(x + 1)")
+        assert body["stdout"].splitlines() == ["[200, 200]", "42"]
+        assert [(n["port"], n["allowed"]) for n in body["network"]] == [(origin.port, True), (other.port, True)]
+        forked = c.post(f"/v1/sessions/{made['id']}/fork").json()
+        assert forked["network"] == {"allow": [mine, theirs], "dropped": []}
+        assert c.get(f"/v1/sessions/{plain['id']}").json().get("network") is None
+
+    seen_by_other = len(other.requests)
+    with running_server(config(mine)) as url, httpx.Client(base_url=url, timeout=60) as c:  # narrower
+        for session in (made["id"], forked["id"]):
+            narrowed = c.get(f"/v1/sessions/{session}").json()
+            assert narrowed["network"] == {"allow": [mine], "dropped": [theirs]}, narrowed
+            body = cell(c, session, code + "print(x)")
+            assert body["stdout"].splitlines() == ["[200, 403]", "41"]
+            assert [(n["port"], n["allowed"]) for n in body["network"]] == [(origin.port, True), (other.port, False)]
+        assert len(other.requests) == seen_by_other  # the dropped destination was never reached
+        imported = c.post("/v1/sessions/import", content=archive, headers={"content-type": "application/octet-stream"})
+        assert imported.status_code == 201, imported.text
+        assert imported.json()["network"] == {"allow": [mine], "dropped": [theirs]}
+        assert json.loads(cell(c, imported.json()["id"], code)["stdout"]) == [200, 403]
+        imported_id = imported.json()["id"]
+
+    with running_server(config()) as url, httpx.Client(base_url=url, timeout=60) as c:  # egress off: nothing left
+        off = c.get(f"/v1/sessions/{made['id']}").json()
+        assert off["network"] == {"allow": [], "dropped": [mine, theirs]}
+        body = cell(c, made["id"], code + "print(x)")  # no proxy and no TCP sockets: the run fails to connect
+        assert body["network"] == [] and body["stdout"].splitlines()[1] == "41"
+        assert "200" not in body["stdout"].splitlines()[0]
+
+    with running_server(config(mine, theirs)) as url, httpx.Client(base_url=url, timeout=60) as c:
+        # The operator allows it again: the session was granted it, and it comes back.
+        assert c.get(f"/v1/sessions/{made['id']}").json()["network"] == {"allow": [mine, theirs], "dropped": []}
+        # An import keeps only what the importing server allowed: the archive's grant is not this server's.
+        assert c.get(f"/v1/sessions/{imported_id}").json()["network"] == {"allow": [mine], "dropped": []}
+
+
+def test_an_adopted_session_keeps_its_network_within_the_adopting_engines_list(
+        origin: Origin, other: Origin, tmp_path: Path) -> None:
+    """Cluster failover's path (``Engine.adopt_sessions``): the adopting engine re-checks the policy with its own list."""
+    from sandlot.engine.blocking import SyncSession
+
+    mine, theirs = f"127.0.0.1:{origin.port}", f"127.0.0.1:{other.port}"
+
+    def config(data: str, *allow: str) -> EngineConfig:
+        return EngineConfig(preload=(), pool_size=0, cache_dir=str(tmp_path / "cache"), data_dir=str(tmp_path / data),
+                            egress=EgressSettings(allow=allow, wheel_cache=False))
+
+    code = FETCH_BOTH.format(ports=f"{origin.port}, {other.port}")
+    with Sandlot(config("dead", mine, theirs)) as dead:
+        session = dead.session(network=[mine, theirs])
+        assert json.loads(session.execute(code).stdout) == [200, 200]
+        session_id = session.id
+    with Sandlot(config("alive", mine)) as alive:
+        assert alive._call(alive.engine.adopt_sessions, str(tmp_path / "dead")) == [session_id]
+        adopted = alive.engine.get_session(session_id)
+        assert adopted.info()["network"] == {"allow": [mine], "dropped": [theirs]}
+        result = SyncSession(alive, adopted).execute(code)
+        assert json.loads(result.stdout) == [200, 403]
+
+
+def test_a_session_store_from_before_egress_reads_as_no_network_and_a_damaged_policy_grants_none(
+        tmp_path: Path) -> None:
+    import sqlite3
+
+    from sandlot.durable.store import MIGRATIONS, SessionStore
+
+    path = tmp_path / "sessions.db"
+    with sqlite3.connect(path) as db:  # the store as the version before a session's network was kept
+        db.executescript(f"{MIGRATIONS[0]}; {MIGRATIONS[1]}; PRAGMA user_version = 2;")
+        for name in ("ses_old", "ses_bad"):
+            db.execute("INSERT INTO sessions (id, owner, state, created_at, last_active_at, execution_count, "
+                       "idle_timeout, limits, env, tools, snapshot) VALUES (?, '', 'paused', 1.0, 1.0, 3, 600.0, "
+                       "'{}', '{}', NULL, NULL)", (name,))
+    store = SessionStore(str(path))
+    try:
+        with sqlite3.connect(path) as db:
+            db.execute("""UPDATE sessions SET network = '["example.com", 7]' WHERE id = 'ses_bad'""")
+        records = {record.id: record for record in store.sessions()}
+        assert (records["ses_old"].network, records["ses_old"].damaged) == (None, [])
+        assert (records["ses_bad"].network, records["ses_bad"].damaged) == (None, ["network"])
+    finally:
+        store.close()
 
 
 def test_sandlot_serve_with_egress_flags(origin: Origin, tmp_path: Path) -> None:

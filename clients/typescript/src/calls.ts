@@ -14,7 +14,7 @@ import { toBase64, toBytes } from "./bytes.js";
 import { InvalidRequestError, isObject, unreadable } from "./errors.js";
 import type { Call } from "./http.js";
 import type {
-  BatchItem, ExecuteOptions, ExecutionResult, FileData, FileInfo, Health, SessionExecuteOptions, SessionInfo,
+  BatchItem, ExecuteOptions, ExecutionResult, FileData, FileInfo, Health, Network, SessionExecuteOptions, SessionInfo,
   SessionOptions,
 } from "./types.js";
 
@@ -94,13 +94,22 @@ function defined<T extends Record<string, unknown>>(body: T): Partial<T> {
   return Object.fromEntries(Object.entries(body).filter(([, value]) => value !== undefined)) as Partial<T>;
 }
 
+/** A run's or session's `network` as the server takes it: `{}` is everything it allows. */
+function networkBody(network: Network | undefined): { allow?: string[] } | undefined {
+  if (network === undefined || network === false) return undefined;
+  if (network === true) return {};
+  if (!Array.isArray(network)) throw new TypeError("network is true, false or a list of destinations");
+  return { allow: [...network] };
+}
+
 // ---- the calls ------------------------------------------------------------------------
 
 export function executeCall(code: string, options: ExecuteOptions, stream: boolean): Call<ExecutionResult> {
   const files = options.files === undefined ? undefined
     : Object.entries(options.files).map(([path, data]) => ({ path, content: toBase64(data) }));
   const json = defined({ code, timeout: options.timeout, files, env: options.env, tools: options.tools,
-                         limits: options.limits, environment: options.environment, stream: stream || undefined });
+                         limits: options.limits, environment: options.environment, network: networkBody(options.network),
+                         stream: stream || undefined });
   return { method: "POST", path: "/v1/execute", parse: result, json, runTimeout: options.timeout, stream };
 }
 
@@ -112,7 +121,8 @@ export function sessionExecuteCall(sessionId: string, code: string, options: Ses
 }
 
 export function batchCall(items: BatchItem[]): Call<ExecutionResult[]> {
-  const body = items.map((item) => (typeof item === "string" ? { code: item } : item));
+  const body = items.map((item) => (typeof item === "string" ? { code: item }
+    : defined({ ...item, network: networkBody(item.network) })));
   // Items run in parallel, but one session's items run in turn: the longest is a floor, not a bound.
   const timeouts = body.map((item) => item.timeout).filter((t): t is number => typeof t === "number");
   return {
@@ -124,7 +134,8 @@ export function batchCall(items: BatchItem[]): Call<ExecutionResult[]> {
 
 export function createSessionCall(options: SessionOptions): Call<SessionInfo> {
   const json = defined({ timeout: options.timeout, idle_timeout: options.idleTimeout, env: options.env,
-                         tools: options.tools, limits: options.limits, environment: options.environment });
+                         tools: options.tools, limits: options.limits, environment: options.environment,
+                         network: networkBody(options.network) });
   return { method: "POST", path: "/v1/sessions", parse: session, json };
 }
 

@@ -30,7 +30,8 @@ export { Session } from "./session.js";
 export { EventStream, ServerStream } from "./stream.js";
 export type {
   BatchItem, DisplayData, ErrorOutput, ExecuteOptions, ExecuteResult, ExecutionError, ExecutionResult, FileData,
-  FileInfo, Health, LimitsOverride, Output, RequestOptions, SessionExecuteOptions, SessionInfo, SessionOptions,
+  FileInfo, Health, LimitsOverride, Network, NetworkConnection, Output, RequestOptions, SessionExecuteOptions,
+  SessionInfo, SessionNetwork, SessionOptions,
   SessionStreamOptions, Status, StreamCallbacks, StreamEvent, StreamOptions, StreamOutput, ToolCallRecord, Usage,
 } from "./types.js";
 export { VERSION } from "./version.js";

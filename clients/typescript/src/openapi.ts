@@ -1235,8 +1235,8 @@ export type components = {
              * @default default
              */
             environment: string;
-            /** @description The session's egress policy, when it has network. */
-            network?: components["schemas"]["NetworkRequest"] | null;
+            /** @description The session's egress policy, when it was made with network. */
+            network?: components["schemas"]["SessionNetwork"] | null;
         };
         /** SessionList */
         SessionList: {
@@ -1280,6 +1280,20 @@ export type components = {
              * @description Bytes of files in /workspace.
              */
             workspace_bytes: number;
+        };
+        /** SessionNetwork */
+        SessionNetwork: {
+            /**
+             * Allow
+             * @description The destinations its code may reach through the egress proxy.
+             */
+            allow: string[];
+            /**
+             * Dropped
+             * @description Destinations it was granted that this server no longer allows (the operator's list narrowed, or egress is off, since it was made); they come back if the operator allows them again.
+             * @default []
+             */
+            dropped: string[];
         };
         /**
          * StreamOutput

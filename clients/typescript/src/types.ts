@@ -17,6 +17,18 @@ export type Status = ExecutionResult["status"];
 export type ExecutionError = Schemas["ExecutionError"];
 /** CPU time and peak memory a run used. */
 export type Usage = Schemas["Usage"];
+/** One connection the run's code asked the egress proxy for, allowed or not (`result.network`). */
+export type NetworkConnection = Schemas["NetworkConnection"];
+/** A session's egress policy (`info.network`): what it may reach, and what it was granted that the server no
+ * longer allows. */
+export type SessionNetwork = Schemas["SessionNetwork"];
+/**
+ * Network through the server's egress proxy (docs/egress.md): `true`, everything the server allows; a list of
+ * destinations (`"example.com"`, `"*.example.com"`, `"host:port"`, an address or CIDR), each within what it
+ * allows (else an `InvalidRequestError`); `false` or unset, none.
+ */
+export type Network = boolean | string[];
+
 /** One call the run's code made to a host tool. */
 export type ToolCallRecord = Schemas["ToolCallRecord"];
 
@@ -86,6 +98,8 @@ export interface ExecuteOptions extends SessionExecuteOptions {
   limits?: LimitsOverride;
   /** The environment to run in (`GET /v1/environments`; default: the server's default one). */
   environment?: string;
+  /** Network through the egress proxy; `result.network` lists every connection. Default: none. */
+  network?: Network;
 }
 
 /** Options of `session.stream()`: a cell's, without the callbacks (the events are what you iterate). */
@@ -108,10 +122,14 @@ export interface SessionOptions extends RequestOptions {
   limits?: LimitsOverride;
   /** The environment its interpreters run in (default: the server's default one). */
   environment?: string;
+  /** Network for every cell and command of the session (each result lists its connections). Default: none.
+   * The server keeps it with the session, checked against its allow list again after a restart. */
+  network?: Network;
 }
 
-/** One item of a batch: code, or `{code, session_id?, timeout?}`. */
-export type BatchItem = string | Schemas["BatchItem"];
+/** One item of a batch: code, or `{code, session_id?, timeout?, network?, ...}` (an item for a session has the
+ * session's network and may not ask for its own). */
+export type BatchItem = string | (Omit<Schemas["BatchItem"], "network"> & { network?: Network });
 
 /**
  * One event of a streaming run, parsed into the same types a finished result holds.

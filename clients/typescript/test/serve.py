@@ -13,6 +13,9 @@ tested without a real model. The command gets the details in its environment:
     SANDLOT_TEST_API_KEY     a valid key for most tests
     SANDLOT_TEST_QUOTA_KEY   a second key, for the quota test (quotas are per key)
     SANDLOT_TEST_MAX_SESSIONS  the per-key session quota
+    SANDLOT_TEST_ORIGIN_URL  a local HTTP server (``sandlot.testing.origin``) the server's egress
+                             allows (``127.0.0.1:<its port>``), standing in for the internet
+    SANDLOT_TEST_OTHER_URL   a second local server egress does not allow
 
 When the command ends, the server shuts down and every process it started
 (zygote, sandboxes) must be gone; a leftover fails the run. The exit status is
@@ -39,7 +42,9 @@ import uvicorn
 from sandlot import EngineConfig, Limits
 from sandlot._config import MiB
 from sandlot.agent.config import AgentSettings, UpstreamModel
+from sandlot.egress import EgressSettings
 from sandlot.server import ServerConfig, create_app
+from sandlot.testing.origin import Origin
 from sandlot.testing.upstream import Reply, ScriptedUpstream
 
 API_KEY = "sandlot-ts-test-key-0123"
@@ -98,10 +103,12 @@ def main() -> int:
     if not command:
         print(__doc__, file=sys.stderr)
         return 2
-    with ScriptedUpstream([echo_model] * ECHO_TURNS) as upstream:
+    with ScriptedUpstream([echo_model] * ECHO_TURNS) as upstream, Origin() as origin, Origin() as other:
+        # Egress to the one local origin only; no wheel cache (it would be a directory left in the cache dir).
+        egress = EgressSettings(allow=(f"127.0.0.1:{origin.port}",), wheel_cache=False)
         config = ServerConfig(
             api_keys=(API_KEY, QUOTA_KEY), max_sessions_per_key=MAX_SESSIONS, log_level="warning",
-            engine=EngineConfig(preload=(), pool_size=2, limits=LIMITS),
+            engine=EngineConfig(preload=(), pool_size=2, limits=LIMITS, egress=egress),
             models=(UpstreamModel(name="echo", base_url=upstream.base_url, action_format="tool_calls"),),
             agent=AgentSettings(max_steps=3, max_wall_time=30))
         # IPPROTO_TCP explicitly: asyncio only turns Nagle off for sockets that say so (see tests/conftest.py).
@@ -119,7 +126,8 @@ def main() -> int:
                 return 1
             time.sleep(0.02)
         env = {**os.environ, "SANDLOT_TEST_URL": url, "SANDLOT_TEST_API_KEY": API_KEY,
-               "SANDLOT_TEST_QUOTA_KEY": QUOTA_KEY, "SANDLOT_TEST_MAX_SESSIONS": str(MAX_SESSIONS)}
+               "SANDLOT_TEST_QUOTA_KEY": QUOTA_KEY, "SANDLOT_TEST_MAX_SESSIONS": str(MAX_SESSIONS),
+               "SANDLOT_TEST_ORIGIN_URL": origin.url, "SANDLOT_TEST_OTHER_URL": other.url}
         child = subprocess.Popen(command, env=env)
         try:
             status = child.wait()

@@ -51,7 +51,8 @@ class SessionInfo(BaseModel):
     environment: str = "default"
     """The environment its interpreters run in (docs/environments.md)."""
     network: dict[str, list[str]] | None = None
-    """Its egress policy (``{"allow": [...]}``) when it was made with network."""
+    """Its egress policy when it was made with network: ``{"allow": [...], "dropped": [...]}`` (``dropped``: what it
+    was granted that the server no longer allows, after a restart with a narrower allow list)."""
 
 
 class FileInfo(BaseModel):

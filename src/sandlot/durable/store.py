@@ -1,8 +1,8 @@
 """The session records on disk: one SQLite database, and every query it gets.
 
 What lives here is what a session is when no process holds it: its id, owner,
-limits, environment, execution count, the summary of its saved state, and its
-cell history (for the notebook). The interpreter state itself is a file in the
+limits, environment, network policy, execution count, the summary of its saved
+state, and its cell history (for the notebook). The interpreter state itself is a file in the
 session's workspace (``sandlot_runtime.snapshot``); the files are in the
 workspace's volume (``volumes``).
 
@@ -55,6 +55,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE sessions ADD COLUMN environment TEXT NOT NULL DEFAULT 'default';
     """,
+    # 3: its egress policy, the allow list's entries as JSON (NULL: no network, as every session made before had)
+    """
+    ALTER TABLE sessions ADD COLUMN network TEXT;
+    """,
 )
 
 RUNNING, PAUSED = "running", "paused"
@@ -78,6 +82,9 @@ class SessionRecord:
     """The last ``saved`` summary (count, names, lost, bytes, skipped), or None before any."""
     environment: str = "default"
     """The environment its interpreters run in (``sandlot.environments``)."""
+    network: list[str] | None = None
+    """Its egress policy as it was granted (the entries' text; None: no network). Checked again against the
+    operator's allow list whenever the session is brought back (``Engine.kept_network``)."""
     damaged: list[str] = field(default_factory=list)
     """Fields of the row that could not be read (they came back as defaults)."""
 
@@ -127,7 +134,7 @@ class SessionStore:
     def sessions(self) -> Iterator[SessionRecord]:
         with self._lock:
             rows = self._db.execute("SELECT id, owner, state, created_at, last_active_at, execution_count, idle_timeout, "
-                                    "limits, env, tools, snapshot, environment FROM sessions").fetchall()
+                                    "limits, env, tools, snapshot, environment, network FROM sessions").fetchall()
         for row in rows:
             yield _record(row)
 
@@ -137,11 +144,12 @@ class SessionStore:
         with self._lock, self._db:
             self._db.execute(
                 "INSERT INTO sessions (id, owner, state, created_at, last_active_at, execution_count, idle_timeout, "
-                "limits, env, tools, snapshot, environment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "limits, env, tools, snapshot, environment, network) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (record.id, record.owner, record.state, record.created_at, record.last_active_at, record.execution_count,
                  record.idle_timeout, json.dumps(record.limits), json.dumps(record.env),
                  None if record.tools is None else json.dumps(record.tools),
-                 None if record.snapshot is None else json.dumps(record.snapshot), record.environment))
+                 None if record.snapshot is None else json.dumps(record.snapshot), record.environment,
+                 None if record.network is None else json.dumps(record.network)))
 
     def update(self, session_id: str, **changes: Any) -> None:
         """Set some of a session's columns (``snapshot`` and ``limits`` as JSON)."""
@@ -212,10 +220,18 @@ def _interrupted_output() -> dict[str, Any]:
             "traceback": ["SessionInterrupted: the server restarted while this cell ran"]}
 
 
+def _names(name: str, value: list[Any] | None, damaged: list[str]) -> list[str] | None:
+    """A list of strings, or None (named in ``damaged``) when any item is not one: a damaged policy grants nothing."""
+    if value is None or all(isinstance(item, str) for item in value):
+        return value
+    damaged.append(name)
+    return None
+
+
 def _record(row: tuple[Any, ...]) -> SessionRecord:
     """A row as a record; a damaged column comes back as its default and is named in ``damaged``."""
     (session_id, owner, state, created_at, last_active_at, execution_count, idle_timeout,
-     limits, env, tools, snapshot, environment) = row
+     limits, env, tools, snapshot, environment, network) = row
     damaged: list[str] = []
 
     def parsed(name: str, text: Any, kind: type, default: Any) -> Any:
@@ -245,5 +261,6 @@ def _record(row: tuple[Any, ...]) -> SessionRecord:
         limits=parsed("limits", limits, dict, {}), env=parsed("env", env, dict, {}),
         tools=parsed("tools", tools, list, None),
         snapshot=parsed("snapshot", snapshot, dict, None),
-        environment=str(environment) if environment else "default", damaged=damaged)
+        environment=str(environment) if environment else "default",
+        network=_names("network", parsed("network", network, list, None), damaged), damaged=damaged)
     return record

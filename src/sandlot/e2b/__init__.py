@@ -12,6 +12,7 @@
     process         E2B processes as sandlot shell commands
     filesystem      E2B file-system calls, as shell commands inside the sandbox
     environment     environment variables held to sandlot's own rule
+    network         ``Sandbox.create``'s network options as sandlot's egress, honoured or refused (501)
     paths           E2B paths (``/home/user``) and the workspace
     scope           what the dispatcher puts in a request's scope (state, registry, the checked sandbox), typed
     errors          E2B's error body, and 501 for what sandlot does not do

@@ -2,8 +2,8 @@
 
 The SDKs authenticate with ``X-API-KEY``: it is one of sandlot's API keys, and its principal owns the sandboxes it
 makes (another key's sandbox is not found). Errors have E2B's body, ``{"code", "message"}``. What sandlot does not
-offer (pause and resume, snapshots, forks, templates, volumes, network rules, metrics and logs) answers ``501``
-with a sentence that says so.
+offer (pause and resume, snapshots, forks, templates, volumes, changing network rules, metrics and logs) answers
+``501`` with a sentence that says so. Network at create is sandlot's egress (``network``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from . import scope, templates
 from .bodies import json_object
 from .environment import checked_env
 from .errors import NotSupported
+from .network import requested_network
 from .sandboxes import E2BSandbox
 
 ENVD_VERSION = "0.5.7"
@@ -85,16 +86,16 @@ async def create(request: Request) -> Response:
         raise NotSupported("volume mounts are not supported: a sandbox's files are its workspace")
     if body.get("autoPause") or (isinstance(body.get("lifecycle"), dict) and body["lifecycle"].get("onTimeout") == "pause"):
         raise NotSupported("pausing at the timeout is not supported: a sandbox is killed at its timeout")
-    if body.get("allow_internet_access") is True or body.get("network"):
-        raise NotSupported("internet access is not supported: sandlot's sandboxes have no network")
     if body.get("mcp"):
         raise NotSupported("MCP servers in the sandbox are not supported")
     template = templates.resolve(body.get("templateID"))
     state = scope.state(request)
+    network = requested_network(body, state.engine.config.egress.allow)
     with state.quotas.new_session(owner):
         sandbox = await scope.registry(request).create(owner=owner, template=template, timeout=_timeout(request, body),
                                                   metadata=_strings(body.get("metadata"), "metadata"),
-                                                  env=checked_env(_strings(body.get("envVars"), "envVars"), "envVars"))
+                                                  env=checked_env(_strings(body.get("envVars"), "envVars"), "envVars"),
+                                                  network=network)
         state.quotas.add_session(owner, sandbox.id)
     return JSONResponse(_sandbox_json(sandbox), status_code=201)
 

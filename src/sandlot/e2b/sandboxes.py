@@ -87,9 +87,9 @@ class Sandboxes:
         return f"<Sandboxes live={len(self.live)} killed={len(self.killed)}>"
 
     async def create(self, *, owner: str, template: str, timeout: float | None, metadata: dict[str, str],
-                     env: dict[str, str]) -> E2BSandbox:
+                     env: dict[str, str], network: list[str] | None = None) -> E2BSandbox:
         # Not paused when idle (which would end its background processes): an E2B sandbox runs until its timeout.
-        session = await self.engine.create_session(env=env, owner=owner,
+        session = await self.engine.create_session(env=env, owner=owner, network=network,
                                                    idle_timeout=self.engine.config.session_max_lifetime)
         now = time.time()
         sandbox = E2BSandbox(id=session.id, session=session, owner=owner, template=template,

@@ -10,7 +10,7 @@ from .._errors import InvalidRequestError, SetupError
 from .._models import NetworkConnection
 from . import netns
 from .credentials import parse_header_rules
-from .policy import Policy
+from .policy import Entry, Policy, parse_entry
 from .proxy import PROXY_PORT, SandboxProxy
 from .settings import EgressSettings
 from .wheels import WheelCache
@@ -52,6 +52,28 @@ class Egress:
             raise InvalidRequestError("network is refused in degraded isolation: sandboxes share the host's "
                                       "network there, so the egress proxy could not be the only way out")
         return self.policy.narrowed(asked)
+
+    def kept(self, granted: Sequence[str], *, isolated_network: bool) -> tuple[Policy | None, list[str]]:
+        """What a saved session's policy (``granted``, its entries' text) keeps under the operator's allow list
+        now, and the entries it loses: those no operator entry covers any more, every one when egress is off or
+        the isolation is degraded. Everything lost: None (no network at all). Never a 400: the session is kept."""
+        if not self.settings.enabled or not isolated_network:
+            return None, list(granted)
+        kept: list[Entry] = []
+        dropped: list[str] = []
+        for text in granted:
+            try:
+                entry = parse_entry(text)
+            except ValueError:
+                dropped.append(text)
+                continue
+            if any(own.covers(entry) for own in self.policy.entries):
+                kept.append(entry)
+            else:
+                dropped.append(text)
+        if dropped and not kept:
+            return None, dropped
+        return Policy(tuple(kept)), dropped
 
     def sandbox_env(self, workspace: str) -> dict[str, str]:
         """The variables a sandbox with network starts with: the proxy for every standard tool, pip's target."""

@@ -55,7 +55,7 @@ from .instances import Instance
 from .lanes import Lane
 from .pool import PoolState
 from .sandbox import Sandbox, can_retarget
-from .session import ATTACH_TIMEOUT, Session
+from .session import ATTACH_TIMEOUT, Session, granted_network
 
 log = logging.getLogger("sandlot")
 
@@ -285,6 +285,13 @@ class Engine:
             return None
         return self.egress.policy_for(network, isolated_network=self.isolation == NAMESPACES)
 
+    def kept_network(self, granted: Sequence[str] | None) -> tuple[Policy | None, list[str]]:
+        """A saved session's policy (its entries' text) as this server grants it now, and what it loses: the
+        operator's allow list may have narrowed since it was granted (``Egress.kept``)."""
+        if granted is None:
+            return None, []
+        return self.egress.kept(granted, isolated_network=self.isolation == NAMESPACES)
+
     def _network_spec(self, policy: Policy | None, workspace: str) -> NetworkSpec | None:
         if policy is None:
             return None
@@ -490,14 +497,13 @@ class Engine:
         record = SessionRecord(id="ses_" + secrets.token_hex(12), owner=owner, state=RUNNING, created_at=now,
                                last_active_at=now, execution_count=0, idle_timeout=idle,
                                limits=session_limits.model_dump(), env=dict(env or {}), tools=tool_names, snapshot=None,
-                               environment=environment)
+                               environment=environment, network=granted_network(policy))
         try:
             volume = await asyncio.to_thread(self.volumes.create, record.id, size_bytes=session_limits.workspace_size,
                                              owner_uid=0 if self.volumes.images else os.geteuid())
         except OSError as exc:
             raise resources.translate(exc) from None
         session = Session(self, record, volume, limits=session_limits)
-        session.network = policy
         try:
             self.session_store.add(record)
             await session.resume()
@@ -532,7 +538,6 @@ class Engine:
             await asyncio.to_thread(self.volumes.remove, volume)
             raise
         forked = Session(self, record, volume, limits=source.limits)
-        forked.network = source.network
         self.sessions[forked.id] = forked
         return forked
 
@@ -553,6 +558,9 @@ class Engine:
             environment = described.get("environment")
             if environment is not None and not isinstance(environment, str):
                 raise ValueError("environment must be a name")
+            network = described.get("network")
+            if network is not None and not (isinstance(network, list) and all(isinstance(n, str) for n in network)):
+                raise ValueError("network must be a list of destinations")
             snapshot = described.get("snapshot")
             cells = [CellRecord(int(c["execution_count"]), str(c["code"]), list(c["outputs"]), str(c["status"]))
                      for c in manifest.get("cells", [])]
@@ -562,11 +570,14 @@ class Engine:
         except (ValueError, TypeError, KeyError) as exc:
             raise InvalidRequestError(f"the archive's session is not valid: {exc}") from None
         environment = self.environments.get(environment).name  # one this server does not have: a 400 naming its own
+        # Granted by another server, maybe: only what this one allows is kept (on disk too), the rest said once.
+        network_policy, network_dropped = self.kept_network(network)
         now = time.time()
         record = SessionRecord(id="ses_" + secrets.token_hex(12), owner=owner, state=PAUSED, created_at=now,
                                last_active_at=now, execution_count=count, idle_timeout=idle, limits=limits.model_dump(),
                                env={str(k): str(v) for k, v in env.items()}, tools=tools,
-                               snapshot=snapshot if isinstance(snapshot, dict) else None, environment=environment)
+                               snapshot=snapshot if isinstance(snapshot, dict) else None, environment=environment,
+                               network=granted_network(network_policy))
         volume = await asyncio.to_thread(self.volumes.create, record.id, size_bytes=limits.workspace_size,
                                          owner_uid=0 if self.volumes.images else os.geteuid())
         try:
@@ -579,6 +590,7 @@ class Engine:
             await asyncio.to_thread(self.volumes.remove, volume)
             raise
         session = Session(self, record, volume, limits=limits)
+        session.network_dropped = network_dropped
         self.sessions[session.id] = session
         return session
 

@@ -62,6 +62,11 @@ class Cell:
         self.outputs = outputs
 
 
+def granted_network(policy: Policy | None) -> list[str] | None:
+    """A session's egress policy as it is kept on disk and in archives: its entries' text (None: no network)."""
+    return None if policy is None else [entry.text for entry in policy.entries]
+
+
 class Session:
     """A stateful sandbox. Get one from ``Engine.create_session``."""
 
@@ -82,8 +87,14 @@ class Session:
         """The host tools this session's code may call (None: all registered ones)."""
         self.environment = record.environment
         """The environment its interpreters run in; a restart or a resume comes back in the same one."""
-        self.network: Policy | None = None
-        """Its egress policy (set when it is made; not kept on disk: after a server restart it has none)."""
+        self.network: Policy | None
+        """Its egress policy: what it was granted, kept on disk, less what the operator no longer allows."""
+        self.network_dropped: list[str]
+        """The granted destinations this server does not allow (its allow list narrowed since, egress off)."""
+        self.network, self.network_dropped = engine.kept_network(record.network)
+        if self.network_dropped:
+            log.warning("sandlot: session %s keeps its network without %s: the operator no longer allows %s",
+                        record.id, ", ".join(self.network_dropped), "them" if len(self.network_dropped) > 1 else "it")
         self._engine = engine
         self._env = dict(record.env)
         self._env_sent = False
@@ -383,7 +394,8 @@ class Session:
             record = SessionRecord(id=new_id, owner=owner, state=PAUSED, created_at=now, last_active_at=now,
                                    execution_count=self.execution_count, idle_timeout=self.idle_timeout,
                                    limits=self.limits.model_dump(), env=dict(self._env), tools=self.tool_names,
-                                   snapshot=self.snapshot, environment=self.environment)
+                                   snapshot=self.snapshot, environment=self.environment,
+                                   network=granted_network(self.network))
             return record, volume
 
     async def export(self, out: IO[bytes]) -> None:
@@ -395,7 +407,8 @@ class Session:
             await asyncio.to_thread(self._engine.volumes.mount, self.volume)
             manifest = {"session": {"execution_count": self.execution_count, "idle_timeout": self.idle_timeout,
                                     "limits": self.limits.model_dump(), "env": dict(self._env), "tools": self.tool_names,
-                                    "snapshot": self.snapshot, "environment": self.environment},
+                                    "snapshot": self.snapshot, "environment": self.environment,
+                                    "network": granted_network(self.network)},
                         "cells": [{"execution_count": c.execution_count, "code": c.code, "outputs": c.outputs,
                                    "status": c.status} for c in self._engine.session_store.cells(self.id)]}
             await asyncio.to_thread(archive.export, self.volume.path, manifest, out)
@@ -487,6 +500,6 @@ class Session:
                 "execution_count": self.execution_count, "state": self.state,
                 "last_active_at": datetime.fromtimestamp(self.last_active, UTC).isoformat(),
                 "environment": self.environment}
-        if self.network is not None:
-            info["network"] = {"allow": [entry.text for entry in self.network.entries]}
+        if self.network is not None or self.network_dropped:
+            info["network"] = {"allow": granted_network(self.network) or [], "dropped": list(self.network_dropped)}
         return info

@@ -198,6 +198,13 @@ class CommandStdinRequest(RequestBody):
     eof: bool = Field(False, description="Close its stdin afterwards.")
 
 
+class SessionNetwork(BaseModel):
+    allow: list[str] = Field(description="The destinations its code may reach through the egress proxy.")
+    dropped: list[str] = Field([], description="Destinations it was granted that this server no longer allows (the "
+                               "operator's list narrowed, or egress is off, since it was made); they come back if "
+                               "the operator allows them again.")
+
+
 class SessionInfo(BaseModel):
     id: str
     created_at: str
@@ -208,7 +215,8 @@ class SessionInfo(BaseModel):
                                                             "is saved and no process is left (files stay reachable).")
     last_active_at: str
     environment: str = Field("default", description="The environment its interpreters run in.")
-    network: NetworkRequest | None = Field(None, description="The session's egress policy, when it has network.")
+    network: SessionNetwork | None = Field(None, description="The session's egress policy, when it was made with "
+                                           "network.")
 
 
 class SessionMetrics(BaseModel):
