@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -262,18 +263,33 @@ class SandboxProxy:
 
 
 def _parse_head(head: bytes) -> tuple[str, str, str, list[tuple[str, str]]]:
+    """A request head, parsed strictly: what goes upstream must mean to the destination what it meant here.
+
+    A destination that ends lines at a bare LF (Python's http.server, nginx and many more) would read a bare
+    LF in the request line as the end of it: the sandbox could add header lines before the proxy's Host, or
+    end the head early so that the Host, the injected credential and ``Connection: close`` become a body the
+    destination stores and hands back. So no CR or LF outside CRLF, no control character anywhere but HTAB
+    in a field value, a token as the method, and HTTP/1.0 or 1.1 only."""
     text = head.decode("latin-1")
     lines = text[:-4].split("\r\n")
+    if any(_CONTROL.search(line) for line in lines):
+        raise ValueError("a control character, or a CR or LF outside CRLF, in the request head")
     parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[1] or parts[2] not in ("HTTP/1.0", "HTTP/1.1"):
         raise ValueError("not an HTTP/1.x request line")
     fields = []
     for line in lines[1:]:
         name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip() or any(c in line for c in "\r\n\x00"):
+        if not sep or not _TOKEN.fullmatch(name):
             raise ValueError("malformed header line")
-        fields.append((name, value.strip()))
+        fields.append((name, value.strip(" \t")))
     return parts[0], parts[1], parts[2], fields
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""Every control character but HTAB (CR and LF included: the head was split at CRLF already)."""
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""RFC 9110's token: a method, a field name."""
 
 
 def _buffered(reader: asyncio.StreamReader) -> bytes:

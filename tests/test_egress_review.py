@@ -1,0 +1,313 @@
+"""Issue #14's security review: hostile sandboxed code against the egress proxy, its header injection and its
+wheel cache, and hostile request bodies against the new fields (docs/egress.md, docs/environments.md).
+
+Local servers on loopback stand in for the internet, as in tests/test_egress.py; nothing touches any other
+address. The sandboxed code talks to the proxy by hand (a raw TCP socket to 127.0.0.1:3128) where a real
+client library would refuse to write what an attacker writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from conftest import running_server
+
+from sandlot import EngineConfig, Sandlot
+from sandlot.egress import EgressSettings
+from sandlot.server import ServerConfig
+from sandlot.testing.origin import Origin
+
+SECRET = "review14-injected-secret-8c2f41"
+os.environ["SANDLOT_TEST_REVIEW_KEY"] = SECRET  # the server's environment: the proxy reads it, no sandbox may
+
+
+class Store:
+    """A stand-in for an ordinary API that keeps what is posted to it and gives it back (``POST /store``
+    answers with the stored body): any API with uploads, notes, gists or files does that with a body. It
+    never echoes request *headers* (docs/egress.md puts header-echoing destinations out of scope). Python's
+    http.server reads lines up to a bare LF, as nginx and many servers do."""
+
+    def __init__(self) -> None:
+        self.hosts: list[str] = []
+        store = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+                store.hosts.append(self.headers.get("Host", ""))
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._answer(body)
+
+            def do_GET(self) -> None:  # noqa: N802
+                store.hosts.append(self.headers.get("Host", ""))
+                self._answer(b"ok")
+
+            def _answer(self, body: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="store", daemon=True)
+
+    def __enter__(self) -> Store:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def store() -> Iterator[Store]:
+    with Store() as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def index() -> Iterator[Origin]:
+    """A package index some runs may reach."""
+    with Origin() as served:
+        served.add_wheel("tinypkg", "0.1", {"tinypkg/__init__.py": "VALUE = 42\n"})
+        yield served
+
+
+@pytest.fixture(scope="module")
+def attacker() -> Iterator[Origin]:
+    """A host some other run may reach, serving its own bytes under the same wheel file name."""
+    with Origin() as served:
+        served.add_wheel("tinypkg", "0.1", {"tinypkg/__init__.py": "VALUE = 'poisoned'\n"})
+        yield served
+
+
+@pytest.fixture(scope="module")
+def other() -> Iterator[Origin]:
+    """A host-loopback service nobody allowed (the sandlot server, Ray, a database...)."""
+    with Origin() as served:
+        yield served
+
+
+def settings_for(store: Store, index: Origin, attacker: Origin) -> EgressSettings:
+    # No index_url: pip's default (PyPI over HTTPS), the configuration docs/egress.md shows first.
+    return EgressSettings(allow=(f"127.0.0.1:{store.port}", f"127.0.0.1:{index.port}", f"127.0.0.1:{attacker.port}"),
+                          headers=(f"127.0.0.1:{store.port}=X-Api-Key:env:SANDLOT_TEST_REVIEW_KEY",))
+
+
+@pytest.fixture(scope="module")
+def net(store: Store, index: Origin, attacker: Origin, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandlot]:
+    config = EngineConfig(preload=(), pool_size=1, cache_dir=str(tmp_path_factory.mktemp("cache")),
+                          egress=settings_for(store, index, attacker))
+    with Sandlot(config) as engine:
+        yield engine
+
+
+RAW = """
+import json, socket
+def raw(data, read=True):
+    s = socket.create_connection(('127.0.0.1', 3128), timeout=10)
+    s.sendall(data)
+    out = b''
+    s.settimeout(3)  # a destination that keeps the connection open: what it sent is the answer
+    while read:
+        try:
+            chunk = s.recv(65536)
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    s.close()
+    return out
+"""
+
+
+def last_json(result: object) -> object:
+    assert result.status == "ok", (result.stderr, result.error)  # type: ignore[attr-defined]
+    return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[attr-defined]
+
+
+# ---- header injection --------------------------------------------------------------------------------
+
+def test_a_bare_lf_in_the_request_line_cannot_move_the_injected_header_into_a_body(net: Sandlot, store: Store) -> None:
+    """The request line's version is ``HTTP/1.1`` + LF + ``Content-Length:N`` + LF: a destination that ends lines
+    at LF sees the head end there, and reads the proxy's Host, the injected key and the rest as the body it
+    stores and hands back. The proxy must refuse such a head (400), never send it on."""
+    code = RAW + f"""
+head = b'POST http://127.0.0.1:{store.port}/store HTTP/1.1\\nContent-Length:300\\n\\r\\n\\r\\n'
+answer = raw(head + b'p' * 300)
+print(json.dumps(answer.decode('latin-1')))
+"""
+    answer = last_json(net.execute(code, network=[f"127.0.0.1:{store.port}"]))
+    assert isinstance(answer, str)
+    assert SECRET not in answer
+    assert answer.startswith("HTTP/1.1 400")
+
+
+def test_a_bare_lf_cannot_add_a_host_header_before_the_proxys(net: Sandlot, store: Store) -> None:
+    """The proxy sets Host to the checked destination ("an allowed address must not be asked for another
+    virtual host on it"); a header smuggled into the request line by a bare LF must not come before it."""
+    code = RAW + f"""
+answer = raw(b'GET http://127.0.0.1:{store.port}/vhost HTTP/1.1\\nHost:internal.example\\r\\n\\r\\n')
+print(json.dumps(answer.decode('latin-1')[:12]))
+"""
+    seen = len(store.hosts)
+    assert last_json(net.execute(code, network=[f"127.0.0.1:{store.port}"])) == "HTTP/1.1 400"
+    assert "internal.example" not in store.hosts[seen:]
+
+
+@pytest.mark.parametrize("head", [
+    "GET\\x0bhttp://127.0.0.1:{port}/ HTTP/1.1\\r\\n\\r\\n",              # a control character in the line
+    "GET http://127.0.0.1:{port}/ HTTP/1.1\\r\\nX-A: 1\\rX-B: 2\\r\\n\\r\\n",  # a bare CR in a field
+    "GET http://127.0.0.1:{port}/ HTTP/1.1\\r\\nX-A: 1\\x01\\r\\n\\r\\n",     # a control character in a value
+    "G(T http://127.0.0.1:{port}/ HTTP/1.1\\r\\n\\r\\n",                  # a method that is not a token
+    "GET http://127.0.0.1:{port}/ HTTP/1.10\\r\\n\\r\\n",                 # a version that is not 1.0 or 1.1
+])
+def test_a_malformed_head_is_refused_not_passed_on(net: Sandlot, store: Store, head: str) -> None:
+    code = RAW + f"""
+answer = raw(b'{head.format(port=store.port)}')
+print(json.dumps(answer.decode('latin-1')[:12]))
+"""
+    seen = len(store.hosts)
+    assert last_json(net.execute(code, network=[f"127.0.0.1:{store.port}"])) == "HTTP/1.1 400"
+    assert store.hosts[seen:] == []
+
+
+def test_no_injected_header_on_connect_or_to_another_destination(net: Sandlot, store: Store, index: Origin) -> None:
+    """The key is the store's: a request to another allowed host gets none, whatever Host the sandbox writes;
+    a CONNECT to the store's address carries the sandbox's bytes only."""
+    code = RAW + f"""
+import urllib.request
+req = urllib.request.Request('http://127.0.0.1:{index.port}/x', headers={{'Host': '127.0.0.1:{store.port}'}})
+urllib.request.urlopen(req).read()
+tunnel = raw(b'CONNECT 127.0.0.1:{store.port} HTTP/1.1\\r\\n\\r\\nPOST /store HTTP/1.1\\r\\nContent-Length: 2\\r\\n'
+             b'Connection: close\\r\\n\\r\\nhi')
+print(json.dumps(tunnel.decode('latin-1')))
+"""
+    seen = len(index.requests)
+    tunnel = last_json(net.execute(code, network=[f"127.0.0.1:{store.port}", f"127.0.0.1:{index.port}"]))
+    assert isinstance(tunnel, str) and tunnel.endswith("hi") and SECRET not in tunnel
+    assert [s.headers.get("X-Api-Key") for s in index.requests[seen:]] == [None]
+    assert index.requests[-1].headers["Host"] == f"127.0.0.1:{index.port}"
+
+
+# ---- destinations ------------------------------------------------------------------------------------
+
+def test_other_forms_of_a_host_loopback_address_reach_nothing(net: Sandlot, store: Store, other: Origin) -> None:
+    """Decimal, hex, short and IPv6 forms of loopback, link-local metadata, userinfo tricks, a trailing dot,
+    a relative target with a Host: every one refused before anything reaches the unlisted port."""
+    o, s = other.port, store.port
+    targets = [
+        f"GET http://127.0.0.1:{o}/ HTTP/1.1", f"GET http://2130706433:{o}/ HTTP/1.1",
+        f"GET http://0x7f000001:{o}/ HTTP/1.1", f"GET http://127.1:{o}/ HTTP/1.1", f"GET http://0177.0.0.1:{o}/ HTTP/1.1",
+        f"GET http://[::1]:{o}/ HTTP/1.1", f"GET http://[::ffff:127.0.0.1]:{o}/ HTTP/1.1",
+        f"GET http://[::ffff:7f00:1]:{o}/ HTTP/1.1", f"GET http://localhost.:{o}/ HTTP/1.1",
+        "GET http://169.254.169.254/latest/meta-data/ HTTP/1.1", f"GET http://127.0.0.1:{s}@127.0.0.1:{o}/ HTTP/1.1",
+        f"GET http://127.0.0.1:{o}#@127.0.0.1:{s}/ HTTP/1.1", f"GET /relative HTTP/1.1\\r\\nHost: 127.0.0.1:{o}",
+        f"CONNECT 127.0.0.1:{o} HTTP/1.1", f"CONNECT [::1]:{o} HTTP/1.1", f"CONNECT 127.0.0.1:{s}:{o} HTTP/1.1",
+        "CONNECT 169.254.169.254:443 HTTP/1.1", f"CONNECT localhost:{s} HTTP/1.1",
+    ]
+    code = RAW + f"""
+out = []
+for line in {targets!r}:
+    out.append(raw(line.encode().decode('unicode_escape').encode('latin-1') + b'\\r\\n\\r\\n')[:12].decode())
+print(json.dumps(out))
+"""
+    statuses = last_json(net.execute(code, network=[f"127.0.0.1:{s}"]))
+    assert isinstance(statuses, list) and len(statuses) == len(targets)
+    assert all(status in ("HTTP/1.1 400", "HTTP/1.1 403") for status in statuses), list(zip(targets, statuses, strict=True))
+    assert other.requests == []
+
+
+def test_a_tunnel_to_a_name_without_sni_is_cut(net: Sandlot, store: Store, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``localhost`` is allowed by name and address here; a tunnel that opens with plain bytes instead of a
+    ClientHello naming it reaches nothing."""
+    code = RAW + f"""
+print(json.dumps(raw(b'CONNECT localhost:{store.port} HTTP/1.1\\r\\n\\r\\nPOST /store HTTP/1.1\\r\\n'
+                     b'Content-Length: 0\\r\\n\\r\\n').decode('latin-1')))
+"""
+    config = EngineConfig(preload=(), pool_size=1, cache_dir=str(tmp_path_factory.mktemp("cache")),
+                          egress=EgressSettings(allow=(f"localhost:{store.port}", f"127.0.0.1:{store.port}")))
+    seen = len(store.hosts)
+    with Sandlot(config) as engine:
+        result = engine.execute(code, network=[f"localhost:{store.port}", f"127.0.0.1:{store.port}"])
+    assert last_json(result) == "HTTP/1.1 200 Connection Established\r\n\r\n"
+    assert "must start TLS" in (result.network[0].reason or "") and not result.network[0].allowed
+    assert store.hosts[seen:] == []
+
+
+# ---- the wheel cache ---------------------------------------------------------------------------------
+
+WHEEL = "tinypkg-0.1-py3-none-any.whl"
+
+
+def test_one_runs_download_is_not_another_destinations_wheel(net: Sandlot, index: Origin, attacker: Origin) -> None:
+    """With no index_url, any allowed host's GET of a ``.whl`` filled the cache by file name alone, and the
+    cache then answered a GET of that name from *any* host: a run allowed to reach its own server could put
+    its bytes under the name of a package another run (another tenant's) downloads from its index."""
+    fetch = "import hashlib, json, urllib.request\n" \
+            "data = urllib.request.urlopen('http://127.0.0.1:{port}/packages/" + WHEEL + "').read()\n" \
+            "print(json.dumps(hashlib.sha256(data).hexdigest()))"
+    def execute(port: int, tenant: str) -> object:  # each run a tenant's, as the server gives them
+        return net._call(net.engine.execute, fetch.format(port=port), network=[f"127.0.0.1:{port}"], tenant=tenant)
+
+    first = execute(attacker.port, "mallory")
+    assert last_json(first) == hashlib.sha256(attacker.wheels[WHEEL]).hexdigest()
+    second = execute(index.port, "alice")
+    assert last_json(second) == hashlib.sha256(index.wheels[WHEEL]).hexdigest()
+    assert [c.cached for c in second.network] == [False]  # type: ignore[attr-defined]
+    assert not os.path.exists(os.path.join(net.engine.config.cache_dir, "wheels", WHEEL))
+
+
+# ---- hostile request bodies --------------------------------------------------------------------------
+
+BAD_BODIES = [
+    {"code": "1", "network": {"allow": "127.0.0.1"}}, {"code": "1", "network": {"allow": [123]}},
+    {"code": "1", "network": {"allow": [None]}}, {"code": "1", "network": []}, {"code": "1", "network": "all"},
+    {"code": "1", "network": {"allow": ["[::1"]}}, {"code": "1", "network": {"allow": ["a.com:99999999999999999999"]}},
+    {"code": "1", "network": {"allow": ["a.com:\u00b2"]}}, {"code": "1", "network": {"allow": ["\u0661.com"]}},
+    {"code": "1", "network": {"allow": ["*"]}}, {"code": "1", "network": {"allow": ["*.*.com"]}},
+    {"code": "1", "network": {"allow": ["::/0"]}}, {"code": "1", "network": {"allow": ["0.0.0.0/0"]}},
+    {"code": "1", "network": {"allow": ["127.0.0.1/8"]}}, {"code": "1", "network": {"allow": ["a" * 100000]}},
+    {"code": "1", "network": {"allow": ["x"] * 20000}}, {"code": "1", "network": {"allow": ["\x00"]}},
+    {"code": "1", "network": {"allow": [":"]}}, {"code": "1", "network": {"allow": ["[]:80"]}},
+    {"code": "1", "network": {"allow": ["[fe80::1%lo]"]}}, {"code": "1", "network": {"deny": []}},
+    {"code": "1", "environment": "../../etc"}, {"code": "1", "environment": 5}, {"code": "1", "environment": ""},
+    {"code": "1", "environment": "x" * 100000}, {"code": "1", "environment": "\udcff"},
+    {"code": "1", "environment": ["default"]}, {"code": "1", "environment": None, "network": None},
+]
+
+
+def test_hostile_network_and_environment_fields_are_400s_never_500s(store: Store, index: Origin, attacker: Origin,
+                                                                    tmp_path_factory: pytest.TempPathFactory) -> None:
+    config = ServerConfig(engine=EngineConfig(preload=(), pool_size=1, cache_dir=str(tmp_path_factory.mktemp("cache")),
+                                              egress=settings_for(store, index, attacker)))
+    with running_server(config) as url, httpx.Client(base_url=url, timeout=60) as client:
+        session_id = client.post("/v1/sessions", json={}).json()["id"]
+        for body in BAD_BODIES:
+            for path, sent in (("/v1/execute", body), ("/v1/sessions", {k: v for k, v in body.items() if k != "code"}),
+                               ("/v1/batch", {"items": [body]}), ("/v1/commands", {**body, "cmd": "true"}),
+                               ("/v1/batch", {"items": [{**body, "session_id": session_id}]})):
+                if path == "/v1/commands":
+                    sent.pop("code", None)
+                    sent.pop("environment", None)
+                content = json.dumps(sent, ensure_ascii=True).encode()
+                response = client.post(path, content=content, headers={"Content-Type": "application/json"})
+                assert response.status_code < 500, (path, sent, response.status_code, response.text[:300])
+        assert client.get("/healthz").status_code == 200
