@@ -311,3 +311,51 @@ def test_hostile_network_and_environment_fields_are_400s_never_500s(store: Store
                 response = client.post(path, content=content, headers={"Content-Type": "application/json"})
                 assert response.status_code < 500, (path, sent, response.status_code, response.text[:300])
         assert client.get("/healthz").status_code == 200
+
+
+# ---- caps --------------------------------------------------------------------------------------------
+
+def test_connections_that_never_send_a_head_are_capped_too(store: Store, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``max_connections`` counted requests only once their head had arrived: a sandbox could hold open as
+    many silent connections to the proxy as its processes have descriptors (pids x open_files), each one a
+    descriptor and a task in the *server*, until the server itself could accept nothing. Open connections to
+    the proxy are capped at ``max_connections`` from the moment they are accepted (what remains is asyncio's
+    accept burst of up to a backlog's worth before the extra ones are closed: bounded, whatever the sandbox)."""
+    settings = EgressSettings(allow=(f"127.0.0.1:{store.port}",), max_connections=16, idle_timeout=30)
+    config = EngineConfig(preload=(), pool_size=1, cache_dir=str(tmp_path_factory.mktemp("cache")), egress=settings)
+    code = """
+import os, socket, time
+held = []
+for _ in range(8):
+    if os.fork() == 0:
+        socks = []
+        for _ in range(200):
+            try:
+                socks.append(socket.create_connection(('127.0.0.1', 3128), timeout=5))
+            except OSError:
+                break
+        time.sleep(4)
+        os._exit(0)
+time.sleep(4.5)
+print('held')
+"""
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, len(os.listdir("/proc/self/fd")))
+            done.wait(0.05)
+
+    with Sandlot(config) as engine:
+        before = len(os.listdir("/proc/self/fd"))
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            result = engine.execute(code, network=[], timeout=30)
+        finally:
+            done.set()
+            sampler.join()
+    assert result.status == "ok", (result.stderr, result.error)
+    assert peak - before < 300, f"the server held {peak - before} more descriptors for one sandbox's silent connections"

@@ -95,6 +95,12 @@ class SandboxProxy:
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if len(self._tasks) >= self.settings.max_connections:
+            # Open connections are capped from their accept, not only once a head names a destination: a
+            # sandbox's silent connections would otherwise cost the server a descriptor and a task each,
+            # as many as its processes can open, until the server could accept nothing.
+            writer.close()
+            return
         self._tasks.add(task)
         try:
             await self._serve_one(reader, writer)
