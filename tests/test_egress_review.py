@@ -20,7 +20,7 @@ import pytest
 from conftest import running_server
 
 from sandlot import EngineConfig, Sandlot
-from sandlot.egress import EgressSettings
+from sandlot.egress import EgressSettings, Policy
 from sandlot.server import ServerConfig
 from sandlot.testing.origin import Origin
 
@@ -359,3 +359,26 @@ print('held')
             sampler.join()
     assert result.status == "ok", (result.stderr, result.error)
     assert peak - before < 300, f"the server held {peak - before} more descriptors for one sandbox's silent connections"
+
+
+# ---- what a name may resolve to ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("address", ["64:ff9b::a00:1", "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::808:808",
+                                     "2002:7f00:1::", "2002:a9fe:a9fe::1", "::7f00:1", "::a00:1", "::ffff:0:7f00:1",
+                                     "224.0.0.1", "ff0e::1", "::ffff:169.254.169.254", "100.64.0.1"])
+def test_an_allowed_name_resolving_to_an_inside_address_in_another_form_is_refused(address: str) -> None:
+    """The check a name's every resolved address passes (``SandboxProxy._connect``): an attacker who controls an
+    allowed name's DNS picks the AAAA record, so an IPv6 form carrying an inside IPv4 address is inside too."""
+    from sandlot.egress.policy import parse_address
+
+    policy = Policy.parse(["*.example.com"])
+    resolved = parse_address(address)
+    assert resolved is not None and not policy.allows_resolved(resolved, 443)
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "2606:4700::1111", "64:ff9b::808:808", "2002:808:808::1"])
+def test_a_public_address_in_any_form_is_still_allowed(address: str) -> None:
+    from sandlot.egress.policy import parse_address
+
+    resolved = parse_address(address)
+    assert resolved is not None and Policy.parse(["*.example.com"]).allows_resolved(resolved, 443)
