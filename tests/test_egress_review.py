@@ -12,14 +12,18 @@ import hashlib
 import http.server
 import json
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from conftest import running_server
 
 from sandlot import EngineConfig, Sandlot
+from sandlot._config import EnvironmentSpec
 from sandlot.egress import EgressSettings, Policy
 from sandlot.server import ServerConfig
 from sandlot.testing.origin import Origin
@@ -382,3 +386,59 @@ def test_a_public_address_in_any_form_is_still_allowed(address: str) -> None:
 
     resolved = parse_address(address)
     assert resolved is not None and Policy.parse(["*.example.com"]).allows_resolved(resolved, 443)
+
+
+# ---- a lane's sandbox is contained like the default environment's ------------------------------------
+
+CONTAINMENT = """
+import json, os, resource
+status = dict(line.split(':', 1) for line in open('/proc/self/status').read().splitlines() if ':' in line)
+keys = ('Seccomp', 'Seccomp_filters', 'NoNewPrivs', 'CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'Groups')
+mounts = sorted(' '.join(line.split()[1:4]) for line in open('/proc/self/mounts'))
+limits = {name: resource.getrlimit(getattr(resource, name)) for name in
+          ('RLIMIT_NOFILE', 'RLIMIT_NPROC', 'RLIMIT_AS', 'RLIMIT_FSIZE', 'RLIMIT_CORE')}
+print(json.dumps({'status': {k: status.get(k, '').strip() for k in keys}, 'uid': os.getuid() != 0 and os.getgid() != 0,
+                  'ns': {n: os.readlink('/proc/self/ns/' + n) for n in ('net', 'mnt', 'ipc', 'uts', 'cgroup', 'pid')},
+                  'env': sorted(os.environ), 'mounts': mounts, 'limits': limits,
+                  'cgroup': open('/proc/self/cgroup').read().strip(), 'root': sorted(os.listdir('/'))}))
+"""
+
+
+def test_a_lanes_sandbox_is_contained_exactly_like_a_default_one(store: Store, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every containment fact a sandbox shows (seccomp mode and filter count, no_new_privs, capabilities, uid,
+    namespaces other than the host's, rlimits, environment, cgroup, mounts) is the default environment's in a
+    lane of the same interpreter, with and without network; a venv's lane adds only its own directory.
+
+    A lane mounted every ``sys.path`` entry of its interpreter: a ``.pth`` line (an editable install's) showed
+    its sandboxes a host directory, here a project root with its ``.env``, that a default sandbox never sees."""
+    root = tmp_path_factory.mktemp("lane")
+    project = root / "project"
+    project.mkdir()
+    (project / ".env").write_text("API_KEY=host-secret-in-a-project-root\n")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    site = subprocess.run([str(venv / "bin" / "python"), "-I", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    (Path(site) / "project.pth").write_text(f"{project}\n")
+    config = EngineConfig(preload=(), pool_size=1, cache_dir=str(root / "cache"),
+                          egress=EgressSettings(allow=(f"127.0.0.1:{store.port}",)),
+                          environments={"same": EnvironmentSpec(python=sys.executable, preload=(), pool_size=1),
+                                        "venv": EnvironmentSpec(python=str(venv), preload=(), pool_size=1)})
+    host_ns = {n: os.readlink(f"/proc/self/ns/{n}") for n in ("net", "mnt", "ipc", "uts", "cgroup", "pid")}
+    probe = CONTAINMENT + f"print(json.dumps(os.path.exists({str(project / '.env')!r})))\n"
+    with Sandlot(config) as engine:
+        for network in (None, [f"127.0.0.1:{store.port}"]):
+            runs = {name: engine.execute(probe, network=network, environment=name) for name in ("default", "same", "venv")}
+            facts = {name: json.loads(result.stdout.splitlines()[0]) for name, result in runs.items()}
+            for name, result in runs.items():
+                assert result.status == "ok", (result.stderr, result.error)
+                assert result.stdout.splitlines()[1] == "false", f"{name}'s sandbox sees the project's .env"
+                seen = facts[name]
+                assert seen["uid"] is True and seen["status"]["CapEff"] == "0000000000000000"
+                assert seen["status"]["Seccomp"] == "2" and seen["status"]["NoNewPrivs"] == "1"
+                assert all(seen["ns"][n] != host_ns[n] for n in host_ns), seen["ns"]
+                seen.pop("ns")
+                seen.pop("root")
+                # Each workspace is its own sandbox's (its uid in the options); a venv's lane sees its venv.
+                seen["mounts"] = [m for m in seen["mounts"] if not m.startswith(("/workspace ", str(venv)))]
+            assert facts["same"] == facts["default"] and facts["venv"] == facts["default"]
