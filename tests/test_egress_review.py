@@ -211,6 +211,20 @@ print(json.dumps(tunnel.decode('latin-1')))
     assert index.requests[-1].headers["Host"] == f"127.0.0.1:{index.port}"
 
 
+def test_a_request_pipelined_behind_the_first_gets_no_other_host(net: Sandlot, store: Store) -> None:
+    """One request per plain-HTTP connection: a second one written behind the first (in what the proxy relays
+    as the first one's body) is not served with a Host of the sandbox's choosing (the first goes upstream
+    with ``Connection: close``, and keep-alive headers of the sandbox's are dropped)."""
+    code = RAW + f"""
+first = b'GET http://127.0.0.1:{store.port}/one HTTP/1.1\\r\\nConnection: keep-alive\\r\\nKeep-Alive: 5\\r\\n\\r\\n'
+second = b'GET /two HTTP/1.1\\r\\nHost: internal.example\\r\\n\\r\\n'
+print(json.dumps(raw(first + second).decode('latin-1').count('HTTP/1.1 200')))
+"""
+    seen = len(store.hosts)
+    assert last_json(net.execute(code, network=[f"127.0.0.1:{store.port}"])) == 1
+    assert store.hosts[seen:] == [f"127.0.0.1:{store.port}"]
+
+
 # ---- destinations ------------------------------------------------------------------------------------
 
 def test_other_forms_of_a_host_loopback_address_reach_nothing(net: Sandlot, store: Store, other: Origin) -> None:
