@@ -456,3 +456,23 @@ def test_a_lanes_sandbox_is_contained_exactly_like_a_default_one(store: Store, t
                 # Each workspace is its own sandbox's (its uid in the options); a venv's lane sees its venv.
                 seen["mounts"] = [m for m in seen["mounts"] if not m.startswith(("/workspace ", str(venv)))]
             assert facts["same"] == facts["default"] and facts["venv"] == facts["default"]
+
+
+def test_connections_past_the_cap_do_not_grow_the_result_without_bound(store: Store,
+                                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each connection past ``max_connections`` is answered 429, and each one was also kept as a record of the
+    run's result (and logged): a loop of short connections grew the server's memory and the result by a record
+    each, thousands a second. The one that reaches the cap is recorded; the ones after it are only counted."""
+    settings = EgressSettings(allow=(f"127.0.0.1:{store.port}",), max_connections=8)
+    config = EngineConfig(preload=(), pool_size=1, cache_dir=str(tmp_path_factory.mktemp("cache")), egress=settings)
+    code = RAW + f"""
+statuses = set()
+for _ in range(3000):
+    statuses.add(raw(b'GET http://127.0.0.1:{store.port}/ HTTP/1.1\\r\\n\\r\\n')[:12].decode())
+print(json.dumps(sorted(statuses)))
+"""
+    with Sandlot(config) as engine:
+        result = engine.execute(code, network=[f"127.0.0.1:{store.port}"], timeout=60)
+    assert last_json(result) == ["HTTP/1.1 200", "HTTP/1.1 429"]
+    assert len(result.network) == 9
+    assert "connections" in (result.network[-1].reason or "")

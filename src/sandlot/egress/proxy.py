@@ -49,6 +49,8 @@ class RunAccount:
 
     connections: list[NetworkConnection] = field(default_factory=list)
     bytes: int = 0
+    refused_past_cap: int = 0
+    """Connections refused after the one that reached ``max_connections`` (that one is in ``connections``)."""
 
 
 class SandboxProxy:
@@ -131,6 +133,13 @@ class SandboxProxy:
             host, port, path = _destination(method, target)
         except ValueError as exc:
             await _answer(writer, 400, str(exc))
+            return
+        if len(account.connections) > self.settings.max_connections:
+            # The connection that reached the cap is recorded (and logged); the ones after it only counted: a
+            # loop of short connections would otherwise grow the result, the log and the server's memory by a
+            # record each, thousands a second.
+            account.refused_past_cap += 1
+            await _answer(writer, 429, f"the run's limit of {self.settings.max_connections} connections is reached")
             return
         record = NetworkConnection(host=host, port=port, allowed=False, method=method)
         account.connections.append(record)
