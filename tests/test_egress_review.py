@@ -476,3 +476,30 @@ print(json.dumps(sorted(statuses)))
     assert last_json(result) == ["HTTP/1.1 200", "HTTP/1.1 429"]
     assert len(result.network) == 9
     assert "connections" in (result.network[-1].reason or "")
+
+
+def test_a_cached_wheel_is_streamed_under_the_runs_byte_cap(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The proxy answered a cached wheel by reading the whole file into memory and writing it out at once,
+    whatever ``max_bytes`` said: connections asking for a large cached wheel together held a copy each in the
+    server's memory, and a run could take many times its byte cap. Now it is streamed and capped."""
+    big = "bigpkg-1.0-py3-none-any.whl"
+    with Origin() as served:
+        served.wheels[big] = b"PK" + os.urandom(12 << 20)
+        settings = EgressSettings(allow=(f"127.0.0.1:{served.port}",), index_url=f"{served.url}/simple/",
+                                  max_bytes=32 << 20)
+        config = EngineConfig(preload=(), pool_size=1, cache_dir=str(tmp_path_factory.mktemp("cache")), egress=settings)
+        fetch = RAW + f"""
+got = [len(raw(b'GET http://127.0.0.1:{served.port}/packages/{big} HTTP/1.1\\r\\n\\r\\n')) for _ in range({{n}})]
+print(json.dumps(got))
+"""
+        with Sandlot(config) as engine:
+            allow = [f"127.0.0.1:{served.port}"]
+            first = last_json(engine.execute(fetch.format(n=1), network=allow, timeout=60))
+            assert isinstance(first, list) and first[0] > len(served.wheels[big])  # head and body: now cached
+            again = engine.execute(fetch.format(n=6), network=allow, timeout=60)
+    got = last_json(again)
+    assert isinstance(got, list) and all(isinstance(n, int) for n in got)
+    assert again.network[0].cached and sum(got) <= (32 << 20) + (1 << 20), got
+    assert any("bytes" in (c.reason or "") for c in again.network)
+    assert served.downloads(big) == 1
+

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import socket
 import urllib.parse
@@ -162,9 +163,10 @@ class SandboxProxy:
         record.allowed = True
         if cached is not None:  # a wheel the host's cache holds: no connection at all
             record.cached = True
-            record.bytes_received = await _answer_file(writer, cached)
-            account.bytes += record.bytes_received
-            self._note(record)
+            try:
+                await self._answer_file(writer, cached, record, account)
+            finally:
+                self._note(record)
             return
         try:
             tee = None
@@ -269,6 +271,33 @@ class SandboxProxy:
                 else:
                     tee.discard()
 
+    async def _answer_file(self, writer: asyncio.StreamWriter, path: str, record: NetworkConnection,
+                           account: RunAccount) -> None:
+        """A ``200`` with the file at ``path`` (a cached wheel), streamed under the run's byte cap and idle timeout.
+
+        Never read whole: a wheel can be a GiB, and a sandbox's connections asking for it at once (not reading
+        the answers) would otherwise hold that many copies in the server's memory; nor past ``max_bytes``."""
+        max_bytes = self.settings.max_bytes
+        f = await asyncio.to_thread(open, path, "rb")
+        try:
+            size = os.fstat(f.fileno()).st_size
+            data = (f"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {size}\r\n"
+                    "Connection: close\r\n\r\n").encode()
+            while data:
+                if account.bytes + len(data) > max_bytes:
+                    record.reason = f"the run's limit of {max_bytes} bytes is reached"
+                    return
+                account.bytes += len(data)
+                record.bytes_received += len(data)
+                writer.write(data)
+                async with asyncio.timeout(self.settings.idle_timeout):
+                    await writer.drain()
+                data = await asyncio.to_thread(f.read, CHUNK)
+        except TimeoutError:
+            record.reason = f"idle for {self.settings.idle_timeout:g} s"
+        finally:
+            f.close()
+
     def _note(self, record: NetworkConnection) -> None:
         log.info("sandlot: egress %s %s:%d %s (%d bytes out, %d in)%s", record.method, record.host, record.port,
                  "allowed" if record.allowed else "refused", record.bytes_sent, record.bytes_received,
@@ -341,21 +370,6 @@ def _destination(method: str, target: str) -> tuple[str, int, str]:
     if url.query:
         origin_form += "?" + url.query
     return url.hostname, port, origin_form
-
-
-async def _answer_file(writer: asyncio.StreamWriter, path: str) -> int:
-    """A ``200`` with the file at ``path`` (a cached wheel); returns the bytes sent."""
-    body = await asyncio.to_thread(_read, path)
-    head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {len(body)}\r\n"
-            "Connection: close\r\n\r\n").encode()
-    writer.write(head + body)
-    await writer.drain()
-    return len(head) + len(body)
-
-
-def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
 
 
 async def _answer(writer: asyncio.StreamWriter, status: int, reason: str) -> None:
