@@ -130,7 +130,38 @@ class Policy:
 
     def allows_resolved(self, address: IPAddress, port: int) -> bool:
         """An address a name resolved to may be connected to: a public one, or one an address entry covers."""
-        return address.is_global or self.allows_address(address, port)
+        return is_public(address) or self.allows_address(address, port)
+
+
+def is_public(address: IPAddress) -> bool:
+    """Globally routable unicast, judged by the IPv4 address an IPv6 one carries when it carries one.
+
+    ``ipaddress`` calls NAT64 (``64:ff9b::/96``), 6to4 (``2002::/16``), IPv4-compatible (``::/96``) and
+    IPv4-translated (``::ffff:0:0:0/96``) addresses global whatever IPv4 address they embed: a name whose AAAA is
+    ``64:ff9b::a00:1`` would reach 10.0.0.1 through a host's NAT64 gateway, ``::7f00:1`` or
+    ``2002:7f00:1::`` the host's loopback where those routes exist. Multicast is no destination either."""
+    if address.is_multicast or not address.is_global:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return embedded.is_global and not embedded.is_multicast
+    return True
+
+
+_EMBEDDING = tuple(ipaddress.IPv6Network(n) for n in ("64:ff9b::/96", "::/96", "::ffff:0:0:0/96"))
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+"""RFC 8215's local-use NAT64 prefix: what it translates to is the site's choice, so never public here."""
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address in _LOCAL_NAT64:
+        return ipaddress.IPv4Address(0)  # not global: refused
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if any(address in network for network in _EMBEDDING):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
 
 
 def parse_address(host: str) -> IPAddress | None:
@@ -190,4 +221,4 @@ def _is_domain(name: str) -> bool:
     return True
 
 
-__all__ = ["Entry", "Policy", "parse_address", "parse_entries", "parse_entry"]
+__all__ = ["Entry", "Policy", "is_public", "parse_address", "parse_entries", "parse_entry"]

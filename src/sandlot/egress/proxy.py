@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import re
 import socket
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -48,6 +50,8 @@ class RunAccount:
 
     connections: list[NetworkConnection] = field(default_factory=list)
     bytes: int = 0
+    refused_past_cap: int = 0
+    """Connections refused after the one that reached ``max_connections`` (that one is in ``connections``)."""
 
 
 class SandboxProxy:
@@ -94,6 +98,12 @@ class SandboxProxy:
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if len(self._tasks) >= self.settings.max_connections:
+            # Open connections are capped from their accept, not only once a head names a destination: a
+            # sandbox's silent connections would otherwise cost the server a descriptor and a task each,
+            # as many as its processes can open, until the server could accept nothing.
+            writer.close()
+            return
         self._tasks.add(task)
         try:
             await self._serve_one(reader, writer)
@@ -125,6 +135,13 @@ class SandboxProxy:
         except ValueError as exc:
             await _answer(writer, 400, str(exc))
             return
+        if len(account.connections) > self.settings.max_connections:
+            # The connection that reached the cap is recorded (and logged); the ones after it only counted: a
+            # loop of short connections would otherwise grow the result, the log and the server's memory by a
+            # record each, thousands a second.
+            account.refused_past_cap += 1
+            await _answer(writer, 429, f"the run's limit of {self.settings.max_connections} connections is reached")
+            return
         record = NetworkConnection(host=host, port=port, allowed=False, method=method)
         account.connections.append(record)
         try:
@@ -146,9 +163,10 @@ class SandboxProxy:
         record.allowed = True
         if cached is not None:  # a wheel the host's cache holds: no connection at all
             record.cached = True
-            record.bytes_received = await _answer_file(writer, cached)
-            account.bytes += record.bytes_received
-            self._note(record)
+            try:
+                await self._answer_file(writer, cached, record, account)
+            finally:
+                self._note(record)
             return
         try:
             tee = None
@@ -253,6 +271,33 @@ class SandboxProxy:
                 else:
                     tee.discard()
 
+    async def _answer_file(self, writer: asyncio.StreamWriter, path: str, record: NetworkConnection,
+                           account: RunAccount) -> None:
+        """A ``200`` with the file at ``path`` (a cached wheel), streamed under the run's byte cap and idle timeout.
+
+        Never read whole: a wheel can be a GiB, and a sandbox's connections asking for it at once (not reading
+        the answers) would otherwise hold that many copies in the server's memory; nor past ``max_bytes``."""
+        max_bytes = self.settings.max_bytes
+        f = await asyncio.to_thread(open, path, "rb")
+        try:
+            size = os.fstat(f.fileno()).st_size
+            data = (f"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {size}\r\n"
+                    "Connection: close\r\n\r\n").encode()
+            while data:
+                if account.bytes + len(data) > max_bytes:
+                    record.reason = f"the run's limit of {max_bytes} bytes is reached"
+                    return
+                account.bytes += len(data)
+                record.bytes_received += len(data)
+                writer.write(data)
+                async with asyncio.timeout(self.settings.idle_timeout):
+                    await writer.drain()
+                data = await asyncio.to_thread(f.read, CHUNK)
+        except TimeoutError:
+            record.reason = f"idle for {self.settings.idle_timeout:g} s"
+        finally:
+            f.close()
+
     def _note(self, record: NetworkConnection) -> None:
         log.info("sandlot: egress %s %s:%d %s (%d bytes out, %d in)%s", record.method, record.host, record.port,
                  "allowed" if record.allowed else "refused", record.bytes_sent, record.bytes_received,
@@ -262,18 +307,33 @@ class SandboxProxy:
 
 
 def _parse_head(head: bytes) -> tuple[str, str, str, list[tuple[str, str]]]:
+    """A request head, parsed strictly: what goes upstream must mean to the destination what it meant here.
+
+    A destination that ends lines at a bare LF (Python's http.server, nginx and many more) would read a bare
+    LF in the request line as the end of it: the sandbox could add header lines before the proxy's Host, or
+    end the head early so that the Host, the injected credential and ``Connection: close`` become a body the
+    destination stores and hands back. So no CR or LF outside CRLF, no control character anywhere but HTAB
+    in a field value, a token as the method, and HTTP/1.0 or 1.1 only."""
     text = head.decode("latin-1")
     lines = text[:-4].split("\r\n")
+    if any(_CONTROL.search(line) for line in lines):
+        raise ValueError("a control character, or a CR or LF outside CRLF, in the request head")
     parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[1] or parts[2] not in ("HTTP/1.0", "HTTP/1.1"):
         raise ValueError("not an HTTP/1.x request line")
     fields = []
     for line in lines[1:]:
         name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip() or any(c in line for c in "\r\n\x00"):
+        if not sep or not _TOKEN.fullmatch(name):
             raise ValueError("malformed header line")
-        fields.append((name, value.strip()))
+        fields.append((name, value.strip(" \t")))
     return parts[0], parts[1], parts[2], fields
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""Every control character but HTAB (CR and LF included: the head was split at CRLF already)."""
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""RFC 9110's token: a method, a field name."""
 
 
 def _buffered(reader: asyncio.StreamReader) -> bytes:
@@ -310,21 +370,6 @@ def _destination(method: str, target: str) -> tuple[str, int, str]:
     if url.query:
         origin_form += "?" + url.query
     return url.hostname, port, origin_form
-
-
-async def _answer_file(writer: asyncio.StreamWriter, path: str) -> int:
-    """A ``200`` with the file at ``path`` (a cached wheel); returns the bytes sent."""
-    body = await asyncio.to_thread(_read, path)
-    head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {len(body)}\r\n"
-            "Connection: close\r\n\r\n").encode()
-    writer.write(head + body)
-    await writer.drain()
-    return len(head) + len(body)
-
-
-def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
 
 
 async def _answer(writer: asyncio.StreamWriter, status: int, reason: str) -> None:

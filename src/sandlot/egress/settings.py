@@ -26,8 +26,9 @@ class EgressSettings(BaseModel):
     connect_timeout: float = Field(10.0, gt=0, description="Seconds the proxy waits to connect to a destination.")
     index_url: str | None = Field(None, description="The package index `pip` uses in sandboxes with network "
                                   "(PIP_INDEX_URL); unset: pip's default (pypi.org).")
-    wheel_cache: bool = Field(True, description="Keep wheels `pip` downloads over plain HTTP in a host cache that "
-                              "sandboxes with network read (read-only), so a second install needs no download.")
+    wheel_cache: bool = Field(True, description="Keep wheels `pip` downloads over plain HTTP from the operator's "
+                              "index (an http:// `index_url`; none: nothing is kept) in a host cache that sandboxes "
+                              "with network read (read-only), so a second install needs no download.")
 
     @field_validator("allow")
     @classmethod

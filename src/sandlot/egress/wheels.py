@@ -8,8 +8,11 @@ network also see the directory read-only, as pip's ``--find-links`` (``PIP_FIND_
 it with ``--no-index`` when the index is unreachable. (With the index reachable, pip's resolver prefers the
 index's link of the same version, hence the proxy's answer.)
 
-Only the operator's index (``index_url``; any allowed destination when it is unset) fills the cache, and
-only under a wheel's own file name, so a sandbox can put there no more than that index serves.
+Only the operator's index (an ``http://`` ``index_url``) fills the cache, and only under a wheel's own file
+name, so a sandbox can put there no more than that index serves; and only a GET from that index is answered
+from it. With no such index nothing is kept: the cache is keyed by file name and shared by every tenant, so
+filled from any allowed host it would let one run put its own bytes under the name of a wheel another run
+(another tenant's) then gets from its index, or finds through ``PIP_FIND_LINKS``.
 """
 
 from __future__ import annotations
@@ -42,8 +45,8 @@ class WheelCache:
 
     def _name(self, host: str, port: int, path: str) -> str | None:
         """The wheel file a GET of ``path`` from ``host:port`` is, if it is one from the operator's index."""
-        if self._index is not None and (host.lower(), port) != self._index:
-            return None
+        if self._index is None or (host.lower().rstrip("."), port) != self._index:
+            return None  # not the operator's index (or there is none): never kept, never answered from here
         name = urllib.parse.unquote(urllib.parse.urlsplit(path).path.rsplit("/", 1)[-1])
         return name if WHEEL_NAME.match(name) else None
 

@@ -45,7 +45,7 @@ class InterpreterInfo:
     prefixes: tuple[str, ...]
     """Its installation and, for a virtualenv, the venv's own directory."""
     path: tuple[str, ...]
-    """Its ``sys.path`` (``-I``): the directories a sandbox must see to import what is installed."""
+    """Its ``sys.path`` (``-I``); its site-packages entries are what a sandbox must see to import what is installed."""
 
 
 def resolve_python(python: str) -> str:
@@ -99,5 +99,11 @@ def distributions(python: str) -> list[dict[str, str]]:
 
 
 def visible_dirs(info: InterpreterInfo) -> list[str]:
-    """The host directories a sandbox of this interpreter needs read-only: its prefixes and import path."""
-    return [p for p in (*info.prefixes, *info.path) if os.path.isdir(p)]
+    """The host directories a sandbox of this interpreter needs read-only: its prefixes and the site-packages
+    directories of its import path, by the default environment's rule (``engine.factory.sandbox_view``).
+
+    Not every ``sys.path`` entry: a ``.pth`` file (an editable install, say) can put any host directory there,
+    a project's root with its ``.env`` or the server's config beside it, and a default sandbox sees none of
+    those; a lane's must not either."""
+    paths = [p for p in info.path if "site-packages" in p or "dist-packages" in p]
+    return [p for p in (*info.prefixes, *paths) if os.path.isdir(p)]
