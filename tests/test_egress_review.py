@@ -24,7 +24,7 @@ from conftest import running_server
 
 from sandlot import EngineConfig, Sandlot
 from sandlot._config import EnvironmentSpec
-from sandlot.egress import EgressSettings, Policy
+from sandlot.egress import EgressSettings, Policy, netns
 from sandlot.server import ServerConfig
 from sandlot.testing.origin import Origin
 
@@ -376,7 +376,11 @@ print('held')
             done.set()
             sampler.join()
     assert result.status == "ok", (result.stderr, result.error)
-    assert peak - before < 300, f"the server held {peak - before} more descriptors for one sandbox's silent connections"
+    # Bounded: the cap, plus accept bursts of up to a backlog each whose extra connections are closed on the
+    # loop's next turn (two in flight under load), plus the rest of this process's descriptors moving meanwhile
+    # (other servers of a full test run). Without the cap it was every connection the sandbox made (1,600 here).
+    bound = settings.max_connections + 2 * netns.BACKLOG + 150
+    assert peak - before < bound, f"the server held {peak - before} more descriptors for one sandbox's silent connections"
 
 
 # ---- what a name may resolve to ----------------------------------------------------------------------

@@ -26,6 +26,9 @@ IFF_UP = 0x1
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+BACKLOG = 128
+"""Connections the kernel queues for the proxy before it accepts them (asyncio accepts up to this many at a time)."""
+
 def _setns(fd: int, nstype: int) -> None:
     if _libc.setns(fd, nstype) != 0:
         err = ctypes.get_errno()
@@ -44,7 +47,7 @@ def _bring_loopback_up() -> None:
             fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
-def listen_in(pidfd: int, port: int, backlog: int = 128) -> socket.socket:
+def listen_in(pidfd: int, port: int, backlog: int = BACKLOG) -> socket.socket:
     """A listening TCP socket on 127.0.0.1:``port`` in the network namespace of the process ``pidfd`` names."""
     host_ns = _net_ns_inode("/proc/self/ns/net")
     result: dict[str, object] = {}
