@@ -10,6 +10,8 @@ A local origin server (in a process of its own, on 127.0.0.1) serves 1 MiB of by
   alone (entering the namespace from a thread, bringing ``lo`` up, binding, serving).
 - **Cached pip**: ``%pip install benchpkg`` (a 2 MiB wheel) in a fresh session, first with an empty wheel
   cache, then again in another session (the proxy answers the wheel from the host's cache).
+- **First import**: in those sessions, the first ``import benchpkg`` (installed at run time, into the workspace)
+  beside the first ``import fractions`` (preloaded by the zygote: already in ``sys.modules``), timed in the sandbox.
 
     python3 scripts/contained.py python3 benchmarks/bench_egress.py [--quick] [--json out.json]
 """
@@ -33,6 +35,16 @@ from sandlot import Engine, EngineConfig
 from sandlot.egress import EgressSettings
 
 SIZE = 1 << 20
+PRELOADED = "fractions"
+FIRST_IMPORTS = f"""
+import time
+took = {{}}
+for name in ("{PRELOADED}", "benchpkg"):
+    began = time.perf_counter()
+    __import__(name)
+    took[name] = (time.perf_counter() - began) * 1000
+print(took["{PRELOADED}"], took["benchpkg"])
+"""
 ORIGIN = """
 import base64, os, sys, time
 from sandlot.testing.origin import Origin
@@ -78,7 +90,7 @@ async def main(quick: bool) -> dict[str, Any]:
         port = int(origin.stdout.readline())
         url = f"http://127.0.0.1:{port}/bytes/{SIZE}"
         allow = [f"127.0.0.1:{port}"]
-        config = EngineConfig(preload=(), pool_size=2, cache_dir=cache,
+        config = EngineConfig(preload=(PRELOADED,), pool_size=2, cache_dir=cache,
                               egress=EgressSettings(allow=tuple(allow), index_url=f"http://127.0.0.1:{port}/simple/"))
         async with Engine(config) as engine:
             attach_times: list[float] = []
@@ -105,13 +117,18 @@ async def main(quick: bool) -> dict[str, Any]:
                 plain.append((await timed(engine.execute("print(1)")))[0])
                 with_network.append((await timed(engine.execute("print(1)", network=allow)))[0])
 
-            pip_times = []
+            pip_times: list[float] = []
+            import_times: list[tuple[float, float]] = []
             for _ in range(2):
                 session = await engine.create_session(network=allow)
                 try:
                     took, cell = await timed(session.execute("%pip install benchpkg"))
                     assert cell.status == "ok" and "Successfully installed" in cell.stdout, cell.stdout
                     pip_times.append(took)
+                    imported = await session.execute(FIRST_IMPORTS)
+                    assert imported.status == "ok", (imported.stderr, imported.error)
+                    preloaded_ms, installed_ms = map(float, imported.stdout.split())
+                    import_times.append((preloaded_ms, installed_ms))
                 finally:
                     await engine.close_session(session.id)
     finally:
@@ -126,6 +143,8 @@ async def main(quick: bool) -> dict[str, Any]:
         "run_plain_ms": statistics.median(plain), "run_network_ms": statistics.median(with_network),
         "proxy_setup_ms": statistics.median(attach_times),
         "pip_first_ms": pip_times[0], "pip_cached_ms": pip_times[1], "pip_ratio": pip_times[1] / pip_times[0],
+        "import_preloaded_ms": statistics.median(t[0] for t in import_times),
+        "import_installed_ms": statistics.median(t[1] for t in import_times),
     }
     print(f"1 MiB download, median of {len(host)}: host {figures['download_host_ms']:.2f} ms, sandbox through the proxy "
           f"{figures['download_sandbox_ms']:.2f} ms: {figures['download_ratio']:.2f}x (goal: within 1.5x)")
@@ -134,6 +153,9 @@ async def main(quick: bool) -> dict[str, Any]:
           f"sandbox's namespace (setns thread, lo up, bind, serve) {figures['proxy_setup_ms']:.2f} ms")
     print(f"%pip install of a 2 MiB wheel: first {figures['pip_first_ms']:.0f} ms, cached {figures['pip_cached_ms']:.0f} ms: "
           f"{figures['pip_ratio']:.2f}x")
+    print(f"first import in the session: {PRELOADED} (preloaded) {figures['import_preloaded_ms']:.3f} ms, benchpkg "
+          f"(installed at run time) {figures['import_installed_ms']:.2f} ms: "
+          f"{figures['import_installed_ms'] / max(figures['import_preloaded_ms'], 1e-6):.0f}x")
     return figures
 
 
