@@ -152,19 +152,25 @@ def test_the_settings_come_from_the_environment_and_the_command_line() -> None:
     assert overrides["engine.egress.allow"] == ("a.com", "b.com", "c.com:81") and overrides["engine.egress.headers"] is None
 
 
+async def proxy_on_a_port(settings: EgressSettings) -> tuple[SandboxProxy, int]:
+    """The proxy a sandbox would get, serving a listener on a host loopback port instead (its seam)."""
+    proxy = SandboxProxy(Policy.parse(settings.allow), settings)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    await proxy.serve(listener)
+    port: int = listener.getsockname()[1]
+    return proxy, port
+
+
 def test_the_proxy_refuses_a_name_that_resolves_inside_and_a_tunnel_whose_sni_differs(origin: Origin) -> None:
     """The proxy on a host port (its seam): an allowed name pointing at loopback without an address entry is
     refused; a CONNECT to an allowed name whose TLS hello names another host is cut."""
 
     async def scenario() -> tuple[int, bytes, list[object]]:
         settings = EgressSettings(allow=(f"localhost:{origin.port}",))
-        proxy = SandboxProxy(Policy.parse(settings.allow), settings)
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        listener.setblocking(False)
-        await proxy.serve(listener)
-        port = listener.getsockname()[1]
+        proxy, port = await proxy_on_a_port(settings)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(f"GET http://localhost:{origin.port}/x HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
         status = int((await reader.readline()).split()[1])
@@ -194,13 +200,7 @@ def test_the_proxy_caps_connections_and_bytes_and_ends_idle_tunnels(origin: Orig
     async def scenario() -> list[object]:
         settings = EgressSettings(allow=(f"127.0.0.1:{origin.port}",), max_connections=3, max_bytes=50_000,
                                   idle_timeout=0.3)
-        proxy = SandboxProxy(Policy.parse(settings.allow), settings)
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        listener.setblocking(False)
-        await proxy.serve(listener)
-        port = listener.getsockname()[1]
+        proxy, port = await proxy_on_a_port(settings)
 
         async def ask(head: str) -> bytes:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
