@@ -9,7 +9,6 @@ client library would refuse to write what an attacker writes.
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
 import subprocess
@@ -32,57 +31,19 @@ SECRET = "review14-injected-secret-8c2f41"
 os.environ["SANDLOT_TEST_REVIEW_KEY"] = SECRET  # the server's environment: the proxy reads it, no sandbox may
 
 
-class Store:
-    """A stand-in for an ordinary API that keeps what is posted to it and gives it back (``POST /store``
-    answers with the stored body): any API with uploads, notes, gists or files does that with a body. It
-    never echoes request *headers* (docs/egress.md puts header-echoing destinations out of scope). Python's
-    http.server reads lines up to a bare LF, as nginx and many servers do."""
-
-    def __init__(self) -> None:
-        self.hosts: list[str] = []
-        store = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
-                store.hosts.append(self.headers.get("Host", ""))
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self._answer(body)
-
-            def do_GET(self) -> None:  # noqa: N802
-                store.hosts.append(self.headers.get("Host", ""))
-                self._answer(b"ok")
-
-            def _answer(self, body: bytes) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="store", daemon=True)
-
-    def __enter__(self) -> Store:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
-
-
 @pytest.fixture(scope="module")
-def store() -> Iterator[Store]:
-    with Store() as served:
+def store() -> Iterator[Origin]:
+    """A stand-in for an ordinary API that gives back what is posted to it (``POST /store``): any API with
+    uploads, notes, gists or files does that with a body. It never echoes request *headers* (docs/egress.md
+    puts header-echoing destinations out of scope). Python's http.server reads lines up to a bare LF, as nginx
+    and many servers do."""
+    with Origin() as served:
         yield served
+
+
+def hosts(origin: Origin) -> list[str]:
+    """The Host header of every request that reached ``origin``, in order."""
+    return [next((value for name, value in seen.headers.items() if name.lower() == "host"), "") for seen in origin.requests]
 
 
 @pytest.fixture(scope="module")
@@ -108,14 +69,14 @@ def other() -> Iterator[Origin]:
         yield served
 
 
-def settings_for(store: Store, index: Origin, attacker: Origin) -> EgressSettings:
+def settings_for(store: Origin, index: Origin, attacker: Origin) -> EgressSettings:
     # No index_url: pip's default (PyPI over HTTPS), the configuration docs/egress.md shows first.
     return EgressSettings(allow=(f"127.0.0.1:{store.port}", f"127.0.0.1:{index.port}", f"127.0.0.1:{attacker.port}"),
                           headers=(f"127.0.0.1:{store.port}=X-Api-Key:env:SANDLOT_TEST_REVIEW_KEY",))
 
 
 @pytest.fixture(scope="module")
-def net(store: Store, index: Origin, attacker: Origin, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandlot]:
+def net(store: Origin, index: Origin, attacker: Origin, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandlot]:
     config = EngineConfig(preload=(), pool_size=1, cache_dir=str(tmp_path_factory.mktemp("cache")),
                           egress=settings_for(store, index, attacker))
     with Sandlot(config) as engine:
@@ -149,7 +110,7 @@ def last_json(result: object) -> object:
 
 # ---- header injection --------------------------------------------------------------------------------
 
-def test_a_bare_lf_in_the_request_line_cannot_move_the_injected_header_into_a_body(net: Sandlot, store: Store) -> None:
+def test_a_bare_lf_in_the_request_line_cannot_move_the_injected_header_into_a_body(net: Sandlot, store: Origin) -> None:
     """The request line's version is ``HTTP/1.1`` + LF + ``Content-Length:N`` + LF: a destination that ends lines
     at LF sees the head end there, and reads the proxy's Host, the injected key and the rest as the body it
     stores and hands back. The proxy must refuse such a head (400), never send it on."""
@@ -164,16 +125,16 @@ print(json.dumps(answer.decode('latin-1')))
     assert answer.startswith("HTTP/1.1 400")
 
 
-def test_a_bare_lf_cannot_add_a_host_header_before_the_proxys(net: Sandlot, store: Store) -> None:
+def test_a_bare_lf_cannot_add_a_host_header_before_the_proxys(net: Sandlot, store: Origin) -> None:
     """The proxy sets Host to the checked destination ("an allowed address must not be asked for another
     virtual host on it"); a header smuggled into the request line by a bare LF must not come before it."""
     code = RAW + f"""
 answer = raw(b'GET http://127.0.0.1:{store.port}/vhost HTTP/1.1\\nHost:internal.example\\r\\n\\r\\n')
 print(json.dumps(answer.decode('latin-1')[:12]))
 """
-    seen = len(store.hosts)
+    seen = len(store.requests)
     assert last_json(net.execute(code, network=[f"127.0.0.1:{store.port}"])) == "HTTP/1.1 400"
-    assert "internal.example" not in store.hosts[seen:]
+    assert "internal.example" not in hosts(store)[seen:]
 
 
 @pytest.mark.parametrize("head", [
@@ -183,17 +144,17 @@ print(json.dumps(answer.decode('latin-1')[:12]))
     "G(T http://127.0.0.1:{port}/ HTTP/1.1\\r\\n\\r\\n",                  # a method that is not a token
     "GET http://127.0.0.1:{port}/ HTTP/1.10\\r\\n\\r\\n",                 # a version that is not 1.0 or 1.1
 ])
-def test_a_malformed_head_is_refused_not_passed_on(net: Sandlot, store: Store, head: str) -> None:
+def test_a_malformed_head_is_refused_not_passed_on(net: Sandlot, store: Origin, head: str) -> None:
     code = RAW + f"""
 answer = raw(b'{head.format(port=store.port)}')
 print(json.dumps(answer.decode('latin-1')[:12]))
 """
-    seen = len(store.hosts)
+    seen = len(store.requests)
     assert last_json(net.execute(code, network=[f"127.0.0.1:{store.port}"])) == "HTTP/1.1 400"
-    assert store.hosts[seen:] == []
+    assert hosts(store)[seen:] == []
 
 
-def test_no_injected_header_on_connect_or_to_another_destination(net: Sandlot, store: Store, index: Origin) -> None:
+def test_no_injected_header_on_connect_or_to_another_destination(net: Sandlot, store: Origin, index: Origin) -> None:
     """The key is the store's: a request to another allowed host gets none, whatever Host the sandbox writes;
     a CONNECT to the store's address carries the sandbox's bytes only."""
     code = RAW + f"""
@@ -211,7 +172,7 @@ print(json.dumps(tunnel.decode('latin-1')))
     assert index.requests[-1].headers["Host"] == f"127.0.0.1:{index.port}"
 
 
-def test_a_request_pipelined_behind_the_first_gets_no_other_host(net: Sandlot, store: Store) -> None:
+def test_a_request_pipelined_behind_the_first_gets_no_other_host(net: Sandlot, store: Origin) -> None:
     """One request per plain-HTTP connection: a second one written behind the first (in what the proxy relays
     as the first one's body) is not served with a Host of the sandbox's choosing (the first goes upstream
     with ``Connection: close``, and keep-alive headers of the sandbox's are dropped)."""
@@ -220,14 +181,14 @@ first = b'GET http://127.0.0.1:{store.port}/one HTTP/1.1\\r\\nConnection: keep-a
 second = b'GET /two HTTP/1.1\\r\\nHost: internal.example\\r\\n\\r\\n'
 print(json.dumps(raw(first + second).decode('latin-1').count('HTTP/1.1 200')))
 """
-    seen = len(store.hosts)
+    seen = len(store.requests)
     assert last_json(net.execute(code, network=[f"127.0.0.1:{store.port}"])) == 1
-    assert store.hosts[seen:] == [f"127.0.0.1:{store.port}"]
+    assert hosts(store)[seen:] == [f"127.0.0.1:{store.port}"]
 
 
 # ---- destinations ------------------------------------------------------------------------------------
 
-def test_other_forms_of_a_host_loopback_address_reach_nothing(net: Sandlot, store: Store, other: Origin) -> None:
+def test_other_forms_of_a_host_loopback_address_reach_nothing(net: Sandlot, store: Origin, other: Origin) -> None:
     """Decimal, hex, short and IPv6 forms of loopback, link-local metadata, userinfo tricks, a trailing dot,
     a relative target with a Host: every one refused before anything reaches the unlisted port."""
     o, s = other.port, store.port
@@ -253,7 +214,7 @@ print(json.dumps(out))
     assert other.requests == []
 
 
-def test_a_tunnel_to_a_name_without_sni_is_cut(net: Sandlot, store: Store, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_a_tunnel_to_a_name_without_sni_is_cut(net: Sandlot, store: Origin, tmp_path_factory: pytest.TempPathFactory) -> None:
     """``localhost`` is allowed by name and address here; a tunnel that opens with plain bytes instead of a
     ClientHello naming it reaches nothing."""
     code = RAW + f"""
@@ -262,12 +223,12 @@ print(json.dumps(raw(b'CONNECT localhost:{store.port} HTTP/1.1\\r\\n\\r\\nPOST /
 """
     config = EngineConfig(preload=(), pool_size=1, cache_dir=str(tmp_path_factory.mktemp("cache")),
                           egress=EgressSettings(allow=(f"localhost:{store.port}", f"127.0.0.1:{store.port}")))
-    seen = len(store.hosts)
+    seen = len(store.requests)
     with Sandlot(config) as engine:
         result = engine.execute(code, network=[f"localhost:{store.port}", f"127.0.0.1:{store.port}"])
     assert last_json(result) == "HTTP/1.1 200 Connection Established\r\n\r\n"
     assert "must start TLS" in (result.network[0].reason or "") and not result.network[0].allowed
-    assert store.hosts[seen:] == []
+    assert hosts(store)[seen:] == []
 
 
 # ---- the wheel cache ---------------------------------------------------------------------------------
@@ -312,7 +273,7 @@ BAD_BODIES = [
 ]
 
 
-def test_hostile_network_and_environment_fields_are_400s_never_500s(store: Store, index: Origin, attacker: Origin,
+def test_hostile_network_and_environment_fields_are_400s_never_500s(store: Origin, index: Origin, attacker: Origin,
                                                                     tmp_path_factory: pytest.TempPathFactory) -> None:
     config = ServerConfig(engine=EngineConfig(preload=(), pool_size=1, cache_dir=str(tmp_path_factory.mktemp("cache")),
                                               egress=settings_for(store, index, attacker)))
@@ -333,7 +294,7 @@ def test_hostile_network_and_environment_fields_are_400s_never_500s(store: Store
 
 # ---- caps --------------------------------------------------------------------------------------------
 
-def test_connections_that_never_send_a_head_are_capped_too(store: Store, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_connections_that_never_send_a_head_are_capped_too(store: Origin, tmp_path_factory: pytest.TempPathFactory) -> None:
     """``max_connections`` counted requests only once their head had arrived: a sandbox could hold open as
     many silent connections to the proxy as its processes have descriptors (pids x open_files), each one a
     descriptor and a task in the *server*, until the server itself could accept nothing. Open connections to
@@ -422,7 +383,7 @@ print(json.dumps({'status': {k: status.get(k, '').strip() for k in keys}, 'uid':
 """
 
 
-def test_a_lanes_sandbox_is_contained_exactly_like_a_default_one(store: Store, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_a_lanes_sandbox_is_contained_exactly_like_a_default_one(store: Origin, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Every containment fact a sandbox shows (seccomp mode and filter count, no_new_privs, capabilities, uid,
     namespaces other than the host's, rlimits, environment, cgroup, mounts) is the default environment's in a
     lane of the same interpreter, with and without network; a venv's lane adds only its own directory.
@@ -462,7 +423,7 @@ def test_a_lanes_sandbox_is_contained_exactly_like_a_default_one(store: Store, t
             assert facts["same"] == facts["default"] and facts["venv"] == facts["default"]
 
 
-def test_connections_past_the_cap_do_not_grow_the_result_without_bound(store: Store,
+def test_connections_past_the_cap_do_not_grow_the_result_without_bound(store: Origin,
                                                                       tmp_path_factory: pytest.TempPathFactory) -> None:
     """Each connection past ``max_connections`` is answered 429, and each one was also kept as a record of the
     run's result (and logged): a loop of short connections grew the server's memory and the result by a record

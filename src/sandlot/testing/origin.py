@@ -7,7 +7,8 @@ serves a PEP 503 package index of wheels built on the spot (``build_wheel``).
         origin.requests[-1].headers["User-Agent"]
 
 Routes: ``/bytes/N`` (N bytes), ``/simple/`` and ``/simple/<name>/`` (the index), ``/packages/<file>`` (the
-wheels); anything else answers 200 with ``ok``. Responses never echo what the request carried.
+wheels), ``POST /store`` (answers with the body it was sent, as any API with uploads, notes or files does);
+anything else answers 200 with ``ok``. No response echoes the request's headers.
 """
 
 from __future__ import annotations
@@ -66,9 +67,12 @@ class Origin:
 
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
+                body = self.rfile.read(length)
                 origin.requests.append(Seen("POST", self.path, dict(self.headers.items())))
-                self._answer(200, "text/plain", b"ok")
+                if self.path.split("?")[0] == "/store":
+                    self._answer(200, "application/octet-stream", body)
+                else:
+                    self._answer(200, "text/plain", b"ok")
 
             def _answer(self, status: int, kind: str, body: bytes) -> None:
                 self.send_response(status)
