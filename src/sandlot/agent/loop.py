@@ -130,6 +130,8 @@ class AgentLoop:
         self.params = params
         self.steps: list[Step] = []
         self._said: list[str] = []
+        self._tables: list[attachments.Table] = []
+        """The request's tables, as placed in the workspace (``_place_tables``)."""
         """Everything sandlot wrote into the conversation in its own words (not the outputs), so the
         guards can tell it from the model's."""
         self._usage = [0, 0, 0]  # prompt tokens, completion tokens, model calls
@@ -159,10 +161,9 @@ class AgentLoop:
         registry = list(self.host_tools.registry) if self.host_tools is not None else []
         tools_text = describe_host_tools([t.python_signature() for t in registry if t.expose in ("code", "both")])
         direct = {t.name: t for t in registry if t.expose in ("tool_call", "both")}
+        await self._place_tables(messages)
         conversation = self._conversation(messages, use_tool, tools_text)
-        await self._attach_tables(messages, conversation)
-        started_over = False
-        fresh_from = 0  # the steps the repetition guards look at: those since the last start-over
+        fresh_from = 0  # the steps the repetition guards look at: those since the start-over (0: none yet)
         tools = ([python_tool(tools_text)] + [t.openai_tool() for t in direct.values()] if use_tool else []) + \
             self.client_tools
         watch = _Watch()
@@ -211,14 +212,14 @@ class AgentLoop:
                 code_turns += 1
                 recent = self.steps[fresh_from:]
                 if repeated_failure([s.code for s in recent], [s.result for s in recent], self.settings.repeat_limit):
-                    if not started_over:
+                    if fresh_from == 0:
                         # A small model that failed the same way twice copies its own code a third time: once,
                         # start over from the question, told only what went wrong, without the failing code.
-                        started_over, fresh_from = True, len(self.steps)
+                        fresh_from = len(self.steps)
                         conversation = self._conversation(messages, use_tool, tools_text)
-                        await self._attach_tables(messages, conversation)
-                        conversation.append({"role": "user", "content": prompts.START_OVER.format(
-                            error=self.steps[-1].observation.hint or self.steps[-1].observation.output)})
+                        start_over = prompts.START_OVER.format(
+                            error=self.steps[-1].observation.hint or self.steps[-1].observation.output)
+                        conversation.append({"role": "user", "content": start_over})
                         self._said.append(prompts.START_OVER.split("{", 1)[0])
                         continue
                     stop_reason = "repeated_failure"
@@ -302,28 +303,24 @@ class AgentLoop:
         # The question is not the model's to say either: a small model sometimes answers by repeating it.
         question = next((m["content"] for m in reversed(messages) if m.get("role") == "user"
                          and isinstance(m.get("content"), str)), "")
-        self._said = [system, prompts.NO_OUTPUT, question]
+        self._said = [system, prompts.NO_OUTPUT, question, *(attachments.reference(t) for t in self._tables)]
+        messages = attachments.with_references(messages, self._tables)
         if instructed:
             return [{"role": "system", "content": system}, *messages]
         self._said += [prompts.EXAMPLE_QUESTION, prompts.EXAMPLE_ANSWER]
         return [{"role": "system", "content": system}, *prompts.worked_example(use_tool), *messages]
 
-    async def _attach_tables(self, messages: list[dict[str, Any]], conversation: list[dict[str, Any]]) -> None:
-        """Tables pasted into the user's messages become workspace files, named in the system prompt."""
+    async def _place_tables(self, messages: list[dict[str, Any]]) -> None:
+        """Tables pasted into the user's messages become workspace files (once per request); every
+        conversation ``_conversation`` builds shows each by its reference instead of its text."""
         tables = attachments.find_tables(attachments.user_texts(messages))
         if not tables:
             return
         try:
             workspace = await self.session.open_workspace()
-            placed = await asyncio.to_thread(attachments.place, tables, workspace)
+            self._tables = await asyncio.to_thread(attachments.place, tables, workspace)
         except (OSError, SandlotError) as exc:  # a full workspace, say: the model can still copy the data
             log.warning("sandlot: the agent could not save the question's tables: %s", exc)
-            return
-        if not placed:
-            return
-        asked = len(conversation) - len(messages)  # the request's messages come last, after sandlot's own
-        conversation[asked:] = attachments.with_references(conversation[asked:], placed)
-        self._said.extend(attachments.reference(t) for t in placed)
 
     def _guard_turn(self, repetition: Repetition, steps: list[Step]) -> str:
         """Record a code turn with the repetition guard; the nudge to add to its output, if any."""
