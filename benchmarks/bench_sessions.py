@@ -203,8 +203,7 @@ def du(path: str) -> int:
 
 
 def server_figures(s: Server) -> dict[str, int]:
-    assert s.process is not None
-    pids = [s.process.pid]
+    pids = [s.pid]
     for pid in pids:  # every descendant of the server
         with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{pid}/children") as f:
             pids.extend(int(child) for child in f.read().split())

@@ -43,8 +43,9 @@ class ServerProcess:
 
     ``env`` is added over this process's environment (with ``inherit_env=False`` it is the whole of it);
     ``log`` takes its stdout and stderr (without it, stdout is discarded and stderr is the caller's), and
-    its tail is shown if it fails to start; ``pool_ready`` also waits for that many warm sandboxes; ``prefix`` runs the command under
-    another (``runuser -u nobody --``, say). The same port is kept across ``restart``.
+    its tail is shown if it fails to start; ``pool_ready`` also waits for that many warm sandboxes;
+    ``prefix`` runs the command under another (``runuser -u nobody --``, say). The same port is kept
+    across ``restart``.
     """
 
     def __init__(self, *args: str, env: Mapping[str, str] | None = None, inherit_env: bool = True,
