@@ -202,6 +202,9 @@ def du(path: str) -> int:
     return total
 
 
+LIVE_SESSION_PSS_GOAL = 5e6  # bytes of PSS per live idle session
+
+
 def server_figures(s: Server) -> dict[str, int]:
     pids = [s.pid]
     for pid in pids:  # every descendant of the server
@@ -218,7 +221,8 @@ def server_figures(s: Server) -> dict[str, int]:
 
 def part_density(paused: int, live: int, report: dict[str, Any]) -> None:
     print(f"4. density: {paused} paused sessions, {live} live")
-    with server() as s, httpx.Client(base_url=s.url, timeout=120) as c:
+    # The server is told it may hold every live session at once (plus its pool and the paused ones' wake-up).
+    with server(SANDLOT_MAX_SANDBOXES=str(max(128, live + 32))) as s, httpx.Client(base_url=s.url, timeout=120) as c:
         idle = server_figures(s)
         live_ids = []
         for _ in range(live):
@@ -245,10 +249,15 @@ def part_density(paused: int, live: int, report: dict[str, Any]) -> None:
           f"and {paused} paused more {after['processes']}")
     print(f"   memory (PSS of the server and all its processes): idle {idle['pss_bytes'] / 2**20:.0f} MiB, with {live} "
           f"live {with_live['pss_bytes'] / 2**20:.0f} MiB, with the paused ones too {after['pss_bytes'] / 2**20:.0f} MiB")
+    per_live = (with_live["pss_bytes"] - idle["pss_bytes"]) / live
+    live_verdict = "MET" if per_live < LIVE_SESSION_PSS_GOAL else "MISS"
+    print(f"   {live_verdict}  a live idle session costs {per_live / 1e6:.2f} MB of PSS (goal < "
+          f"{LIVE_SESSION_PSS_GOAL / 1e6:.0f} MB, issue #13)")
     verdict = "MET" if after["processes"] <= with_live["processes"] + 1 else "MISS"
     print(f"   {verdict}  {paused} paused sessions use no process")
     report["density"] = {"paused": paused, "live": live, "disk_bytes": disk, "idle": idle, "with_live": with_live,
-                         "after": after, "made_s": made, "verdict": verdict}
+                         "after": after, "made_s": made, "verdict": verdict,
+                         "live_pss_bytes_each": per_live, "live_verdict": live_verdict}
 
 
 def main() -> None:
@@ -256,13 +265,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small counts (CI)")
     parser.add_argument("--saved", type=int, help="sessions for the restart part (default 1000; quick 100)")
     parser.add_argument("--paused", type=int, help="paused sessions for the density part (default 10000; quick 200)")
+    parser.add_argument("--live", type=int, help="live idle sessions for the density part (default 50; quick 10; "
+                                                 "issue #13's figure is 1000)")
     parser.add_argument("--json", help="write every figure to this file")
     args = parser.parse_args()
     report: dict[str, Any] = {}
     part_pause_resume(8 if args.quick else 30, 1 if args.quick else 5, report)
     part_snapshot_cost(60 if args.quick else 300, report)
     part_restart(args.saved or (100 if args.quick else 1000), report)
-    part_density(args.paused or (200 if args.quick else 10_000), 10 if args.quick else 50, report)
+    part_density(args.paused or (200 if args.quick else 10_000), args.live or (10 if args.quick else 50), report)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
