@@ -17,7 +17,7 @@ from .state import ServerState, get_state, principal
 router = APIRouter(prefix="/v1", tags=["agent"])
 
 
-def agent_service(state: ServerState = Depends(get_state)) -> AgentService:
+async def agent_service(state: ServerState = Depends(get_state)) -> AgentService:
     service: AgentService = state.extras["agent"]  # type: ignore[assignment]
     return service
 

@@ -32,12 +32,14 @@ class ServerState:
     extras: dict[str, object] = field(default_factory=dict)
 
 
-def get_state(request: Request) -> ServerState:
+# The dependencies are ``async def`` although none awaits: FastAPI runs a plain ``def`` dependency in its
+# threadpool, a thread hop (two context switches and a lock) on every request for a dictionary lookup.
+async def get_state(request: Request) -> ServerState:
     state: ServerState = request.app.state.sandlot
     return state
 
 
-def principal(request: Request, state: ServerState = Depends(get_state),
+async def principal(request: Request, state: ServerState = Depends(get_state),
               credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
     """Who is calling (401 without a valid key, 503 while shutting down)."""
     header = f"Bearer {credentials.credentials}" if credentials else request.headers.get("authorization")
@@ -48,7 +50,7 @@ def principal(request: Request, state: ServerState = Depends(get_state),
     return who
 
 
-def owned_session(session_id: str, who: str = Depends(principal), state: ServerState = Depends(get_state)) -> Session:
+async def owned_session(session_id: str, who: str = Depends(principal), state: ServerState = Depends(get_state)) -> Session:
     """The caller's session, or 404 (another key's session is not found either)."""
     session = state.engine.sessions.get(session_id)
     if session is None or session.owner != who or session.closed:
