@@ -54,16 +54,14 @@ async def in_process(iterations: int) -> dict[str, dict[str, float]]:
     execute, create, cell = [], [], []
     async with Engine(EngineConfig(pool_size=POOL_SIZE)) as engine:
         for _ in range(iterations // BURST):
-            while len(engine.pool.ready) < engine.pool.target:
-                await asyncio.sleep(0.01)
+            await wait_engine_pool(engine)
             for _ in range(BURST):
                 started = time.perf_counter()
                 result = await engine.execute("print(1)")
                 execute.append((time.perf_counter() - started) * 1000)
                 assert result.status == "ok" and result.stdout == "1\n", result
         for _ in range(iterations // 4):
-            while len(engine.pool.ready) < engine.pool.target:
-                await asyncio.sleep(0.01)
+            await wait_engine_pool(engine)
             started = time.perf_counter()
             session = await engine.create_session()
             create.append((time.perf_counter() - started) * 1000)

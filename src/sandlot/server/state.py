@@ -40,7 +40,7 @@ async def get_state(request: Request) -> ServerState:
 
 
 async def principal(request: Request, state: ServerState = Depends(get_state),
-              credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
+                    credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
     """Who is calling (401 without a valid key, 503 while shutting down)."""
     header = f"Bearer {credentials.credentials}" if credentials else request.headers.get("authorization")
     who = state.auth.principal(header)
