@@ -7,9 +7,9 @@ Two parts, one run, on an in-process engine with its default setup:
    (its ``/proc/PID/schedstat``), the sandbox's own CPU up to ready (containment + runtime start-up) and for its
    first cell (``pass``), the CPU of its exit (the kernel's teardown of its namespaces and mounts, as the zygote's
    ``wait4`` accounts it), and the host's CPU and wall time to destroy it.
-2. **Each containment step**: the same steps as ``sandlot_runtime.contain`` (namespaces mode), with the engine's
-   own setup and a spec built like the factory's, run in a child forked here, timed with the
-   thread's CPU clock and the wall clock around each step. The fork here is of this
+2. **Each containment step**: ``sandlot_runtime.contain`` itself (namespaces mode), with the engine's own setup
+   and a spec built like the factory's, run in a child forked here, each step timed with the thread's CPU clock
+   and the wall clock through ``contain``'s ``mark`` hook. The fork here is of this
    process, not of the zygote, and without a new pid namespace (this process has threads, and unshare(CLONE_NEWPID)
    refuses them): part 1 gives the zygote's fork with its pid namespace; here /proc is mounted from this one.
 
@@ -34,8 +34,8 @@ from typing import Any
 
 from sandlot import Engine, EngineConfig
 from sandlot._config import Limits
-from sandlot_runtime import _libc, cgroups, credentials, fds, limits, namespaces, parent_death, rootfs, seccomp
-from sandlot_runtime.contain import base_environment
+from sandlot_runtime import fds
+from sandlot_runtime.contain import contain
 from sandlot_runtime.spec import SandboxSpec
 
 
@@ -115,7 +115,8 @@ async def real_path(engine: Engine, count: int) -> Samples:
 
 
 def steps_in_child(setup: Any, spec: SandboxSpec, channel: int, out: int, err: int, life_r: int) -> None:
-    """contain()'s namespaces-mode steps, each timed; the marks go back on the channel. Never returns."""
+    """``sandlot_runtime.contain`` itself, each step timed through its ``mark`` hook; the marks go back on the
+    channel. Never returns."""
     marks: list[tuple[str, int, int]] = []
 
     def mark(step: str) -> None:
@@ -123,32 +124,7 @@ def steps_in_child(setup: Any, spec: SandboxSpec, channel: int, out: int, err: i
 
     try:
         mark("start")
-        parent_death.set_now()
-        mark("1 parent-death signal")
-        channel = fds.install(channel, out, err, life_r)
-        mark("2 fds")
-        cgroups.join(spec.cgroup_procs)
-        mark("3 join cgroups")
-        namespaces.unshare_all_but_pid()
-        mark("4 unshare namespaces")
-        rootfs.build_and_enter(mountpoint=setup.root_mountpoint, ro_dirs=setup.ro_dirs, ro_files=setup.ro_files,
-                               workspace=spec.workspace, tmp_size=spec.tmp_size, uid=spec.uid, gid=spec.uid,
-                               hostname=setup.hostname)
-        mark("5 root file system + pivot_root")
-        _libc.sethostname(setup.hostname)
-        mark("6 hostname")
-        limits.apply(spec.rlimits)
-        os.setpriority(os.PRIO_PROCESS, 0, 0)
-        mark("7 rlimits, priority")
-        credentials.drop_to(spec.uid, spec.uid)
-        parent_death.arm(fds.LIFE_FD)
-        mark("8 capabilities, uid, parent-death again")
-        seccomp.set_no_new_privs()
-        seccomp.load(setup.seccomp_bpf)
-        mark("9 no_new_privs + seccomp")
-        os.environ.clear()
-        os.environ.update(base_environment(rootfs.WORKSPACE, "/tmp"))
-        mark("10 environment")
+        channel = contain(setup, spec, channel, out, err, life_r, mark=mark)
         os.write(channel, json.dumps(marks).encode())
     except BaseException as exc:  # noqa: BLE001 (reported to the parent)
         os.write(fds.CHANNEL_FD, json.dumps({"error": repr(exc)}).encode())
