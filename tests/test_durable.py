@@ -135,6 +135,21 @@ def test_the_next_cell_resumes_a_paused_session(server: Server) -> None:
         c.delete(f"/v1/sessions/{session}")
 
 
+def test_modules_a_cell_imported_without_a_name_are_imported_again(server: Server) -> None:
+    # The snapshot notes imports as they happen (sandlot_runtime.new_imports), not by walking sys.modules.
+    loaded = "import sys; print([m in sys.modules for m in ('tabnanny', 'pyclbr', 'xml.dom.minidom', 'xml')])"
+    with server.client() as c:
+        session = new_session(c)
+        assert run(c, session, loaded)["stdout"] == "[False, False, False, False]\n"
+        assert run(c, session, "import tabnanny, xml.dom.minidom\ndel tabnanny, xml")["status"] == "ok"
+        c.post(f"/v1/sessions/{session}/pause")
+        result = run(c, session, loaded)
+        assert result["resumed"] is not None
+        # Top-level modules come back (their submodules are the top-level one's to import); pyclbr never was.
+        assert result["stdout"] == "[True, False, False, True]\n"
+        c.delete(f"/v1/sessions/{session}")
+
+
 def test_fork_gives_an_independent_copy(server: Server) -> None:
     with server.client() as c:
         source = new_session(c)

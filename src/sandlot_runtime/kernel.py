@@ -39,7 +39,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import commands, framing, limits, snapshot, tools
+from . import commands, framing, limits, new_imports, snapshot, tools
 from .execute import CellRunner, TimeLimitExceeded
 
 
@@ -249,7 +249,7 @@ class Kernel:
         self._cpu_limit: float | None = None  # the running cell's limits, for the words of a timeout
         self._cpu_soft_limit: int | None = None
         self._wall_limit: float | None = None
-        self._baseline_modules: frozenset[str] = frozenset()
+        self._imports = new_imports.ImportRecorder()  # replaced at ready by the one on sys.meta_path
         self._last_save: dict[str, Any] | None = None
         self._unreported_save: dict[str, Any] | None = None
 
@@ -261,7 +261,7 @@ class Kernel:
         signal.signal(signal.SIGINT, self._on_sigint)
         signal.signal(signal.SIGXCPU, self._on_sigxcpu)
         self._warm_up()
-        self._baseline_modules = frozenset(sys.modules)  # what a session's cells import is what is new
+        self._imports = new_imports.start_recording()  # what a session's cells import is what is new
         self.channel.send({"t": "ready"})
         while True:
             try:
@@ -287,7 +287,7 @@ class Kernel:
 
     def _save(self, request: dict[str, Any]) -> dict[str, Any]:
         summary = snapshot.save(self.runner.namespace, str(request.get("dir", ".")), count=int(request.get("count") or 0),
-                                max_bytes=int(request.get("max_bytes") or 0), baseline_modules=self._baseline_modules)
+                                max_bytes=int(request.get("max_bytes") or 0), imported_modules=self._imports.imported())
         self._last_save = {"count": summary["count"], "names": summary["names"][:_MAX_LISTED],
                            "lost": summary["lost"][:_MAX_LISTED], "bytes": summary["bytes"], "skipped": summary["skipped"]}
         return self._last_save

@@ -142,13 +142,13 @@ def _reason(exc: BaseException) -> str:
 
 
 def save(namespace: dict[str, Any], workspace: str, *, count: int, max_bytes: int,
-         baseline_modules: frozenset[str]) -> dict[str, Any]:
+         imported_modules: list[str]) -> dict[str, Any]:
     """Write the namespace's picklable names to ``<workspace>/.sandlot`` (``statefile``); return the summary:
     what was saved, and what was lost with why."""
     names = _user_names(namespace)
     modules = {name: value.__name__ for name, value in names.items() if isinstance(value, types.ModuleType)}
     data = {name: value for name, value in names.items() if name not in modules}
-    imported = sorted(name for name in list(sys.modules) if name not in baseline_modules and "." not in name)[:_MAX_MODULES]
+    imported = imported_modules[:_MAX_MODULES]
     lost: list[dict[str, str]] = []
     directory = os.path.join(workspace, DIRECTORY)
     summary: dict[str, Any] = {"format": FORMAT, "count": count, "modules": modules, "imported": imported,
