@@ -19,6 +19,18 @@ def test_variables_and_imports_persist(sl: Sandlot) -> None:
         assert result.execution_count == 2
 
 
+def test_a_new_session_inherits_nothing_of_the_zygotes_rehearsal(sl: Sandlot) -> None:
+    # The zygote serves a few cells itself before it forks (sandlot_runtime.kernel.rehearse): none of their names,
+    # source lines or outputs may reach a sandbox, and the sandbox's own display() and streams are in place.
+    with sl.session() as session:
+        code = ("import linecache, sys\n"
+                "print('x' in globals(), sorted(k for k in linecache.cache if k.startswith('<cell-')),"
+                " callable(display), type(sys.stdout).__name__)")
+        result = session.execute(code)
+        assert result.stdout == "False ['<cell-1>'] True ChannelStream\n"
+        assert [o.output_type for o in result.outputs] == ["stream"]  # its own print, nothing the rehearsal sent
+
+
 def test_files_persist_and_are_reachable_from_the_host(sl: Sandlot) -> None:
     with sl.session() as session:
         session.upload("in/data.txt", b"hello")

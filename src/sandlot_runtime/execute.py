@@ -45,6 +45,7 @@ class CellRunner:
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._shown_figures: set[int] = set()
+        self._show = _make_show(self)
         builtins.display = self.display  # type: ignore[attr-defined]
 
     def run(self, code: str, execution_count: int) -> tuple[str, dict[str, Any] | None]:
@@ -134,8 +135,8 @@ class CellRunner:
 
     def _patch_pyplot_show(self) -> None:
         pyplot = sys.modules.get("matplotlib.pyplot")
-        if pyplot is not None and getattr(pyplot.show, "__module__", None) != __name__:
-            setattr(pyplot, "show", _make_show(self))  # noqa: B010 (a module attribute)
+        if pyplot is not None and pyplot.show is not self._show:  # not another runner's either (``kernel.rehearse``)
+            setattr(pyplot, "show", self._show)  # noqa: B010 (a module attribute)
 
 
 def _make_show(runner: CellRunner) -> Callable[..., None]:

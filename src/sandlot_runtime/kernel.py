@@ -28,7 +28,10 @@ arrival order.
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import io
+import linecache
 import math
 import os
 import resource
@@ -270,20 +273,23 @@ class Kernel:
                 message = None
             if message is None:
                 os._exit(0)  # the host is gone or broke the protocol: nobody is left to serve
-            kind = message.get("t")
-            if kind == "exec":
-                self._execute(message)
-                save = message.get("save")
-                if isinstance(save, dict):
-                    # Told to the host with the next ``done`` (or a ``sync``): no message, no wake-up of its own.
-                    self._unreported_save = self._save({**save, "count": message.get("count")})
-            elif kind == "save":
-                self.channel.send({"t": "saved", "id": message.get("id"), **self._save(message)})
-            elif kind == "sync":
-                self._unreported_save = None
-                self.channel.send({"t": "saved", "id": message.get("id"), **(self._last_save or _NOTHING_SAVED)})
-            elif kind == "attach":
-                self._attach(message)
+            self._handle(message)
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("t")
+        if kind == "exec":
+            self._execute(message)
+            save = message.get("save")
+            if isinstance(save, dict):
+                # Told to the host with the next ``done`` (or a ``sync``): no message, no wake-up of its own.
+                self._unreported_save = self._save({**save, "count": message.get("count")})
+        elif kind == "save":
+            self.channel.send({"t": "saved", "id": message.get("id"), **self._save(message)})
+        elif kind == "sync":
+            self._unreported_save = None
+            self.channel.send({"t": "saved", "id": message.get("id"), **(self._last_save or _NOTHING_SAVED)})
+        elif kind == "attach":
+            self._attach(message)
 
     def _save(self, request: dict[str, Any]) -> dict[str, Any]:
         summary = snapshot.save(self.runner.namespace, str(request.get("dir", ".")), count=int(request.get("count") or 0),
@@ -362,6 +368,7 @@ class Kernel:
         off the request path, takes that cost out of the first real run.
         """
         self.runner.run("None", 0)
+        linecache.cache.pop("<cell-0>", None)  # a traceback of the user's shows their cells' lines only
         self.channel.uncork()
         framing.encode({"t": "done", "id": 0, "status": "ok", "error": None, "cpu_ms": _cpu_seconds(),
                         "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss})
@@ -433,3 +440,46 @@ def _set_cpu_budget(seconds: float) -> int:
 def run(channel_fd: int) -> None:
     """Serve the host on ``channel_fd`` until it goes away; never returns."""
     Kernel(Channel(channel_fd)).serve()
+
+
+REHEARSAL_CELLS = ("x = 1\nx", "print(x)")
+"""What ``rehearse`` runs: a cell that ends in a value, and one that prints (the two output paths)."""
+
+
+def rehearse(rounds: int) -> None:
+    """Serve a few cells in this process (the zygote, before it forks), on a socket pair, then let it all go.
+
+    CPython 3.11 writes to a function's code object while it warms up (a call counter, then the
+    specialised instructions it rewrites in place), and those objects sit scattered over the zygote's
+    heap: every sandbox that ran the cell path for the first time copied each page holding one
+    (~370 kB per sandbox, measured as Private_Dirty of live idle sessions). Run here once, the
+    rewritten code is what every sandbox inherits, shared. Nothing the rehearsal made outlives it:
+    no thread, no file descriptor, no global but what a sandbox's own ``Kernel`` sets again.
+    """
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    saved = sys.stdout, sys.stderr
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    show = getattr(pyplot, "show", None)  # a cell replaces it with its runner's
+    kernel = Kernel(Channel(ours.detach()))
+    sys.stdout, sys.stderr = kernel.stdout, kernel.stderr
+    try:
+        for number in range(1, rounds + 1):
+            for cell in REHEARSAL_CELLS:
+                theirs.sendall(framing.encode({"t": "exec", "id": number, "code": cell, "count": number}))
+                message = kernel.channel.receive()
+                assert message is not None
+                kernel._handle(message)
+                with contextlib.suppress(BlockingIOError):
+                    while theirs.recv(1 << 16):
+                        pass  # the replies: nobody reads them
+    finally:
+        sys.stdout, sys.stderr = saved
+        if show is not None:
+            setattr(pyplot, "show", show)  # noqa: B010 (a module attribute)
+        with contextlib.suppress(AttributeError):
+            del builtins.display  # type: ignore[attr-defined]  # the rehearsal's runner put it there
+        kernel.channel.sock.close()
+        theirs.close()
+        for number in range(1, rounds + 1):
+            linecache.cache.pop(f"<cell-{number}>", None)

@@ -33,6 +33,8 @@ from .spec import NAMESPACES, SandboxSpec, ZygoteSetup
 
 MAX_CONTROL_MESSAGE = 1 << 20
 PARENT_DEATH_SIGNAL = signal.SIGTERM
+REHEARSAL_ROUNDS = 20
+"""Cells of each kind ``kernel.rehearse`` runs: past the 8 calls after which 3.11 specialises a function."""
 """What the kernel sends us when the host's thread dies; handled, so we kill every sandbox first."""
 _host_gone = False
 
@@ -237,6 +239,7 @@ def main() -> None:
     if setup.deny_modules or setup.allow_modules is not None:
         # After the preloads (which the operator chose), before any sandbox: every one inherits the hooks.
         module_policy.install(module_policy.ImportPolicy(setup.environment, setup.deny_modules, setup.allow_modules))
+    kernel.rehearse(REHEARSAL_ROUNDS)  # every sandbox inherits the cell path's code warmed up, shared
     gc.collect()
     gc.freeze()  # keep the collector from touching (and copying) inherited objects
     zygote = Zygote(control, setup)
