@@ -28,7 +28,7 @@ import sys
 import time
 from typing import Any
 
-from . import _libc, contain, display, execute, fds, framing, kernel, module_policy, namespaces, packages, tools  # noqa: F401 (loaded before forking)
+from . import _libc, contain, display, execute, fds, framing, heap, kernel, module_policy, namespaces, packages, tools  # noqa: F401 (loaded before forking)
 from .spec import NAMESPACES, SandboxSpec, ZygoteSetup
 
 MAX_CONTROL_MESSAGE = 1 << 20
@@ -242,6 +242,7 @@ def main() -> None:
     kernel.rehearse(REHEARSAL_ROUNDS)  # every sandbox inherits the cell path's code warmed up, shared
     gc.collect()
     gc.freeze()  # keep the collector from touching (and copying) inherited objects
+    heap.fill_free_blocks()  # last: a sandbox's allocations then go to pools of its own
     zygote = Zygote(control, setup)
     try:
         zygote._send({"t": "ready", "pid": os.getpid(), "preload_ms": preload_ms,
