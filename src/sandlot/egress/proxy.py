@@ -29,7 +29,7 @@ from .._models import NetworkConnection
 from . import tls
 from .credentials import InjectedHeader, headers_for
 from .policy import Policy, parse_address
-from .relay import Relay
+from .relay import Poller, Relay
 from .settings import EgressSettings
 from .wheels import WheelCache, WheelTee
 
@@ -78,6 +78,7 @@ class SandboxProxy:
         self._listener: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._retry: asyncio.TimerHandle | None = None
+        self._poller: Poller | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
@@ -87,6 +88,7 @@ class SandboxProxy:
         """Serve ``listener`` (non-blocking, listening); it is the proxy's from now on (``close`` closes it)."""
         self._listener = listener
         self._loop = asyncio.get_running_loop()
+        self._poller = Poller(self._loop)
         self._loop.add_reader(listener.fileno(), self._accept)
 
     def _accept(self) -> None:
@@ -138,6 +140,9 @@ class SandboxProxy:
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
         if self._listener is not None:
             self._listener.close()
             self._listener = None
@@ -303,7 +308,8 @@ class SandboxProxy:
         # ``first`` (the rewritten head or the ClientHello, counted already) goes upstream first, then what was
         # read past it (a request body's start).
         early = client.take_buffered()
-        relay = Relay(client.sock, upstream, record, count=count,
+        assert self._poller is not None
+        relay = Relay(client.sock, upstream, record, poller=self._poller, count=count,
                       cap_reason=f"the run's limit of {max_bytes} bytes is reached", idle=self.settings.idle_timeout,
                       rewrite_response=_closing_response_head if record.method != "CONNECT" else None,
                       on_response=tee.feed if tee is not None else None)
