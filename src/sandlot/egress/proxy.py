@@ -6,12 +6,17 @@ and every address checked again, and a CONNECT tunnel to a name must open with a
 is that name (an allowed name cannot front for another host on the same address). Each run has caps on
 connections and bytes, and an idle connection is closed. One request per plain-HTTP connection: the
 request goes upstream with ``Connection: close`` and the connection ends with the response.
+
+The proxy works on raw non-blocking sockets (no asyncio streams or transports): it reads the head itself,
+and once the destination is checked hands both sockets to a ``Relay``, which splices the rest between them
+in the kernel (``relay``: the proxy's cost per byte was its copies, and per connection its stream objects).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -24,7 +29,7 @@ from .._models import NetworkConnection
 from . import tls
 from .credentials import InjectedHeader, headers_for
 from .policy import Policy, parse_address
-from .relay import Relay
+from .relay import Poller, Relay
 from .settings import EgressSettings
 from .wheels import WheelCache, WheelTee
 
@@ -34,6 +39,10 @@ PROXY_PORT = 3128
 """Where the proxy listens inside every sandbox's own network namespace (each has its own loopback)."""
 MAX_HEAD = 64 * 1024
 CHUNK = 256 * 1024
+READ_CHUNK = 64 * 1024
+"""What one read of a request head asks for (a head is at most ``MAX_HEAD``)."""
+ACCEPTS_PER_TURN = 100
+"""Connections accepted at one wake of the listener, at most (asyncio's servers take a backlog's worth)."""
 HOP_BY_HOP = frozenset({"proxy-connection", "proxy-authorization", "connection", "keep-alive"})
 
 
@@ -66,14 +75,53 @@ class SandboxProxy:
         self.wheel_cache = wheel_cache
         self.on_connection = on_connection
         self.account = RunAccount()
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._retry: asyncio.TimerHandle | None = None
+        self._poller: Poller | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"<SandboxProxy connections={len(self.account.connections)} bytes={self.account.bytes}>"
 
     async def serve(self, listener: socket.socket) -> None:
-        self._server = await asyncio.start_server(self._on_client, sock=listener, limit=MAX_HEAD)
+        """Serve ``listener`` (non-blocking, listening); it is the proxy's from now on (``close`` closes it)."""
+        self._listener = listener
+        self._loop = asyncio.get_running_loop()
+        self._poller = Poller(self._loop)
+        self._loop.add_reader(listener.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        """Accepts what the listener has queued (up to a backlog a turn), from a reader kept for its life: an
+        accept per wait (``sock_accept``) would register the listener with the loop and drop it every time."""
+        listener = self._listener
+        assert listener is not None and self._loop is not None
+        for _ in range(ACCEPTS_PER_TURN):
+            try:
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                # Out of descriptors (EMFILE, ENFILE) or memory, or anything else: the queue waits in the kernel,
+                # and the sandbox keeps its proxy (asyncio's own servers pause and go on too).
+                log.warning("sandlot: egress proxy cannot accept (%s); retrying in 1 s",
+                            exc.strerror or errno.errorcode.get(exc.errno or 0, exc))
+                self._loop.remove_reader(listener.fileno())
+                self._retry = self._loop.call_later(1.0, self._loop.add_reader, listener.fileno(), self._accept)
+                return
+            if len(self._tasks) >= self.settings.max_connections:
+                # Open connections are capped from their accept, not only once a head names a destination: a
+                # sandbox's silent connections would otherwise cost the server a descriptor and a task each,
+                # as many as its processes can open, until the server could accept nothing.
+                conn.close()
+                continue
+            conn.setblocking(False)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as asyncio's transports do
+            task = self._loop.create_task(self._on_client(conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def take_records(self) -> list[NetworkConnection]:
         """The connections since the last call, and a fresh account (a session's next cell has its own caps)."""
@@ -82,65 +130,58 @@ class SandboxProxy:
 
     async def close(self) -> list[NetworkConnection]:
         """Stop listening, end every connection; returns what was not taken yet."""
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
+        if self._listener is not None and self._loop is not None:
+            self._loop.remove_reader(self._listener.fileno())
+            if self._retry is not None:
+                self._retry.cancel()
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        for task in list(self._tasks):
+        for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
-            self._server = None
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         return self.take_records()
 
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        if len(self._tasks) >= self.settings.max_connections:
-            # Open connections are capped from their accept, not only once a head names a destination: a
-            # sandbox's silent connections would otherwise cost the server a descriptor and a task each,
-            # as many as its processes can open, until the server could accept nothing.
-            writer.close()
-            return
-        self._tasks.add(task)
+    async def _on_client(self, conn: socket.socket) -> None:
         try:
-            await self._serve_one(reader, writer)
+            await self._serve_one(_Client(conn, self.settings.idle_timeout))
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, OSError):
             pass
         except asyncio.CancelledError:
-            # close() ends the connection: this is its task's top, and asyncio's stream callback would log a
-            # cancelled task as an error (Python 3.11).
-            pass
+            pass  # close() ends the connection: this is its task's top
         finally:
-            self._tasks.discard(task)
-            writer.close()
+            conn.close()
 
-    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve_one(self, client: _Client) -> None:
         try:
             # asyncio.timeout, not wait_for: no extra task per connection (this is every request's path).
             async with asyncio.timeout(self.settings.idle_timeout):
-                head = await reader.readuntil(b"\r\n\r\n")
-        except (asyncio.LimitOverrunError, asyncio.IncompleteReadError, TimeoutError, ValueError):
+                head = await client.readuntil(b"\r\n\r\n", MAX_HEAD)
+        except (asyncio.IncompleteReadError, TimeoutError, ValueError):
             return
         account = self.account  # a session cell that ends meanwhile does not move this connection's bytes
         try:
             method, target, version, fields = _parse_head(head)
         except ValueError as exc:
-            await _answer(writer, 400, str(exc))
+            await _answer(client, 400, str(exc))
             return
         try:
             host, port, path = _destination(method, target)
         except ValueError as exc:
-            await _answer(writer, 400, str(exc))
+            await _answer(client, 400, str(exc))
             return
         if len(account.connections) > self.settings.max_connections:
             # The connection that reached the cap is recorded (and logged); the ones after it only counted: a
             # loop of short connections would otherwise grow the result, the log and the server's memory by a
             # record each, thousands a second.
             account.refused_past_cap += 1
-            await _answer(writer, 429, f"the run's limit of {self.settings.max_connections} connections is reached")
+            await _answer(client, 429, f"the run's limit of {self.settings.max_connections} connections is reached")
             return
         record = NetworkConnection(host=host, port=port, allowed=False, method=method)
         account.connections.append(record)
@@ -154,46 +195,46 @@ class SandboxProxy:
                 raise Refused(403, reason)
             cached = self.wheel_cache.hit(host, port, path) if self.wheel_cache is not None and method == "GET" else None
             if cached is None:
-                _, up_writer = await self._connect(host, port)
+                upstream = await self._connect(host, port)
         except Refused as refused:
             record.reason = refused.reason
             self._note(record)
-            await _answer(writer, refused.status, refused.reason)
+            await _answer(client, refused.status, refused.reason)
             return
         record.allowed = True
         if cached is not None:  # a wheel the host's cache holds: no connection at all
             record.cached = True
             try:
-                await self._answer_file(writer, cached, record, account)
+                await self._answer_file(client, cached, record, account)
             finally:
                 self._note(record)
             return
         try:
             tee = None
+            first = b""
             if method == "CONNECT":
-                writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
-                await writer.drain()
+                await client.send(b"HTTP/1.1 200 Connection Established\r\n\r\n")
                 if parse_address(host) is None:
-                    hello = await self._client_hello(reader, host)
+                    hello = await self._client_hello(client, host)
                     if isinstance(hello, str):
                         record.allowed, record.reason = False, hello
                         return
                     record.bytes_sent += len(hello)
                     account.bytes += len(hello)
-                    up_writer.write(hello)
+                    first = hello
             else:
                 upstream_head = self._upstream_head(method, path, version, fields, host, port)
                 record.bytes_sent += len(upstream_head)
                 account.bytes += len(upstream_head)
-                up_writer.write(upstream_head)
+                first = upstream_head
                 if self.wheel_cache is not None and method == "GET":
                     tee = self.wheel_cache.tee(host, port, path)
-            await self._pipe(reader, writer, up_writer, record, account, tee)
+            await self._pipe(client, upstream, first, record, account, tee)
         finally:
-            up_writer.close()
+            upstream.close()
             self._note(record)
 
-    async def _connect(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _connect(self, host: str, port: int) -> socket.socket:
         """A connection to ``host:port``: names resolved here, each address checked before it is tried."""
         address = parse_address(host)
         if address is not None:
@@ -210,19 +251,27 @@ class SandboxProxy:
                                    "address entry allows it")
         last: Exception | None = None
         for candidate in candidates:
+            sock = socket.socket(socket.AF_INET6 if ":" in candidate else socket.AF_INET, socket.SOCK_STREAM)
             try:
+                sock.setblocking(False)
                 async with asyncio.timeout(self.settings.connect_timeout):
-                    return await asyncio.open_connection(candidate, port, limit=CHUNK)
+                    await _connected(sock, (candidate, port))
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return sock
             except (OSError, TimeoutError) as exc:
+                sock.close()
                 last = exc
+            except BaseException:
+                sock.close()
+                raise
         raise Refused(502, f"cannot connect to {host}:{port}: {last}")
 
-    async def _client_hello(self, reader: asyncio.StreamReader, host: str) -> bytes | str:
+    async def _client_hello(self, client: _Client, host: str) -> bytes | str:
         """The tunnel's first TLS record if its SNI is ``host``; else why not."""
         try:
             async with asyncio.timeout(self.settings.idle_timeout):
-                header = await reader.readexactly(5)
-                rest = await reader.readexactly(tls.record_length(header) - 5)
+                header = await client.readexactly(5)
+                rest = await client.readexactly(tls.record_length(header) - 5)
             name = tls.server_name(header + rest)
         except tls.NotClientHello as exc:
             return f"a tunnel to {host} must start TLS with its name (SNI): {exc}"
@@ -247,8 +296,8 @@ class SandboxProxy:
         lines.append("Connection: close")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, up_writer: asyncio.StreamWriter,
-                    record: NetworkConnection, account: RunAccount, tee: WheelTee | None) -> None:
+    async def _pipe(self, client: _Client, upstream: socket.socket, first: bytes, record: NetworkConnection,
+                    account: RunAccount, tee: WheelTee | None) -> None:
         """Relay the connection's bytes both ways (``relay``) under the run's caps, until it is done."""
         max_bytes = self.settings.max_bytes
 
@@ -256,14 +305,16 @@ class SandboxProxy:
             account.bytes += size
             return account.bytes <= max_bytes
 
-        # What the head's reader already holds past the head (a request body's start) goes first.
-        early = _buffered(reader)
-        relay = Relay(writer.transport, up_writer.transport, record, count=count,  # type: ignore[arg-type]
+        # ``first`` (the rewritten head or the ClientHello, counted already) goes upstream first, then what was
+        # read past it (a request body's start).
+        early = client.take_buffered()
+        assert self._poller is not None
+        relay = Relay(client.sock, upstream, record, poller=self._poller, count=count,
                       cap_reason=f"the run's limit of {max_bytes} bytes is reached", idle=self.settings.idle_timeout,
                       rewrite_response=_closing_response_head if record.method != "CONNECT" else None,
                       on_response=tee.feed if tee is not None else None)
         try:
-            await relay.run(early)
+            await relay.run(first, early)
         finally:
             if tee is not None:
                 if relay.completed and not record.reason:
@@ -271,7 +322,7 @@ class SandboxProxy:
                 else:
                     tee.discard()
 
-    async def _answer_file(self, writer: asyncio.StreamWriter, path: str, record: NetworkConnection,
+    async def _answer_file(self, client: _Client, path: str, record: NetworkConnection,
                            account: RunAccount) -> None:
         """A ``200`` with the file at ``path`` (a cached wheel), streamed under the run's byte cap and idle timeout.
 
@@ -289,9 +340,7 @@ class SandboxProxy:
                     return
                 account.bytes += len(data)
                 record.bytes_received += len(data)
-                writer.write(data)
-                async with asyncio.timeout(self.settings.idle_timeout):
-                    await writer.drain()
+                await client.send(data)
                 data = await asyncio.to_thread(f.read, CHUNK)
         except TimeoutError:
             record.reason = f"idle for {self.settings.idle_timeout:g} s"
@@ -336,12 +385,78 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 """RFC 9110's token: a method, a field name."""
 
 
-def _buffered(reader: asyncio.StreamReader) -> bytes:
-    """What a stream has read past what was asked of it, taken out: its transport goes to a ``Relay`` next."""
-    buffer: bytearray = getattr(reader, "_buffer")  # noqa: B009 (asyncio's private buffer; no public way)
-    data = bytes(buffer)
-    buffer.clear()
-    return data
+class _Client:
+    """The sandbox's side of one connection: its raw socket, and what was read from it past what was asked."""
+
+    def __init__(self, sock: socket.socket, send_timeout: float) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+        self._send_timeout = send_timeout
+        self._loop = asyncio.get_running_loop()
+
+    async def _fill(self) -> None:
+        try:  # what has arrived already is read without waiting (and without registering the socket to wait)
+            chunk = self.sock.recv(READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            chunk = await self._loop.sock_recv(self.sock, READ_CHUNK)
+        if not chunk:
+            raise asyncio.IncompleteReadError(bytes(self.buffer), None)
+        self.buffer += chunk
+
+    async def readuntil(self, separator: bytes, limit: int) -> bytes:
+        """Up to and with ``separator``; ``ValueError`` if it is not within ``limit`` bytes."""
+        start = 0
+        while (end := self.buffer.find(separator, start)) < 0:
+            if len(self.buffer) > limit:
+                raise ValueError("too long")
+            start = max(0, len(self.buffer) - len(separator) + 1)
+            await self._fill()
+        if end > limit:
+            raise ValueError("too long")
+        data = bytes(self.buffer[:end + len(separator)])
+        del self.buffer[:end + len(separator)]
+        return data
+
+    async def readexactly(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            await self._fill()
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+    def take_buffered(self) -> bytes:
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        return data
+
+    async def send(self, data: bytes) -> None:
+        """All of ``data``, or ``TimeoutError`` when the sandbox reads none of it for a send timeout."""
+        async with asyncio.timeout(self._send_timeout):
+            await self._loop.sock_sendall(self.sock, data)
+
+
+async def _connected(sock: socket.socket, address: tuple[str, int]) -> None:
+    """Connects the non-blocking ``sock`` to an address (never a name: names are resolved and checked before).
+
+    Not ``loop.sock_connect``: uvloop's resolves even an address literal in libuv's thread pool, a hop to
+    another thread and back (two context switches) on every proxied connection."""
+    error = sock.connect_ex(address)
+    if error in (errno.EINPROGRESS, errno.EAGAIN):
+        loop = asyncio.get_running_loop()
+        writable: asyncio.Future[None] = loop.create_future()
+
+        def ready() -> None:
+            if not writable.done():
+                writable.set_result(None)
+
+        loop.add_writer(sock.fileno(), ready)
+        try:
+            await writable
+        finally:
+            loop.remove_writer(sock.fileno())
+        error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if error:
+        raise OSError(error, os.strerror(error))
 
 
 def _closing_response_head(head: bytes) -> bytes:
@@ -372,10 +487,9 @@ def _destination(method: str, target: str) -> tuple[str, int, str]:
     return url.hostname, port, origin_form
 
 
-async def _answer(writer: asyncio.StreamWriter, status: int, reason: str) -> None:
+async def _answer(client: _Client, status: int, reason: str) -> None:
     body = f"sandlot egress: {reason}\n".encode()
     phrase = {400: "Bad Request", 403: "Forbidden", 429: "Too Many Requests", 502: "Bad Gateway"}.get(status, "Error")
-    writer.write(f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
-                 "Connection: close\r\n\r\n".encode() + body)
-    with contextlib.suppress(ConnectionError, OSError):
-        await writer.drain()
+    with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+        await client.send(f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
+                          "Connection: close\r\n\r\n".encode() + body)
