@@ -63,6 +63,8 @@ class Answer:
     """alone: the model's finish_reason; sandlot: its stop_reason (or ``error: ...``)."""
     steps: list[dict[str, Any]] = field(default_factory=list)
     extracted: str | None = None
+    tokens: int = 0
+    """Prompt and completion tokens of every model call the answer took."""
 
 
 @contextlib.contextmanager
@@ -78,11 +80,12 @@ def stderr_to(path: str) -> Iterator[None]:
         os.close(saved)
 
 
-def sandlot_server(model_url: str, action_format: str, directory: str) -> ServerProcess:
-    """``sandlot serve`` with the local model as its only upstream; the agent guards at their defaults."""
+def sandlot_server(model_url: str, action_format: str, directory: str, candidates: int) -> ServerProcess:
+    """``sandlot serve`` with the local model as its only upstream; the agent guards at their defaults but
+    ``candidates`` (self-consistency: 1 is off, the default)."""
     config_path = os.path.join(directory, "sandlot.toml")
     with open(config_path, "w") as f:
-        f.write(f'[engine]\npool_size = {POOL_SIZE}\n\n'
+        f.write(f'[engine]\npool_size = {POOL_SIZE}\n\n[agent]\ncandidates = {candidates}\n\n'
                 f'[[models]]\nname = "{MODEL}"\nbase_url = "{model_url}"\naction_format = "{action_format}"\n'
                 f'timeout = 300\n')
     # Its log in a file, not a pipe nobody reads: a full pipe would block the server.
@@ -106,7 +109,8 @@ def ask(client: openai.OpenAI, question: Question, max_tokens: int, *, through_s
     else:
         stop, steps = str(response.choices[0].finish_reason), []
     value = answer_value(question, reply)
-    return Answer(reply, grade(question, reply), wall, stop, steps, None if value is None else str(value))
+    tokens = response.usage.total_tokens if response.usage is not None else 0
+    return Answer(reply, grade(question, reply), wall, stop, steps, None if value is None else str(value), tokens)
 
 
 def mark(answer: Answer) -> str:
@@ -131,6 +135,7 @@ def summary(name: str, answers: list[Answer]) -> dict[str, Any]:
     return {"arm": name, "right": right, "total": len(answers), "accuracy": right / len(answers),
             "mean_steps": statistics.fmean(len(a.steps) for a in answers),
             "mean_wall_s": statistics.fmean(a.wall for a in answers),
+            "mean_tokens": statistics.fmean(a.tokens for a in answers),
             "stops": dict(collections.Counter(a.stop.split(":")[0] for a in answers).most_common())}
 
 
@@ -145,6 +150,8 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=768, help="per model call, both arms (default 768)")
     parser.add_argument("--sandlot-only", action="store_true",
                         help="skip the model-alone arm (for trying changes; the goals need both arms)")
+    parser.add_argument("--candidates", type=int, default=1,
+                        help="the agent's self-consistency: programs sampled per code turn (default 1: off)")
     parser.add_argument("--verbose", action="store_true", help="print every sandlot run's steps and reply")
     parser.add_argument("--json", metavar="PATH", help="also write every answer and the summary as JSON")
     args = parser.parse_args()
@@ -166,13 +173,13 @@ def main() -> int:
     # Slower (every turn evaluates its whole prompt), and greedy replies do differ with the cache on.
     with tempfile.TemporaryDirectory() as tmp, stderr_to(os.path.join(tmp, "llama.log")), \
             LlamaServer(qwen_model_path(), n_ctx=8192) as llm:
-        with sandlot_server(llm.base_url, args.action_format, tmp) as server:
+        with sandlot_server(llm.base_url, args.action_format, tmp, args.candidates) as server:
             with openai.OpenAI(base_url=llm.base_url, api_key="none", timeout=600, max_retries=0) as alone, \
                     openai.OpenAI(base_url=f"{server.url}/v1", api_key="none", timeout=600,
                                   max_retries=0) as agent:
                 print(f"agent quality: {len(questions)} questions, Qwen2.5-Coder-0.5B-Instruct (llama.cpp, "
                       f"{llm.threads} threads), action format {args.action_format}, temperature 0, seed {SEED}, "
-                      f"max_tokens {args.max_tokens}; {os.cpu_count()} CPUs\n", flush=True)
+                      f"max_tokens {args.max_tokens}, candidates {args.candidates}; {os.cpu_count()} CPUs\n", flush=True)
                 for number, question in enumerate(questions, 1):
                     by_model = (Answer("", False, 0.0, "skipped") if args.sandlot_only else
                                 ask(alone, question, args.max_tokens, through_sandlot=False))
@@ -187,11 +194,11 @@ def main() -> int:
 
     arms = {"alone": [r[1] for r in results], "sandlot": [r[2] for r in results]}
     summaries = {name: summary(name, answers) for name, answers in arms.items()}
-    print(f"\n  {'arm':<8} {'right':>9} {'accuracy':>9} {'code steps':>11} {'wall s':>7}   stopped")
+    print(f"\n  {'arm':<8} {'right':>9} {'accuracy':>9} {'code steps':>11} {'wall s':>7} {'tokens':>7}   stopped")
     for s in summaries.values():
         stops = ", ".join(f"{reason} {count}" for reason, count in s["stops"].items())
         print(f"  {s['arm']:<8} {s['right']:>4} / {s['total']:<3} {s['accuracy']:>8.0%} {s['mean_steps']:>11.2f} "
-              f"{s['mean_wall_s']:>7.1f}   {stops}")
+              f"{s['mean_wall_s']:>7.1f} {s['mean_tokens']:>7.0f}   {stops}")
     print("\n  by kind (right: alone / sandlot)")
     for kind in dict.fromkeys(q.kind for q, _, _ in results):
         rows = [(a, b) for q, a, b in results if q.kind == kind]
@@ -222,6 +229,7 @@ def main() -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"config": {"action_format": args.action_format, "max_tokens": args.max_tokens, "seed": SEED,
+                                  "candidates": args.candidates,
                                   "questions": len(results), "cpus": os.cpu_count()},
                        "summary": summaries,
                        "answers": [{"id": q.id, "kind": q.kind, "expected": q.shown,

@@ -33,7 +33,7 @@ from sandlot.testing.upstream import Reply, ScriptedUpstream
 ScriptItem = Reply | Callable[[dict[str, Any]], Reply]
 SETTINGS = AgentSettings(max_steps=3, max_wall_time=20)
 SETTINGS_6 = AgentSettings(max_steps=6, max_wall_time=20)
-STEP_KEYS = {"index", "code", "status", "stdout", "stderr", "outputs", "error", "duration_ms", "tool_calls"}
+STEP_KEYS = {"index", "code", "status", "votes", "stdout", "stderr", "outputs", "error", "duration_ms", "tool_calls"}
 FINAL = "Final answer, without code."
 OTHER_KEY = "other-key-fedcba9876"
 UPSTREAM_KEY_ENV = "SANDLOT_TEST_UPSTREAM_KEY"

@@ -305,6 +305,35 @@ def test_a_missing_file_says_what_there_is_and_where_data_can_come_from() -> Non
     assert "line 2, in <module>" in text and "pandas/io" not in text
 
 
+def test_a_name_a_module_lacks_gets_the_names_it_has_that_are_closest() -> None:
+    text = observed("import math\nprint(math.isprime(97))")
+    assert "\nmath has no 'isprime' at line 2. Its names closest to it are: " in text and "isqrt" in text
+    assert text.endswith("Use one of them if it does what you need; if not, write that part yourself.")
+    text = observed("from statistics import meen\nprint(meen([1, 2]))")
+    assert "statistics has no 'meen' at line 1. Its names closest to it are: mean" in text
+
+
+def test_the_names_are_looked_up_in_the_sandbox_not_on_the_host() -> None:
+    """A module only the session's interpreter has: the host could not tell its names."""
+    made = ("import sys, types\nsys.modules['lab_only_module'] = types.ModuleType('lab_only_module')\n"
+            "sys.modules['lab_only_module'].frobnicate = abs\nprint('made')")
+    wrong = "import lab_only_module\nprint(lab_only_module.frobnicat(3))"
+    script = [Reply(tool_code=made), Reply(tool_code=wrong),
+              Reply(tool_code="print('__sandlot_close_names' in globals())"), Reply("Done.")]
+    with agent(script, settings=OBSERVING) as a:
+        response = ask(a)
+        shown = last_message(a.upstream.requests[2])["content"]
+        assert "lab_only_module has no 'frobnicat' at line 2. Its names closest to it are: frobnicate." in shown
+        assert stdouts(response)[-1] == "False\n"  # the lookup left no name behind
+    with pytest.raises(ImportError):
+        __import__("lab_only_module")
+
+
+def test_a_name_nothing_is_like_says_to_write_it() -> None:
+    text = observed("import math\nprint(math.zzzzqqqq(5))")
+    assert text.endswith(prompts.NO_CLOSE_NAMES.format(module="math", name="zzzzqqqq", where=" at line 2"))
+
+
 def test_a_missing_dataframe_column_says_how_to_see_the_columns() -> None:
     code = "import pandas as pd\ndf = pd.DataFrame({'units': [1, 2], 'price': [3.0, 4.0]})\nprint(df['revenue'].sum())"
     text = observed(code)

@@ -55,3 +55,8 @@ class AgentSettings(BaseModel):
     repeat_limit: int = Field(2, ge=2, description="The same failing code this many times in a row stops the loop.")
     compute_numbers: bool = Field(True, description="An answer, before any code ran, with numbers the request does "
                                                     "not contain is sent back once: compute that with code first.")
+    candidates: int = Field(1, ge=1, le=9, description="Self-consistency: programs sampled for each code turn, all "
+                                                       "run, the output most of them print wins (ties: the first, "
+                                                       "the model's own reply). 1: off.")
+    candidate_temperature: float = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature of the extra "
+                                                                          "candidates (each with a seed of its own).")

@@ -20,6 +20,10 @@ to run code, or when a guard trips (``stop_reason``):
 - ``client_tool``: the model called a tool the *client* defined; the call is
   handed back to the client, as a plain proxy would.
 
+With ``candidates`` above 1 (self-consistency, off by default), each code turn is
+sampled that many times, every program is run, and the loop goes on with the one
+whose output most of them printed (``voting``).
+
 When a guard trips, the model is asked once more, with code disabled and
 reminded of its code's last output, for the answer; if that reply is no
 answer either, or no time is left for it, sandlot writes the reply itself,
@@ -43,11 +47,11 @@ from .._errors import InvalidRequestError, SandlotError, UpstreamTimeoutError
 from .._models import ExecutionResult, ToolCallRecord
 from ..engine import Session
 from ..tools.broker import ToolBroker
-from . import attachments, prompts
+from . import attachments, prompts, voting
 from .actions import TOOL_NAME, code_turn, describe_host_tools, python_tool, tool_call_code
 from .config import AgentSettings
 from .guards import Repetition, own_words, repeated_failure, uncomputed_numbers
-from .observations import Observation, image_parts, observe, wants_files
+from .observations import Observation, image_parts, missing_name, name_lookup, observe, wants_files
 from .upstream import DeltaCallback, ToolCall, Turn, Upstream
 
 FINAL_ANSWER_RESERVE = 3.0
@@ -55,6 +59,9 @@ FINAL_ANSWER_RESERVE = 3.0
 
 LIMIT_STOPS = ("max_steps", "time_limit")
 """Stop reasons that are a budget running out: their ``finish_reason`` is ``length``."""
+
+_LOOKUP_TIMEOUT = 5.0
+"""Seconds for the cell that looks up a module's names for a hint."""
 
 _LAST_VALUE_IN_REQUEST = 300
 _LAST_VALUE_IN_REPLY = 1000
@@ -80,6 +87,15 @@ class _Watch:
 
 
 @dataclass
+class _Ran:
+    """The vote's runs of the winning program: the step's own when ``reusable`` (nothing ran after them)."""
+
+    runs: list[tuple[ExecutionResult, Observation]]
+    reusable: bool
+    votes: dict[str, int]
+
+
+@dataclass
 class Step:
     """One piece of code the model asked to run, and what happened."""
 
@@ -88,9 +104,11 @@ class Step:
     result: ExecutionResult
     observation: Observation
     """What the model was shown of it."""
+    votes: dict[str, int] | None = None
+    """With self-consistency: the candidate programs run for this turn, and how many printed this output."""
 
     def summary(self) -> dict[str, Any]:
-        return {"index": self.index, "code": self.code, "status": self.result.status,
+        return {"index": self.index, "code": self.code, "status": self.result.status, "votes": self.votes,
                 "stdout": self.result.stdout, "stderr": self.result.stderr,
                 "outputs": [o.model_dump(mode="json") for o in self.result.outputs],
                 "error": self.result.error.model_dump() if self.result.error else None,
@@ -197,10 +215,15 @@ class AgentLoop:
                     # unanswered call would make the upstream refuse the conversation's next turn.
                     return self._outcome(Turn(turn.content, client_calls).as_message(), "tool_calls", "client_tool")
                 kept, blocks = code_turn(turn.content) if self.action_format != "tool_calls" and not ours else ("", [])
+                ran: _Ran | None = None
+                if self.settings.candidates > 1 and (program := self._program(turn, direct)):
+                    turn, ran = await self._vote(turn, program, conversation, tools or None, direct)
+                    ours = [call for call in turn.tool_calls if call.name == TOOL_NAME]
+                    kept, blocks = code_turn(turn.content) if not ours else ("", [])
                 if ours:
-                    await self._run_calls(turn, ours, conversation, watch, on_step)
+                    await self._run_calls(turn, ours, conversation, watch, on_step, ran)
                 elif blocks:
-                    await self._run_blocks(kept, blocks, conversation, watch, on_step)
+                    await self._run_blocks(kept, blocks, conversation, watch, on_step, ran)
                 else:
                     verdict = self._judge_reply(turn, conversation, watch, use_tool)
                     if isinstance(verdict, Outcome):
@@ -231,31 +254,31 @@ class AgentLoop:
             return await self._final_answer(conversation, tools, stop_reason, on_delta)
 
     async def _run_calls(self, turn: Turn, calls: list[ToolCall], conversation: list[dict[str, Any]], watch: _Watch,
-                         on_step: StepCallback | None) -> None:
+                         on_step: StepCallback | None, ran: _Ran | None = None) -> None:
         """A turn of tool calls: run each (`python` in the session, host tools on the host), answer each."""
         conversation.append(Turn(turn.content, calls).as_message())
         steps: list[Step] = []
         replies: list[tuple[str, str | None]] = []  # (tool_call_id, a host tool's result, or None for a step)
         for call in calls:
             if call.name == TOOL_NAME:
-                steps.append(await self._run_step(tool_call_code(call.arguments), on_step))
+                steps.append(await self._run_step(tool_call_code(call.arguments), on_step, ran))
                 replies.append((call.id, None))
             else:
                 replies.append((call.id, await self._call_host_tool(call.name, call.arguments)))
         nudge = self._guard_turn(watch.repetition, steps)
-        ran = iter(steps)
+        shown = iter(steps)
         for call_id, content in replies:
-            text = content if content is not None else next(ran).observation.text(fenced=False)
+            text = content if content is not None else next(shown).observation.text(fenced=False)
             conversation.append({"role": "tool", "tool_call_id": call_id, "content": text})
         if nudge:
             conversation[-1]["content"] += "\n" + nudge
         self._show_figures(conversation, [step.result for step in steps])
 
     async def _run_blocks(self, kept: str, blocks: list[str], conversation: list[dict[str, Any]], watch: _Watch,
-                          on_step: StepCallback | None) -> None:
+                          on_step: StepCallback | None, ran: _Ran | None = None) -> None:
         """A turn of code blocks: run each, then show the outputs as the next user message."""
         conversation.append({"role": "assistant", "content": kept})
-        steps = [await self._run_step(code, on_step) for code in blocks]
+        steps = [await self._run_step(code, on_step, ran) for code in blocks]
         nudge = self._guard_turn(watch.repetition, steps)
         observed = "\n\n".join(step.observation.text(fenced=True) for step in steps)
         conversation.append({"role": "user", "content": observed + ("\n" + nudge if nudge else "")})
@@ -350,22 +373,86 @@ class AgentLoop:
         self._usage[2] += 1
         return turn
 
-    async def _run_step(self, code: str, on_step: StepCallback | None) -> Step:
-        timeout = max(0.5, min(self.session.limits.timeout, self._remaining() - FINAL_ANSWER_RESERVE))
-        with tracing.span("sandlot.agent.step", {"sandlot.step.number": len(self.steps) + 1,
-                                                 "sandlot.step.code_bytes": len(code)}) as span:
-            result = await self.session.execute(code, timeout=timeout)
-            span.set("sandlot.status", result.status)
-        files = [f.path for f in self.session.workspace.list_files(max_entries=11)] if wants_files(result) else None
-        observation = observe(result, code, self.settings.result_budget, self.settings.traceback_frames, timeout,
-                              files)
+    async def _run_step(self, code: str, on_step: StepCallback | None, ran: _Ran | None = None) -> Step:
+        """Run ``code`` as the next step (or take its run from the vote, when that was the session's last)."""
+        if ran is not None and ran.reusable:
+            result, observation = ran.runs.pop(0)
+        else:
+            with tracing.span("sandlot.agent.step", {"sandlot.step.number": len(self.steps) + 1,
+                                                     "sandlot.step.code_bytes": len(code)}) as span:
+                result, observation = await self._execute(code)
+                span.set("sandlot.status", result.status)
         if observation.hint:
             self._said.append(observation.hint)
-        step = Step(len(self.steps) + 1, code, result, observation)
+        step = Step(len(self.steps) + 1, code, result, observation, ran.votes if ran is not None else None)
         self.steps.append(step)
         if on_step is not None:
             on_step(step)
         return step
+
+    async def _execute(self, code: str) -> tuple[ExecutionResult, Observation]:
+        """Run ``code`` in the session; its result and what the model would be shown of it."""
+        timeout = max(0.5, min(self.session.limits.timeout, self._remaining() - FINAL_ANSWER_RESERVE))
+        result = await self.session.execute(code, timeout=timeout)
+        files = [f.path for f in self.session.workspace.list_files(max_entries=11)] if wants_files(result) else None
+        names = await self._close_names(*missing) if (missing := missing_name(result)) else None
+        return result, observe(result, code, self.settings.result_budget, self.settings.traceback_frames, timeout,
+                               files, names)
+
+    async def _close_names(self, module: str, name: str) -> list[str] | None:
+        """The names ``module`` has closest to ``name``, looked up in the session itself (its environment,
+        not the host's); None if that cannot be told."""
+        if self._remaining() <= 2 * FINAL_ANSWER_RESERVE:
+            return None
+        try:
+            lookup = await self.session.execute(name_lookup(module, name), timeout=_LOOKUP_TIMEOUT)
+            found = json.loads(lookup.stdout) if lookup.status == "ok" else None
+        except (SandlotError, ValueError):
+            return None
+        return [str(n) for n in found] if isinstance(found, list) else None
+
+    def _program(self, turn: Turn, direct: dict[str, Any]) -> list[str]:
+        """The code a turn asks to run, if it asks for nothing else (no host or client tool): what a
+        candidate of the vote must be."""
+        if turn.tool_calls:
+            if any(call.name != TOOL_NAME for call in turn.tool_calls):
+                return []
+            return [tool_call_code(call.arguments) for call in turn.tool_calls]
+        return code_turn(turn.content)[1] if self.action_format != "tool_calls" else []
+
+    async def _vote(self, first: Turn, program: list[str], conversation: list[dict[str, Any]],
+                    tools: list[dict[str, Any]] | None, direct: dict[str, Any]) -> tuple[Turn, _Ran]:
+        """Self-consistency for one code turn: sample more programs, run them all, keep the turn whose
+        output most of them printed (``voting``), and its runs when they were the session's last."""
+        settings = self.settings
+        seed = self.params.get("seed")
+        candidates = [(first, program)]
+        with tracing.span("sandlot.agent.vote", {"sandlot.vote.candidates": settings.candidates}) as span:
+            for number in range(1, settings.candidates):
+                if self._remaining() <= 2 * FINAL_ANSWER_RESERVE:
+                    break
+                # A seed of its own per candidate: different samples, the same ones on every run of the request.
+                extra = {"temperature": settings.candidate_temperature,
+                         "seed": (seed if isinstance(seed, int) else 0) + number}
+                try:
+                    turn = await self._ask(conversation, tools, None, **extra)
+                except _OutOfTime:
+                    break
+                if alternative := self._program(turn, direct):
+                    candidates.append((turn, alternative))
+            # The first candidate runs last: it wins most votes, and its runs are then the session's latest
+            # state, so they are the step's without running it again.
+            order = [*range(1, len(candidates)), 0]
+            runs: dict[int, list[tuple[ExecutionResult, Observation]]] = {}
+            for index in order:
+                runs[index] = [await self._execute(code) for code in candidates[index][1]]
+            ballots = [voting.Ballot(" ".join(o.value for _, o in runs[i] if o.value),
+                                     any(r.status != "ok" for r, _ in runs[i])) for i in range(len(candidates))]
+            chosen = voting.winner(ballots)
+            votes = {"candidates": len(candidates), "agreeing": voting.agreeing(ballots, chosen)}
+            span.set_many({"sandlot.vote.run": len(candidates), "sandlot.vote.chosen": chosen,
+                           "sandlot.vote.agreeing": votes["agreeing"]})
+        return candidates[chosen][0], _Ran(runs[chosen], reusable=chosen == order[-1], votes=votes)
 
     async def _call_host_tool(self, name: str, arguments: str) -> str:
         """A host tool the model called directly: run it here, answer with its JSON result or error."""

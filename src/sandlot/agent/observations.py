@@ -7,7 +7,8 @@ out. Then, where the run needs the model to act differently, one line of advice 
 the result when nothing was printed; compute it when the code only printed a value written into it;
 a faster method after a timeout; less memory after a memory kill; what raised, and where, after an
 error (the import to add, when the name is a standard module's; what files there are, when the
-code looked for one).
+code looked for one; the names a module has that are closest to one it lacks, as the session's own
+environment has them).
 
 There is no status banner: a small model copies whatever framing it is shown into its answer, so
 the output is shown bare (in the code-block format inside the ```output fence coder models are
@@ -29,6 +30,8 @@ from . import prompts
 _CELL_FRAME = re.compile(r'File "<cell-\d+>", line (\d+), in (\S+)')
 _UNDEFINED = re.compile(r"name '(\w+)' is not defined")
 _MISSING = re.compile(r"('[^']*')\s*$")  # the file named at the end of an OSError's message
+_NO_ATTRIBUTE = re.compile(r"module '([\w.]+)' has no attribute '(\w+)'")
+_CANNOT_IMPORT = re.compile(r"cannot import name '(\w+)' from '([\w.]+)'")
 
 
 @dataclass(frozen=True)
@@ -50,10 +53,11 @@ class Observation:
 
 
 def observe(result: ExecutionResult, code: str, budget: int, traceback_frames: int, timeout: float,
-            files: Sequence[str] | None = None) -> Observation:
+            files: Sequence[str] | None = None, names: Sequence[str] | None = None) -> Observation:
     """The observation of running ``code``, ``budget`` characters at most (hint included, as far as a
-    cut output can shrink); ``timeout`` is the run's time limit in seconds, and ``files`` what the
-    working directory holds (wanted after a FileNotFoundError: ``wants_files``), for the hint."""
+    cut output can shrink); ``timeout`` is the run's time limit in seconds, ``files`` what the
+    working directory holds (wanted after a FileNotFoundError: ``wants_files``), and ``names`` the
+    module's names closest to the one it lacks (after ``missing_name``), for the hint."""
     parts = []
     if result.stdout:
         parts.append(result.stdout.rstrip("\n"))
@@ -69,7 +73,7 @@ def observe(result: ExecutionResult, code: str, budget: int, traceback_frames: i
         parts.append(_last_frames(result.error.traceback, traceback_frames) or
                      f"{result.error.ename}: {result.error.evalue}")
     parts = [part for part in parts if part]
-    hint = _hint(result, code, bool(parts), timeout, files)
+    hint = _hint(result, code, bool(parts), timeout, files, names)
     room = max(budget - len(hint) - 40, 100)  # the notes, the fence and the line breaks take the 40
     shown = _fit("\n".join(parts), room) if parts else prompts.NO_OUTPUT
     value = " ".join(shown.split()) if parts and result.status == "ok" else ""
@@ -80,13 +84,43 @@ def observe(result: ExecutionResult, code: str, budget: int, traceback_frames: i
     return Observation(shown, hint, value)
 
 
+def missing_name(result: ExecutionResult) -> tuple[str, str] | None:
+    """The module and the name the code wanted of it that it does not have (``math.isprime``,
+    ``from math import isprime``), for the hint to say which names it has: looked up by the loop
+    inside the session (``name_lookup``), whose environment may not be the host's."""
+    if result.status != "error" or result.error is None:
+        return None
+    if result.error.ename == "AttributeError" and (match := _NO_ATTRIBUTE.search(result.error.evalue)):
+        return match.group(1), match.group(2)
+    if result.error.ename == "ImportError" and (match := _CANNOT_IMPORT.search(result.error.evalue)):
+        return match.group(2), match.group(1)
+    return None
+
+
+def name_lookup(module: str, name: str) -> str:
+    """A cell that prints, as JSON, the public names of ``module`` closest to ``name`` (``null`` if the
+    module does not import), and leaves no name of its own behind."""
+    return (
+        "def __sandlot_close_names(module, name):\n"
+        "    import difflib, importlib, json\n"
+        "    try:\n"
+        "        found = dir(importlib.import_module(module))\n"
+        "    except Exception:\n"
+        "        return print('null')\n"
+        "    public = [n for n in found if not n.startswith('_')]\n"
+        "    print(json.dumps(difflib.get_close_matches(name, public, n=6, cutoff=0.5)))\n"
+        f"__sandlot_close_names({module!r}, {name!r})\n"
+        "del __sandlot_close_names\n"
+    )
+
+
 def wants_files(result: ExecutionResult) -> bool:
     """The hint for this result names the files in the working directory (the code looked for one)."""
     return result.status == "error" and result.error is not None and result.error.ename == "FileNotFoundError"
 
 
 def _hint(result: ExecutionResult, code: str, showed_something: bool, timeout: float,
-          files: Sequence[str] | None) -> str:
+          files: Sequence[str] | None, names: Sequence[str] | None) -> str:
     if result.status == "timeout":
         return prompts.TIMEOUT_HINT.format(seconds=round(timeout, 1))
     if result.status == "memory":
@@ -105,6 +139,11 @@ def _hint(result: ExecutionResult, code: str, showed_something: bool, timeout: f
         if result.error.ename == "NameError" and (module := _UNDEFINED.fullmatch(result.error.evalue)) and \
                 module.group(1) in sys.stdlib_module_names:  # math.comb(...) without `import math`
             return prompts.MISSING_IMPORT.format(where=where, name=module.group(1))
+        if names is not None and (lacking := missing_name(result)):  # math.isprime: say what math has
+            if names:
+                return prompts.CLOSE_NAMES.format(where=where, module=lacking[0], name=lacking[1],
+                                                  names=", ".join(names))
+            return prompts.NO_CLOSE_NAMES.format(where=where, module=lacking[0], name=lacking[1])
         if result.error.ename == "KeyError" and _uses_pandas(code):  # a column that is not there
             return prompts.MISSING_COLUMN.format(where=where, evalue=result.error.evalue[:80])
         evalue = result.error.evalue if len(result.error.evalue) <= 120 else result.error.evalue[:120] + "..."

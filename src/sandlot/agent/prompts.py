@@ -115,6 +115,9 @@ MISSING_FILE = ("There is no file {name}: write the data from the question into 
                 "it with io.StringIO(text).")
 MISSING_COLUMN = ("KeyError{where}: {evalue} is not a column of the table. Print df.columns to see its columns, "
                   "make any other value from them (df['a'] * df['b']), and run the code again.")
+CLOSE_NAMES = ("{module} has no {name!r}{where}. Its names closest to it are: {names}. Use one of them if it "
+               "does what you need; if not, write that part yourself.")
+NO_CLOSE_NAMES = "{module} has no {name!r}{where}, nor anything like it: write that part yourself."
 SOME_FILES = "There is no file {name}. The files here are: {names}."
 RESTARTED_NOTE = "(The interpreter restarted: variables from earlier code are lost.)"
 TRUNCATED_NOTE = "(The output was over the limit and was cut.)"
