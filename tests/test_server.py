@@ -23,7 +23,7 @@ import nbformat
 import pytest
 from conftest import API_KEY, TIGHT_LIMITS, running_server
 
-from sandlot import EngineConfig
+from sandlot import EngineConfig, Sandlot
 from sandlot.server import ServerConfig
 
 OTHER_KEY = "second-key-abcdef"
@@ -171,6 +171,26 @@ def test_execute_returns_a_full_result(client: httpx.Client) -> None:
     assert body["outputs"][-1] == {"output_type": "execute_result", "execution_count": 1,
                                    "data": {"text/plain": "42"}, "metadata": {}}
     assert {"output_type": "stream", "name": "stdout", "text": "out\n"} in body["outputs"]
+
+
+# Text a JSON encoder must escape or keep as UTF-8, a rich output and an error: the server writes the
+# result's JSON straight from the model (server/responses.py), and it must be the engine's result exactly.
+AWKWARD_TEXT = "caf\u00e9 \u2603 \U0001f600 \u2028 tab\t quote\" back\\ nul\x00 esc\x1b"
+AWKWARD_CODE = f"import sys\nprint({AWKWARD_TEXT!r})\nprint('\u00fc', file=sys.stderr)\n{{'k\u00e9y': [1, 2.5, None, True, 1e-7]}}"
+VOLATILE = ("id", "duration_ms", "usage")
+
+
+def test_a_result_over_http_is_the_engines_result(client: httpx.Client, sl: Sandlot) -> None:
+    for code in (AWKWARD_CODE, AWKWARD_CODE + "\nraise ValueError('na\u00efve \u2603')"):
+        response = client.post("/v1/execute", json={"code": code})
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json"
+        served = json.loads(response.content.decode("utf-8"))
+        local = sl.execute(code).model_dump(mode="json")
+        for key in VOLATILE:
+            del served[key], local[key]
+        assert served == local
+        assert served["stdout"] == AWKWARD_TEXT + "\n"
 
 
 def test_execute_places_files_and_env_and_keeps_no_state(client: httpx.Client) -> None:

@@ -7,12 +7,12 @@ import weakref
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 
 from .._errors import ClosedError, InvalidRequestError, NotFoundError, TooLargeError
 from .._models import ExecutionResult
 from ..engine import EventCallback, Session, check_code
 from .logs import log_run
+from .responses import model_response
 from .schemas import BatchItem, BatchRequest, BatchResponse, ExecuteRequest, error_responses, network_allow
 from .sse import SSE_MEDIA_TYPE, stream_once_begun, wants_stream
 from .state import ServerState, get_state, principal
@@ -60,7 +60,7 @@ async def execute(body: ExecuteRequest, request: Request, who: str = Depends(pri
             task.cancel()  # the sandbox is killed; a one-shot run has no state to keep
 
         return await stream_once_begun(run, cancel, begun)
-    return JSONResponse((await run()).model_dump(mode="json"))
+    return model_response(await run())
 
 
 @router.post("/batch", response_model=BatchResponse, summary="Run many items in one round trip",
@@ -97,7 +97,7 @@ async def batch(body: BatchRequest, who: str = Depends(principal), state: Server
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
-    return JSONResponse({"results": [r.model_dump(mode="json") for r in results if r is not None]})
+    return model_response(BatchResponse(results=[r for r in results if r is not None]))
 
 
 async def _run_one(state: ServerState, who: str, index: int, item: BatchItem,

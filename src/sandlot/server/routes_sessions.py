@@ -15,6 +15,7 @@ from .._errors import TooLargeError
 from .._models import ExecutionResult
 from ..engine import EventCallback, Session
 from .notebook import session_notebook
+from .responses import model_response
 from .routes_runs import STREAM_DOC, check_before_stream, execute_cell, record
 from .schemas import (
     FileList,
@@ -156,7 +157,7 @@ async def execute_in_session(body: SessionExecuteRequest, request: Request, sess
                 task.cancel()  # still waiting for its turn: it never runs, and the running cell is another's
 
         return StreamingResponse(stream_run(run, stop), media_type=SSE_MEDIA_TYPE)
-    return JSONResponse((await run()).model_dump(mode="json"))
+    return model_response(await run())
 
 
 @router.post("/{session_id}/interrupt", status_code=204, summary="Interrupt the running cell",
