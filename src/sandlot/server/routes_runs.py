@@ -15,7 +15,7 @@ from .logs import log_run
 from .responses import model_response
 from .schemas import BatchItem, BatchRequest, BatchResponse, ExecuteRequest, error_responses, network_allow
 from .sse import SSE_MEDIA_TYPE, stream_once_begun, wants_stream
-from .state import ServerState, get_state, principal
+from .state import ServerState, principal, server_state
 
 router = APIRouter(prefix="/v1", tags=["runs"])
 
@@ -29,8 +29,8 @@ STREAM_DOC = {"content": {SSE_MEDIA_TYPE: {"schema": SSE_EVENT_SCHEMA}},
 
 @router.post("/execute", response_model=ExecutionResult, summary="Run code once in a fresh sandbox",
              responses={200: STREAM_DOC, **error_responses(400, 401, 413, 429, 503)})
-async def execute(body: ExecuteRequest, request: Request, who: str = Depends(principal),
-                  state: ServerState = Depends(get_state)) -> Any:
+async def execute(body: ExecuteRequest, request: Request, who: str = Depends(principal)) -> Any:
+    state = server_state(request)
     files = {f.path: f.data() for f in body.files or []}
     for path, data in files.items():
         if len(data) > state.config.max_file_bytes:
@@ -65,8 +65,9 @@ async def execute(body: ExecuteRequest, request: Request, who: str = Depends(pri
 
 @router.post("/batch", response_model=BatchResponse, summary="Run many items in one round trip",
              responses=error_responses(400, 401, 404, 413, 429, 503))
-async def batch(body: BatchRequest, who: str = Depends(principal), state: ServerState = Depends(get_state)) -> Any:
+async def batch(body: BatchRequest, request: Request, who: str = Depends(principal)) -> Any:
     """Items without a session run in parallel, each in its own sandbox; items for one session run in order."""
+    state = server_state(request)
     if len(body.items) > state.config.max_batch_items:
         raise InvalidRequestError(f"a batch holds at most {state.config.max_batch_items} items")
     for item in body.items:
