@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -919,6 +920,47 @@ def test_made_up_methods_do_not_grow_the_metrics(client: httpx.Client) -> None:
     text = client.get("/metrics").text
     assert "FROB" not in text and "XYZZY" not in text
     assert metric_value(text, "sandlot_http_requests_total", method="other", route="/v1/execute", status="405") >= 3
+
+
+def raw_exchange(server_url: str, request: bytes) -> str:
+    """Send ``request`` as bytes on a fresh connection; what comes back until the server closes it."""
+    parts = urlsplit(server_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return answer.decode(errors="replace")
+
+
+def contract_error_in(answer: str, status: int, error_type: str) -> None:
+    head, _, body = answer.partition("\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} "), answer
+    assert "content-type: application/json" in head.lower(), answer
+    assert json.loads(body)["error"]["type"] == error_type, answer
+
+
+@pytest.mark.parametrize("request_bytes", [b"GET /healthz HTTP/1.1\r\nHost x\r\n\r\n",  # no colon
+                                           b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+                                           b"POST /v1/execute HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n"])
+def test_a_request_that_is_not_http_gets_the_error_body(server_url: str, request_bytes: bytes) -> None:
+    contract_error_in(raw_exchange(server_url, request_bytes), 400, "invalid_request")
+
+
+def test_headers_over_the_cap_are_400_with_the_error_body(server_url: str) -> None:
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
+    contract_error_in(raw_exchange(server_url, request), 400, "invalid_request")
+
+
+def test_a_method_the_fast_parser_does_not_know_reaches_the_app_on_a_kept_connection(server_url: str) -> None:
+    """llhttp refuses methods outside its list; the connection goes on in h11, and the app answers 405."""
+    answer = raw_exchange(server_url, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".replace(b"GET", b"FROB")
+                          .replace(b"/healthz", b"/v1/execute").replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+    contract_error_in(answer, 405, "method_not_allowed")
+    with httpx.Client(base_url=server_url, timeout=10) as client:  # one connection: a GET, then made-up methods
+        assert client.get("/healthz").status_code == 200
+        assert_error(client.request("BREW", "/v1/execute"), 405, "method_not_allowed")
+        assert client.get("/healthz").status_code == 200
 
 
 def test_openapi_describes_the_routes(client: httpx.Client) -> None:
