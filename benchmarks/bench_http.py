@@ -5,7 +5,7 @@ session ``1+1``: first in-process (the engine's own API), then through a real
 ``sandlot serve`` subprocess with httpx over loopback, so the HTTP overhead is
 visible. In the same run: a bare FastAPI + uvicorn app (one POST route that
 validates a small pydantic body and returns a small dict, served the way
-sandlot is: uvloop, h11) as the floor of what any FastAPI server costs; one-shot
+sandlot is: uvloop, httptools) as the floor of what any FastAPI server costs; one-shot
 runs back to back (no wait for the pool) and in bursts (16 at once); and
 sustained throughput of 16 clients over HTTP beside 16 concurrent
 ``engine.execute`` in-process and a ``python3 -I -S -c`` subprocess per run.
@@ -228,7 +228,7 @@ class FloorBody(BaseModel):
 
 
 def serve_floor(port: int) -> None:
-    """A bare FastAPI app on uvicorn, served as sandlot serves (uvloop where installed, h11, no access log)."""
+    """A bare FastAPI app on uvicorn, served as sandlot serves (uvloop where installed, httptools, no access log)."""
     import uvicorn
     from fastapi import FastAPI
     app = FastAPI()
@@ -237,7 +237,7 @@ def serve_floor(port: int) -> None:
     async def run(body: FloorBody) -> dict[str, object]:
         return {"status": "ok", "stdout": "1\n", "chars": len(body.code)}
 
-    uvicorn.run(app, host="127.0.0.1", port=port, http="h11", log_config=None, access_log=False)
+    uvicorn.run(app, host="127.0.0.1", port=port, http="httptools", log_config=None, access_log=False)
 
 
 def bare_fastapi(iterations: int) -> dict[str, float]:

@@ -17,6 +17,7 @@ from sandlot._config import MiB, default_state_dir
 from sandlot.engine.cgroups import detect
 from sandlot.engine.instances import INSTANCE_NAME, instance_is_live
 from sandlot.server import ServerConfig, create_app
+from sandlot.server.protocol import bounded_http
 from sandlot.tools import ToolRegistry
 
 # A secret the server process holds; no sandbox may ever see it.
@@ -136,8 +137,8 @@ def running_server(config: ServerConfig, tools: ToolRegistry | None = None) -> I
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", http="h11",
-                                           timeout_graceful_shutdown=5))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
+                                           http=bounded_http(config.request_read_timeout), timeout_graceful_shutdown=5))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ import nbformat
 import pytest
 from conftest import API_KEY, TIGHT_LIMITS, running_server
 
-from sandlot import EngineConfig
+from sandlot import EngineConfig, Sandlot
 from sandlot.server import ServerConfig
 
 OTHER_KEY = "second-key-abcdef"
@@ -171,6 +172,26 @@ def test_execute_returns_a_full_result(client: httpx.Client) -> None:
     assert body["outputs"][-1] == {"output_type": "execute_result", "execution_count": 1,
                                    "data": {"text/plain": "42"}, "metadata": {}}
     assert {"output_type": "stream", "name": "stdout", "text": "out\n"} in body["outputs"]
+
+
+# Text a JSON encoder must escape or keep as UTF-8, a rich output and an error: the server writes the
+# result's JSON straight from the model (server/responses.py), and it must be the engine's result exactly.
+AWKWARD_TEXT = "caf\u00e9 \u2603 \U0001f600 \u2028 tab\t quote\" back\\ nul\x00 esc\x1b"
+AWKWARD_CODE = f"import sys\nprint({AWKWARD_TEXT!r})\nprint('\u00fc', file=sys.stderr)\n{{'k\u00e9y': [1, 2.5, None, True, 1e-7]}}"
+VOLATILE = ("id", "duration_ms", "usage")
+
+
+def test_a_result_over_http_is_the_engines_result(client: httpx.Client, sl: Sandlot) -> None:
+    for code in (AWKWARD_CODE, AWKWARD_CODE + "\nraise ValueError('na\u00efve \u2603')"):
+        response = client.post("/v1/execute", json={"code": code})
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json"
+        served = json.loads(response.content.decode("utf-8"))
+        local = sl.execute(code).model_dump(mode="json")
+        for key in VOLATILE:
+            del served[key], local[key]
+        assert served == local
+        assert served["stdout"] == AWKWARD_TEXT + "\n"
 
 
 def test_execute_places_files_and_env_and_keeps_no_state(client: httpx.Client) -> None:
@@ -899,6 +920,47 @@ def test_made_up_methods_do_not_grow_the_metrics(client: httpx.Client) -> None:
     text = client.get("/metrics").text
     assert "FROB" not in text and "XYZZY" not in text
     assert metric_value(text, "sandlot_http_requests_total", method="other", route="/v1/execute", status="405") >= 3
+
+
+def raw_exchange(server_url: str, request: bytes) -> str:
+    """Send ``request`` as bytes on a fresh connection; what comes back until the server closes it."""
+    parts = urlsplit(server_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return answer.decode(errors="replace")
+
+
+def contract_error_in(answer: str, status: int, error_type: str) -> None:
+    head, _, body = answer.partition("\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} "), answer
+    assert "content-type: application/json" in head.lower(), answer
+    assert json.loads(body)["error"]["type"] == error_type, answer
+
+
+@pytest.mark.parametrize("request_bytes", [b"GET /healthz HTTP/1.1\r\nHost x\r\n\r\n",  # no colon
+                                           b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+                                           b"POST /v1/execute HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n"])
+def test_a_request_that_is_not_http_gets_the_error_body(server_url: str, request_bytes: bytes) -> None:
+    contract_error_in(raw_exchange(server_url, request_bytes), 400, "invalid_request")
+
+
+def test_headers_over_the_cap_are_400_with_the_error_body(server_url: str) -> None:
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
+    contract_error_in(raw_exchange(server_url, request), 400, "invalid_request")
+
+
+def test_a_method_the_fast_parser_does_not_know_reaches_the_app_on_a_kept_connection(server_url: str) -> None:
+    """llhttp refuses methods outside its list; the connection goes on in h11, and the app answers 405."""
+    answer = raw_exchange(server_url, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".replace(b"GET", b"FROB")
+                          .replace(b"/healthz", b"/v1/execute").replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+    contract_error_in(answer, 405, "method_not_allowed")
+    with httpx.Client(base_url=server_url, timeout=10) as client:  # one connection: a GET, then made-up methods
+        assert client.get("/healthz").status_code == 200
+        assert_error(client.request("BREW", "/v1/execute"), 405, "method_not_allowed")
+        assert client.get("/healthz").status_code == 200
 
 
 def test_openapi_describes_the_routes(client: httpx.Client) -> None:

@@ -19,7 +19,6 @@ from ..tools import ToolRegistry, load_registry
 from . import errors, routes_agent, routes_commands, routes_environments, routes_ops, routes_runs, routes_sessions, routes_ui
 from .auth import Authenticator, Quotas
 from .config import ServerConfig
-from .drain import DrainGuard
 from .metrics import Metrics
 from .middleware import RequestGuard
 from .state import ServerState
@@ -91,8 +90,7 @@ def create_app(config: ServerConfig | None = None, tools: ToolRegistry | None = 
         except ImportError as exc:
             raise SetupError(f"--e2b needs the e2b extra: pip install 'sandlot[e2b]' ({exc})") from None
         install_e2b(app, state)  # inside the guards below: E2B calls are size-capped, drained, logged and counted
-    app.add_middleware(DrainGuard, drain=state.drain)  # inside RequestGuard: what it answers is logged and counted
-    app.add_middleware(RequestGuard, max_body=config.max_request_bytes, metrics=metrics,
+    app.add_middleware(RequestGuard, max_body=config.max_request_bytes, metrics=metrics, drain=state.drain,
                        read_timeout=config.request_read_timeout)
     tracing.install_http(app)  # outermost: its span holds what the guards answer too
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

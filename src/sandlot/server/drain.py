@@ -21,10 +21,11 @@ import json
 import time
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Send
 
 STOPPED_MESSAGE = "the server shut down before this call finished (its shutdown grace is over)"
-_TRACKED_PREFIXES = ("/v1/", "/mcp")
+TRACKED_PREFIXES = ("/v1/", "/mcp")
+"""The API calls the drain tracks (``RequestGuard`` enters and leaves them)."""
 
 
 class Drain:
@@ -60,7 +61,7 @@ class Drain:
         return not (self._calls if everything else self.waited)
 
     def stop_all(self) -> int:
-        """Stop every call still in flight (each then answers as ``DrainGuard`` says); how many."""
+        """Stop every call still in flight (each then answers as ``answer_stopped`` says); how many."""
         stopping = [task for task in self._calls if task not in self._stopped and not task.done()]
         for task in stopping:
             self._stopped.add(task)
@@ -68,42 +69,8 @@ class Drain:
         return len(stopping)
 
 
-class DrainGuard:
-    """ASGI middleware: tracks API calls in ``drain`` and gives the ones it stops a proper ending."""
-
-    def __init__(self, app: ASGIApp, *, drain: Drain) -> None:
-        self.app = app
-        self.drain = drain
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        task = asyncio.current_task()
-        if scope["type"] != "http" or task is None or not scope.get("path", "").startswith(_TRACKED_PREFIXES):
-            await self.app(scope, receive, send)
-            return
-        response = {"started": False, "stream": False, "ended": False}
-
-        async def tracking_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                response["started"] = True
-                response["stream"] = any(name == b"content-type" and value.startswith(b"text/event-stream")
-                                         for name, value in message.get("headers", ()))
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                response["ended"] = True
-            await send(message)
-
-        self.drain.enter(task, waited=scope.get("method") != "GET")
-        try:
-            await self.app(scope, receive, tracking_send)
-        except asyncio.CancelledError:
-            if not self.drain.was_stopped(task):
-                raise  # not ours: a client disconnect, or the server going down the hard way
-            task.uncancel()  # ours: answer instead of vanishing
-            await _answer_stopped(send, response)
-        finally:
-            self.drain.leave(task)
-
-
-async def _answer_stopped(send: Send, response: dict[str, bool]) -> None:
+async def answer_stopped(send: Send, response: dict[str, bool]) -> None:
+    """How a call the drain stopped ends: the 503 body if it had not answered, an ``error`` event if it streamed."""
     error = {"error": {"type": "unavailable", "message": STOPPED_MESSAGE}}
     if not response["started"]:
         body = json.dumps(error).encode()

@@ -1,4 +1,4 @@
-"""ASGI middleware: the body's size and read-time limits, and one log line and metric per request.
+"""ASGI middleware: the body's size and read-time limits, the drain's tracking, one log line and metric per request.
 
 Pure ASGI (not BaseHTTPMiddleware), so streaming responses and client
 disconnects pass through untouched.
@@ -14,6 +14,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._errors import TooLargeError
+from .drain import TRACKED_PREFIXES, Drain, answer_stopped
 from .logs import log_request
 from .metrics import Metrics
 
@@ -27,10 +28,18 @@ class _TooSlow(Exception):
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, *, max_body: int, metrics: Metrics, read_timeout: float = 30.0) -> None:
+    """The one ASGI layer around the app: the body's limits, the drain's tracking, and the record.
+
+    One layer, not a size guard and a drain guard stacked: every message of every request passed
+    through each layer's own ``receive`` and ``send`` wrappers, and ASGI layers are paid per message.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body: int, metrics: Metrics, drain: Drain,
+                 read_timeout: float = 30.0) -> None:
         self.app = app
         self.max_body = max_body
         self.metrics = metrics
+        self.drain = drain
         self.read_timeout = read_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -38,7 +47,7 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = {"code": 500}
+        status = 500
         message_413 = f"the request body is over the limit of {self.max_body} bytes"
         length = _content_length(scope)
         if length is not None and length > self.max_body:
@@ -47,7 +56,8 @@ class RequestGuard:
             return
         message_408 = f"the request body did not arrive within {self.read_timeout:g}s"
         received = 0
-        too_large = too_slow = body_done = replaced = response_started = False
+        too_large = too_slow = body_done = replaced = False
+        response = {"started": False, "stream": False, "ended": False}  # what the drain's ending needs to know
         body_deadline = time.monotonic() + self.read_timeout
 
         async def limited_receive() -> Message:
@@ -67,15 +77,15 @@ class RequestGuard:
                     raise TooLargeError(message_413)
             return message
 
-        async def recording_send(message: Message) -> None:
-            nonlocal replaced, response_started
+        async def guarded_send(message: Message) -> None:
+            nonlocal replaced, status
             if replaced:
                 return
             if message["type"] == "http.response.start":
-                response_started = True
+                response["started"] = True
                 if too_slow:
                     replaced = True  # the app saw a broken body (FastAPI says 400); the answer is 408
-                    status["code"] = 408
+                    status = 408
                     await _send_error(send, 408, "request_timeout", message_408)
                     return
                 if too_large:
@@ -83,26 +93,42 @@ class RequestGuard:
                     # app answers then depends on where it was reading (FastAPI's JSON parsing turns
                     # any error into a 400); the answer is 413, whoever noticed.
                     replaced = True
-                    status["code"] = 413
+                    status = 413
                     await _send_error(send, 413, "too_large", message_413)
                     return
-                status["code"] = message["status"]
+                status = message["status"]
+                response["stream"] = any(name == b"content-type" and value.startswith(b"text/event-stream")
+                                         for name, value in message.get("headers", ()))
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                response["ended"] = True
             await send(message)
 
+        task = asyncio.current_task()
+        tracked = task is not None and scope.get("path", "").startswith(TRACKED_PREFIXES)
+        if tracked:
+            assert task is not None
+            self.drain.enter(task, waited=scope.get("method") != "GET")
         try:
-            await self.app(scope, limited_receive, recording_send)
+            await self.app(scope, limited_receive, guarded_send)
         except TooLargeError:
-            if not too_large or response_started:
+            if not too_large or response["started"]:
                 raise
-            status["code"] = 413
+            status = 413
             await _send_error(send, 413, "too_large", message_413)
         except _TooSlow:
-            if response_started:
+            if response["started"]:
                 raise
-            status["code"] = 408
+            status = 408
             await _send_error(send, 408, "request_timeout", message_408)
+        except asyncio.CancelledError:
+            if not tracked or task is None or not self.drain.was_stopped(task):
+                raise  # not the drain's: a client disconnect, or the server going down the hard way
+            task.uncancel()  # the drain's: answer instead of vanishing
+            await answer_stopped(guarded_send, response)
         finally:
-            self._record(scope, status["code"], started)
+            if tracked and task is not None:
+                self.drain.leave(task)
+            self._record(scope, status, started)
 
     def _record(self, scope: Scope, status: int, started: float) -> None:
         route = scope.get("route")

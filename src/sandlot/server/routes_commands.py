@@ -19,6 +19,7 @@ from .._errors import ClosedError, InvalidRequestError, NotFoundError, TooLargeE
 from .._models import CommandResult
 from ..engine import EventCallback, Session
 from ..engine.commands import check_command
+from .responses import model_response
 from .schemas import (
     CommandList,
     CommandStarted,
@@ -71,7 +72,7 @@ async def run_command(body: OneShotCommandRequest, request: Request, who: str = 
             task.cancel()  # the one-shot sandbox goes, and the command with it
 
         return await stream_once_begun(run, cancel, begun)
-    return JSONResponse((await run()).model_dump(mode="json"))
+    return model_response(await run())
 
 
 @router.post("/sessions/{session_id}/commands", response_model=CommandResult, summary="Run a shell command in a session",
@@ -103,7 +104,7 @@ async def session_command(body: SessionCommandRequest, request: Request, session
             task.cancel()  # waiting for its turn: it never runs; running: the command is killed, the session stays
 
         return StreamingResponse(stream_run(run, stop), media_type=SSE_MEDIA_TYPE)
-    return JSONResponse((await run()).model_dump(mode="json"))
+    return model_response(await run())
 
 
 @router.get("/sessions/{session_id}/commands", response_model=CommandList, summary="The session's shell commands",

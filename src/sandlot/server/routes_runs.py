@@ -7,15 +7,15 @@ import weakref
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 
 from .._errors import ClosedError, InvalidRequestError, NotFoundError, TooLargeError
 from .._models import ExecutionResult
 from ..engine import EventCallback, Session, check_code
 from .logs import log_run
+from .responses import model_response
 from .schemas import BatchItem, BatchRequest, BatchResponse, ExecuteRequest, error_responses, network_allow
 from .sse import SSE_MEDIA_TYPE, stream_once_begun, wants_stream
-from .state import ServerState, get_state, principal
+from .state import ServerState, principal, server_state
 
 router = APIRouter(prefix="/v1", tags=["runs"])
 
@@ -29,8 +29,8 @@ STREAM_DOC = {"content": {SSE_MEDIA_TYPE: {"schema": SSE_EVENT_SCHEMA}},
 
 @router.post("/execute", response_model=ExecutionResult, summary="Run code once in a fresh sandbox",
              responses={200: STREAM_DOC, **error_responses(400, 401, 413, 429, 503)})
-async def execute(body: ExecuteRequest, request: Request, who: str = Depends(principal),
-                  state: ServerState = Depends(get_state)) -> Any:
+async def execute(body: ExecuteRequest, request: Request, who: str = Depends(principal)) -> Any:
+    state = server_state(request)
     files = {f.path: f.data() for f in body.files or []}
     for path, data in files.items():
         if len(data) > state.config.max_file_bytes:
@@ -60,13 +60,14 @@ async def execute(body: ExecuteRequest, request: Request, who: str = Depends(pri
             task.cancel()  # the sandbox is killed; a one-shot run has no state to keep
 
         return await stream_once_begun(run, cancel, begun)
-    return JSONResponse((await run()).model_dump(mode="json"))
+    return model_response(await run())
 
 
 @router.post("/batch", response_model=BatchResponse, summary="Run many items in one round trip",
              responses=error_responses(400, 401, 404, 413, 429, 503))
-async def batch(body: BatchRequest, who: str = Depends(principal), state: ServerState = Depends(get_state)) -> Any:
+async def batch(body: BatchRequest, request: Request, who: str = Depends(principal)) -> Any:
     """Items without a session run in parallel, each in its own sandbox; items for one session run in order."""
+    state = server_state(request)
     if len(body.items) > state.config.max_batch_items:
         raise InvalidRequestError(f"a batch holds at most {state.config.max_batch_items} items")
     for item in body.items:
@@ -97,7 +98,7 @@ async def batch(body: BatchRequest, who: str = Depends(principal), state: Server
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
-    return JSONResponse({"results": [r.model_dump(mode="json") for r in results if r is not None]})
+    return model_response(BatchResponse(results=[r for r in results if r is not None]))
 
 
 async def _run_one(state: ServerState, who: str, index: int, item: BatchItem,

@@ -15,6 +15,7 @@ from .._errors import TooLargeError
 from .._models import ExecutionResult
 from ..engine import EventCallback, Session
 from .notebook import session_notebook
+from .responses import model_response
 from .routes_runs import STREAM_DOC, check_before_stream, execute_cell, record
 from .schemas import (
     FileList,
@@ -27,7 +28,7 @@ from .schemas import (
     network_allow,
 )
 from .sse import SSE_MEDIA_TYPE, stream_run, wants_stream
-from .state import ServerState, get_state, owned_session, principal
+from .state import ServerState, get_state, owned_session, principal, server_state
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 FILE_ERRORS = error_responses(400, 401, 404, 413, 503)
@@ -136,8 +137,9 @@ async def delete_session(session: Session = Depends(owned_session), state: Serve
 
 @router.post("/{session_id}/execute", response_model=ExecutionResult, summary="Run a cell in a session",
              responses={200: STREAM_DOC, **error_responses(400, 401, 404, 413, 429, 503)})
-async def execute_in_session(body: SessionExecuteRequest, request: Request, session: Session = Depends(owned_session),
-                             who: str = Depends(principal), state: ServerState = Depends(get_state)) -> Any:
+async def execute_in_session(body: SessionExecuteRequest, request: Request,
+                             session: Session = Depends(owned_session)) -> Any:
+    state, who = server_state(request), session.owner
     started = asyncio.Event()
 
     async def run(on_event: EventCallback | None = None) -> ExecutionResult:
@@ -156,7 +158,7 @@ async def execute_in_session(body: SessionExecuteRequest, request: Request, sess
                 task.cancel()  # still waiting for its turn: it never runs, and the running cell is another's
 
         return StreamingResponse(stream_run(run, stop), media_type=SSE_MEDIA_TYPE)
-    return JSONResponse((await run()).model_dump(mode="json"))
+    return model_response(await run())
 
 
 @router.post("/{session_id}/interrupt", status_code=204, summary="Interrupt the running cell",

@@ -27,7 +27,7 @@ from .._config import default_data_dir
 from . import logs
 from .app import create_app
 from .config import ServerConfig, is_loopback
-from .protocol import bounded_h11
+from .protocol import bounded_http
 from .state import ServerState
 
 log = logging.getLogger("sandlot.server")
@@ -128,11 +128,11 @@ def serve(config: ServerConfig) -> None:
     if not is_loopback(config.host) and not state.auth.enabled:
         log.warning("serving %s WITHOUT API KEYS (%s): anyone who can reach it can run code",
                     config.host, "--insecure-no-auth-on-public-interface")
-    # h11, not httptools: httptools answers requests it cannot parse (an unknown method, say) with a
-    # plain-text 400 of its own, breaking the contract's error body. The event loop is uvloop where installed.
+    # httptools (C) with h11 behind it for the methods llhttp does not know, and the contract's 400 for a
+    # request that is not HTTP (protocol.py). The event loop is uvloop where installed.
     # uvicorn's own graceful shutdown only has to close connections: the drain has ended every call by then.
     uv_config = uvicorn.Config(app, host=config.host, port=config.port, log_config=None, access_log=False,
-                               http=bounded_h11(config.request_read_timeout),
+                               http=bounded_http(config.request_read_timeout),
                                timeout_graceful_shutdown=round(STRAGGLER_WAIT), lifespan="on")
     quiet = _QuietFailedStartup(state)
     uvicorn_log = logging.getLogger("uvicorn.error")

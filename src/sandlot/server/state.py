@@ -34,14 +34,22 @@ class ServerState:
 
 # The dependencies are ``async def`` although none awaits: FastAPI runs a plain ``def`` dependency in its
 # threadpool, a thread hop (two context switches and a lock) on every request for a dictionary lookup.
-async def get_state(request: Request) -> ServerState:
+# And they are few: FastAPI solves a dependency's own dependencies again wherever it appears in a route's
+# tree, cached or not, so a route asks for the least it needs (``owned_session`` gives the caller too, as
+# the session's owner) and the state is read with ``server_state``, not depended on.
+def server_state(request: Request) -> ServerState:
+    """The server's state, for a route or dependency that has the request."""
     state: ServerState = request.app.state.sandlot
     return state
 
 
-async def principal(request: Request, state: ServerState = Depends(get_state),
-                    credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
+async def get_state(request: Request) -> ServerState:
+    return server_state(request)
+
+
+async def principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
     """Who is calling (401 without a valid key, 503 while shutting down)."""
+    state = server_state(request)
     header = f"Bearer {credentials.credentials}" if credentials else request.headers.get("authorization")
     who = state.auth.principal(header)
     request.scope.setdefault("state", {})["principal"] = who
@@ -50,9 +58,9 @@ async def principal(request: Request, state: ServerState = Depends(get_state),
     return who
 
 
-async def owned_session(session_id: str, who: str = Depends(principal), state: ServerState = Depends(get_state)) -> Session:
-    """The caller's session, or 404 (another key's session is not found either)."""
-    session = state.engine.sessions.get(session_id)
+async def owned_session(session_id: str, request: Request, who: str = Depends(principal)) -> Session:
+    """The caller's session, or 404 (another key's session is not found either); its ``owner`` is the caller."""
+    session = server_state(request).engine.sessions.get(session_id)
     if session is None or session.owner != who or session.closed:
         raise NotFoundError(f"no session {session_id!r}")
     return session
