@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -83,14 +84,20 @@ def main() -> int:
          'mkdir -p /run/sandlot && mount -t tmpfs -o mode=0711 sandlot-tests /run/sandlot && exec "$@"', "sh", *command],
         preexec_fn=lambda: [open(os.path.join(p, "cgroup.procs"), "w").write("0") for p in created],
     )
+    # Stopped with SIGTERM (kill, timeout(1), a CI runner), the run still ends its child and removes its cgroups.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return child.wait()
     except KeyboardInterrupt:
         child.terminate()
-        return child.wait()
+        return child.wait() or 130  # an interrupted run never reports success
     finally:
         for path in created:
             remove_tree(path)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def remove_tree(path: str) -> None:
