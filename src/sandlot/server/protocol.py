@@ -35,7 +35,30 @@ COMMON_METHODS = frozenset({b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIO
 INVALID_REQUEST = "the request is not valid HTTP/1.1"
 
 
-class BoundedH11Protocol(H11Protocol):
+class _HeadersDeadline:
+    """A request's headers must be complete within ``read_timeout`` seconds of ``_arm``, or the connection closes."""
+
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    read_timeout: float
+    _headers_deadline: asyncio.TimerHandle | None
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._headers_deadline = self.loop.call_later(self.read_timeout, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._headers_deadline is not None:
+            self._headers_deadline.cancel()
+            self._headers_deadline = None
+
+    def _too_slow(self) -> None:
+        self._headers_deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+class BoundedH11Protocol(_HeadersDeadline, H11Protocol):
     """uvicorn's h11 protocol; a request's headers must arrive within ``read_timeout`` seconds."""
 
     def __init__(self, *args: Any, read_timeout: float, **kwargs: Any) -> None:
@@ -65,26 +88,12 @@ class BoundedH11Protocol(H11Protocol):
         self.transport.write(_invalid_request_answer())
         self.transport.close()
 
-    def _arm(self) -> None:
-        self._disarm()
-        self._headers_deadline = self.loop.call_later(self.read_timeout, self._too_slow)
-
-    def _disarm(self) -> None:
-        if self._headers_deadline is not None:
-            self._headers_deadline.cancel()
-            self._headers_deadline = None
-
-    def _too_slow(self) -> None:
-        self._headers_deadline = None
-        if not self.transport.is_closing():
-            self.transport.close()
-
 
 class _HeadersTooLarge(Exception):
     pass
 
 
-class BoundedHttpToolsProtocol(HttpToolsProtocol):
+class BoundedHttpToolsProtocol(_HeadersDeadline, HttpToolsProtocol):
     """uvicorn's httptools protocol with the contract's 400, h11 for unknown methods, a header cap and deadline."""
 
     def __init__(self, *args: Any, read_timeout: float, **kwargs: Any) -> None:
@@ -158,20 +167,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.set_protocol(h11)
         h11.connection_made(self.transport)
         h11.data_received(data)
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._headers_deadline = self.loop.call_later(self.read_timeout, self._too_slow)
-
-    def _disarm(self) -> None:
-        if self._headers_deadline is not None:
-            self._headers_deadline.cancel()
-            self._headers_deadline = None
-
-    def _too_slow(self) -> None:
-        self._headers_deadline = None
-        if not self.transport.is_closing():
-            self.transport.close()
 
 
 def _unknown_method(data: bytes) -> bool:
