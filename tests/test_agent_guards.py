@@ -135,7 +135,7 @@ def test_a_final_reply_that_parrots_the_request_is_no_answer() -> None:
 
 @pytest.mark.parametrize("action_format", FORMATS)
 def test_an_answer_that_copies_the_output_format_is_the_bare_value(action_format: ActionFormat) -> None:
-    script = [code("print(359)", action_format), Reply("```output\n359\n```")]
+    script = [code("print(300 + 59)", action_format), Reply("```output\n359\n```")]
     with agent(script, action_format=action_format) as a:
         response = ask(a)
         assert response.choices[0].message.content == "359"  # a bare number after a code step is an answer
@@ -144,7 +144,7 @@ def test_an_answer_that_copies_the_output_format_is_the_bare_value(action_format
 
 
 def test_an_answer_with_the_output_block_and_words_keeps_the_words() -> None:
-    script = [code("print(359)", "code_blocks"), Reply("```output\n359\n```\nThe sum is 359.")]
+    script = [code("print(300 + 59)", "code_blocks"), Reply("```output\n359\n```\nThe sum is 359.")]
     with agent(script, action_format="code_blocks") as a:
         assert ask(a).choices[0].message.content == "The sum is 359."
 
@@ -152,7 +152,8 @@ def test_an_answer_with_the_output_block_and_words_keeps_the_words() -> None:
 def test_an_answer_that_is_only_sandlots_words_is_asked_again() -> None:
     # The code printed nothing; the model copies the observation back: the nudge, inside a fence.
     echo = Reply(f"```output\n{prompts.NO_OUTPUT}\n```\n{prompts.PRINT_NUDGE}")
-    script = [code("total = sum(range(10))", "code_blocks"), echo, Reply("The total is 45.")]
+    script = [code("total = sum(range(10))", "code_blocks"), echo, code("print(total)", "code_blocks"),
+              Reply("The total is 45.")]
     with agent(script, action_format="code_blocks") as a:
         response = ask(a)
         assert response.choices[0].message.content == "The total is 45."
@@ -239,6 +240,47 @@ def test_an_answer_straight_after_a_failed_run_is_sent_back_once() -> None:
 
 
 @pytest.mark.parametrize("action_format", FORMATS)
+def test_an_answer_straight_after_a_run_that_printed_nothing_is_sent_back_once(action_format: ActionFormat) -> None:
+    # The code computed the count but printed nothing; the model makes one up.
+    script = [code("count = sum(1 for n in range(2, 100) if all(n % d for d in range(2, n)))", action_format),
+              Reply("The answer is 1200."), code("print(count)", action_format), Reply("The answer is 25.")]
+    with agent(script, action_format=action_format) as a:
+        response = ask(a, "How many primes are there below 100?")
+        assert response.choices[0].message.content == "The answer is 25."
+        assert stdouts(response) == ["", "25\n"]
+        sent_back = a.upstream.requests[2]["messages"][-2:]
+        assert sent_back[0]["content"] == "The answer is 1200."
+        assert sent_back[1] == {"role": "user", "content": prompts.SILENT_NUDGE}
+
+    # Once per run: a model that answers again without printing is answered.
+    with agent([code("x = 6 * 7", action_format), Reply("It is 42."), Reply("42, as I said.")],
+               action_format=action_format) as a:
+        response = ask(a)
+        assert response.choices[0].message.content == "42, as I said."
+        assert sandlot(response)["stop_reason"] == "answer"
+
+
+def test_an_answer_that_ignores_the_hint_after_its_output_is_sent_back_once() -> None:
+    # A printed column of values where one was wanted: the hint says to reduce it; the model answers
+    # with the first value anyway, is sent back, and sums.
+    column = "import pandas as pd\nprint(pd.Series([3, 4]) * pd.Series([1.5, 2.0]))"
+    script = [code(column, "tool_calls"), Reply("The answer is 4.5."),
+              code("print((pd.Series([3, 4]) * pd.Series([1.5, 2.0])).sum())", "tool_calls"),
+              Reply("The answer is 12.5.")]
+    with agent(script) as a:
+        response = ask(a, "What is the total of 3 times 1.5 and 4 times 2.0?")
+        assert response.choices[0].message.content == "The answer is 12.5."
+        shown = last_message(a.upstream.requests[1])["content"]
+        assert shown.endswith(prompts.SERIES_HINT.format(count=2))
+        assert last_message(a.upstream.requests[2]) == {"role": "user", "content": prompts.HINT_NUDGE}
+
+    # An output without a hint is an answer the first time.
+    with agent([code("print(3 * 1.5 + 4 * 2.0)", "tool_calls"), Reply("The answer is 12.5.")]) as a:
+        assert ask(a).choices[0].message.content == "The answer is 12.5."
+        assert len(a.upstream.requests) == 2
+
+
+@pytest.mark.parametrize("action_format", FORMATS)
 def test_a_client_with_its_own_system_message_gets_the_protocol_only(action_format: ActionFormat) -> None:
     with agent([Reply("Hi.")], action_format=action_format) as a:
         client = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]
@@ -291,6 +333,17 @@ def test_a_timeout_says_the_code_was_too_slow() -> None:
 
 def test_a_memory_kill_says_to_use_less_memory() -> None:
     assert observed("x = bytearray(2 * 1024 ** 3)").endswith(prompts.MEMORY_HINT)  # over TIGHT_LIMITS' 256 MiB
+
+
+def test_a_printed_series_of_several_values_is_told_to_reduce_them() -> None:
+    assert observed("import pandas as pd\nprint(pd.Series([1.5, 2.5, 3.0], name='x'))").endswith(
+        "Name: x, dtype: float64\n" + prompts.SERIES_HINT.format(count=3))
+    assert observed("import pandas as pd\npd.Series(range(100))").endswith(prompts.SERIES_HINT.format(count=100))
+    # One value, a sum, a table: nothing to reduce.
+    assert observed("import pandas as pd\nprint(pd.Series([7]))") == "0    7\ndtype: int64"
+    assert observed("import pandas as pd\nprint(pd.Series([1, 2]).sum())") == "3"
+    assert prompts.SERIES_HINT.split(" ", 3)[3][:20] not in observed(
+        "import pandas as pd\nprint(pd.DataFrame({'a': [1, 2], 'b': [3, 4]}))")
 
 
 def test_code_that_prints_only_what_it_was_given_is_told_to_compute() -> None:

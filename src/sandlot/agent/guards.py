@@ -73,6 +73,11 @@ def uncomputed_numbers(answer: str, heard: Iterable[str]) -> bool:
     return any(n not in given for n in _NUMBER.findall(claimed.replace(",", "")))
 
 
+def has_number(text: str) -> bool:
+    """The text states a number outside code: a claimed result."""
+    return bool(_NUMBER.search(_FENCED.sub("\n", text)))
+
+
 def own_words(reply: str, said: Iterable[str], *, allow_code: bool = False) -> str:
     """The reply without sandlot's words: what the model itself answered ('' if nothing).
 

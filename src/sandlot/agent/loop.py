@@ -12,9 +12,9 @@ to run code, or when a guard trips (``stop_reason``):
 - ``repeated_failure``: the same code failed ``repeat_limit`` times in a row;
 - ``no_answer``: the model stopped writing code but its reply, asked twice,
   held nothing of its own (only sandlot's output or words: ``guards.own_words``);
-  an answer straight after a failed run is sent back once, to fix the code, and
-  one before any code ran, with numbers the request does not hold, once, to
-  compute them (``compute_numbers``);
+  an answer straight after a failed run, or one with a number after a run that
+  showed nothing or got a hint, is sent back once, to do what the hint says, and one before any code ran, with numbers the
+  request does not hold, once, to compute them (``compute_numbers``);
 - ``max_steps``: model turns that ran code; ``time_limit``: the request's wall
   time, model and code together;
 - ``client_tool``: the model called a tool the *client* defined; the call is
@@ -50,7 +50,7 @@ from ..tools.broker import ToolBroker
 from . import attachments, prompts, voting
 from .actions import TOOL_NAME, code_turn, describe_host_tools, python_tool, tool_call_code
 from .config import AgentSettings
-from .guards import Repetition, own_words, repeated_failure, uncomputed_numbers
+from .guards import Repetition, has_number, own_words, repeated_failure, uncomputed_numbers
 from .observations import Observation, image_parts, missing_name, name_lookup, observe, wants_files
 from .upstream import DeltaCallback, ToolCall, Turn, Upstream
 
@@ -82,8 +82,9 @@ class _Watch:
     """The model answered with numbers before any code ran, and was asked to compute them."""
     asked_for_words: bool = False
     """The model replied with nothing of its own, and was asked for the answer."""
-    told_failed_at: int = 0
-    """The number of steps run when the model, answering after a failed run, was told to fix it."""
+    sent_back_at: int = 0
+    """The number of steps run when the model, answering after a run that failed, showed nothing or got a
+    hint, was sent back to do what the hint says."""
 
 
 @dataclass
@@ -302,9 +303,9 @@ class AgentLoop:
             return self._outcome({"role": "assistant", "content": turn.content}, turn.finish_reason or "stop",
                                  "answer")
         answer = own_words(turn.content, self._said)
-        if answer and self.steps[-1].result.status != "ok" and watch.told_failed_at < len(self.steps):
-            watch.told_failed_at = len(self.steps)  # an answer straight after a failed run stands on nothing
-            send_back(prompts.FAILED_NUDGE)
+        if answer and watch.sent_back_at < len(self.steps) and (nudge := _unheeded(self.steps[-1], answer)):
+            watch.sent_back_at = len(self.steps)  # once per run: the model may know better than the hint
+            send_back(nudge)
             return None
         if answer:
             content = turn.content if answer == turn.content.strip() else answer
@@ -513,6 +514,20 @@ class AgentLoop:
 
     def _remaining(self) -> float:
         return self.deadline - time.monotonic()
+
+
+def _unheeded(step: Step, answer: str) -> str:
+    """What to tell a model that answers straight after ``step`` without doing what its observation's
+    hint asked ('' if nothing): an answer after a failed run stands on nothing; so does a number after a
+    run that showed nothing, or after a hint (a value the code only wrote down, a column of values where
+    one may be wanted). An answer without numbers ("Saved.") after a silent run is one."""
+    if step.result.status != "ok":
+        return prompts.FAILED_NUDGE
+    if not has_number(answer):
+        return ""
+    if not step.observation.value:
+        return prompts.SILENT_NUDGE
+    return prompts.HINT_NUDGE if step.observation.hint else ""
 
 
 def _texts(messages: list[dict[str, Any]], *, but: str) -> list[str]:

@@ -5,8 +5,9 @@ runtime returns it as an ``execute_result``), a mention of figures, the error's 
 frames. Each part is cut to fit the budget, keeping its head and tail and saying how much was left
 out. Then, where the run needs the model to act differently, one line of advice (a *hint*): print
 the result when nothing was printed; compute it when the code only printed a value written into it;
-a faster method after a timeout; less memory after a memory kill; what raised, and where, after an
-error (the import to add, when the name is a standard module's; what files there are, when the
+reduce the values to one, if one is wanted, when it printed a pandas Series of several; a faster
+method after a timeout; less memory after a memory kill; what raised, and where, after an error
+(the import to add, when the name is a standard module's; what files there are, when the
 code looked for one; the names a module has that are closest to one it lacks, as the session's own
 environment has them).
 
@@ -32,6 +33,7 @@ _UNDEFINED = re.compile(r"name '(\w+)' is not defined")
 _MISSING = re.compile(r"('[^']*')\s*$")  # the file named at the end of an OSError's message
 _NO_ATTRIBUTE = re.compile(r"module '([\w.]+)' has no attribute '(\w+)'")
 _CANNOT_IMPORT = re.compile(r"cannot import name '(\w+)' from '([\w.]+)'")
+_SERIES_END = re.compile(r"(?:Name: .*, )?(?:Length: (\d+), )?dtype: \w+")  # the last line of a printed Series
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,23 @@ def _hint(result: ExecutionResult, code: str, showed_something: bool, timeout: f
         return prompts.PRINT_NUDGE
     if _prints_only_literals(code):
         return prompts.LITERAL_HINT
+    printed = [result.stdout, *(str(o.data.get("text/plain", "")) for o in result.outputs
+                                if o.output_type == "execute_result")]
+    if count := max((_series_length(text) for text in printed), default=0):
+        return prompts.SERIES_HINT.format(count=count)
     return ""
+
+
+def _series_length(text: str) -> int:
+    """How many values a pandas Series printed as the end of ``text`` holds (0: it does not end in one of
+    at least two values). A small model prints a column of products where the question wants their total,
+    then answers with the first of them."""
+    lines = text.rstrip().splitlines()
+    end = _SERIES_END.fullmatch(lines[-1].strip()) if len(lines) >= 3 else None
+    if end is None:
+        return 0
+    count = int(end.group(1)) if end.group(1) else sum(1 for line in lines[:-1] if line.strip() != "...")
+    return count if count >= 2 else 0
 
 
 def _uses_pandas(code: str) -> bool:

@@ -119,6 +119,8 @@ CLOSE_NAMES = ("{module} has no {name!r}{where}. Its names closest to it are: {n
                "does what you need; if not, write that part yourself.")
 NO_CLOSE_NAMES = "{module} has no {name!r}{where}, nor anything like it: write that part yourself."
 SOME_FILES = "There is no file {name}. The files here are: {names}."
+SERIES_HINT = ("Your code printed {count} values (a pandas Series), not one value. If the question asks for one "
+               "number, reduce them to it (for example with .sum(), .mean() or .max()) and print that.")
 RESTARTED_NOTE = "(The interpreter restarted: variables from earlier code are lost.)"
 TRUNCATED_NOTE = "(The output was over the limit and was cut.)"
 
@@ -138,6 +140,9 @@ UNCOMPUTED_NUDGE = {
 """After an answer with numbers no code produced, by whether the model is offered the tool."""
 FAILED_NUDGE = ("Your last code failed, so you have no result to answer from yet. Fix the code and run it "
                 "again.")
+HINT_NUDGE = "Before you answer, do what the note after your last output says, and run the code again."
+SILENT_NUDGE = ("Your last code printed nothing, so you have no result to answer from yet. Print the result and "
+                "run the code again.")
 ECHO_NUDGE = ("That is not an answer. Using the output of your code, reply with one short sentence that starts "
               "with \"The answer is\".")
 WRITTEN_ANSWER = "I stopped before finishing: {why}."
