@@ -13,8 +13,9 @@ to run code, or when a guard trips (``stop_reason``):
 - ``no_answer``: the model stopped writing code but its reply, asked twice,
   held nothing of its own (only sandlot's output or words: ``guards.own_words``);
   an answer straight after a failed run, or one with a number after a run that
-  showed nothing or got a hint, is sent back once, to do what the hint says, and one before any code ran, with numbers the
-  request does not hold, once, to compute them (``compute_numbers``);
+  showed nothing or got a hint, is sent back once, to do what the hint says;
+  one before any code ran, with numbers the request does not hold, once, to
+  compute them (``compute_numbers``);
 - ``max_steps``: model turns that ran code; ``time_limit``: the request's wall
   time, model and code together;
 - ``client_tool``: the model called a tool the *client* defined; the call is
