@@ -226,6 +226,59 @@ def test_the_proxy_caps_connections_and_bytes_and_ends_idle_tunnels(origin: Orig
     assert "bytes" in reasons[2] and "connections" in reasons[3]
 
 
+def test_an_upstream_connect_done_at_once_waits_on_no_writer_and_a_hung_one_times_out(origin: Origin) -> None:
+    """A loopback destination has answered the SYN when ``connect`` returns: the proxy sees that with one
+    ``poll`` and registers no writer with the loop (it did, every connection: two ``epoll_ctl`` and a turn).
+    A connect that does not finish at once still waits, and gives up at ``connect_timeout``: a listener whose
+    accept queue is full drops the SYN."""
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(0)
+    held = []
+    for _ in range(2):  # the first fills the queue of a backlog of 0; the second stays in SYN_SENT
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex(hung.getsockname())
+        held.append(sock)
+    hung_port = hung.getsockname()[1]
+
+    async def scenario() -> tuple[bytes, bytes, list[int], list[object]]:
+        settings = EgressSettings(allow=(f"127.0.0.1:{origin.port}", f"127.0.0.1:{hung_port}"), connect_timeout=0.3)
+        proxy, port = await proxy_on_a_port(settings)
+        loop = asyncio.get_running_loop()
+        writers: list[int] = []
+        add_writer = loop.add_writer
+
+        def counted(fd: int, *args: object) -> None:
+            writers.append(fd)
+            add_writer(fd, *args)  # type: ignore[arg-type]
+
+        loop.add_writer = counted  # type: ignore[method-assign]
+
+        async def ask(head: str) -> bytes:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(head.encode())
+            try:
+                return await asyncio.wait_for(reader.read(), 5)
+            finally:
+                writer.close()
+
+        fast = await ask(f"GET http://127.0.0.1:{origin.port}/bytes/10 HTTP/1.1\r\n\r\n")
+        fast_writers = list(writers)
+        slow = await ask(f"GET http://127.0.0.1:{hung_port}/ HTTP/1.1\r\n\r\n")
+        return fast, slow, fast_writers, await proxy.close()
+
+    try:
+        fast, slow, fast_writers, records = asyncio.run(scenario())
+    finally:
+        for sock in (*held, hung):
+            sock.close()
+    assert fast.startswith(b"HTTP/1.1 200") and fast.endswith(b"\r\n\r\n" + b"x" * 10)
+    assert fast_writers == []
+    assert slow.startswith(b"HTTP/1.1 502") and b"cannot connect" in slow
+    assert "cannot connect" in (records[1].reason or "")  # type: ignore[attr-defined]
+
+
 # ---- sandboxes with network ------------------------------------------------------------------------
 
 def test_an_allowed_host_port_is_reached_with_urllib_and_requests(net: Sandlot, origin: Origin) -> None:
