@@ -4,7 +4,10 @@ A local origin server (in a process of its own, on 127.0.0.1) serves 1 MiB of by
 
 - **Proxy overhead**: the same 1 MiB download, N times, from the host directly (urllib) and from inside a
   sandbox with network, through the egress proxy (urllib, honouring HTTP_PROXY); each timed where the client
-  runs, so the sandbox's start is not in it. Goal: the sandbox's median within 1.5x of the host's.
+  runs, so the sandbox's start is not in it. Both arms run the same script (``DOWNLOADS``: the same call, the
+  same loop, the same URL, the first download of each run left out), the host's in a Python process of its own
+  with no proxy in its environment, as the sandbox's is one. Goal: the sandbox's median within 1.5x of the
+  host's.
 - **The start of a run with network**: a run with network is started on demand (its seccomp program differs
   from the pool's) and gets its proxy; ``print(1)`` with and without network, end to end, and the proxy's set-up
   alone (entering the namespace from a thread, bringing ``lo`` up, binding, serving).
@@ -28,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from typing import Any
 
 from sandlot import Engine, EngineConfig
@@ -56,14 +58,7 @@ with Origin() as origin:
 """
 
 
-def host_download(url: str) -> float:
-    started = time.perf_counter()
-    data = urllib.request.urlopen(url).read()
-    assert len(data) == SIZE
-    return (time.perf_counter() - started) * 1000
-
-
-SANDBOX_DOWNLOADS = """
+DOWNLOADS = """
 import json, time, urllib.request
 times = []
 for _ in range({n}):
@@ -73,6 +68,15 @@ for _ in range({n}):
     times.append((time.perf_counter() - started) * 1000)
 print(json.dumps(times))
 """
+
+
+def host_downloads(code: str) -> list[float]:
+    """``DOWNLOADS`` run on the host, in a process of its own as in a sandbox (the interpreter's flags too: a
+    sandbox's Python is isolated), going to the origin directly."""
+    env = {name: value for name, value in os.environ.items() if not name.lower().endswith("_proxy")}
+    out = subprocess.run([sys.executable, "-I", "-c", code], env=env, capture_output=True, text=True, check=True)
+    times: list[float] = json.loads(out.stdout)
+    return times
 
 
 async def timed(coro: Any) -> tuple[float, Any]:
@@ -102,14 +106,15 @@ async def main(quick: bool) -> dict[str, Any]:
                 return proxy
 
             engine.egress.attach = timed_attach  # type: ignore[method-assign]
-            await asyncio.to_thread(host_download, url)  # warm both ends once
+            downloads = DOWNLOADS.format(n=n + 1, url=url, size=SIZE)
+            await asyncio.to_thread(host_downloads, downloads)  # warm both ends once
             host: list[float] = []
             sandbox: list[float] = []
             for _ in range(rounds):  # in turns, so a busy spell on a shared host falls on both
-                host += [await asyncio.to_thread(host_download, url) for _ in range(n)]
-                result = await engine.execute(SANDBOX_DOWNLOADS.format(n=n + 1, url=url, size=SIZE), network=allow)
+                host += (await asyncio.to_thread(host_downloads, downloads))[1:]  # the first one warms the imports
+                result = await engine.execute(downloads, network=allow)
                 assert result.status == "ok", (result.stderr, result.error)
-                sandbox += json.loads(result.stdout)[1:]  # the first one warms the sandbox's imports
+                sandbox += json.loads(result.stdout)[1:]  # and the sandbox's
 
             plain, with_network = [], []
             for _ in range(n):
