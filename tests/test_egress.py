@@ -229,7 +229,7 @@ def test_the_proxy_caps_connections_and_bytes_and_ends_idle_tunnels(origin: Orig
 def test_a_connection_reaches_the_proxy_with_its_head_not_at_its_handshake(origin: Origin) -> None:
     """The proxy's listener defers accepting (``TCP_DEFER_ACCEPT``) until a connection's first bytes arrive: a
     connected client that has sent nothing is not yet the proxy's (no task, no descriptor in the server); its
-    head makes it one, and it is served as ever. One that stays silent is handed over after about a second,
+    head makes it one, and it is served as ever (a head in pieces too). One that stays silent is handed over after about a second,
     then timed out as any other."""
 
     async def scenario() -> tuple[int, bytes, float, list[object]]:
@@ -240,6 +240,13 @@ def test_a_connection_reaches_the_proxy_with_its_head_not_at_its_handshake(origi
         before_head = len(proxy._tasks)
         writer.write(f"GET http://127.0.0.1:{origin.port}/bytes/10 HTTP/1.1\r\n\r\n".encode())
         answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = f"GET http://127.0.0.1:{origin.port}/bytes/10 HTTP/1.1\r\n\r\n".encode()
+        writer.write(head[:20])  # a head in pieces: the first is handed over, the rest waited for
+        await asyncio.sleep(0.1)
+        writer.write(head[20:])
+        assert await asyncio.wait_for(reader.read(), 5) == answer
         writer.close()
         started = asyncio.get_running_loop().time()
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -252,7 +259,7 @@ def test_a_connection_reaches_the_proxy_with_its_head_not_at_its_handshake(origi
     assert before_head == 0
     assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n\r\n" + b"x" * 10)
     assert 0.3 <= silent_for < 8
-    assert len(records) == 1
+    assert len(records) == 2
 
 
 def test_an_upstream_connect_done_at_once_waits_on_no_writer_and_a_hung_one_times_out(origin: Origin) -> None:

@@ -167,9 +167,12 @@ class SandboxProxy:
 
     async def _serve_one(self, client: _Client) -> None:
         try:
-            # asyncio.timeout, not wait_for: no extra task per connection (this is every request's path).
-            async with asyncio.timeout(self.settings.idle_timeout):
-                head = await client.readuntil(b"\r\n\r\n", MAX_HEAD)
+            # The head has nearly always arrived with the connection (``serve``: TCP_DEFER_ACCEPT): no timer then.
+            head = client.arrived_until(b"\r\n\r\n", MAX_HEAD)
+            if head is None:
+                # asyncio.timeout, not wait_for: no extra task per connection (this is every request's path).
+                async with asyncio.timeout(self.settings.idle_timeout):
+                    head = await client.readuntil(b"\r\n\r\n", MAX_HEAD)
         except (asyncio.IncompleteReadError, TimeoutError, ValueError):
             return
         account = self.account  # a session cell that ends meanwhile does not move this connection's bytes
@@ -412,6 +415,24 @@ class _Client:
             raise asyncio.IncompleteReadError(bytes(self.buffer), None)
         self.buffer += chunk
 
+    def arrived_until(self, separator: bytes, limit: int) -> bytes | None:
+        """``readuntil``'s answer if the bytes that have arrived already hold it (one read, no wait); else None."""
+        try:
+            chunk = self.sock.recv(READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return None
+        if not chunk:
+            raise asyncio.IncompleteReadError(bytes(self.buffer), None)
+        self.buffer += chunk
+        end = self.buffer.find(separator)
+        if end < 0:
+            if len(self.buffer) > limit:
+                raise ValueError("too long")
+            return None
+        if end > limit:
+            raise ValueError("too long")
+        return self._take(end + len(separator))
+
     async def readuntil(self, separator: bytes, limit: int) -> bytes:
         """Up to and with ``separator``; ``ValueError`` if it is not within ``limit`` bytes."""
         start = 0
@@ -422,13 +443,14 @@ class _Client:
             await self._fill()
         if end > limit:
             raise ValueError("too long")
-        data = bytes(self.buffer[:end + len(separator)])
-        del self.buffer[:end + len(separator)]
-        return data
+        return self._take(end + len(separator))
 
     async def readexactly(self, size: int) -> bytes:
         while len(self.buffer) < size:
             await self._fill()
+        return self._take(size)
+
+    def _take(self, size: int) -> bytes:
         data = bytes(self.buffer[:size])
         del self.buffer[:size]
         return data
