@@ -21,10 +21,11 @@ from conftest import running_server
 from sandlot import EngineConfig, Sandlot
 from sandlot._errors import InvalidRequestError
 from sandlot.client import Client
-from sandlot.egress import EgressSettings, Policy, SandboxProxy, parse_entry
+from sandlot.egress import EgressSettings, Policy, parse_entry
 from sandlot.egress.credentials import parse_header_rule
 from sandlot.egress.tls import server_name
 from sandlot.server import ServerConfig
+from sandlot.testing.egress import proxy_on_a_port
 from sandlot.testing.origin import Origin
 
 SECRET = "egress-injected-secret-5d1e0b"
@@ -152,16 +153,14 @@ def test_the_settings_come_from_the_environment_and_the_command_line() -> None:
     assert overrides["engine.egress.allow"] == ("a.com", "b.com", "c.com:81") and overrides["engine.egress.headers"] is None
 
 
-async def proxy_on_a_port(settings: EgressSettings) -> tuple[SandboxProxy, int]:
-    """The proxy a sandbox would get, serving a listener on a host loopback port instead (its seam)."""
-    proxy = SandboxProxy(Policy.parse(settings.allow), settings)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.setblocking(False)
-    await proxy.serve(listener)
-    port: int = listener.getsockname()[1]
-    return proxy, port
+async def ask(port: int, head: str) -> bytes:
+    """All the proxy on ``port`` answers ``head`` (to its EOF)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head.encode())
+    try:
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
 
 
 def test_the_proxy_refuses_a_name_that_resolves_inside_and_a_tunnel_whose_sni_differs(origin: Origin) -> None:
@@ -201,23 +200,14 @@ def test_the_proxy_caps_connections_and_bytes_and_ends_idle_tunnels(origin: Orig
         settings = EgressSettings(allow=(f"127.0.0.1:{origin.port}",), max_connections=3, max_bytes=50_000,
                                   idle_timeout=0.3)
         proxy, port = await proxy_on_a_port(settings)
-
-        async def ask(head: str) -> bytes:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(head.encode())
-            try:
-                return await asyncio.wait_for(reader.read(), 5)
-            finally:
-                writer.close()
-
         started = asyncio.get_running_loop().time()
-        tunnel = await ask(f"CONNECT 127.0.0.1:{origin.port} HTTP/1.1\r\n\r\n")  # then silence: idle
+        tunnel = await ask(port, f"CONNECT 127.0.0.1:{origin.port} HTTP/1.1\r\n\r\n")  # then silence: idle
         idle_for = asyncio.get_running_loop().time() - started
-        big = await ask(f"GET http://127.0.0.1:{origin.port}/bytes/200000 HTTP/1.1\r\n\r\n")
+        big = await ask(port, f"GET http://127.0.0.1:{origin.port}/bytes/200000 HTTP/1.1\r\n\r\n")
         assert tunnel.startswith(b"HTTP/1.1 200") and 0.3 <= idle_for < 3
         assert len(big) < 200_000  # cut at the run's byte limit
-        assert (await ask(f"GET http://127.0.0.1:{origin.port}/ HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 429")
-        assert (await ask(f"GET http://127.0.0.1:{origin.port}/ HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 429")
+        assert (await ask(port, f"GET http://127.0.0.1:{origin.port}/ HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 429")
+        assert (await ask(port, f"GET http://127.0.0.1:{origin.port}/ HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 429")
         return await proxy.close()
 
     records = asyncio.run(scenario())
@@ -290,18 +280,9 @@ def test_an_upstream_connect_done_at_once_waits_on_no_writer_and_a_hung_one_time
             add_writer(fd, *args)  # type: ignore[arg-type]
 
         loop.add_writer = counted  # type: ignore[method-assign]
-
-        async def ask(head: str) -> bytes:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(head.encode())
-            try:
-                return await asyncio.wait_for(reader.read(), 5)
-            finally:
-                writer.close()
-
-        fast = await ask(f"GET http://127.0.0.1:{origin.port}/bytes/10 HTTP/1.1\r\n\r\n")
+        fast = await ask(port, f"GET http://127.0.0.1:{origin.port}/bytes/10 HTTP/1.1\r\n\r\n")
         fast_writers = list(writers)
-        slow = await ask(f"GET http://127.0.0.1:{hung_port}/ HTTP/1.1\r\n\r\n")
+        slow = await ask(port, f"GET http://127.0.0.1:{hung_port}/ HTTP/1.1\r\n\r\n")
         return fast, slow, fast_writers, await proxy.close()
 
     try:
