@@ -256,7 +256,7 @@ def test_an_upstream_connect_done_at_once_waits_on_no_writer_and_a_hung_one_time
     """A loopback destination has answered the SYN when ``connect`` returns: the proxy sees that with one
     ``poll`` and registers no writer with the loop (it did, every connection: two ``epoll_ctl`` and a turn).
     A connect that does not finish at once still waits, and gives up at ``connect_timeout``: a listener whose
-    accept queue is full drops the SYN."""
+    accept queue is full drops the SYN. One refused at once is a 502 at once."""
     hung = socket.socket()
     hung.bind(("127.0.0.1", 0))
     hung.listen(0)
@@ -267,9 +267,13 @@ def test_an_upstream_connect_done_at_once_waits_on_no_writer_and_a_hung_one_time
         sock.connect_ex(hung.getsockname())
         held.append(sock)
     hung_port = hung.getsockname()[1]
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]  # bound, never listening: a connect is refused at once
 
-    async def scenario() -> tuple[bytes, bytes, list[int], list[object]]:
-        settings = EgressSettings(allow=(f"127.0.0.1:{origin.port}", f"127.0.0.1:{hung_port}"), connect_timeout=0.3)
+    async def scenario() -> tuple[bytes, bytes, bytes, list[int], list[object]]:
+        settings = EgressSettings(allow=(f"127.0.0.1:{origin.port}", f"127.0.0.1:{hung_port}",
+                                         f"127.0.0.1:{closed_port}"), connect_timeout=0.3)
         proxy, port = await proxy_on_a_port(settings)
         loop = asyncio.get_running_loop()
         writers: list[int] = []
@@ -283,17 +287,20 @@ def test_an_upstream_connect_done_at_once_waits_on_no_writer_and_a_hung_one_time
         fast = await ask(port, f"GET http://127.0.0.1:{origin.port}/bytes/10 HTTP/1.1\r\n\r\n")
         fast_writers = list(writers)
         slow = await ask(port, f"GET http://127.0.0.1:{hung_port}/ HTTP/1.1\r\n\r\n")
-        return fast, slow, fast_writers, await proxy.close()
+        refused = await ask(port, f"GET http://127.0.0.1:{closed_port}/ HTTP/1.1\r\n\r\n")
+        return fast, slow, refused, fast_writers, await proxy.close()
 
     try:
-        fast, slow, fast_writers, records = asyncio.run(scenario())
+        fast, slow, refused, fast_writers, records = asyncio.run(scenario())
     finally:
-        for sock in (*held, hung):
+        for sock in (*held, hung, closed):
             sock.close()
     assert fast.startswith(b"HTTP/1.1 200") and fast.endswith(b"\r\n\r\n" + b"x" * 10)
     assert fast_writers == []
     assert slow.startswith(b"HTTP/1.1 502") and b"cannot connect" in slow
     assert "cannot connect" in (records[1].reason or "")  # type: ignore[attr-defined]
+    # Refused at once: the poll sees the error, not a connection (the error is read, not taken for writable).
+    assert refused.startswith(b"HTTP/1.1 502") and b"refused" in refused.lower()
 
 
 # ---- sandboxes with network ------------------------------------------------------------------------
