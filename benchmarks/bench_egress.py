@@ -35,6 +35,7 @@ from typing import Any
 
 from sandlot import Engine, EngineConfig
 from sandlot.egress import EgressSettings
+from sandlot.engine.engine import TEARDOWN_MAX_DELAY
 
 SIZE = 1 << 20
 PRELOADED = "fractions"
@@ -112,6 +113,9 @@ async def main(quick: bool) -> dict[str, Any]:
             sandbox: list[float] = []
             round_ratios: list[float] = []
             for _ in range(rounds):  # in turns, so a busy spell on a shared host falls on both
+                # Each arm starts on an idle engine: the last sandbox's teardown (the engine's, in the background,
+                # unmapping its memory) would otherwise land on the host's downloads.
+                await asyncio.sleep(TEARDOWN_MAX_DELAY + 0.1)
                 host_round = (await asyncio.to_thread(host_downloads, downloads))[1:]  # the first warms the imports
                 result = await engine.execute(downloads, network=allow)
                 assert result.status == "ok", (result.stderr, result.error)
