@@ -21,10 +21,11 @@ from conftest import running_server
 from sandlot import EngineConfig, Sandlot
 from sandlot._errors import InvalidRequestError
 from sandlot.client import Client
-from sandlot.egress import EgressSettings, Policy, SandboxProxy, parse_entry
+from sandlot.egress import EgressSettings, Policy, parse_entry
 from sandlot.egress.credentials import parse_header_rule
 from sandlot.egress.tls import server_name
 from sandlot.server import ServerConfig
+from sandlot.testing.egress import proxy_on_a_port
 from sandlot.testing.origin import Origin
 
 SECRET = "egress-injected-secret-5d1e0b"
@@ -152,16 +153,14 @@ def test_the_settings_come_from_the_environment_and_the_command_line() -> None:
     assert overrides["engine.egress.allow"] == ("a.com", "b.com", "c.com:81") and overrides["engine.egress.headers"] is None
 
 
-async def proxy_on_a_port(settings: EgressSettings) -> tuple[SandboxProxy, int]:
-    """The proxy a sandbox would get, serving a listener on a host loopback port instead (its seam)."""
-    proxy = SandboxProxy(Policy.parse(settings.allow), settings)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.setblocking(False)
-    await proxy.serve(listener)
-    port: int = listener.getsockname()[1]
-    return proxy, port
+async def ask(port: int, head: str) -> bytes:
+    """All the proxy on ``port`` answers ``head`` (to its EOF)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head.encode())
+    try:
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
 
 
 def test_the_proxy_refuses_a_name_that_resolves_inside_and_a_tunnel_whose_sni_differs(origin: Origin) -> None:
@@ -201,29 +200,107 @@ def test_the_proxy_caps_connections_and_bytes_and_ends_idle_tunnels(origin: Orig
         settings = EgressSettings(allow=(f"127.0.0.1:{origin.port}",), max_connections=3, max_bytes=50_000,
                                   idle_timeout=0.3)
         proxy, port = await proxy_on_a_port(settings)
-
-        async def ask(head: str) -> bytes:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(head.encode())
-            try:
-                return await asyncio.wait_for(reader.read(), 5)
-            finally:
-                writer.close()
-
         started = asyncio.get_running_loop().time()
-        tunnel = await ask(f"CONNECT 127.0.0.1:{origin.port} HTTP/1.1\r\n\r\n")  # then silence: idle
+        tunnel = await ask(port, f"CONNECT 127.0.0.1:{origin.port} HTTP/1.1\r\n\r\n")  # then silence: idle
         idle_for = asyncio.get_running_loop().time() - started
-        big = await ask(f"GET http://127.0.0.1:{origin.port}/bytes/200000 HTTP/1.1\r\n\r\n")
+        big = await ask(port, f"GET http://127.0.0.1:{origin.port}/bytes/200000 HTTP/1.1\r\n\r\n")
         assert tunnel.startswith(b"HTTP/1.1 200") and 0.3 <= idle_for < 3
         assert len(big) < 200_000  # cut at the run's byte limit
-        assert (await ask(f"GET http://127.0.0.1:{origin.port}/ HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 429")
-        assert (await ask(f"GET http://127.0.0.1:{origin.port}/ HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 429")
+        assert (await ask(port, f"GET http://127.0.0.1:{origin.port}/ HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 429")
+        assert (await ask(port, f"GET http://127.0.0.1:{origin.port}/ HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 429")
         return await proxy.close()
 
     records = asyncio.run(scenario())
     reasons = [r.reason or "" for r in records]  # type: ignore[attr-defined]
     assert "idle" in reasons[0] and "bytes" in reasons[1]
     assert "bytes" in reasons[2] and "connections" in reasons[3]
+
+
+def test_a_connection_reaches_the_proxy_with_its_head_not_at_its_handshake(origin: Origin) -> None:
+    """The proxy's listener defers accepting (``TCP_DEFER_ACCEPT``) until a connection's first bytes arrive: a
+    connected client that has sent nothing is not yet the proxy's (no task, no descriptor in the server); its
+    head makes it one, and it is served as ever (a head in pieces too). One that stays silent is handed over after about a second,
+    then timed out as any other."""
+
+    async def scenario() -> tuple[int, bytes, float, list[object]]:
+        settings = EgressSettings(allow=(f"127.0.0.1:{origin.port}",), idle_timeout=0.3)
+        proxy, port = await proxy_on_a_port(settings)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.sleep(0.3)
+        before_head = len(proxy._tasks)
+        writer.write(f"GET http://127.0.0.1:{origin.port}/bytes/10 HTTP/1.1\r\n\r\n".encode())
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = f"GET http://127.0.0.1:{origin.port}/bytes/10 HTTP/1.1\r\n\r\n".encode()
+        writer.write(head[:20])  # a head in pieces: the first is handed over, the rest waited for
+        await asyncio.sleep(0.1)
+        writer.write(head[20:])
+        assert await asyncio.wait_for(reader.read(), 5) == answer
+        writer.close()
+        started = asyncio.get_running_loop().time()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # the silent one: closed in the end
+        silent_for = asyncio.get_running_loop().time() - started
+        writer.close()
+        return before_head, answer, silent_for, await proxy.close()
+
+    before_head, answer, silent_for, records = asyncio.run(scenario())
+    assert before_head == 0
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n\r\n" + b"x" * 10)
+    assert 0.3 <= silent_for < 8
+    assert len(records) == 2
+
+
+def test_an_upstream_connect_done_at_once_waits_on_no_writer_and_a_hung_one_times_out(origin: Origin) -> None:
+    """A loopback destination has answered the SYN when ``connect`` returns: the proxy sees that with one
+    ``poll`` and registers no writer with the loop (it did, every connection: two ``epoll_ctl`` and a turn).
+    A connect that does not finish at once still waits, and gives up at ``connect_timeout``: a listener whose
+    accept queue is full drops the SYN. One refused at once is a 502 at once."""
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(0)
+    held = []
+    for _ in range(2):  # the first fills the queue of a backlog of 0; the second stays in SYN_SENT
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex(hung.getsockname())
+        held.append(sock)
+    hung_port = hung.getsockname()[1]
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]  # bound, never listening: a connect is refused at once
+
+    async def scenario() -> tuple[bytes, bytes, bytes, list[int], list[object]]:
+        settings = EgressSettings(allow=(f"127.0.0.1:{origin.port}", f"127.0.0.1:{hung_port}",
+                                         f"127.0.0.1:{closed_port}"), connect_timeout=0.3)
+        proxy, port = await proxy_on_a_port(settings)
+        loop = asyncio.get_running_loop()
+        writers: list[int] = []
+        add_writer = loop.add_writer
+
+        def counted(fd: int, *args: object) -> None:
+            writers.append(fd)
+            add_writer(fd, *args)  # type: ignore[arg-type]
+
+        loop.add_writer = counted  # type: ignore[method-assign]
+        fast = await ask(port, f"GET http://127.0.0.1:{origin.port}/bytes/10 HTTP/1.1\r\n\r\n")
+        fast_writers = list(writers)
+        slow = await ask(port, f"GET http://127.0.0.1:{hung_port}/ HTTP/1.1\r\n\r\n")
+        refused = await ask(port, f"GET http://127.0.0.1:{closed_port}/ HTTP/1.1\r\n\r\n")
+        return fast, slow, refused, fast_writers, await proxy.close()
+
+    try:
+        fast, slow, refused, fast_writers, records = asyncio.run(scenario())
+    finally:
+        for sock in (*held, hung, closed):
+            sock.close()
+    assert fast.startswith(b"HTTP/1.1 200") and fast.endswith(b"\r\n\r\n" + b"x" * 10)
+    assert fast_writers == []
+    assert slow.startswith(b"HTTP/1.1 502") and b"cannot connect" in slow
+    assert "cannot connect" in (records[1].reason or "")  # type: ignore[attr-defined]
+    # Refused at once: the poll sees the error, not a connection (the error is read, not taken for writable).
+    assert refused.startswith(b"HTTP/1.1 502") and b"refused" in refused.lower()
 
 
 # ---- sandboxes with network ------------------------------------------------------------------------

@@ -13,14 +13,14 @@ import asyncio
 import errno
 import hashlib
 import random
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from sandlot.egress import EgressSettings, Policy, SandboxProxy
+from sandlot.egress import EgressSettings
 from sandlot.egress import relay as relay_module
+from sandlot.testing.egress import proxy_on_a_port
 
 BODY = random.Random(14).randbytes(3 << 20)
 PAD = b"p" * 10_000  # a response head longer than two of the relay's head reads
@@ -76,14 +76,7 @@ async def exchange(port: int, data: bytes, half_close: bool) -> bytes:
 async def scenario(max_bytes: int = 256 << 20) -> tuple[list[Any], list[bytes], RawOrigin, int]:
     origin = RawOrigin()
     origin_port = await origin.start()
-    settings = EgressSettings(allow=(f"127.0.0.1:{origin_port}",), max_bytes=max_bytes)
-    proxy = SandboxProxy(Policy.parse(settings.allow), settings)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.setblocking(False)
-    await proxy.serve(listener)
-    port = listener.getsockname()[1]
+    proxy, port = await proxy_on_a_port(EgressSettings(allow=(f"127.0.0.1:{origin_port}",), max_bytes=max_bytes))
     upload = b"|" + BODY[: 2 << 20]
     echo = (f"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {len(upload)}\r\n\r\n").encode() + upload
     got = [await exchange(port, f"GET http://127.0.0.1:{origin_port}/body HTTP/1.1\r\nHost: x\r\n\r\n".encode(), False)]

@@ -20,6 +20,7 @@ import errno
 import logging
 import os
 import re
+import select
 import socket
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -86,6 +87,12 @@ class SandboxProxy:
 
     async def serve(self, listener: socket.socket) -> None:
         """Serve ``listener`` (non-blocking, listening); it is the proxy's from now on (``close`` closes it)."""
+        # A connection is handed to the proxy once its first bytes (a request head) have arrived, or after a
+        # second of silence: a proxy's client always speaks first, and being woken by the handshake meant a turn
+        # of the loop and a context switch more on every connection, between the sandbox's connect and its head
+        # (often taking the CPU from the client as it wrote the head). A silent connection waits in the kernel
+        # meanwhile, not in the server; once handed over, it is capped and timed out as any other.
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
         self._listener = listener
         self._loop = asyncio.get_running_loop()
         self._poller = Poller(self._loop)
@@ -160,9 +167,12 @@ class SandboxProxy:
 
     async def _serve_one(self, client: _Client) -> None:
         try:
-            # asyncio.timeout, not wait_for: no extra task per connection (this is every request's path).
-            async with asyncio.timeout(self.settings.idle_timeout):
-                head = await client.readuntil(b"\r\n\r\n", MAX_HEAD)
+            # The head has nearly always arrived with the connection (``serve``: TCP_DEFER_ACCEPT): no timer then.
+            head = client.arrived_until(b"\r\n\r\n", MAX_HEAD)
+            if head is None:
+                # asyncio.timeout, not wait_for: no extra task per connection (this is every request's path).
+                async with asyncio.timeout(self.settings.idle_timeout):
+                    head = await client.readuntil(b"\r\n\r\n", MAX_HEAD)
         except (asyncio.IncompleteReadError, TimeoutError, ValueError):
             return
         account = self.account  # a session cell that ends meanwhile does not move this connection's bytes
@@ -254,8 +264,7 @@ class SandboxProxy:
             sock = socket.socket(socket.AF_INET6 if ":" in candidate else socket.AF_INET, socket.SOCK_STREAM)
             try:
                 sock.setblocking(False)
-                async with asyncio.timeout(self.settings.connect_timeout):
-                    await _connected(sock, (candidate, port))
+                await _connected(sock, (candidate, port), self.settings.connect_timeout)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 return sock
             except (OSError, TimeoutError) as exc:
@@ -308,6 +317,9 @@ class SandboxProxy:
         # ``first`` (the rewritten head or the ClientHello, counted already) goes upstream first, then what was
         # read past it (a request body's start).
         early = client.take_buffered()
+        if first:  # sent at once: the destination starts on it while the relay is being set up
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                first = first[upstream.send(first):]
         assert self._poller is not None
         relay = Relay(client.sock, upstream, record, poller=self._poller, count=count,
                       cap_reason=f"the run's limit of {max_bytes} bytes is reached", idle=self.settings.idle_timeout,
@@ -403,6 +415,24 @@ class _Client:
             raise asyncio.IncompleteReadError(bytes(self.buffer), None)
         self.buffer += chunk
 
+    def arrived_until(self, separator: bytes, limit: int) -> bytes | None:
+        """``readuntil``'s answer if the bytes that have arrived already hold it (one read, no wait); else None."""
+        try:
+            chunk = self.sock.recv(READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return None
+        if not chunk:
+            raise asyncio.IncompleteReadError(bytes(self.buffer), None)
+        self.buffer += chunk
+        end = self.buffer.find(separator)
+        if end < 0:
+            if len(self.buffer) > limit:
+                raise ValueError("too long")
+            return None
+        if end > limit:
+            raise ValueError("too long")
+        return self._take(end + len(separator))
+
     async def readuntil(self, separator: bytes, limit: int) -> bytes:
         """Up to and with ``separator``; ``ValueError`` if it is not within ``limit`` bytes."""
         start = 0
@@ -413,13 +443,14 @@ class _Client:
             await self._fill()
         if end > limit:
             raise ValueError("too long")
-        data = bytes(self.buffer[:end + len(separator)])
-        del self.buffer[:end + len(separator)]
-        return data
+        return self._take(end + len(separator))
 
     async def readexactly(self, size: int) -> bytes:
         while len(self.buffer) < size:
             await self._fill()
+        return self._take(size)
+
+    def _take(self, size: int) -> bytes:
         data = bytes(self.buffer[:size])
         del self.buffer[:size]
         return data
@@ -435,28 +466,46 @@ class _Client:
             await self._loop.sock_sendall(self.sock, data)
 
 
-async def _connected(sock: socket.socket, address: tuple[str, int]) -> None:
+async def _connected(sock: socket.socket, address: tuple[str, int], timeout: float) -> None:
     """Connects the non-blocking ``sock`` to an address (never a name: names are resolved and checked before).
 
     Not ``loop.sock_connect``: uvloop's resolves even an address literal in libuv's thread pool, a hop to
-    another thread and back (two context switches) on every proxied connection."""
+    another thread and back (two context switches) on every proxied connection. A destination on the host's
+    own network (loopback, and a LAN's nearest hosts) has answered the SYN by the time ``connect`` returns
+    (the kernel handles the SYN-ACK as it releases the socket): one ``poll`` without a wait sees that, where the
+    loop's writer would cost two ``epoll_ctl``, a timer and a turn of the loop; a far destination costs that one
+    call more. ``TimeoutError`` after ``timeout`` seconds."""
     error = sock.connect_ex(address)
     if error in (errno.EINPROGRESS, errno.EAGAIN):
-        loop = asyncio.get_running_loop()
-        writable: asyncio.Future[None] = loop.create_future()
-
-        def ready() -> None:
-            if not writable.done():
-                writable.set_result(None)
-
-        loop.add_writer(sock.fileno(), ready)
-        try:
-            await writable
-        finally:
-            loop.remove_writer(sock.fileno())
+        if not _writable_now(sock):
+            async with asyncio.timeout(timeout):
+                await _writable(sock)
         error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if error:
         raise OSError(error, os.strerror(error))
+
+
+async def _writable(sock: socket.socket) -> None:
+    loop = asyncio.get_running_loop()
+    writable: asyncio.Future[None] = loop.create_future()
+
+    def ready() -> None:
+        if not writable.done():
+            writable.set_result(None)
+
+    loop.add_writer(sock.fileno(), ready)
+    try:
+        await writable
+    finally:
+        loop.remove_writer(sock.fileno())
+
+
+def _writable_now(sock: socket.socket) -> bool:
+    """Whether ``sock`` is writable (or failed) already, without waiting. ``poll``, not ``select``: a server's
+    descriptors go past ``select``'s 1024."""
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLOUT)
+    return bool(poller.poll(0))
 
 
 def _closing_response_head(head: bytes) -> bytes:
