@@ -7,7 +7,10 @@ the way it renders the request's turns. The example shows the habits a small mod
 question's data copied into variables, the computation left to Python, an answer that says it is
 one) on a percentage: nothing about it is specific to a kind of question. Multi-line code on
 purpose: with a one-line example a 0.5B model crams every answer into one line, and gets more wrong
-(28 % against 44 % right on benchmarks/bench_agent_quality.py).
+(28 % against 44 % right on benchmarks/bench_agent_quality.py). The code starts with a comment that
+restates what the question asks for, and the prompt asks for one: written down first, the goal
+steers the code the model writes after it (a weekday rather than a date, a count rather than a
+test, one sum rather than a column), 29 against 24 of the benchmark's 50 right.
 
 A request with a system message of its own gets the protocol only (``*_PROTOCOL_PROMPT``) and no
 example: the client's instructions decide the rest.
@@ -31,13 +34,14 @@ ANSWER_RULE = ("If the code fails, fix it and run it again. When it has printed 
 
 CODE_BLOCK_SYSTEM_PROMPT = (
     "You answer questions by running Python code.\n"
-    "To run code, reply with one ```python code block that prints the result. You then get its output in an "
-    "```output block.\n" + ANSWER_RULE + "\n" + CODE_RULE + " " + LIBRARIES
+    "To run code, reply with one ```python code block that prints the result. Its first line is a comment that "
+    "says exactly what the question asks for. You then get its output in an ```output block.\n" + ANSWER_RULE + "\n" + CODE_RULE + " " + LIBRARIES
 )
 
 TOOL_SYSTEM_PROMPT = (
     "You answer questions by running Python code with the `python` tool. The code runs in a persistent "
-    "session: variables carry over between calls. Print the result; you get the output back.\n"
+    "session: variables carry over between calls. The code's first line is a comment that says exactly what the "
+    "question asks for. Print the result; you get the output back.\n"
     + ANSWER_RULE + "\n" + CODE_RULE + " " + LIBRARIES
 )
 
@@ -58,7 +62,8 @@ TOOL_PROTOCOL_PROMPT = (
 )
 
 EXAMPLE_QUESTION = "What is 15 percent of the sum of 1200, 850 and 2375?"
-EXAMPLE_CODE = "values = [1200, 850, 2375]\ntotal = sum(values)\nprint(total * 15 / 100)"
+EXAMPLE_CODE = ("# The question asks for: 15 percent of the sum of 1200, 850 and 2375.\nvalues = [1200, 850, 2375]\n"
+                "total = sum(values)\nprint(total * 15 / 100)")
 EXAMPLE_OUTPUT = "663.75"
 EXAMPLE_ANSWER = "The answer is 663.75."
 EXAMPLE_CALL_ID = "call_example_1"
