@@ -17,7 +17,7 @@ from test_agent import FINAL, agent, ask, last_message, sandlot, stdouts
 
 from sandlot.agent import prompts
 from sandlot.agent.config import ActionFormat, AgentSettings
-from sandlot.agent.guards import Repetition, own_words, uncomputed_numbers
+from sandlot.agent.guards import Repetition, own_words, runaway, uncomputed_numbers
 from sandlot.testing.upstream import Reply
 
 FORMATS: list[ActionFormat] = ["code_blocks", "tool_calls"]
@@ -174,6 +174,40 @@ def test_a_model_that_only_echoes_ends_with_no_answer_and_the_last_result() -> N
             "I stopped before finishing: the model replied without an answer. The model gave no answer of its own. "
             "The last result of the code was:\n1024")
         assert a.upstream.remaining == 1
+
+
+# ---- a model that loops inside one reply ---------------------------------------------------
+
+def test_a_reply_cut_in_a_loop_is_asked_again_once_with_a_frequency_penalty() -> None:
+    loop = "```python\n# The paths from (0, 0) to (3, 2):\n" + "# C(5, 2) = 10 / 1\n" * 40
+    script = [Reply(loop, finish_reason="length"), code("import math\nprint(math.comb(5, 2))", "code_blocks"),
+              Reply("The answer is 10.")]
+    with agent(script, action_format="code_blocks") as a:
+        response = ask(a, "How many shortest grid paths lead from (0, 0) to (3, 2)?")
+        assert response.choices[0].message.content == "The answer is 10."
+        assert stdouts(response) == ["10\n"]
+        first, again, _ = a.upstream.requests
+        assert "frequency_penalty" not in first
+        assert again["frequency_penalty"] == 0.5
+        assert again["messages"] == first["messages"]  # the loop is not shown to the model
+
+    # Once per request: a second loop is looked at as any other reply; and a long reply the limit cut
+    # without looping is no runaway.
+    with agent([Reply(loop, finish_reason="length"), Reply(loop, finish_reason="length")],
+               action_format="code_blocks", settings=AgentSettings(max_steps=3, compute_numbers=False)) as a:
+        ask(a)
+        assert [body.get("frequency_penalty") for body in a.upstream.requests] == [None, 0.5]
+    long_cut = "Here is why: " + " ".join(f"step {n} adds {n * n}" for n in range(60))
+    with agent([Reply(long_cut, finish_reason="length")], settings=AgentSettings(max_steps=3, compute_numbers=False)) as a:
+        assert ask(a).choices[0].message.content == long_cut
+        assert len(a.upstream.requests) == 1
+
+
+def test_runaway_needs_the_token_limit_and_a_repeated_piece() -> None:
+    assert runaway("values = [" + "12, " * 80, "length")
+    assert not runaway("values = [" + "12, " * 80, "stop")  # the model ended it itself
+    assert not runaway(" ".join(f"word{n}" for n in range(300)), "length")
+    assert not runaway("12, " * 20, "length")  # too short to tell
 
 
 # ---- a model that writes no code ---------------------------------------------------------

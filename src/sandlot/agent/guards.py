@@ -8,6 +8,9 @@
 - ``uncomputed_numbers``: an answer, before any code ran, with numbers no message the model was
   given holds (the question's, tool results, sandlot's own).
   The model is asked once to compute them with code (the system prompt's rule, enforced once).
+- ``runaway``: a reply the token limit cut while it repeated one piece of text over and over (a
+  comment line, a list item): a small model's degenerate loop. The loop asks for that turn again,
+  once, with a frequency penalty.
 - ``own_words``: what is left of a reply once sandlot's own words are taken out of it (the output
   it was shown, the hints and requests it was sent, code when code was not wanted). A reply with
   nothing left is no answer: sandlot asks once more, then writes the reply itself.
@@ -71,6 +74,26 @@ def uncomputed_numbers(answer: str, heard: Iterable[str]) -> bool:
     given = {n for text in heard for n in _NUMBER.findall(text.replace(",", ""))}
     claimed = _FENCED.sub("\n", answer)  # numbers inside code are not results it claims
     return any(n not in given for n in _NUMBER.findall(claimed.replace(",", "")))
+
+
+RUNAWAY_SPAN = 200
+"""Characters at the end of a cut reply that must repeat one piece for it to be a runaway."""
+_RUNAWAY_PERIOD = 120
+"""The longest piece that counts (a line of code or comment); at least four copies fill the span."""
+
+
+def runaway(text: str, finish_reason: str | None) -> bool:
+    """The reply was cut by the token limit while it repeated itself: its last ``RUNAWAY_SPAN`` (or
+    more) characters are one piece of up to ``_RUNAWAY_PERIOD`` characters, over and over, wherever
+    the cut fell in it. A long reply that was cut without looping is not one."""
+    if finish_reason != "length":
+        return False
+    text = text.rstrip()
+    for period in range(1, _RUNAWAY_PERIOD + 1):
+        span = max(RUNAWAY_SPAN, 4 * period)
+        if len(text) >= span + period and text[-span - period:-period] == text[-span:]:
+            return True
+    return False
 
 
 def has_number(text: str) -> bool:

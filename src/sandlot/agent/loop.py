@@ -16,6 +16,9 @@ to run code, or when a guard trips (``stop_reason``):
   showed nothing or got a hint, is sent back once, to do what the hint says;
   one before any code ran, with numbers the request does not hold, once, to
   compute them (``compute_numbers``);
+- a reply the token limit cut in a loop (one line or item over and over:
+  ``guards.runaway``) is asked for again, once per request, with a frequency
+  penalty (``RUNAWAY_PENALTY``), before anything else looks at it;
 - ``max_steps``: model turns that ran code; ``time_limit``: the request's wall
   time, model and code together;
 - ``client_tool``: the model called a tool the *client* defined; the call is
@@ -51,9 +54,12 @@ from ..tools.broker import ToolBroker
 from . import attachments, prompts, voting
 from .actions import TOOL_NAME, code_turn, describe_host_tools, python_tool, tool_call_code
 from .config import AgentSettings
-from .guards import Repetition, has_number, own_words, repeated_failure, uncomputed_numbers
+from .guards import Repetition, has_number, own_words, repeated_failure, runaway, uncomputed_numbers
 from .observations import Observation, image_parts, missing_name, name_lookup, observe, wants_files
 from .upstream import DeltaCallback, ToolCall, Turn, Upstream
+
+RUNAWAY_PENALTY = 0.5
+"""The frequency penalty a runaway turn is asked again with: enough to break a loop of one line, once."""
 
 FINAL_ANSWER_RESERVE = 3.0
 """Seconds kept back from the time limit for the final answer after a guard trips."""
@@ -81,6 +87,8 @@ class _Watch:
     repetition: Repetition = field(default_factory=Repetition)
     asked_for_code: bool = False
     """The model answered with numbers before any code ran, and was asked to compute them."""
+    reined_in: bool = False
+    """A reply cut in a loop was asked for again with a frequency penalty."""
     asked_for_words: bool = False
     """The model replied with nothing of its own, and was asked for the answer."""
     sent_back_at: int = 0
@@ -199,6 +207,11 @@ class AgentLoop:
             with tracing.span("sandlot.agent.turn", {"sandlot.turn.number": self._usage[2] + 1}):
                 try:
                     turn = await self._ask(conversation, tools or None, on_delta)
+                    if not watch.reined_in and runaway(turn.content + "".join(c.arguments for c in turn.tool_calls),
+                                                       turn.finish_reason):
+                        watch.reined_in = True  # a degenerate loop, cut by the token limit: once, penalise it
+                        turn = await self._ask(conversation, tools or None, on_delta,
+                                               frequency_penalty=RUNAWAY_PENALTY)
                 except _OutOfTime:
                     if not self.steps:
                         raise UpstreamTimeoutError("the request's time limit ran out while waiting for the model") from None

@@ -35,7 +35,8 @@ ANSWER_RULE = ("If the code fails, fix it and run it again. When it has printed 
 CODE_BLOCK_SYSTEM_PROMPT = (
     "You answer questions by running Python code.\n"
     "To run code, reply with one ```python code block that prints the result. Its first line is a comment that "
-    "says exactly what the question asks for. You then get its output in an ```output block.\n" + ANSWER_RULE + "\n" + CODE_RULE + " " + LIBRARIES
+    "says exactly what the question asks for. You then get its output in an ```output block.\n"
+    + ANSWER_RULE + "\n" + CODE_RULE + " " + LIBRARIES
 )
 
 TOOL_SYSTEM_PROMPT = (
