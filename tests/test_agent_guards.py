@@ -380,6 +380,19 @@ def test_a_printed_series_of_several_values_is_told_to_reduce_them() -> None:
         "import pandas as pd\nprint(pd.DataFrame({'a': [1, 2], 'b': [3, 4]}))")
 
 
+def test_a_list_copied_from_the_question_incompletely_is_told_how_many_numbers_it_has() -> None:
+    question = "Here are the scores: 12, 40, 7, 33, 25, 18. What is their sum?"
+    script = [code("scores = [12, 40, 7, 33]\nprint(sum(scores))", "tool_calls"), Reply("The answer is 92."),
+              code("scores = [12, 40, 7, 33, 25, 18]\nprint(sum(scores))", "tool_calls"), Reply("The answer is 135.")]
+    with agent(script) as a:
+        response = ask(a, question)
+        assert response.choices[0].message.content == "The answer is 135."
+        shown = last_message(a.upstream.requests[1])["content"]
+        assert shown == "92\n" + prompts.COPY_HINT.format(kept=4, given=6, foreign="")
+        assert last_message(a.upstream.requests[2]) == {"role": "user", "content": prompts.HINT_NUDGE}
+        assert len(a.upstream.requests) == 4  # the whole copy got no hint: its answer stands
+
+
 def test_code_that_prints_only_what_it_was_given_is_told_to_compute() -> None:
     assert observed("print(89)") == f"89\n{prompts.LITERAL_HINT}"
     assert observed("print(2 ** 10)") == "1024"

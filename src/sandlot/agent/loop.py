@@ -42,8 +42,10 @@ import asyncio
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from .. import tracing
@@ -51,7 +53,7 @@ from .._errors import InvalidRequestError, SandlotError, UpstreamTimeoutError
 from .._models import ExecutionResult, ToolCallRecord
 from ..engine import Session
 from ..tools.broker import ToolBroker
-from . import attachments, prompts, voting
+from . import attachments, prompts, transcription, voting
 from .actions import TOOL_NAME, code_turn, describe_host_tools, python_tool, tool_call_code
 from .config import AgentSettings
 from .guards import Repetition, has_number, own_words, repeated_failure, runaway, uncomputed_numbers
@@ -163,6 +165,8 @@ class AgentLoop:
         """Everything sandlot wrote into the conversation in its own words (not the outputs), so the
         guards can tell it from the model's."""
         self._usage = [0, 0, 0]  # prompt tokens, completion tokens, model calls
+        self._given: list[Counter[Fraction]] = []
+        """The number lists of the request's user messages: what a code's copies of them are held against."""
 
     @property
     def action_format(self) -> str:
@@ -190,6 +194,7 @@ class AgentLoop:
         tools_text = describe_host_tools([t.python_signature() for t in registry if t.expose in ("code", "both")])
         direct = {t.name: t for t in registry if t.expose in ("tool_call", "both")}
         await self._place_tables(messages)
+        self._given = transcription.given_lists(attachments.user_texts(messages))
         conversation = self._conversation(messages, use_tool, tools_text)
         fresh_from = 0  # the steps the repetition guards look at: those since the start-over (0: none yet)
         tools = ([python_tool(tools_text)] + [t.openai_tool() for t in direct.values()] if use_tool else []) + \
@@ -412,7 +417,7 @@ class AgentLoop:
         files = [f.path for f in self.session.workspace.list_files(max_entries=11)] if wants_files(result) else None
         names = await self._close_names(*missing) if (missing := missing_name(result)) else None
         return result, observe(result, code, self.settings.result_budget, self.settings.traceback_frames, timeout,
-                               files, names)
+                               files, names, self._given)
 
     async def _close_names(self, module: str, name: str) -> list[str] | None:
         """The names ``module`` has closest to ``name``, looked up in the session itself (its environment,

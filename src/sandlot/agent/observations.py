@@ -5,8 +5,9 @@ runtime returns it as an ``execute_result``), a mention of figures, the error's 
 frames. Each part is cut to fit the budget, keeping its head and tail and saying how much was left
 out. Then, where the run needs the model to act differently, one line of advice (a *hint*): print
 the result when nothing was printed; compute it when the code only printed a value written into it;
-reduce the values to one, if one is wanted, when it printed a pandas Series of several; a faster
-method after a timeout; less memory after a memory kill; what raised, and where, after an error
+copy all of a list of numbers the question gives when the code's copy of it lacks some; reduce
+the values to one, if one is wanted, when it printed a pandas Series of several; a faster method
+after a timeout; less memory after a memory kill; what raised, and where, after an error
 (the import to add, when the name is a standard module's; what files there are, when the
 code looked for one; the names a module has that are closest to one it lacks, as the session's own
 environment has them).
@@ -21,12 +22,14 @@ from __future__ import annotations
 import ast
 import re
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from .._models import ExecutionResult
-from . import prompts
+from . import prompts, transcription
 
 _CELL_FRAME = re.compile(r'File "<cell-\d+>", line (\d+), in (\S+)')
 _UNDEFINED = re.compile(r"name '(\w+)' is not defined")
@@ -55,11 +58,13 @@ class Observation:
 
 
 def observe(result: ExecutionResult, code: str, budget: int, traceback_frames: int, timeout: float,
-            files: Sequence[str] | None = None, names: Sequence[str] | None = None) -> Observation:
+            files: Sequence[str] | None = None, names: Sequence[str] | None = None,
+            given: Sequence[Counter[Fraction]] = ()) -> Observation:
     """The observation of running ``code``, ``budget`` characters at most (hint included, as far as a
     cut output can shrink); ``timeout`` is the run's time limit in seconds, ``files`` what the
-    working directory holds (wanted after a FileNotFoundError: ``wants_files``), and ``names`` the
-    module's names closest to the one it lacks (after ``missing_name``), for the hint."""
+    working directory holds (wanted after a FileNotFoundError: ``wants_files``), ``names`` the
+    module's names closest to the one it lacks (after ``missing_name``), and ``given`` the number
+    lists of the user's messages (``transcription``), for the hint."""
     parts = []
     if result.stdout:
         parts.append(result.stdout.rstrip("\n"))
@@ -75,7 +80,7 @@ def observe(result: ExecutionResult, code: str, budget: int, traceback_frames: i
         parts.append(_last_frames(result.error.traceback, traceback_frames) or
                      f"{result.error.ename}: {result.error.evalue}")
     parts = [part for part in parts if part]
-    hint = _hint(result, code, bool(parts), timeout, files, names)
+    hint = _hint(result, code, bool(parts), timeout, files, names, given)
     room = max(budget - len(hint) - 40, 100)  # the notes, the fence and the line breaks take the 40
     shown = _fit("\n".join(parts), room) if parts else prompts.NO_OUTPUT
     value = " ".join(shown.split()) if parts and result.status == "ok" else ""
@@ -122,7 +127,7 @@ def wants_files(result: ExecutionResult) -> bool:
 
 
 def _hint(result: ExecutionResult, code: str, showed_something: bool, timeout: float,
-          files: Sequence[str] | None, names: Sequence[str] | None) -> str:
+          files: Sequence[str] | None, names: Sequence[str] | None, given: Sequence[Counter[Fraction]]) -> str:
     if result.status == "timeout":
         return prompts.TIMEOUT_HINT.format(seconds=round(timeout, 1))
     if result.status == "memory":
@@ -154,6 +159,9 @@ def _hint(result: ExecutionResult, code: str, showed_something: bool, timeout: f
         return prompts.PRINT_NUDGE
     if _prints_only_literals(code):
         return prompts.LITERAL_HINT
+    if copy := transcription.miscopy(code, given):
+        foreign = prompts.COPY_FOREIGN.format(count=copy.foreign) if copy.foreign else ""
+        return prompts.COPY_HINT.format(kept=copy.kept, given=copy.given, foreign=foreign)
     printed = [result.stdout, *(str(o.data.get("text/plain", "")) for o in result.outputs
                                 if o.output_type == "execute_result")]
     if count := max((_series_length(text) for text in printed), default=0):

@@ -125,6 +125,9 @@ CLOSE_NAMES = ("{module} has no {name!r}{where}. Its names closest to it are: {n
                "does what you need; if not, write that part yourself.")
 NO_CLOSE_NAMES = "{module} has no {name!r}{where}, nor anything like it: write that part yourself."
 SOME_FILES = "There is no file {name}. The files here are: {names}."
+COPY_HINT = ("Your code's list has {kept} of the {given} numbers the question gives{foreign}. Copy all the "
+             "question's numbers into the list, and run the code again.")
+COPY_FOREIGN = ", and {count} that it does not"
 SERIES_HINT = ("Your code printed {count} values (a pandas Series), not one value. If the question asks for one "
                "number, reduce them to it (for example with .sum(), .mean() or .max()) and print that.")
 RESTARTED_NOTE = "(The interpreter restarted: variables from earlier code are lost.)"
