@@ -188,6 +188,51 @@ async def measure(url: str, *, samples: int = 50, interval: float = 0.2, spinner
     return Measurement(idle, under, flood.runs, dict(flood.statuses), spinning, errors, idle_run_ms, flood_run_ms)
 
 
+async def measure_interleaved(url: str, *, blocks: int = 3, samples: int = 8, interval: float = 0.2,
+                              spinners: int = 6, clients: int = 12, flood_key: str = FLOOD_KEY,
+                              paced_key: str = PACED_KEY) -> Measurement:
+    """``measure`` with its two phases cut into ``blocks`` turns each (idle, flood, idle, flood, ...): load from
+    outside that comes and goes then falls on both, where one idle phase before one flood phase compares two
+    moments of a shared machine. Each flood block starts a flood afresh (and waits for it to spin); each idle
+    block starts once the last flood's sandboxes are gone and the pool is full again."""
+    idle: list[float] = []
+    under: list[float] = []
+    idle_run_ms: list[float] = []
+    flood_run_ms: list[float] = []
+    errors: list[str] = []
+    statuses: Counter[str] = Counter()
+    runs = 0
+    spinning = spinners
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {paced_key}"}, timeout=60) as paced:
+        await paced_runs(paced, 5, interval, errors)  # warm-up: connections, lazily made server state
+        errors.clear()
+        for _ in range(blocks):
+            await _pool_full(paced)
+            idle += await paced_runs(paced, samples, interval, errors, idle_run_ms)
+            flood = Flood(url, flood_key, spinners, clients)
+            try:
+                await flood.start()
+                await asyncio.sleep(1.0)  # the spinners spin, the pool has run dry
+                flood.counting = True
+                under += await paced_runs(paced, samples, interval, errors, flood_run_ms)
+                flood.counting = False
+                spinning = min(spinning, await flood.running_spinners())
+            finally:
+                await flood.stop()
+            statuses.update(flood.statuses)
+            runs += flood.runs
+    return Measurement(idle, under, runs, dict(statuses), spinning, errors, idle_run_ms, flood_run_ms)
+
+
+async def _pool_full(client: httpx.AsyncClient, ready: int = 4, timeout: float = 30.0) -> None:
+    """Until the server has ``ready`` warm sandboxes (the default pool size, as ``serve`` waits for)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (await client.get("/healthz")).json().get("pool_ready", 0) >= ready:
+            return
+        await asyncio.sleep(0.05)
+
+
 # ---- a server of its own -------------------------------------------------------------------------
 
 @contextlib.contextmanager

@@ -5,7 +5,9 @@ session ``1+1``: first in-process (the engine's own API), then through a real
 ``sandlot serve`` subprocess with httpx over loopback, so the HTTP overhead is
 visible. In the same run: a bare FastAPI + uvicorn app (one POST route that
 validates a small pydantic body and returns a small dict, served the way
-sandlot is: uvloop, httptools) as the floor of what any FastAPI server costs; one-shot
+sandlot is: uvloop, httptools) as the floor of what any FastAPI server costs, and the same
+app on sandlot's own protocol class (``server/protocol.py``: one write per response), shown
+beside it, not a goal; one-shot
 runs back to back (no wait for the pool) and in bursts (16 at once); and
 sustained throughput of 16 clients over HTTP beside 16 concurrent
 ``engine.execute`` in-process and a ``python3 -I -S -c`` subprocess per run.
@@ -227,23 +229,27 @@ class FloorBody(BaseModel):
     timeout: float | None = None
 
 
-def serve_floor(port: int) -> None:
-    """A bare FastAPI app on uvicorn, served as sandlot serves (uvloop where installed, httptools, no access log)."""
+def serve_floor(port: int, protocol: str) -> None:
+    """A bare FastAPI app on uvicorn, served as sandlot serves (uvloop where installed, httptools, no access log);
+    ``protocol`` "sandlot": with sandlot's own httptools protocol class instead of uvicorn's."""
     import uvicorn
     from fastapi import FastAPI
+
+    from sandlot.server.protocol import bounded_http
     app = FastAPI()
 
     @app.post("/run")
     async def run(body: FloorBody) -> dict[str, object]:
         return {"status": "ok", "stdout": "1\n", "chars": len(body.code)}
 
-    uvicorn.run(app, host="127.0.0.1", port=port, http="httptools", log_config=None, access_log=False)
+    http = bounded_http(30.0) if protocol == "sandlot" else "httptools"
+    uvicorn.run(app, host="127.0.0.1", port=port, http=http, log_config=None, access_log=False)
 
 
-def bare_fastapi(iterations: int) -> dict[str, float]:
+def bare_fastapi(iterations: int, protocol: str = "httptools") -> dict[str, float]:
     """p50/p95 of one POST round trip to the bare app, over one connection."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port)])
+    process = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port), "--floor-protocol", protocol])
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             deadline = time.monotonic() + 20
@@ -277,13 +283,15 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer iterations (a CI smoke run)")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--floor-protocol", default="httptools", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_floor:
-        serve_floor(args.serve_floor)
+        serve_floor(args.serve_floor, args.floor_protocol)
         return 0
     iterations, seconds = (32, 2.0) if args.quick else (160, 6.0)
 
     floor = bare_fastapi(iterations)
+    floor_own = bare_fastapi(iterations, "sandlot")
     cold = asyncio.run(cold_interpreter_sustained(seconds))
     local = asyncio.run(in_process(iterations))
     local_rate = asyncio.run(in_process_sustained(seconds))
@@ -298,6 +306,7 @@ def main() -> int:
         print(f"  {name:<22} {a['p50']:>15.3f} {a['p95']:>8.3f} {b['p50']:>10.3f} {b['p95']:>8.3f} "
               f"{b['p50'] - a['p50']:>13.3f}")
     print(f"  {'bare FastAPI POST':<22} {'':>15} {'':>8} {floor['p50']:>10.3f} {floor['p95']:>8.3f}")
+    print(f"  {'  on sandlot protocol':<22} {'':>15} {'':>8} {floor_own['p50']:>10.3f} {floor_own['p95']:>8.3f}")
     print(f"\n  {CLIENTS} concurrent, print(1), runs/s:")
     for label, rate in (("over HTTP", http_rate), ("in-process engine", local_rate),
                         ("python3 -I -S -c", cold)):
@@ -317,9 +326,13 @@ def main() -> int:
     for label, value, goal, op in verdicts:
         met = value <= goal if op == "<=" else value >= goal and no_errors
         print(f"  {'PASS' if met else 'MISS'}  {label:<44} {value:6.2f}x  (goal {op} {goal}x)")
+    print("  (not goals) the same overheads / the bare app on sandlot's own protocol class: "
+          f"execute {overhead['execute print(1)'] / floor_own['p50']:.2f}x, "
+          f"session 1+1 {overhead['session 1+1'] / floor_own['p50']:.2f}x")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"in_process": local, "http": remote, "bare_fastapi": floor, "throughput": http_rate,
+            json.dump({"in_process": local, "http": remote, "bare_fastapi": floor,
+                       "bare_fastapi_sandlot_protocol": floor_own, "throughput": http_rate,
                        "in_process_throughput": local_rate, "cold_interpreter_throughput": cold,
                        "ratios": {label: value for label, value, _, _ in verdicts}}, f, indent=2)
     return 0

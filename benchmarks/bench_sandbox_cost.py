@@ -122,12 +122,25 @@ def steps_in_child(setup: Any, spec: SandboxSpec, channel: int, out: int, err: i
     def mark(step: str) -> None:
         marks.append((step, time.clock_gettime_ns(time.CLOCK_THREAD_CPUTIME_ID), time.perf_counter_ns()))
 
+    given = channel
+    ours = os.fstat(channel)
     try:
         mark("start")
         channel = contain(setup, spec, channel, out, err, life_r, mark=mark)
         os.write(channel, json.dumps(marks).encode())
     except BaseException as exc:  # noqa: BLE001 (reported to the parent)
-        os.write(fds.CHANNEL_FD, json.dumps({"error": repr(exc)}).encode())
+        # As the zygote does: the channel is at its final fd if the failing step came after `fds`, and at the fd it
+        # was given before; only an fd that is that socket (another fd 3 could be anything) gets the report.
+        report = json.dumps({"error": repr(exc)[:4000]}).encode()
+        for fd in dict.fromkeys((fds.CHANNEL_FD, given)):
+            try:
+                found = os.fstat(fd)
+                if (found.st_dev, found.st_ino) == (ours.st_dev, ours.st_ino):
+                    os.write(fd, report)
+                    break
+            except OSError:
+                continue
+        os._exit(70)
     os._exit(0)
 
 
@@ -161,6 +174,8 @@ async def each_step(engine: Engine, count: int) -> Samples:
         _, status, usage = os.wait4(pid, 0)
         ours.close()
         os.close(life_w)
+        if not raw:  # the child could not even report (its channel gone): say so, not a JSON error
+            raise RuntimeError(f"the contained child ended without a report (wait status {status:#x})")
         result = json.loads(raw)
         if isinstance(result, dict):
             raise RuntimeError(result["error"])

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from sandlot import EngineConfig, Limits, Sandlot
 from sandlot._config import MiB, default_state_dir
@@ -130,7 +131,13 @@ def tight() -> Iterator[Sandlot]:
 @contextlib.contextmanager
 def running_server(config: ServerConfig, tools: ToolRegistry | None = None) -> Iterator[str]:
     """Serve ``create_app(config, tools)`` with uvicorn on a free loopback port; yields the base URL."""
-    app = create_app(config, tools)
+    with serving(create_app(config, tools), config) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving(app: FastAPI, config: ServerConfig) -> Iterator[str]:
+    """Serve ``app`` (made from ``config``) with uvicorn on a free loopback port; yields the base URL."""
     # IPPROTO_TCP explicitly: asyncio only turns Nagle off (TCP_NODELAY) for sockets that say
     # so, and without it every kept-alive response waits ~40 ms for a delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

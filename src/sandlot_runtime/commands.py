@@ -144,6 +144,8 @@ class _Command:
         proc = self._proc
         if proc is None:
             return  # not started yet: run() sees _killed
+        if proc.returncode is not None:
+            return  # reaped, its group ended before: its pid may be another process's now
         if self._own_group:
             with contextlib.suppress(OSError):
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -173,9 +175,14 @@ class _Command:
         try:
             self._pump_io(self._proc)
         finally:
-            code = self._proc.wait()
             if self._own_group:
+                # The group's rest is ended while sh's zombie still holds its pid (waited for, not reaped:
+                # WNOWAIT). Reaped first, that number was free: the next command's sh could take it (a fork
+                # bomb wraps pid numbers round in seconds), lead a group of that number, and be killed here.
+                with contextlib.suppress(ChildProcessError):
+                    os.waitid(os.P_PID, self._proc.pid, os.WEXITED | os.WNOWAIT)
                 _end_group(self._proc.pid)
+            code = self._proc.wait()
         self._end(code if code >= 0 else None, -code if code < 0 else None, None)
 
     def _pump_io(self, proc: subprocess.Popen[bytes]) -> None:
@@ -276,7 +283,9 @@ def _end_group(pgid: int) -> None:
     In a pid namespace the orphans are pid 1's children (this interpreter's), and nothing else would
     reap them: zombies would pile up against the pids limit. Only the group's own members are
     waited for, so a cell's subprocesses keep their exit statuses."""
-    members = [pid for pid, (_parent, group) in _processes().items() if group == pgid and pid != os.getpid()]
+    # Not the leader (pgid itself): its parent's Popen reaps it.
+    members = [pid for pid, (_parent, group) in _processes().items()
+               if group == pgid and pid not in (os.getpid(), pgid)]
     if not members:
         return
     with contextlib.suppress(OSError):

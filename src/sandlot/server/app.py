@@ -19,6 +19,7 @@ from ..tools import ToolRegistry, load_registry
 from . import errors, routes_agent, routes_commands, routes_environments, routes_ops, routes_runs, routes_sessions, routes_ui
 from .auth import Authenticator, Quotas
 from .config import ServerConfig
+from .fast_path import FastPath
 from .metrics import Metrics
 from .middleware import RequestGuard
 from .state import ServerState
@@ -27,10 +28,13 @@ log = logging.getLogger("sandlot.server")
 DESCRIPTION = "Run untrusted Python in kernel-isolated sandboxes, in milliseconds. The contract is API.md."
 
 
-def create_app(config: ServerConfig | None = None, tools: ToolRegistry | None = None) -> FastAPI:
+def create_app(config: ServerConfig | None = None, tools: ToolRegistry | None = None, *,
+               fast_path: bool = True) -> FastAPI:
     """A FastAPI app that owns an engine for its lifespan.
 
     ``tools``: host tools for sandboxed code; without it, ``config.tools`` (module:attribute) is loaded.
+    ``fast_path``: the hot routes' plain case skips FastAPI's machinery (``fast_path.py``); off, every
+    request takes FastAPI's path (tests compare the two).
     """
     config = config or ServerConfig()
     tracing.configure()  # on only when the OTEL_* environment asks for traces
@@ -90,6 +94,8 @@ def create_app(config: ServerConfig | None = None, tools: ToolRegistry | None = 
         except ImportError as exc:
             raise SetupError(f"--e2b needs the e2b extra: pip install 'sandlot[e2b]' ({exc})") from None
         install_e2b(app, state)  # inside the guards below: E2B calls are size-capped, drained, logged and counted
+    if fast_path:
+        app.add_middleware(FastPath, state=state)  # inside the guard: its limits, drain, metric and log hold
     app.add_middleware(RequestGuard, max_body=config.max_request_bytes, metrics=metrics, drain=state.drain,
                        read_timeout=config.request_read_timeout)
     tracing.install_http(app)  # outermost: its span holds what the guards answer too

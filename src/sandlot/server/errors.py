@@ -56,16 +56,21 @@ def _json_problem(error: dict[str, object], document: object) -> str:
     return f"{message} at line {line}, column {column} (character {position})"
 
 
+def sandlot_error_response(exc: SandlotError) -> JSONResponse:
+    """A sandlot error's answer: its status and type, and ``Retry-After`` when it has one."""
+    headers = None
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, (int, float)):
+        headers = {"Retry-After": str(max(1, round(retry_after)))}
+    if exc.http_status >= 500 and exc.http_status != 503:  # 503 is a state (draining, restarting), not a failure
+        log.error("sandlot error: %s", exc)
+    return error_response(exc.http_status, exc.error_type, str(exc), headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(SandlotError)
     async def sandlot_error(_request: Request, exc: SandlotError) -> JSONResponse:
-        headers = None
-        retry_after = getattr(exc, "retry_after", None)
-        if isinstance(retry_after, (int, float)):
-            headers = {"Retry-After": str(max(1, round(retry_after)))}
-        if exc.http_status >= 500 and exc.http_status != 503:  # 503 is a state (draining, restarting), not a failure
-            log.error("sandlot error: %s", exc)
-        return error_response(exc.http_status, exc.error_type, str(exc), headers)
+        return sandlot_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -7,6 +7,7 @@ import weakref
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
 
 from .._errors import ClosedError, InvalidRequestError, NotFoundError, TooLargeError
 from .._models import ExecutionResult
@@ -30,7 +31,11 @@ STREAM_DOC = {"content": {SSE_MEDIA_TYPE: {"schema": SSE_EVENT_SCHEMA}},
 @router.post("/execute", response_model=ExecutionResult, summary="Run code once in a fresh sandbox",
              responses={200: STREAM_DOC, **error_responses(400, 401, 413, 429, 503)})
 async def execute(body: ExecuteRequest, request: Request, who: str = Depends(principal)) -> Any:
-    state = server_state(request)
+    return await answer_execute(server_state(request), body, who, request.headers.get("accept"))
+
+
+async def answer_execute(state: ServerState, body: ExecuteRequest, who: str, accept: str | None) -> Response:
+    """The answer to ``POST /v1/execute`` from ``who`` (the route's, and the fast path's: ``fast_path.py``)."""
     files = {f.path: f.data() for f in body.files or []}
     for path, data in files.items():
         if len(data) > state.config.max_file_bytes:
@@ -53,7 +58,7 @@ async def execute(body: ExecuteRequest, request: Request, who: str = Depends(pri
         record(state, "execute", result)
         return result
 
-    if wants_stream(body.stream, request.headers.get("accept")):
+    if wants_stream(body.stream, accept):
         check_before_stream(state, who, body.code, body.timeout)
 
         async def cancel(task: asyncio.Task[ExecutionResult]) -> None:

@@ -139,7 +139,12 @@ async def delete_session(session: Session = Depends(owned_session), state: Serve
              responses={200: STREAM_DOC, **error_responses(400, 401, 404, 413, 429, 503)})
 async def execute_in_session(body: SessionExecuteRequest, request: Request,
                              session: Session = Depends(owned_session)) -> Any:
-    state, who = server_state(request), session.owner
+    return await answer_cell(server_state(request), session, body, request.headers.get("accept"))
+
+
+async def answer_cell(state: ServerState, session: Session, body: SessionExecuteRequest, accept: str | None) -> Response:
+    """The answer to a cell for ``session``, whose owner is the caller (the route's, and the fast path's)."""
+    who = session.owner
     started = asyncio.Event()
 
     async def run(on_event: EventCallback | None = None) -> ExecutionResult:
@@ -148,7 +153,7 @@ async def execute_in_session(body: SessionExecuteRequest, request: Request,
         record(state, "session", result, session.id)
         return result
 
-    if wants_stream(body.stream, request.headers.get("accept")):
+    if wants_stream(body.stream, accept):
         check_before_stream(state, who, body.code, body.timeout)
 
         async def stop(task: asyncio.Task[ExecutionResult]) -> None:

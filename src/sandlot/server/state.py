@@ -60,7 +60,15 @@ async def principal(request: Request, credentials: HTTPAuthorizationCredentials 
 
 async def owned_session(session_id: str, request: Request, who: str = Depends(principal)) -> Session:
     """The caller's session, or 404 (another key's session is not found either); its ``owner`` is the caller."""
-    session = server_state(request).engine.sessions.get(session_id)
-    if session is None or session.owner != who or session.closed:
+    session = find_owned_session(server_state(request), session_id, who)
+    if session is None:
         raise NotFoundError(f"no session {session_id!r}")
+    return session
+
+
+def find_owned_session(state: ServerState, session_id: str, who: str) -> Session | None:
+    """``who``'s open session ``session_id``, or None."""
+    session = state.engine.sessions.get(session_id)
+    if session is None or session.owner != who or session.closed:
+        return None
     return session
