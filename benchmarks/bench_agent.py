@@ -76,7 +76,9 @@ class Cell:
 
 
 def script(k: int) -> list[Reply | Callable[[dict[str, Any]], Reply]]:
-    return [*(Reply(tool_code=f"print({i})") for i in range(k)), Reply(content=f"Done: {k} steps.")]
+    # Code that computes its output (a bare print(3) would get the loop's hint that it computed nothing, and
+    # the answer after it would be sent back once: another model turn than the script holds).
+    return [*(Reply(tool_code=f"step = {i}\nprint(step)") for i in range(k)), Reply(content=f"Done: {k} steps.")]
 
 
 def expected_outputs(k: int) -> list[str]:
