@@ -392,6 +392,13 @@ def test_a_list_copied_from_the_question_incompletely_is_told_how_many_numbers_i
         assert last_message(a.upstream.requests[2]) == {"role": "user", "content": prompts.HINT_NUDGE}
         assert len(a.upstream.requests) == 4  # the whole copy got no hint: its answer stands
 
+    # Once per request: a second short copy is shown as it is, and its answer stands.
+    script = [code("scores = [12, 40, 7, 33]\nprint(sum(scores))", "tool_calls"), Reply("The answer is 92."),
+              code("scores = [12, 40, 7, 33, 25]\nprint(sum(scores))", "tool_calls"), Reply("The answer is 117.")]
+    with agent(script) as a:
+        assert ask(a, question).choices[0].message.content == "The answer is 117."
+        assert last_message(a.upstream.requests[3])["content"] == "117"
+
 
 def test_code_that_prints_only_what_it_was_given_is_told_to_compute() -> None:
     assert observed("print(89)") == f"89\n{prompts.LITERAL_HINT}"

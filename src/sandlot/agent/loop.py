@@ -166,7 +166,8 @@ class AgentLoop:
         guards can tell it from the model's."""
         self._usage = [0, 0, 0]  # prompt tokens, completion tokens, model calls
         self._given: list[Counter[Fraction]] = []
-        """The number lists of the request's user messages: what a code's copies of them are held against."""
+        """The number lists of the request's user messages: what a code's copies of them are held against,
+        until the copy hint has been given once."""
 
     @property
     def action_format(self) -> str:
@@ -416,8 +417,12 @@ class AgentLoop:
         result = await self.session.execute(code, timeout=timeout)
         files = [f.path for f in self.session.workspace.list_files(max_entries=11)] if wants_files(result) else None
         names = await self._close_names(*missing) if (missing := missing_name(result)) else None
-        return result, observe(result, code, self.settings.result_budget, self.settings.traceback_frames, timeout,
-                               files, names, self._given)
+        observation = observe(result, code, self.settings.result_budget, self.settings.traceback_frames, timeout,
+                              files, names, self._given)
+        if observation.hint.startswith(prompts.COPY_HINT.split("{", 1)[0]):
+            # Once per request: a model that cannot copy the list whole would spend every step left on it.
+            self._given = []
+        return result, observation
 
     async def _close_names(self, module: str, name: str) -> list[str] | None:
         """The names ``module`` has closest to ``name``, looked up in the session itself (its environment,

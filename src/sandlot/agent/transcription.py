@@ -6,7 +6,8 @@ A question often gives its data as a list of numbers in the text ("Here are the 
 would flag. So after each successful run, the numeric list literals of the code are held against
 the number lists of the user's messages: a literal taken from one of them (most of its numbers are
 in it) that lacks some of its numbers, or has numbers it does not, gets a hint saying how many of
-them it has (``prompts.COPY_HINT``).
+them it has (``prompts.COPY_HINT``), once per request (the loop's rule: a model that cannot copy the
+list whole would spend every step left on it).
 
 Only lists of at least ``MIN_GIVEN`` numbers in a row count as given, and only literals of at least
 ``MIN_COPIED``: two or three numbers in a sentence are not data to copy, and a short literal is not
