@@ -24,6 +24,7 @@ import openai
 import pytest
 from conftest import API_KEY, HOST_SECRET, TIGHT_LIMITS, running_server
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from test_server import wait_until
 
 from sandlot import EngineConfig, Limits
 from sandlot.agent.config import ActionFormat, AgentSettings, UpstreamModel
@@ -121,15 +122,6 @@ def summed_usage(upstream: ScriptedUpstream) -> dict[str, int]:
 def open_sessions(a: Agent) -> int:
     count: int = a.http.get("/healthz").json()["sessions"]
     return count
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def idle(a: Agent) -> bool:

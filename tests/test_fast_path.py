@@ -16,14 +16,14 @@ import functools
 import json
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from conftest import TIGHT_LIMITS, serving
+from test_server import wait_until
 
 from sandlot import EngineConfig
 from sandlot._errors import CapacityError
@@ -200,15 +200,6 @@ def quota_is_full(server: Server) -> bool:
     except CapacityError:
         return True
     return False
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def test_the_metric_and_the_log_line_are_the_routes(servers: tuple[Server, Server]) -> None:

@@ -16,11 +16,12 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 from conftest import running_server
+from test_server import wait_until
 
 from sandlot import EngineConfig
 from sandlot.engine.cgroups import detect
@@ -28,15 +29,6 @@ from sandlot.server import ServerConfig
 from sandlot.testing.serving import ServerProcess, free_port
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mounts, uids, cgroups)")
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def healthy(url: str) -> bool:
