@@ -5,7 +5,9 @@
 uvloop as ``sandlot serve`` runs it; the client (urllib, here) GETs the bytes directly and through each proxy
 in turns, so a busy spell on a shared host falls on all of them. ``--src`` runs one proxy per source tree
 given (another checkout's ``src``, to compare two proxies in the same minutes); by default the one importable
-here. The proxy's CPU per request is read from its ``/proc/PID/schedstat``.
+here. The proxy's CPU per request is read from its ``/proc/PID/schedstat``. Where ``haproxy`` is installed
+(Debian's package), one more arm: the same GET through haproxy as a plain TCP hop (``mode tcp``, splicing), in C,
+with no HTTP parsing and no policy: not a proxy sandlot could use, but a floor under what any second hop costs here.
 
     python3 scripts/contained.py python3 benchmarks/bench_egress_hop.py [--src DIR ...] [--n 300] [--json out.json]
 """
@@ -15,9 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from typing import Any
@@ -51,6 +55,46 @@ with Origin() as origin:
     sys.stdin.read()
 """
 SIZES = (1, 1 << 20)
+HAPROXY = "haproxy (a TCP hop in C)"
+HAPROXY_CONFIG = """global
+  nbthread 1
+defaults
+  mode tcp
+  option splice-auto
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend hop
+  bind 127.0.0.1:{port}
+  default_backend origin
+backend origin
+  server origin 127.0.0.1:{origin_port}
+"""
+
+
+def start_haproxy(origin_port: int, directory: str) -> tuple[subprocess.Popen[bytes], int] | None:
+    """haproxy forwarding a free port to the origin, once it answers; None where it is not installed."""
+    binary = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
+    if binary is None:
+        return None
+    from sandlot.testing.serving import free_port
+
+    port = free_port()
+    config = os.path.join(directory, "haproxy.cfg")
+    with open(config, "w") as f:
+        f.write(HAPROXY_CONFIG.format(port=port, origin_port=origin_port))
+    process = subprocess.Popen([binary, "-f", config, "-db"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            urllib.request.build_opener(urllib.request.ProxyHandler({})).open(f"http://127.0.0.1:{port}/bytes/1").read()
+            return process, port
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                process.wait()
+                return None
+            time.sleep(0.05)
 
 
 def start(code: str, src: str, *args: str) -> tuple[subprocess.Popen[str], int]:
@@ -69,37 +113,47 @@ def measure(n: int, sources: list[str]) -> dict[str, Any]:
     here = os.path.dirname(os.path.dirname(os.path.abspath(sandlot.__file__)))
     origin, origin_port = start(ORIGIN, here)
     proxies: dict[str, tuple[subprocess.Popen[str], int]] = {}
+    scratch = tempfile.mkdtemp(prefix="sandlot-bench-hop-")
+    haproxy = start_haproxy(origin_port, scratch)
     try:
         for src in sources:
             proxies[src] = start(PROXY, src, str(origin_port))
-        openers = {"direct": urllib.request.build_opener(urllib.request.ProxyHandler({}))}
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        openers = {"direct": direct}
         for src, (_, port) in proxies.items():
             openers[src] = urllib.request.build_opener(urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{port}"}))
+        if haproxy is not None:
+            openers[HAPROXY] = direct
         out: dict[str, Any] = {}
         for size in SIZES:
-            url = f"http://127.0.0.1:{origin_port}/bytes/{size}"
-            for opener in openers.values():  # warm: imports, the origin's threads, the proxies' spare pipes
+            urls = {name: f"http://127.0.0.1:{haproxy[1] if name == HAPROXY and haproxy else origin_port}/bytes/{size}"
+                    for name in openers}
+            for name, opener in openers.items():  # warm: imports, the origin's threads, the proxies' spare pipes
                 for _ in range(5):
-                    opener.open(url).read()
+                    opener.open(urls[name]).read()
             times: dict[str, list[float]] = {name: [] for name in openers}
             cpu: dict[str, int] = {}
             before = {src: cpu_ns(process) for src, (process, _) in proxies.items()}
             for _ in range(n):
                 for name, opener in openers.items():
                     started = time.perf_counter()
-                    data = opener.open(url).read()
+                    data = opener.open(urls[name]).read()
                     times[name].append((time.perf_counter() - started) * 1000)
                     assert len(data) == size
             cpu = {src: cpu_ns(process) - before[src] for src, (process, _) in proxies.items()}
-            direct = statistics.median(times["direct"])
-            out[str(size)] = {"direct_ms": direct, "proxies": {
-                src: {"ms": statistics.median(times[src]), "added_ms": statistics.median(times[src]) - direct,
+            direct_ms = statistics.median(times["direct"])
+            out[str(size)] = {"direct_ms": direct_ms, "proxies": {
+                src: {"ms": statistics.median(times[src]), "added_ms": statistics.median(times[src]) - direct_ms,
                       "cpu_us_per_request": cpu[src] / n / 1000} for src in proxies}}
+            if haproxy is not None:
+                out[str(size)]["floor"] = {"ms": statistics.median(times[HAPROXY]),
+                                           "added_ms": statistics.median(times[HAPROXY]) - direct_ms}
         return out
     finally:
-        for process, _ in proxies.values():
+        for process, _ in [*proxies.values(), *([haproxy] if haproxy else [])]:
             process.kill()
             process.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
         assert origin.stdin is not None
         origin.stdin.close()
         origin.wait()
@@ -118,8 +172,11 @@ def main() -> int:
     for size, row in out.items():
         print(f"{int(size):>8} B, median of {args.n}: direct {row['direct_ms']:.2f} ms")
         for src, figures in row["proxies"].items():
-            print(f"          through {src}: {figures['ms']:.2f} ms, {figures['added_ms']:+.2f} ms; "
-                  f"the proxy's CPU {figures['cpu_us_per_request']:.0f} us a request")
+            print(f"          through {src}: {figures['ms']:.2f} ms, {figures['added_ms']:+.2f} ms "
+                  f"({figures['ms'] / row['direct_ms']:.2f}x); the proxy's CPU {figures['cpu_us_per_request']:.0f} us a request")
+        if "floor" in row:
+            print(f"          through {HAPROXY}: {row['floor']['ms']:.2f} ms, {row['floor']['added_ms']:+.2f} ms "
+                  f"({row['floor']['ms'] / row['direct_ms']:.2f}x)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)

@@ -4,8 +4,11 @@ Everything read from the sandbox is hostile: the request head is size-capped and
 destination is checked against the run's ``Policy`` before any lookup, names are resolved here on the host
 and every address checked again, and a CONNECT tunnel to a name must open with a TLS ClientHello whose SNI
 is that name (an allowed name cannot front for another host on the same address). Each run has caps on
-connections and bytes, and an idle connection is closed. One request per plain-HTTP connection: the
-request goes upstream with ``Connection: close`` and the connection ends with the response.
+connections and bytes, and an idle connection is closed. One request per plain-HTTP connection from the
+sandbox: the response goes back with ``Connection: close`` and the connection ends with it. Upstream, a
+bodiless GET or HEAD goes on a connection kept from the sandbox's last request to the same destination when
+there is one (``upstreams``), and its connection is kept in turn when the response's head said where it ends
+(``framing``); every other request goes with ``Connection: close``, its response ending at the destination's EOF.
 
 The proxy works on raw non-blocking sockets (no asyncio streams or transports): it reads the head itself,
 and once the destination is checked hands both sockets to a ``Relay``, which splices the rest between them
@@ -29,9 +32,11 @@ from dataclasses import dataclass, field
 from .._models import NetworkConnection
 from . import tls
 from .credentials import InjectedHeader, headers_for
+from .framing import response_framing
 from .policy import Policy, parse_address
 from .relay import Poller, Relay
 from .settings import EgressSettings
+from .upstreams import Upstreams, quick_ack
 from .wheels import WheelCache, WheelTee
 
 log = logging.getLogger("sandlot.egress")
@@ -80,6 +85,7 @@ class SandboxProxy:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._retry: asyncio.TimerHandle | None = None
         self._poller: Poller | None = None
+        self.upstreams: Upstreams | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
@@ -96,6 +102,7 @@ class SandboxProxy:
         self._listener = listener
         self._loop = asyncio.get_running_loop()
         self._poller = Poller(self._loop)
+        self.upstreams = Upstreams(self._loop)
         self._loop.add_reader(listener.fileno(), self._accept)
 
     def _accept(self) -> None:
@@ -150,6 +157,8 @@ class SandboxProxy:
         if self._poller is not None:
             self._poller.close()
             self._poller = None
+        if self.upstreams is not None:
+            self.upstreams.close()
         if self._listener is not None:
             self._listener.close()
             self._listener = None
@@ -204,8 +213,10 @@ class SandboxProxy:
             if reason is not None:
                 raise Refused(403, reason)
             cached = self.wheel_cache.hit(host, port, path) if self.wheel_cache is not None and method == "GET" else None
+            keep = cached is None and self._may_keep(method, version, fields, host, port, path)
             if cached is None:
-                upstream = await self._connect(host, port)
+                kept = self.upstreams.take(host, port) if keep and self.upstreams is not None else None
+                upstream: socket.socket | None = kept if kept is not None else await self._connect(host, port)
         except Refused as refused:
             record.reason = refused.reason
             self._note(record)
@@ -233,16 +244,47 @@ class SandboxProxy:
                     account.bytes += len(hello)
                     first = hello
             else:
-                upstream_head = self._upstream_head(method, path, version, fields, host, port)
+                # Bytes behind a bodiless request's head are a second request (pipelined): with ``Connection: close``
+                # the destination ignores them, as it always did; a kept connection would serve them unchecked.
+                keep = keep and not client.buffer
+                upstream_head = self._upstream_head(method, path, version, fields, host, port, keep)
                 record.bytes_sent += len(upstream_head)
                 account.bytes += len(upstream_head)
                 first = upstream_head
                 if self.wheel_cache is not None and method == "GET":
                     tee = self.wheel_cache.tee(host, port, path)
-            await self._pipe(client, upstream, first, record, account, tee)
+            assert upstream is not None
+            relay = await self._pipe(client, upstream, first, record, account, tee, keep, method)
+            if kept is not None and relay.upstream_ended and record.bytes_received == 0 and not relay.upstream_spent \
+                    and record.reason is None:
+                # The kept connection was closed by the destination as the request went out (its idle timeout):
+                # nothing came back and nothing reached the sandbox, so the request goes again on a new one.
+                upstream.close()
+                upstream = None
+                upstream = await self._connect(host, port)
+                record.bytes_sent += len(first)
+                account.bytes += len(first)
+                relay = await self._pipe(client, upstream, first, record, account, tee, keep, method)
+            if keep and relay.reusable_upstream and self.upstreams is not None:
+                self.upstreams.give(host, port, upstream)
+                upstream = None
+        except Refused as refused:  # the new connection for a request sent again
+            record.reason = refused.reason
+            await _answer(client, refused.status, refused.reason)
         finally:
-            upstream.close()
+            if upstream is not None:
+                upstream.close()
             self._note(record)
+
+    def _may_keep(self, method: str, version: str, fields: list[tuple[str, str]], host: str, port: int,
+                  path: str) -> bool:
+        """Whether this request may go on a kept connection, and leave it kept: a GET or HEAD of HTTP/1.1 without
+        a body (it ends with its head), not one the wheel cache reads (that one ends at the destination's EOF)."""
+        if method not in ("GET", "HEAD") or version != "HTTP/1.1":
+            return False
+        if any(name.lower() in ("content-length", "transfer-encoding") for name, _ in fields):
+            return False
+        return self.wheel_cache is None or not self.wheel_cache.keeps(host, port, path)
 
     async def _connect(self, host: str, port: int) -> socket.socket:
         """A connection to ``host:port``: names resolved here, each address checked before it is tried."""
@@ -291,7 +333,7 @@ class SandboxProxy:
         return header + rest
 
     def _upstream_head(self, method: str, path: str, version: str, fields: list[tuple[str, str]],
-                       host: str, port: int) -> bytes:
+                       host: str, port: int, keep: bool) -> bytes:
         injected = headers_for(self.headers, host, port)
         # Host is the checked destination's, whatever the sandbox wrote: an allowed address must not be asked
         # for another virtual host on it.
@@ -302,12 +344,14 @@ class SandboxProxy:
         lines += [f"{name}: {value}" for name, value in fields
                   if name.lower() not in HOP_BY_HOP and name.lower() not in replaced]
         lines += [f"{name}: {value}" for name, value in injected]
-        lines.append("Connection: close")
+        if not keep:  # HTTP/1.1 keeps a connection open unless told: a kept one says nothing
+            lines.append("Connection: close")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     async def _pipe(self, client: _Client, upstream: socket.socket, first: bytes, record: NetworkConnection,
-                    account: RunAccount, tee: WheelTee | None) -> None:
-        """Relay the connection's bytes both ways (``relay``) under the run's caps, until it is done."""
+                    account: RunAccount, tee: WheelTee | None, keep: bool = False, method: str = "") -> Relay:
+        """Relay the connection's bytes both ways (``relay``) under the run's caps, until it is done; with ``keep``
+        until the response's announced end, when it has one."""
         max_bytes = self.settings.max_bytes
 
         def count(size: int) -> bool:
@@ -318,13 +362,16 @@ class SandboxProxy:
         # read past it (a request body's start).
         early = client.take_buffered()
         if first:  # sent at once: the destination starts on it while the relay is being set up
-            with contextlib.suppress(BlockingIOError, InterruptedError):
-                first = first[upstream.send(first):]
+            with contextlib.suppress(BlockingIOError, InterruptedError, ConnectionError):
+                first = first[upstream.send(first):]  # a kept connection found reset fails in the relay: retried
+            if keep:
+                quick_ack(upstream)
         assert self._poller is not None
         relay = Relay(client.sock, upstream, record, poller=self._poller, count=count,
                       cap_reason=f"the run's limit of {max_bytes} bytes is reached", idle=self.settings.idle_timeout,
                       rewrite_response=_closing_response_head if record.method != "CONNECT" else None,
-                      on_response=tee.feed if tee is not None else None)
+                      on_response=tee.feed if tee is not None else None,
+                      framing=(lambda head: response_framing(head, method)) if keep else None, request_sent=keep)
         try:
             await relay.run(first, early)
         finally:
@@ -333,6 +380,7 @@ class SandboxProxy:
                     await asyncio.to_thread(tee.finish)
                 else:
                     tee.discard()
+        return relay
 
     async def _answer_file(self, client: _Client, path: str, record: NetworkConnection,
                            account: RunAccount) -> None:

@@ -8,6 +8,11 @@ proxy's Python runs once per splice (up to a pipe's worth, 1 MiB) rather than co
 connection's record stay exact: a splice that takes the run past its cap is counted, and its bytes stay in
 the pipe (never sent), as a chunk past the cap was never sent before.
 
+A response on an upstream connection the proxy keeps (``upstreams``) ends where its head said (``framing``):
+the inbound direction reads that many bytes and no more, so the connection is left between two messages. The
+request of such a connection was whole with its head: what the sandbox writes after it is read, counted and
+dropped, never sent on.
+
 A direction copies through user space instead where the proxy must see the bytes: a plain-HTTP response
 until its head is rewritten (``Connection: close``; read in small chunks, so little of the body is copied
 with it), and all of a response the wheel cache keeps; so does a connection that cannot have a pipe (the
@@ -31,6 +36,7 @@ import time
 from collections.abc import Callable
 
 from .._models import NetworkConnection
+from .framing import Framing
 
 MAX_HEAD = 64 * 1024
 COPY_CHUNK = 256 * 1024
@@ -140,6 +146,13 @@ class _Direction:
         Registering a socket reports what is ready already, so this starts False."""
         self.can_write = True
         """The destination may take bytes: cleared when a write would block, set by the poller's events."""
+        self.forwards = True
+        """False: what the source sends is read (counted, and its EOF seen) but not sent on. A bodiless request on
+        a kept connection is whole with its head: what the sandbox writes behind it would reach the destination
+        as a request the proxy never checked."""
+        self.remaining: int | None = None
+        """Bytes still to read before the source's message is through (a response of known length on a kept
+        connection: ``framing``); None: until the source's EOF."""
         self._ended = False
 
     @property
@@ -165,18 +178,19 @@ class _Direction:
 
     def _receive(self) -> bool:
         relay = self.relay
-        if self.splicing and self.pipe is None:
+        if self.splicing and self.pipe is None and self.forwards:
             try:
                 self.pipe = _pipe()
             except OSError:  # no descriptors left for a pipe: this direction copies, as it would without splice
                 self.splicing = False
         data = b""
         try:
-            if self.splicing:
+            if self.splicing and self.forwards:
                 assert self.pipe is not None
-                size = os.splice(self.src.fileno(), self.pipe[1], PIPE_SIZE, flags=_SPLICE_FLAGS)
+                want = PIPE_SIZE if self.remaining is None else min(PIPE_SIZE, self.remaining)
+                size = os.splice(self.src.fileno(), self.pipe[1], want, flags=_SPLICE_FLAGS)
             else:
-                data = self.src.recv(self.chunk)
+                data = self.src.recv(self.chunk if self.remaining is None else min(self.chunk, self.remaining))
                 size = len(data)
         except (BlockingIOError, InterruptedError):
             self.can_read = False
@@ -188,11 +202,23 @@ class _Direction:
             self.eof = True
         elif not relay.passed(self.outbound, size):
             return False  # past the cap: the relay is done, these bytes are never sent
+        elif not self.forwards:
+            pass
         elif self.splicing:
             self.in_pipe += size
+            self._through(size)
         else:
+            self._through(size, counted_by_head=relay.awaiting_head(self.outbound))
             self.buffer += relay.seen(self.outbound, data)
         return True
+
+    def _through(self, size: int, counted_by_head: bool = False) -> None:
+        """``size`` more bytes of a message of known length are read (a head's bytes are counted by ``seen``)."""
+        if self.remaining is not None and not counted_by_head:
+            self.remaining -= size
+            if self.remaining <= 0:
+                self.eof = True
+                self.relay.message_through()
 
     def _send(self) -> bool:
         try:
@@ -220,7 +246,8 @@ class Relay:
 
     def __init__(self, client: socket.socket, upstream: socket.socket, record: NetworkConnection, *, poller: Poller,
                  count: Callable[[int], bool], cap_reason: str, idle: float, rewrite_response: Callable[[bytes], bytes] | None = None,
-                 on_response: Callable[[bytes], None] | None = None) -> None:
+                 on_response: Callable[[bytes], None] | None = None,
+                 framing: Callable[[bytes], Framing] | None = None, request_sent: bool = False) -> None:
         self._client, self._upstream = client, upstream
         self._poller = poller
         self.record = record
@@ -235,10 +262,23 @@ class Relay:
         self.loop = asyncio.get_running_loop()
         self._done: asyncio.Future[None] = self.loop.create_future()
         self.completed = False
-        """The destination ended its side cleanly (an EOF), with no cap or timeout in the way."""
+        """The destination ended its side cleanly (an EOF, or the end its response's head announced), with no cap
+        or timeout in the way."""
+        self._framing = framing
+        """Reads a response head's framing (``rewrite_response`` only): with a length, the relay ends when that
+        much body is through, and the upstream connection may carry another request."""
+        self.framed: Framing | None = None
+        self.message_ended = False
+        """The response's announced end was reached: the destination said no more, without an EOF."""
+        self.upstream_spent = False
+        """The upstream connection cannot carry another request: the sandbox sent bytes after its head (a body,
+        or a second request), or the connection was half-closed."""
+        self.upstream_ended = False
+        """The destination's side ended the relay (its EOF or an error), not the sandbox's or a cap."""
         self._out = _Direction(self, client, upstream, outbound=True, splicing=True)
         self._in = _Direction(self, upstream, client, outbound=False,
                               splicing=rewrite_response is None and on_response is None)
+        self._out.forwards = not request_sent
         if rewrite_response is not None and on_response is None:
             self._in.chunk = HEAD_CHUNK  # only the head is copied: the body is spliced once it is through
 
@@ -292,9 +332,23 @@ class Relay:
         else:
             self.loop.call_later(self._idle - quiet, self._check_idle)
 
+    @property
+    def reusable_upstream(self) -> bool:
+        """The upstream connection is between messages, clean, and the destination keeps it open."""
+        return (self.completed and self.message_ended and self.framed is not None and self.framed.reusable
+                and not self.upstream_spent and self.record.reason is None)
+
+    def awaiting_head(self, outbound: bool) -> bool:
+        return not outbound and self._rewrite is not None
+
+    def message_through(self) -> None:
+        self.message_ended = True
+
     def passed(self, outbound: bool, size: int) -> bool:
         """Counts ``size`` bytes read from one side; False (and the relay done) once they pass the run's cap."""
         self._last = time.monotonic()
+        if outbound and self._out.forwards:  # bytes only counted and dropped leave the connection clean
+            self.upstream_spent = True
         if not self._count(size):
             self._finish(self._cap_reason)
             return False
@@ -315,23 +369,50 @@ class Relay:
                 if len(self._head) > MAX_HEAD:
                     self._finish("the response head is too long")
                 return b""
-            data, self._rewrite = self._rewrite(bytes(self._head[:end + 4])) + bytes(self._head[end + 4:]), None
+            head, body = bytes(self._head[:end + 4]), bytes(self._head[end + 4:])
+            data, self._rewrite = self._rewrite(head) + body, None
             self._head = bytearray()
+            if self._framing is not None:
+                self._frame(self._framing(head), len(body))
             if self._on_response is None:
                 self._in.splicing, self._in.chunk = CAN_SPLICE, COPY_CHUNK  # the rest is only counted
         if self._on_response is not None:
             self._on_response(data)
         return data
 
+    def _frame(self, framed: Framing, body_read: int) -> None:
+        """The response's head is through with ``body_read`` bytes of its body: from here the inbound direction
+        reads what is left of a body of known length, and no more."""
+        if framed.length is None or body_read > framed.length:
+            # Its end is the destination's EOF (or it sent more than it announced: the connection is not clean).
+            # The request went without ``Connection: close``, so the destination is told now the one way left,
+            # a half-close, as a client that is done sending does: servers close after the response then.
+            self._shut_upstream()
+            return
+        self.framed = framed
+        self._in.remaining = framed.length - body_read
+        if self._in.remaining == 0:
+            self._in.eof = True
+            self.message_through()
+
+    def _shut_upstream(self) -> None:
+        with contextlib.suppress(OSError):
+            self._upstream.shutdown(socket.SHUT_WR)
+        self.upstream_spent = True
+
     def ended(self, outbound: bool, error: Exception | None) -> None:
         if self.done:
             return
         if outbound and error is None:
-            # The sandbox finished sending (half-closed), and all it sent is passed on: pass the EOF on too;
-            # the destination may still answer.
-            with contextlib.suppress(OSError):
-                self._upstream.shutdown(socket.SHUT_WR)
+            if self._out.forwards:
+                # The sandbox finished sending (half-closed), and all it sent is passed on: pass the EOF on too;
+                # the destination may still answer.
+                self._shut_upstream()
+            # else its request was whole with its head, and the connection stays clean: the response still comes
+            # (a sandbox that closed altogether ends the relay when the response cannot be sent to it)
             return
+        if not outbound:
+            self.upstream_ended = True
         if not outbound and error is None:
             self.completed = self._rewrite is None
         self._finish(None)

@@ -58,6 +58,10 @@ class WheelCache:
         cached = os.path.join(self.directory, name)
         return cached if os.path.isfile(cached) else None
 
+    def keeps(self, host: str, port: int, path: str) -> bool:
+        """Whether a GET of ``path`` from ``host:port`` is one the cache would read (and may keep)."""
+        return self._name(host, port, path) is not None
+
     def tee(self, host: str, port: int, path: str) -> WheelTee | None:
         """A collector for a response that may be a wheel worth keeping (None: it is not one, or it is kept)."""
         name = self._name(host, port, path)
