@@ -420,6 +420,23 @@ def test_env_list_shows_each_interpreter(venv: Path) -> None:
     assert "tiny  python" in text.stdout and "sandlot-tinypkg==1.0" in text.stdout
 
 
+def test_env_build_with_uv_makes_a_venv_that_imports_the_package(tmp_path: Path) -> None:
+    """The uv path of ``sandlot env build`` (the default where uv is installed, as the test extras install it),
+    offline from a local wheel: the venv it names runs the package."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels)
+    (tmp_path / "req.txt").write_text("sandlot-tinypkg==1.0\n")
+    done = sandlot_cli("env", "build", "tiny", "-r", str(tmp_path / "req.txt"), "--dir", str(tmp_path / "tiny"),
+                       "--no-index", "--find-links", str(wheels), "--installer", "uv")
+    assert done.returncode == 0, done.stderr
+    assert f"python = \"{tmp_path / 'tiny'}\"" in done.stdout
+    ran = subprocess.run([str(tmp_path / "tiny" / "bin" / "python"), "-c", f"import {PACKAGE}; print({PACKAGE}.VALUE)"],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert ran.stdout == "7\n", ran.stderr
+    assert not list((tmp_path / "tiny" / "lib").glob("python*/site-packages/pip"))  # uv's venv has no pip
+
+
 def test_env_build_refuses_a_directory_that_is_not_a_venv(tmp_path: Path) -> None:
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "file").write_text("mine")

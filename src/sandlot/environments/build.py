@@ -17,9 +17,16 @@ from collections.abc import Sequence
 from .._errors import SetupError
 
 
+def uv_binary() -> str | None:
+    """``uv`` on the PATH, or beside this interpreter (``pip install uv`` into sandlot's virtualenv puts it there,
+    on the PATH only while that virtualenv is activated); None without it."""
+    beside = os.path.join(os.path.dirname(sys.executable), "uv")
+    return shutil.which("uv") or (beside if os.access(beside, os.X_OK) else None)
+
+
 def installer() -> str:
-    """``uv`` when it is on the PATH, else ``pip``."""
-    return "uv" if shutil.which("uv") else "pip"
+    """``uv`` when there is one (``uv_binary``), else ``pip``."""
+    return "uv" if uv_binary() else "pip"
 
 
 def build_environment(directory: str, requirements: str, *, python: str = sys.executable,
@@ -37,7 +44,7 @@ def build_environment(directory: str, requirements: str, *, python: str = sys.ex
     tool = use or installer()
     venv_python = os.path.join(directory, "bin", "python")
     if tool == "uv":
-        uv = shutil.which("uv") or "uv"
+        uv = uv_binary() or "uv"  # none: the step fails, saying so
         venv = [uv, "venv", "--python", python, directory] + (["--system-site-packages"] if system_site_packages else [])
         install = [uv, "pip", "install", "--python", venv_python, "-r", requirements, *index_args]
     else:
