@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 from sandlot import EngineConfig, Sandlot
+from sandlot._config import EnvironmentSpec
 from sandlot.engine import Engine
 from sandlot.engine.engine import pool_max_size
 from sandlot.engine.pool import PoolState
@@ -86,6 +88,24 @@ def test_engine_pool_grows_under_a_burst_then_shrinks_back() -> None:
             factory = engine._factory
             assert factory is not None
             await until(lambda: len(factory.alive) == 1, engine)  # the surplus was destroyed, not just dropped
+    asyncio.run(main())
+
+
+def test_an_environments_pool_grows_under_a_burst_then_shrinks_back() -> None:
+    """A named environment's pool (its lane's) adapts as the default one does, up to its own pool_max_size."""
+    async def main() -> None:
+        config = EngineConfig(preload=(), pool_size=0, pool_shrink_after=1.0, environments={
+            "other": EnvironmentSpec(python=sys.executable, preload=("json",), pool_size=1, pool_max_size=3)})
+        async with Engine(config) as engine:
+            lane = engine._lanes["other"]
+            assert lane.pool.max_target == 3
+            await engine.execute("print(1)", environment="other")  # its first use starts its zygote and pool
+            await until(lambda: len(lane.pool.ready) == 1, engine)
+            results = await asyncio.gather(*(engine.execute("print(1)", environment="other") for _ in range(5)))
+            assert [r.stdout for r in results] == ["1\n"] * 5
+            assert lane.pool.target == 3, repr(lane)
+            await until(lambda: len(lane.pool.ready) == 3, engine)  # warm for the next burst
+            await until(lambda: lane.pool.target == 1 and len(lane.pool.ready) == 1, engine, timeout=30)
     asyncio.run(main())
 
 

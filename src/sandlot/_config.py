@@ -111,6 +111,10 @@ class EnvironmentSpec(BaseModel):
                                     "minor Python version as the server's (the runtime is loaded from the server).")
     preload: tuple[str, ...] = Field((), description="Modules its zygote imports once, so every run starts with them.")
     pool_size: int = Field(1, ge=0, le=256, description="Sandboxes kept forked and waiting once it was first used.")
+    pool_max_size: int | None = Field(None, ge=0, le=1024, description="The most its pool grows to under bursts, as "
+                                      "[engine] pool_max_size for the default environment's (and shrinking back after "
+                                      "its pool_shrink_after). Unset: 4x pool_size, at most half of max_sandboxes. 0 "
+                                      "or pool_size: a fixed pool.")
     limits: Limits | None = Field(None, description="Its default limits (unset: [engine.limits]); still capped by "
                                                     "[engine.max_limits].")
     modules: ModulePolicy = ModulePolicy()

@@ -53,7 +53,7 @@ from .factory import NetworkSpec, SandboxFactory
 from .handout import MAX_WAIT, Handout
 from .instances import Instance
 from .lanes import Lane
-from .pool import PoolState
+from .pool import PoolState, max_target
 from .sandbox import Sandbox, can_retarget
 from .session import ATTACH_TIMEOUT, Session, granted_network
 
@@ -76,11 +76,8 @@ later than this."""
 
 
 def pool_max_size(config: EngineConfig) -> int:
-    """The most the pool may grow to: the operator's figure, or 4x pool_size within half of max_sandboxes (each
-    idle pooled sandbox costs ~8 MiB PSS here, benchmarks/bench_core.py; the rest is for runs and sessions)."""
-    if config.pool_max_size is not None:
-        return max(config.pool_size, min(config.pool_max_size, config.max_sandboxes))
-    return max(config.pool_size, min(4 * config.pool_size, config.max_sandboxes // 2))
+    """The most the default environment's pool may grow to (``pool.max_target``)."""
+    return max_target(config.pool_size, config.pool_max_size, config.max_sandboxes)
 
 
 class Engine:
@@ -912,6 +909,8 @@ class Engine:
                     self._spawn_background(session.unmount_if_idle())
             for surplus in self._pool.shrink_if_idle(time.monotonic()):
                 self._spawn_background(self._open_factory().destroy(surplus, keep_workspace=False))
+            for lane in self._lanes.values():
+                lane.shrink_if_idle(time.monotonic())
 
     async def _pause_quietly(self, session: Session) -> None:
         try:

@@ -6,8 +6,11 @@ starts its zygote (under its own ``ZygoteSupervisor``: a dead zygote here is thi
 with the same backoff, and the other lanes go on) and keeps ``pool_size`` sandboxes warm from then on.
 
 Sandboxes, uids, cgroups and ``max_sandboxes`` are shared with the default environment through the one
-``SandboxFactory``; a lane's pool is fixed-size, and a request that finds it empty starts a sandbox on
-demand (the hand-out's queues are the default pool's; every lane's sandboxes count in its tenants' holds).
+``SandboxFactory``. A lane's pool adapts as the default one does (``pool.PoolState``): a request that finds it
+empty starts a sandbox on demand and raises the pool's target by one, up to the environment's
+``pool_max_size``, and an idle spell brings it back to ``pool_size`` (the engine's reaper calls
+``shrink_if_idle``). The hand-out's queues are the default pool's; every lane's sandboxes count in its tenants'
+holds.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from .._config import Limits
 from .._errors import CapacityError, ClosedError, ResourceExhaustedError, RestartingError, SetupError, SpawnError
 from ..environments import Environment, interpreter
 from .factory import NetworkSpec, SandboxFactory
-from .pool import PoolState
+from .pool import PoolState, max_target
 from .sandbox import Sandbox, can_retarget
 from .supervisor import ZygoteSupervisor
 
@@ -32,12 +36,15 @@ REFILL_BACKOFF_MAX = 5.0
 
 
 class Lane:
-    """One named environment's zygote (started at its first use) and its fixed warm pool."""
+    """One named environment's zygote (started at its first use) and its warm pool."""
 
     def __init__(self, environment: Environment, factory: SandboxFactory) -> None:
         self.environment = environment
         self._factory = factory
-        self.pool: PoolState[Sandbox] = PoolState(environment.pool_size)
+        config = factory.config
+        self.pool: PoolState[Sandbox] = PoolState(
+            environment.pool_size, shrink_after=config.pool_shrink_after,
+            max_target=max_target(environment.pool_size, environment.pool_max_size, config.max_sandboxes))
         self.supervisor: ZygoteSupervisor | None = None
         self._starting: asyncio.Future[ZygoteSupervisor] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -110,6 +117,7 @@ class Lane:
                 if sandbox.cgroup is not None:
                     sandbox.cgroup.taken()
                 return sandbox
+            self.pool.missed(time.monotonic())  # the next burst finds a bigger pool
         for attempt in range(1, SPAWN_ATTEMPTS + 1):
             try:
                 return await factory.start(limits, tenant=tenant, supervisor=supervisor, network=network)
@@ -150,6 +158,11 @@ class Lane:
                 if sandbox is not None:
                     self.refill_error = None
                 self._wakeup.set()
+
+    def shrink_if_idle(self, now: float) -> None:
+        """A pool grown by a burst falls back toward ``pool_size`` after an idle spell (``PoolState``)."""
+        for surplus in self.pool.shrink_if_idle(now):
+            self._spawn(self._factory.destroy(surplus, keep_workspace=False))
 
     async def _zygote_lost(self) -> None:
         for sandbox in self.pool.drain():

@@ -26,6 +26,15 @@ class _Poolable(Protocol):
 T = TypeVar("T", bound=_Poolable)
 
 
+def max_target(pool_size: int, configured: int | None, max_sandboxes: int) -> int:
+    """The most a pool of ``pool_size`` may grow to: the operator's figure (``configured``), or 4x pool_size within
+    half of max_sandboxes (each idle pooled sandbox costs ~8 MiB PSS here, benchmarks/bench_core.py; the rest is
+    for runs and sessions). 0 or pool_size: a fixed pool."""
+    if configured is not None:
+        return max(pool_size, min(configured, max_sandboxes))
+    return max(pool_size, min(4 * pool_size, max_sandboxes // 2))
+
+
 class PoolState(Generic[T]):
     def __init__(self, target: int, max_starting: int = 4, *, max_target: int | None = None,
                  shrink_after: float = 30.0) -> None:

@@ -1,7 +1,8 @@
 """The one-line form of an environment, for ``--environment`` and ``SANDLOT_ENVIRONMENTS``.
 
 ``NAME=PYTHON[:OPTION=VALUE]...`` where PYTHON is an interpreter or a virtualenv's directory and the
-options are ``preload``, ``deny`` and ``allow`` (comma-separated module names) and ``pool_size``::
+options are ``preload``, ``deny`` and ``allow`` (comma-separated module names), ``pool_size`` and
+``pool_max_size``::
 
     --environment science=/opt/venvs/science:preload=numpy,scipy:pool_size=2:deny=socket,ctypes
 
@@ -37,10 +38,11 @@ def parse_environment(text: str) -> tuple[str, dict[str, Any]]:
             for part in where[:-1]:
                 target = target.setdefault(part, {})
             target[where[-1]] = items
-        elif key == "pool_size":
-            table["pool_size"] = value.strip()  # pydantic converts it, or names the setting when it cannot
+        elif key in ("pool_size", "pool_max_size"):
+            table[key] = value.strip()  # pydantic converts it, or names the setting when it cannot
         else:
-            raise SetupError(f"--environment {text!r}: unknown option {key!r} (preload, pool_size, deny, allow)")
+            raise SetupError(f"--environment {text!r}: unknown option {key!r} (preload, pool_size, pool_max_size, "
+                             "deny, allow)")
     return name, table
 
 

@@ -33,6 +33,8 @@ class Environment:
     python: str
     preload: tuple[str, ...]
     pool_size: int
+    pool_max_size: int | None
+    """The most its pool grows to under bursts (None: the engine's rule, ``engine.pool_max_size``)."""
     limits: Limits
     modules: ModulePolicy
     default: bool
@@ -55,8 +57,8 @@ class EnvironmentRegistry:
 
     def __init__(self, config: EngineConfig) -> None:
         self.default = Environment(name=DEFAULT_ENVIRONMENT, python=sys.executable, preload=config.preload,
-                                   pool_size=config.pool_size, limits=config.limits, modules=config.modules,
-                                   default=True)
+                                   pool_size=config.pool_size, pool_max_size=config.pool_max_size, limits=config.limits,
+                                   modules=config.modules, default=True)
         self._all: dict[str, Environment] = {DEFAULT_ENVIRONMENT: self.default}
         self._distributions: dict[str, tuple[float, list[dict[str, str]]]] = {}
         self._distributions_lock = threading.Lock()
@@ -70,8 +72,8 @@ class EnvironmentRegistry:
             if over:
                 raise SetupError(f"environment {name!r}: its limits {', '.join(over)} are above [engine.max_limits]")
             self._all[name] = Environment(name=name, python=spec.python, preload=spec.preload,
-                                          pool_size=spec.pool_size, limits=limits, modules=spec.modules,
-                                          default=False)
+                                          pool_size=spec.pool_size, pool_max_size=spec.pool_max_size, limits=limits,
+                                          modules=spec.modules, default=False)
 
     def __repr__(self) -> str:
         return f"<EnvironmentRegistry {', '.join(self._all)}>"
