@@ -9,7 +9,10 @@ which connection, and exactly what reached the destination.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -159,20 +162,43 @@ def test_head_and_bodiless_responses_end_at_their_head(run: Callable[[Awaitable[
     assert answers[2].endswith(b"\r\n\r\nxxx")
 
 
-@pytest.mark.parametrize("path", ["/chunked", "/extra", "/close"])
-def test_a_response_whose_end_is_not_known_is_relayed_to_the_eof_and_its_connection_not_kept(
-        run: Callable[[Awaitable[Any]], Any], path: str) -> None:
-    """Chunked, more bytes than announced, or ``Connection: close``: the destination ends it (told by a half-close
-    where the request had not said ``close``), the sandbox gets all of it, and the next request goes on a new
-    connection."""
+@pytest.mark.parametrize(("path", "body", "kept"), [
+    ("/chunked", b"3\r\nabc\r\n0\r\n\r\n", True),  # its end found in its chunks, the connection left clean
+    ("/extra", b"ok", False),  # 4 bytes behind a Content-Length of 2: the announced 2, and the connection is dropped
+    ("/close", b"ok", False),  # the destination said close
+])
+def test_a_response_ends_where_its_framing_says_and_its_connection_is_kept_only_if_clean(
+        run: Callable[[Awaitable[Any]], Any], path: str, body: bytes, kept: bool) -> None:
     async def script(port: int, origin_port: int, origin: KeepAliveOrigin) -> list[bytes]:
         return [await get(port, origin_port, path), await get(port, origin_port, "/n/2")]
 
     origin, (records,), answers = run(through(script))
-    assert [number for number, _ in origin.seen] == [1, 2]
-    body = answers[0].partition(b"\r\n\r\n")[2]
-    assert body == {"/chunked": b"3\r\nabc\r\n0\r\n\r\n", "/extra": b"okXX", "/close": b"ok"}[path]
+    assert [number for number, _ in origin.seen] == ([1, 1] if kept else [1, 2])
+    assert answers[0].partition(b"\r\n\r\n")[2] == body
     assert records[0].reason is None and answers[1].endswith(b"\r\n\r\nxx")
+
+
+def test_a_malformed_chunked_body_ends_the_connection(run: Callable[[Awaitable[Any]], Any]) -> None:
+    async def main() -> tuple[bytes, Any]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n")
+            await writer.drain()
+            await reader.read()  # keeps the connection open: only the proxy can end this
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        origin_port = server.sockets[0].getsockname()[1]
+        proxy, port = await proxy_on_a_port(EgressSettings(allow=(f"127.0.0.1:{origin_port}",)))
+        try:
+            answer = await get(port, origin_port, "/")
+        finally:
+            records = await proxy.close()
+            server.close()
+        return answer, records
+
+    answer, records = run(main())
+    assert answer == b"" and "malformed" in (records[0].reason or "")  # cut at once: nothing was sent yet
 
 
 def test_a_kept_connection_the_destination_closed_is_not_used(run: Callable[[Awaitable[Any]], Any]) -> None:
@@ -224,9 +250,9 @@ def test_bytes_written_behind_a_bodiless_request_never_reach_the_destination(
     assert answers[0].count(b"HTTP/1.1 200") == 1 and answers[1].endswith(b"\r\n\r\nxx")
 
 
-def test_a_request_pipelined_with_its_head_goes_with_connection_close(run: Callable[[Awaitable[Any]], Any]) -> None:
-    """Bytes that arrived with the head are a second request the destination must not serve: the first goes with
-    ``Connection: close`` (as every request did before connections were kept), so it ignores them."""
+def test_a_request_pipelined_with_its_head_never_reaches_the_destination(run: Callable[[Awaitable[Any]], Any]) -> None:
+    """Bytes that arrived with a bodiless request's head are a second request the proxy never checked: they are
+    dropped, not sent on (leaving it to the destination to ignore them behind a ``Connection: close``)."""
     async def script(port: int, origin_port: int, origin: KeepAliveOrigin) -> bytes:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(f"GET http://127.0.0.1:{origin_port}/n/1 HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -236,8 +262,9 @@ def test_a_request_pipelined_with_its_head_goes_with_connection_close(run: Calla
         finally:
             writer.close()
 
-    origin, _, answer = run(through(script))
-    assert b"connection: close" in origin.heads[0].lower() and answer.count(b"HTTP/1.1 200") == 1
+    origin, (records,), answer = run(through(script))
+    assert [line for _, line in origin.seen] == ["GET /n/1 HTTP/1.1"] and answer.count(b"HTTP/1.1 200") == 1
+    assert records[0].bytes_sent == len(origin.heads[0])  # what reached the destination: the head alone
 
 
 def test_no_connection_is_kept_for_another_sandbox(run: Callable[[Awaitable[Any]], Any]) -> None:
@@ -280,6 +307,80 @@ def test_a_post_and_an_http_1_0_request_are_not_kept(run: Callable[[Awaitable[An
     assert all(b"connection: close" in head.lower() for head in origin.heads)
 
 
+NODE_STREAM = """
+const http = require('http');
+const server = http.createServer((req, res) => {
+  res.writeHead(200, {'Content-Type': 'text/plain'});  // chunked: no length
+  res.write('first-part;');
+  setTimeout(() => { res.end('second-part'); }, 300);
+});
+server.listen(0, '127.0.0.1', () => { console.log(server.address().port); });
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node (the CI image has Node 20)")
+def test_a_streamed_response_from_a_server_that_ends_on_a_half_close_arrives_whole(tmp_path: Path) -> None:
+    """Node's http server ends a connection whose client half-closes: a chunked response to a request that went
+    without ``Connection: close`` must not be ended by a half-close of the proxy's (found in review)."""
+    script = tmp_path / "stream.js"
+    script.write_text(NODE_STREAM)
+    node = subprocess.Popen(["node", str(script)], stdout=subprocess.PIPE)
+    try:
+        assert node.stdout is not None
+        origin_port = int(node.stdout.readline())
+
+        async def main() -> bytes:
+            proxy, port = await proxy_on_a_port(EgressSettings(allow=(f"127.0.0.1:{origin_port}",)))
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(f"GET http://127.0.0.1:{origin_port}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                data = b""
+                while not data.endswith(b"0\r\n\r\n"):  # the chunked body's end, as a client reads to it
+                    chunk = await asyncio.wait_for(reader.read(65536), 10)
+                    assert chunk, data
+                    data += chunk
+                writer.close()
+                return data
+            finally:
+                await proxy.close()
+
+        answer = asyncio.run(main())
+    finally:
+        node.kill()
+        node.wait()
+        if node.stdout is not None:
+            node.stdout.close()
+    assert b"first-part;" in answer and b"second-part" in answer
+
+
+def test_a_head_whose_numbers_python_cannot_read_fails_only_its_connection(run: Callable[[Awaitable[Any]], Any]) -> None:
+    """A 5,000-digit Content-Length (Python's ``int`` refuses it): the response is relayed to its EOF, no exception
+    reaches the event loop (found in review)."""
+    errors: list[dict[str, Any]] = []
+
+    async def main() -> bytes:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: errors.append(context))
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: " + b"1" * 5000 + b"\r\n\r\nhello")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        origin_port = server.sockets[0].getsockname()[1]
+        proxy, port = await proxy_on_a_port(EgressSettings(allow=(f"127.0.0.1:{origin_port}",), idle_timeout=5))
+        try:
+            return await get(port, origin_port, "/")
+        finally:
+            await proxy.close()
+            server.close()
+
+    answer = run(main())
+    assert not errors, [str(e.get("exception")) for e in errors]
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"hello")
+
+
 @pytest.mark.parametrize(("head", "method", "length", "reusable"), [
     (b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", "GET", 12, True),
     (b"HTTP/1.1 200 OK\r\ncontent-length: 12, 12\r\n\r\n", "GET", 12, True),
@@ -287,6 +388,8 @@ def test_a_post_and_an_http_1_0_request_are_not_kept(run: Callable[[Awaitable[An
     (b"HTTP/1.1 200 OK\r\nContent-Length: +12\r\n\r\n", "GET", None, False),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nTransfer-Encoding: chunked\r\n\r\n", "GET", None, False),
     (b"HTTP/1.1 200 OK\r\n\r\n", "GET", None, False),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "GET", None, True),  # its chunks tell its end
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "GET", None, False),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nConnection: keep-alive, Close\r\n\r\n", "GET", 12, False),
     (b"HTTP/1.0 200 OK\r\nContent-Length: 12\r\n\r\n", "GET", 12, False),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", "HEAD", 0, True),
@@ -294,6 +397,10 @@ def test_a_post_and_an_http_1_0_request_are_not_kept(run: Callable[[Awaitable[An
     (b"HTTP/1.1 204 No Content\r\n\r\n", "GET", 0, True),
     (b"HTTP/1.1 100 Continue\r\n\r\n", "GET", None, False),
     (b"HTTP/1.1 OK\r\n\r\n", "GET", None, False),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "HEAD", 0, True),  # RFC 9112's order: no body first
+    (b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n", "GET", 0, True),
+    (b"HTTP/1.1 0204 X\r\nContent-Length: 5\r\n\r\n", "GET", None, False),  # a status is 3 digits
+    (b"HTTP/1.1 200 OK\r\nContent-Length: " + b"9" * 19 + b"\r\n\r\n", "GET", None, False),
 ])
 def test_response_framing(head: bytes, method: str, length: int | None, reusable: bool) -> None:
     framed = response_framing(head, method)

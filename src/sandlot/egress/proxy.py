@@ -49,7 +49,7 @@ READ_CHUNK = 64 * 1024
 """What one read of a request head asks for (a head is at most ``MAX_HEAD``)."""
 ACCEPTS_PER_TURN = 100
 """Connections accepted at one wake of the listener, at most (asyncio's servers take a backlog's worth)."""
-HOP_BY_HOP = frozenset({"proxy-connection", "proxy-authorization", "connection", "keep-alive"})
+HOP_BY_HOP = frozenset({"proxy-connection", "proxy-authorization", "connection", "keep-alive", "te", "upgrade"})
 
 
 class Refused(Exception):
@@ -213,7 +213,9 @@ class SandboxProxy:
             if reason is not None:
                 raise Refused(403, reason)
             cached = self.wheel_cache.hit(host, port, path) if self.wheel_cache is not None and method == "GET" else None
-            keep = cached is None and self._may_keep(method, version, fields, host, port, path)
+            bodiless = method != "CONNECT" and not any(name.lower() in ("content-length", "transfer-encoding")
+                                                       for name, _ in fields)
+            keep = cached is None and bodiless and self._may_keep(method, version, host, port, path)
             if cached is None:
                 kept = self.upstreams.take(host, port) if keep and self.upstreams is not None else None
                 upstream: socket.socket | None = kept if kept is not None else await self._connect(host, port)
@@ -244,9 +246,6 @@ class SandboxProxy:
                     account.bytes += len(hello)
                     first = hello
             else:
-                # Bytes behind a bodiless request's head are a second request (pipelined): with ``Connection: close``
-                # the destination ignores them, as it always did; a kept connection would serve them unchecked.
-                keep = keep and not client.buffer
                 upstream_head = self._upstream_head(method, path, version, fields, host, port, keep)
                 record.bytes_sent += len(upstream_head)
                 account.bytes += len(upstream_head)
@@ -254,9 +253,9 @@ class SandboxProxy:
                 if self.wheel_cache is not None and method == "GET":
                     tee = self.wheel_cache.tee(host, port, path)
             assert upstream is not None
-            relay = await self._pipe(client, upstream, first, record, account, tee, keep, method)
+            relay = await self._pipe(client, upstream, first, record, account, tee, keep, method, bodiless)
             if kept is not None and relay.upstream_ended and record.bytes_received == 0 and not relay.upstream_spent \
-                    and record.reason is None:
+                    and record.reason is None and account.bytes + len(first) <= self.settings.max_bytes:
                 # The kept connection was closed by the destination as the request went out (its idle timeout):
                 # nothing came back and nothing reached the sandbox, so the request goes again on a new one.
                 upstream.close()
@@ -264,7 +263,7 @@ class SandboxProxy:
                 upstream = await self._connect(host, port)
                 record.bytes_sent += len(first)
                 account.bytes += len(first)
-                relay = await self._pipe(client, upstream, first, record, account, tee, keep, method)
+                relay = await self._pipe(client, upstream, first, record, account, tee, keep, method, bodiless)
             if keep and relay.reusable_upstream and self.upstreams is not None:
                 self.upstreams.give(host, port, upstream)
                 upstream = None
@@ -276,13 +275,10 @@ class SandboxProxy:
                 upstream.close()
             self._note(record)
 
-    def _may_keep(self, method: str, version: str, fields: list[tuple[str, str]], host: str, port: int,
-                  path: str) -> bool:
-        """Whether this request may go on a kept connection, and leave it kept: a GET or HEAD of HTTP/1.1 without
-        a body (it ends with its head), not one the wheel cache reads (that one ends at the destination's EOF)."""
+    def _may_keep(self, method: str, version: str, host: str, port: int, path: str) -> bool:
+        """Whether this (bodiless) request may go on a kept connection, and leave it kept: a GET or HEAD of
+        HTTP/1.1, not one the wheel cache reads (that one ends at the destination's EOF)."""
         if method not in ("GET", "HEAD") or version != "HTTP/1.1":
-            return False
-        if any(name.lower() in ("content-length", "transfer-encoding") for name, _ in fields):
             return False
         return self.wheel_cache is None or not self.wheel_cache.keeps(host, port, path)
 
@@ -349,9 +345,13 @@ class SandboxProxy:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     async def _pipe(self, client: _Client, upstream: socket.socket, first: bytes, record: NetworkConnection,
-                    account: RunAccount, tee: WheelTee | None, keep: bool = False, method: str = "") -> Relay:
+                    account: RunAccount, tee: WheelTee | None, keep: bool = False, method: str = "",
+                    bodiless: bool = False) -> Relay:
         """Relay the connection's bytes both ways (``relay``) under the run's caps, until it is done; with ``keep``
-        until the response's announced end, when it has one."""
+        until the response's announced end, when it has one. A ``bodiless`` request (no Content-Length, no
+        Transfer-Encoding: RFC 9112 says its body is empty) is whole with its head: whatever the sandbox writes
+        behind it (a second request, pipelined) would reach the destination without the proxy's checks, so it is
+        counted against the run's cap and dropped, never sent on."""
         max_bytes = self.settings.max_bytes
 
         def count(size: int) -> bool:
@@ -361,6 +361,9 @@ class SandboxProxy:
         # ``first`` (the rewritten head or the ClientHello, counted already) goes upstream first, then what was
         # read past it (a request body's start).
         early = client.take_buffered()
+        if bodiless and early:
+            account.bytes += len(early)
+            early = b""
         if first:  # sent at once: the destination starts on it while the relay is being set up
             with contextlib.suppress(BlockingIOError, InterruptedError, ConnectionError):
                 first = first[upstream.send(first):]  # a kept connection found reset fails in the relay: retried
@@ -371,7 +374,7 @@ class SandboxProxy:
                       cap_reason=f"the run's limit of {max_bytes} bytes is reached", idle=self.settings.idle_timeout,
                       rewrite_response=_closing_response_head if record.method != "CONNECT" else None,
                       on_response=tee.feed if tee is not None else None,
-                      framing=(lambda head: response_framing(head, method)) if keep else None, request_sent=keep)
+                      framing=(lambda head: response_framing(head, method)) if keep else None, request_sent=bodiless)
         try:
             await relay.run(first, early)
         finally:

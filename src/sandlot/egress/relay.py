@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import select
 import socket
@@ -36,7 +37,9 @@ import time
 from collections.abc import Callable
 
 from .._models import NetworkConnection
-from .framing import Framing
+from .framing import ChunkedEnd, Framing
+
+log = logging.getLogger("sandlot.egress")
 
 MAX_HEAD = 64 * 1024
 COPY_CHUNK = 256 * 1024
@@ -231,7 +234,7 @@ class _Direction:
             self.can_write = False
             return False
         except OSError as exc:
-            self.relay.ended(self.outbound, exc)
+            self.relay.ended(not self.outbound, exc)  # the side that failed is the one written to
             return False
         return True
 
@@ -273,6 +276,10 @@ class Relay:
         self.upstream_spent = False
         """The upstream connection cannot carry another request: the sandbox sent bytes after its head (a body,
         or a second request), or the connection was half-closed."""
+        self._sandbox_done = False
+        """The sandbox sent its EOF."""
+        self._chunked: ChunkedEnd | None = None
+        """The end of a chunked response being looked for (a kept connection's)."""
         self.upstream_ended = False
         """The destination's side ended the relay (its EOF or an error), not the sandbox's or a cap."""
         self._out = _Direction(self, client, upstream, outbound=True, splicing=True)
@@ -312,16 +319,24 @@ class Relay:
             self._out.can_read = True
         if mask & _WRITE_EVENTS:
             self._in.can_write = True
-        self._out.pump()
-        self._in.pump()
+        self._pump(self._out, self._in)
 
     def _upstream_event(self, mask: int) -> None:
         if mask & _READ_EVENTS:
             self._in.can_read = True
         if mask & _WRITE_EVENTS:
             self._out.can_write = True
-        self._in.pump()
-        self._out.pump()
+        self._pump(self._in, self._out)
+
+    def _pump(self, first: _Direction, second: _Direction) -> None:
+        """Both directions, from the poller's dispatch: a fault here ends this connection, not the dispatch (whose
+        other events, edge-triggered, would be lost with it)."""
+        try:
+            first.pump()
+            second.pump()
+        except Exception:
+            log.exception("sandlot: egress relay to %s:%d failed", self.record.host, self.record.port)
+            self._finish("the proxy failed on this connection")
 
     def _check_idle(self) -> None:
         if self.done:
@@ -336,7 +351,7 @@ class Relay:
     def reusable_upstream(self) -> bool:
         """The upstream connection is between messages, clean, and the destination keeps it open."""
         return (self.completed and self.message_ended and self.framed is not None and self.framed.reusable
-                and not self.upstream_spent and self.record.reason is None)
+                and not self.upstream_spent and not self._out.pending and self.record.reason is None)
 
     def awaiting_head(self, outbound: bool) -> bool:
         return not outbound and self._rewrite is not None
@@ -353,7 +368,8 @@ class Relay:
             self._finish(self._cap_reason)
             return False
         if outbound:
-            self.record.bytes_sent += size
+            if self._out.forwards:  # the record says what reached the destination; the cap counts all the same
+                self.record.bytes_sent += size
         else:
             self.record.bytes_received += size
         return True
@@ -370,30 +386,65 @@ class Relay:
                     self._finish("the response head is too long")
                 return b""
             head, body = bytes(self._head[:end + 4]), bytes(self._head[end + 4:])
-            data, self._rewrite = self._rewrite(head) + body, None
             self._head = bytearray()
+            rewritten, self._rewrite = self._rewrite(head), None
             if self._framing is not None:
-                self._frame(self._framing(head), len(body))
+                body = self._frame(self._framing(head), body)
+            elif self._chunked is not None:
+                body = self._chunk_through(body)
+            data = rewritten + body
+            if self._sandbox_done and self.framed is None:
+                self._shut_upstream()  # the sandbox's half-close, held while the head might have kept the connection
             if self._on_response is None:
-                self._in.splicing, self._in.chunk = CAN_SPLICE, COPY_CHUNK  # the rest is only counted
+                self._in.chunk = COPY_CHUNK
+                self._in.splicing = CAN_SPLICE and self._chunked is None  # the rest is only counted (or its chunks read)
+        elif self._chunked is not None:
+            data = self._chunk_through(data)
         if self._on_response is not None:
             self._on_response(data)
         return data
 
-    def _frame(self, framed: Framing, body_read: int) -> None:
-        """The response's head is through with ``body_read`` bytes of its body: from here the inbound direction
-        reads what is left of a body of known length, and no more."""
-        if framed.length is None or body_read > framed.length:
-            # Its end is the destination's EOF (or it sent more than it announced: the connection is not clean).
-            # The request went without ``Connection: close``, so the destination is told now the one way left,
-            # a half-close, as a client that is done sending does: servers close after the response then.
-            self._shut_upstream()
-            return
+    def _chunk_through(self, data: bytes) -> bytes:
+        """What of ``data`` belongs to a chunked body still going by; at its end the message is through."""
+        assert self._chunked is not None
+        end = self._chunked.feed(data)
+        if self._chunked.malformed:
+            self.upstream_spent = True
+            self._finish("the destination's chunked body is malformed")
+            return b""
+        if end is None:
+            return data
+        if end < len(data):
+            self.upstream_spent = True  # bytes after the response that no request asked for: not clean
+        self._chunked = None
+        self._in.eof = True
+        self.message_through()
+        return data[:end]
+
+    def _frame(self, framed: Framing, body: bytes) -> bytes:
+        """The response's head is through, with ``body`` (what arrived behind it): from here the inbound direction
+        reads what is left of a body of known length and no more, or a chunked body to its end; returns what of
+        ``body`` is the response's."""
+        if framed.chunked:
+            self.framed = framed
+            self._chunked = ChunkedEnd()
+            return self._chunk_through(body)
+        if framed.length is None:
+            # Its end is the destination's EOF. The request went without ``Connection: close``, and a half-close
+            # now would cut a streamed response short (Node's servers end the socket on one): the relay goes on
+            # until the destination closes, or the sandbox does (its half-close is passed on then, as always), or
+            # the idle timeout.
+            self.upstream_spent = True
+            return body
         self.framed = framed
-        self._in.remaining = framed.length - body_read
+        if len(body) > framed.length:  # more than it announced: the rest is no response's, and the connection unclean
+            body = body[:framed.length]
+            self.upstream_spent = True
+        self._in.remaining = framed.length - len(body)
         if self._in.remaining == 0:
             self._in.eof = True
             self.message_through()
+        return body
 
     def _shut_upstream(self) -> None:
         with contextlib.suppress(OSError):
@@ -404,12 +455,13 @@ class Relay:
         if self.done:
             return
         if outbound and error is None:
-            if self._out.forwards:
-                # The sandbox finished sending (half-closed), and all it sent is passed on: pass the EOF on too;
-                # the destination may still answer.
-                self._shut_upstream()
-            # else its request was whole with its head, and the connection stays clean: the response still comes
-            # (a sandbox that closed altogether ends the relay when the response cannot be sent to it)
+            # The sandbox finished sending (half-closed, or closed): pass the EOF on, as the destination may still
+            # answer; except while a request whole with its head awaits the head of a response that may leave the
+            # connection kept (then ``seen`` passes it on if the response's end is the destination's EOF after all).
+            self._sandbox_done = True
+            if self._out.forwards or self._rewrite is None or self._framing is None:
+                if self.framed is None:
+                    self._shut_upstream()
             return
         if not outbound:
             self.upstream_ended = True

@@ -45,8 +45,9 @@ class Upstreams:
         return f"<Upstreams idle={len(self._idle)} reused={self.reused}>"
 
     def take(self, host: str, port: int) -> socket.socket | None:
-        """A kept connection to ``host:port`` that is still open and quiet, or None."""
-        for key in [key for key in self._idle if key[:2] == (host, port)]:
+        """A kept connection to ``host:port`` that is still open and quiet, or None: the newest first (the oldest is
+        the nearest to the destination's own idle timeout)."""
+        for key in reversed([key for key in self._idle if key[:2] == (host, port)]):
             sock, _ = self._idle.pop(key)
             if _quiet(sock):
                 self.reused += 1
@@ -56,9 +57,12 @@ class Upstreams:
 
     def give(self, host: str, port: int, sock: socket.socket) -> None:
         """Keeps ``sock`` (a connection whose last response was read to its end) for the next request."""
-        if not _quiet(sock) or sum(1 for key in self._idle if key[:2] == (host, port)) >= PER_DESTINATION:
+        if not _quiet(sock):
             sock.close()
             return
+        same = [key for key in self._idle if key[:2] == (host, port)]
+        if len(same) >= PER_DESTINATION:
+            self._idle.pop(same[0])[0].close()  # the oldest goes
         while len(self._idle) >= TOTAL:
             self._idle.popitem(last=False)[1][0].close()
         self._serial += 1
