@@ -773,6 +773,47 @@ def test_a_bad_item_refuses_the_batch_before_anything_runs(client: httpx.Client,
     assert check["outputs"][-1]["data"]["text/plain"] == "False"
 
 
+def test_a_streamed_batch_sends_each_result_in_item_order_as_soon_as_those_before_it_are_in(
+        client: httpx.Client, session: str) -> None:
+    """``result`` events in item order, each leaving once it and every item before it are in: the first (quick)
+    one arrives while a slow one still runs; the quick items behind the slow one wait for it; ``done`` is the
+    batch's whole answer."""
+    assert wait_until(lambda: client.get("/healthz").json()["pool_ready"] >= 3, 30)
+    items: list[dict[str, Any]] = [{"code": "print(0)"}, {"code": "import time\ntime.sleep(3)\nprint(1)"},
+                                   {"code": "print(2)"}, {"code": "x = 3\nx", "session_id": session}]
+    started = time.monotonic()
+    arrivals = []
+    with client.stream("POST", "/v1/batch", json={"items": items, "stream": True}) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        events = []
+        for event in sse_events(response):
+            arrivals.append(time.monotonic() - started)
+            events.append(event)
+    assert [name for name, _ in events] == ["result"] * 4 + ["done"]
+    assert [data["index"] for _, data in events[:4]] == [0, 1, 2, 3]
+    assert [assert_result(data["result"])["stdout"] for _, data in events[:3]] == ["0\n", "1\n", "2\n"]
+    assert events[3][1]["result"]["outputs"][-1]["data"]["text/plain"] == "3"
+    assert arrivals[0] < 2.0 <= 3.0 <= arrivals[1], arrivals  # streamed, not held for the slow item
+    assert events[4][1]["results"] == [data["result"] for _, data in events[:4]]
+
+
+def test_a_streamed_batch_ends_with_the_error_of_an_item_that_failed(client: httpx.Client) -> None:
+    """The session of a chain is deleted while the batch runs: its next cell fails (404), the stream gives the
+    results before it and ends with that error, no ``done``."""
+    doomed = client.post("/v1/sessions").json()["id"]
+    items = [{"code": "print(0)"}, {"code": "import time\ntime.sleep(1.5)", "session_id": doomed},
+             {"code": "print(2)", "session_id": doomed}]
+    with client.stream("POST", "/v1/batch", json={"items": items, "stream": True}) as response:
+        events = []
+        for event in sse_events(response):
+            events.append(event)
+            if event[0] == "result" and event[1]["index"] == 0:
+                assert client.delete(f"/v1/sessions/{doomed}").status_code == 204
+    assert events[0][0] == "result" and events[-1][0] == "error", events
+    assert events[-1][1]["error"]["type"] == "not_found"
+    assert "done" not in [name for name, _ in events]
+
+
 def test_batches_over_the_item_limit_are_400(client: httpx.Client) -> None:
     assert_error(client.post("/v1/batch", json={"items": [{"code": "1"}] * 65}), 400, "invalid_request")
 

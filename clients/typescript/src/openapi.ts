@@ -30,6 +30,7 @@ export type paths = {
         /**
          * Run many items in one round trip
          * @description Items without a session run in parallel, each in its own sandbox; items for one session run in order.
+         *     Streamed, each result leaves as soon as it and every one before it are in.
          */
         post: operations["batch_v1_batch_post"];
         delete?: never;
@@ -479,6 +480,12 @@ export type components = {
         BatchRequest: {
             /** Items */
             items: components["schemas"]["BatchItem"][];
+            /**
+             * Stream
+             * @description Answer with Server-Sent Events: a `result` event per item (`{"index", "result"}`), in item order, each as soon as it and every item before it have finished, then `done` with the whole response.
+             * @default false
+             */
+            stream: boolean;
         };
         /** BatchResponse */
         BatchResponse: {
@@ -1472,13 +1479,19 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description With `stream: true` or `Accept: text/event-stream`: a `result` event per item in item order, then `done`. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["BatchResponse"];
+                    "text/event-stream": {
+                        /** @enum {string} */
+                        event: "result" | "error" | "done";
+                        /** @description JSON: for `result`, `{"index", "result"}`; for `done`, the whole batch response; for `error`, an error body. */
+                        data: string;
+                    };
                 };
             };
             /** @description Invalid request: bad JSON, missing or wrongly typed fields, a bad path. */

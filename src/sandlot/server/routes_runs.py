@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from .._errors import ClosedError, InvalidRequestError, NotFoundError, TooLargeError
+from .._errors import ClosedError, InvalidRequestError, NotFoundError, SandlotError, TooLargeError
 from .._models import ExecutionResult
 from ..engine import EventCallback, Session, check_code
 from .logs import log_run
 from .responses import model_response
 from .schemas import BatchItem, BatchRequest, BatchResponse, ExecuteRequest, error_responses, network_allow
-from .sse import SSE_MEDIA_TYPE, stream_once_begun, wants_stream
+from .sse import SSE_MEDIA_TYPE, format_event, stream_once_begun, wants_stream
 from .state import ServerState, principal, server_state
 
 router = APIRouter(prefix="/v1", tags=["runs"])
@@ -68,10 +70,20 @@ async def answer_execute(state: ServerState, body: ExecuteRequest, who: str, acc
     return model_response(await run())
 
 
+BATCH_STREAM_DOC = {"content": {SSE_MEDIA_TYPE: {"schema": {
+    "type": "object", "required": ["event", "data"], "properties": {
+        "event": {"type": "string", "enum": ["result", "error", "done"]},
+        "data": {"type": "string", "description": "JSON: for `result`, `{\"index\", \"result\"}`; for `done`, the "
+                                                  "whole batch response; for `error`, an error body."}}}}},
+    "description": "With `stream: true` or `Accept: text/event-stream`: a `result` event per item in item order, "
+                   "then `done`."}
+
+
 @router.post("/batch", response_model=BatchResponse, summary="Run many items in one round trip",
-             responses=error_responses(400, 401, 404, 413, 429, 503))
+             responses={200: BATCH_STREAM_DOC, **error_responses(400, 401, 404, 413, 429, 503)})
 async def batch(body: BatchRequest, request: Request, who: str = Depends(principal)) -> Any:
-    """Items without a session run in parallel, each in its own sandbox; items for one session run in order."""
+    """Items without a session run in parallel, each in its own sandbox; items for one session run in order.
+    Streamed, each result leaves as soon as it and every one before it are in."""
     state = server_state(request)
     if len(body.items) > state.config.max_batch_items:
         raise InvalidRequestError(f"a batch holds at most {state.config.max_batch_items} items")
@@ -87,15 +99,21 @@ async def batch(body: BatchRequest, request: Request, who: str = Depends(princip
             raise InvalidRequestError("a batch item for a session has the session's network; it cannot ask for its own")
         state.engine.network_policy(network_allow(item.network, state.engine.config.egress.allow))
     results: list[ExecutionResult | None] = [None] * len(body.items)
+    ended = [asyncio.Event() for _ in body.items]
+    """Set when an item's result is in, or it failed (its result still None)."""
     chains: dict[str, list[tuple[int, BatchItem]]] = {}
-    jobs = []
+    one_shots = []
     for index, item in enumerate(body.items):
         if item.session_id is None:
-            jobs.append(_run_one(state, who, index, item, results))
+            one_shots.append(_run_one(state, who, index, item, results, ended))
         else:
             chains.setdefault(item.session_id, []).append((index, item))
-    for session_id, items in chains.items():
-        jobs.append(_run_chain(state, who, session_id, items, results))
+    chained = [_run_chain(state, who, session_id, items, results, ended) for session_id, items in chains.items()]
+    if wants_stream(body.stream, request.headers.get("accept")):
+        return StreamingResponse(_stream_batch(results, ended, [asyncio.ensure_future(job) for job in one_shots],
+                                               [asyncio.ensure_future(job) for job in chained]),
+                                 media_type=SSE_MEDIA_TYPE)
+    jobs = [*one_shots, *chained]
     # Every item ends before the batch answers, even when one fails (429, a closed session): the
     # error is the answer then, and nothing is left running unseen behind it. (Cancelling the
     # others instead would kill the interpreters of the sessions in the batch.)
@@ -106,22 +124,63 @@ async def batch(body: BatchRequest, request: Request, who: str = Depends(princip
     return model_response(BatchResponse(results=[r for r in results if r is not None]))
 
 
+async def _stream_batch(results: list[ExecutionResult | None], ended: list[asyncio.Event],
+                        one_shots: Sequence[asyncio.Future[None]], chained: Sequence[asyncio.Future[None]]
+                        ) -> AsyncIterator[bytes]:
+    """The batch as events: each item's ``result`` in item order, then ``done``; or, at the first item that
+    failed, once every item has ended (as without a stream: nothing is left running unseen), its ``error``.
+    A client that goes away cancels the one-shot items (their sandboxes are killed, as a streamed run's are);
+    the cells of sessions run on, as they would have without it."""
+    jobs = [*one_shots, *chained]
+    finished = False
+    try:
+        for index, event in enumerate(ended):
+            await event.wait()
+            result = results[index]
+            if result is None:
+                break
+            yield format_event("result", {"index": index, "result": result.model_dump(mode="json")})
+        outcomes = await asyncio.gather(*jobs, return_exceptions=True)
+        failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
+        if failure is None:
+            yield format_event("done", BatchResponse(results=[r for r in results if r is not None]).model_dump(mode="json"))
+        elif isinstance(failure, SandlotError):
+            yield format_event("error", {"error": {"type": failure.error_type, "message": str(failure)}})
+        else:
+            raise failure
+        finished = True
+    finally:
+        if not finished:
+            for job in one_shots:
+                job.cancel()
+
+
 async def _run_one(state: ServerState, who: str, index: int, item: BatchItem,
-                   results: list[ExecutionResult | None]) -> None:
-    with state.quotas.run(who):
-        results[index] = await state.engine.execute(
-            item.code, timeout=item.timeout, tenant=who, environment=item.environment,
-            network=network_allow(item.network, state.engine.config.egress.allow))
-    record(state, "batch", results[index])
+                   results: list[ExecutionResult | None], ended: list[asyncio.Event]) -> None:
+    try:
+        with state.quotas.run(who):
+            results[index] = await state.engine.execute(
+                item.code, timeout=item.timeout, tenant=who, environment=item.environment,
+                network=network_allow(item.network, state.engine.config.egress.allow))
+        record(state, "batch", results[index])
+    finally:
+        ended[index].set()
 
 
 async def _run_chain(state: ServerState, who: str, session_id: str, items: list[tuple[int, BatchItem]],
-                     results: list[ExecutionResult | None]) -> None:
-    session = state.engine.get_session(session_id)
-    for index, item in items:
-        with state.quotas.run(who):
-            results[index] = await execute_cell(session, item.code, item.timeout)
-        record(state, "batch", results[index], session_id)
+                     results: list[ExecutionResult | None], ended: list[asyncio.Event]) -> None:
+    try:
+        session = state.engine.get_session(session_id)
+        for index, item in items:
+            try:
+                with state.quotas.run(who):
+                    results[index] = await execute_cell(session, item.code, item.timeout)
+                record(state, "batch", results[index], session_id)
+            finally:
+                ended[index].set()
+    finally:
+        for index, _ in items:  # the items after one that failed never run
+            ended[index].set()
 
 
 # One gate per session, taken in arrival order (asyncio.Lock is fair) before the session's own

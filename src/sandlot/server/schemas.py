@@ -255,6 +255,9 @@ class BatchItem(RequestBody):
 
 class BatchRequest(RequestBody):
     items: list[BatchItem] = Field(min_length=1)
+    stream: bool = Field(False, description="Answer with Server-Sent Events: a `result` event per item "
+                         "(`{\"index\", \"result\"}`), in item order, each as soon as it and every item before it "
+                         "have finished, then `done` with the whole response.")
 
 
 class BatchResponse(BaseModel):
