@@ -93,11 +93,12 @@ def sandlot_server(model_url: str, action_format: str, directory: str, candidate
                          log=Path(directory) / "sandlot.log")
 
 
-def ask(client: openai.OpenAI, question: Question, max_tokens: int, *, through_sandlot: bool) -> Answer:
+def ask(client: openai.OpenAI, question: Question, max_tokens: int, *, through_sandlot: bool,
+        temperature: float = 0.0, seed: int = SEED) -> Answer:
     started = time.monotonic()
     try:
         response = client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": question.text}], temperature=0, seed=SEED,
+            model=MODEL, messages=[{"role": "user", "content": question.text}], temperature=temperature, seed=seed,
             max_tokens=max_tokens)
     except openai.APIError as exc:
         return Answer("", False, time.monotonic() - started, f"error: {type(exc).__name__}: {exc}"[:200])
@@ -152,6 +153,12 @@ def main() -> int:
                         help="skip the model-alone arm (for trying changes; the goals need both arms)")
     parser.add_argument("--candidates", type=int, default=1,
                         help="the agent's self-consistency: programs sampled per code turn (default 1: off)")
+    parser.add_argument("--samples", type=int, default=1,
+                        help="ceiling probe: ask each question this many times through sandlot, the first at "
+                             "temperature 0 (the measurement), the others at --temperature with seeds of their own, "
+                             "and print how many questions any of them got right (pass@K: what no choice among these "
+                             "answers, without knowing the right one, can beat) and the majority's accuracy")
+    parser.add_argument("--temperature", type=float, default=0.8, help="the extra samples' temperature (default 0.8)")
     parser.add_argument("--verbose", action="store_true", help="print every sandlot run's steps and reply")
     parser.add_argument("--json", metavar="PATH", help="also write every answer and the summary as JSON")
     args = parser.parse_args()
@@ -168,6 +175,7 @@ def main() -> int:
 
     started = time.monotonic()
     results: list[tuple[Question, Answer, Answer]] = []
+    extra_samples: dict[str, list[Answer]] = {}
     # The prompt cache off, as in the tests (see LlamaServer): each reply depends on its request alone,
     # not on the requests before it, so one question's result does not change with the others'.
     # Slower (every turn evaluates its whole prompt), and greedy replies do differ with the cache on.
@@ -188,6 +196,12 @@ def main() -> int:
                     print(f"{number:>3} {question.id:<22} expected {short(question.shown, 24):<24} "
                           f"alone {mark(by_model)} {by_model.wall:5.1f}s | sandlot {mark(by_agent)} "
                           f"{by_agent.wall:5.1f}s {len(by_agent.steps)} steps {by_agent.stop}", flush=True)
+                    if args.samples > 1:
+                        more = [ask(agent, question, args.max_tokens, through_sandlot=True,
+                                    temperature=args.temperature, seed=SEED + i) for i in range(1, args.samples)]
+                        extra_samples[question.id] = more
+                        print(f"      samples at temperature {args.temperature:g}: "
+                              f"{', '.join(f'{a.extracted} ({mark(a)})' for a in more)}", flush=True)
                     if args.verbose:
                         print_run(by_agent)
     elapsed = time.monotonic() - started
@@ -212,6 +226,21 @@ def main() -> int:
               f"{len(answer.steps)} steps")
         print_run(answer)
 
+    ceiling: dict[str, Any] = {}
+    if args.samples > 1:
+        any_right = majority_right = 0
+        for question, _, first in results:
+            sampled = [first, *extra_samples[question.id]]
+            any_right += any(a.correct for a in sampled)
+            votes = collections.Counter(a.extracted for a in sampled if a.extracted is not None)
+            if votes:
+                top = votes.most_common(1)[0][0]  # ties: the earliest answer of the tied ones, the greedy one first
+                majority_right += next(a.correct for a in sampled if a.extracted == top)
+        ceiling = {"samples": args.samples, "temperature": args.temperature, "any_right": any_right,
+                   "majority_right": majority_right}
+        print(f"\n  ceiling probe, {args.samples} samples a question (the first at temperature 0): right in any "
+              f"{any_right} / {len(results)} (pass@{args.samples}), by majority {majority_right} / {len(results)}")
+
     agent_acc, alone_acc = summaries["sandlot"]["accuracy"], summaries["alone"]["accuracy"]
     if args.quick or wanted is not None:
         print(f"\n  ({len(results)} chosen questions: a smoke run, not the measurement the goals are about)")
@@ -231,9 +260,11 @@ def main() -> int:
             json.dump({"config": {"action_format": args.action_format, "max_tokens": args.max_tokens, "seed": SEED,
                                   "candidates": args.candidates,
                                   "questions": len(results), "cpus": os.cpu_count()},
-                       "summary": summaries,
+                       "summary": summaries, "ceiling": ceiling,
                        "answers": [{"id": q.id, "kind": q.kind, "expected": q.shown,
-                                    "alone": asdict(a), "sandlot": asdict(b)} for q, a, b in results]}, f, indent=2)
+                                    "alone": asdict(a), "sandlot": asdict(b),
+                                    "samples": [asdict(x) for x in extra_samples.get(q.id, [])]}
+                                   for q, a, b in results]}, f, indent=2)
     # Wrong answers are the measurement; a request that failed is not: the numbers would not be trustworthy.
     failed = [q.id for q, a, b in results if a.stop.startswith("error") or b.stop.startswith("error")]
     if failed:
