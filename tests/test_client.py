@@ -281,6 +281,8 @@ def test_async_client_does_the_same(server_url: str) -> None:
 
             results = await client.batch(["1 + 1", {"code": "print('b')"}])
             assert [r.status for r in results] == ["ok", "ok"]
+            streamed_batch = [(i, r.stdout) async for i, r in client.batch_stream(["print('a')", "print('b')"])]
+            assert streamed_batch == [(0, "a\n"), (1, "b\n")]
             assert (await client.health())["status"] == "ok"
 
     asyncio.run(main())
@@ -409,6 +411,18 @@ def test_batch(client: Client) -> None:
         assert session.execute("y").outputs[0].data == {"text/plain": "5"}  # type: ignore[union-attr]
     with pytest.raises(NotFoundError):
         client.batch([{"code": "1", "session_id": session.id}])
+
+
+def test_batch_stream(client: Client) -> None:
+    """Each result as it comes, in item order; a batch refused before it runs raises as ``batch`` does."""
+    with client.session() as session:
+        got = list(client.batch_stream(["print('one')", {"code": "z = 2", "session_id": session.id},
+                                        {"code": "z * 21", "session_id": session.id}, "1 / 0"]))
+        assert [index for index, _ in got] == [0, 1, 2, 3]
+        assert got[0][1].stdout == "one\n" and got[3][1].status == "error"
+        assert got[2][1].outputs[0].data == {"text/plain": "42"}  # type: ignore[union-attr]
+    with pytest.raises(NotFoundError):
+        list(client.batch_stream([{"code": "1", "session_id": session.id}]))
 
 
 def test_health(client: Client) -> None:

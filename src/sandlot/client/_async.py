@@ -17,7 +17,7 @@ from .._models import CommandResult, ExecutionResult
 from . import _base as calls
 from ._base import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, BaseClient, BatchItem, Call
 from ._errors import error_from_response, transport_errors
-from ._sse import SSEDecoder, ended_early, to_stream_event
+from ._sse import SSEDecoder, ended_early, to_batch_result, to_stream_event
 from ._types import AsyncEventCallback, FileInfo, SessionInfo, StreamEvent
 
 T = TypeVar("T")
@@ -72,6 +72,31 @@ class AsyncClient(BaseClient):
     async def batch(self, items: Sequence[BatchItem]) -> list[ExecutionResult]:
         """Run many items in one round trip; see ``Client.batch``."""
         return await self._send(calls.batch_call(items))
+
+    async def batch_stream(self, items: Sequence[BatchItem]) -> AsyncGenerator[tuple[int, ExecutionResult], None]:
+        """``batch``, streamed; see ``Client.batch_stream``."""
+        self._check_open()
+        call = calls.batch_call(items, stream=True)
+        with transport_errors(self.base_url):
+            response = await self._http.send(self._request(self._http, call), stream=True)
+            try:
+                if not response.is_success:
+                    await response.aread()
+                    raise error_from_response(response)
+                response.encoding = "utf-8"
+                decoder = SSEDecoder()
+                async for line in response.aiter_lines():
+                    raw = decoder.decode(line)
+                    if raw is None:
+                        continue
+                    result = to_batch_result(raw)
+                    if result is not None:
+                        yield result
+                    elif raw.event == "done":
+                        return
+            finally:
+                await response.aclose()
+        raise ended_early(self.base_url)
 
     # ---- sessions -----------------------------------------------------------------------
 

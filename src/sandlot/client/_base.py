@@ -238,13 +238,13 @@ def kill_command_call(session_id: str, command_id: str) -> Call[CommandResult]:
     return Call("DELETE", _session_path(session_id, f"/commands/{quote(command_id, safe='')}"), _command)
 
 
-def batch_call(items: Sequence[BatchItem]) -> Call[list[ExecutionResult]]:
+def batch_call(items: Sequence[BatchItem], stream: bool = False) -> Call[list[ExecutionResult]]:
     body = [{"code": item} if isinstance(item, str) else dict(item) for item in items]
     timeouts = [float(t) for item in body if isinstance(t := item.get("timeout"), int | float)]
     # Items run in parallel, but one session's items run in turn: the longest is a floor, not a bound.
     longest = max(timeouts, default=None)
     return Call("POST", "/v1/batch", lambda r: _validated(_results, _field(r, "results"), "batch results"),
-                json={"items": body}, run_timeout=longest)
+                json={"items": body, **({"stream": True} if stream else {})}, run_timeout=longest)
 
 
 def create_session_call(*, timeout: float | None, idle_timeout: float | None,

@@ -88,6 +88,23 @@ def _typed(event: str, payload: Any) -> Any:
     return payload  # an event a newer server added: hand it over as it came
 
 
+def to_batch_result(raw: ServerSentEvent) -> tuple[int, ExecutionResult] | None:
+    """A streamed batch's event: ``(index, result)`` for a ``result``, None for the final ``done`` (its results
+    were each given already) or an event a newer server added; an ``error`` event raises its error."""
+    try:
+        payload = json.loads(raw.data)
+    except ValueError as exc:
+        raise unreadable(f"a {raw.event!r} event", exc) from exc
+    if raw.event == "error" and isinstance(payload, dict) and "error" in payload:
+        raise error_from_event(payload["error"])
+    if raw.event != "result":
+        return None
+    try:
+        return int(payload["index"]), ExecutionResult.model_validate(payload["result"])
+    except (ValidationError, KeyError, TypeError, ValueError) as exc:
+        raise unreadable("a 'result' event", exc) from exc
+
+
 def ended_early(base_url: str) -> SandlotError:
     """The stream closed without its ``done`` event: the server went away mid-run."""
     return UnavailableError(f"the stream from the server at {base_url} ended before the run finished")

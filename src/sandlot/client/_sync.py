@@ -16,7 +16,7 @@ from .._models import CommandResult, ExecutionResult
 from . import _base as calls
 from ._base import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, BaseClient, BatchItem, Call
 from ._errors import error_from_response, transport_errors
-from ._sse import SSEDecoder, ended_early, to_stream_event
+from ._sse import SSEDecoder, ended_early, to_batch_result, to_stream_event
 from ._types import EventCallback, FileInfo, SessionInfo, StreamEvent
 
 T = TypeVar("T")
@@ -85,6 +85,32 @@ class Client(BaseClient):
         An item is code, or a mapping with ``code`` and optionally ``session_id`` and ``timeout``.
         """
         return self._send(calls.batch_call(items))
+
+    def batch_stream(self, items: Sequence[BatchItem]) -> Generator[tuple[int, ExecutionResult], None, None]:
+        """``batch``, streamed: ``(index, result)`` in item order, each as soon as it and every item before it
+        are in. Closing the generator early disconnects (the server cancels the items without a session)."""
+        self._check_open()
+        call = calls.batch_call(items, stream=True)
+        with transport_errors(self.base_url):
+            response = self._http.send(self._request(self._http, call), stream=True)
+            try:
+                if not response.is_success:
+                    response.read()
+                    raise error_from_response(response)
+                response.encoding = "utf-8"
+                decoder = SSEDecoder()
+                for line in response.iter_lines():
+                    raw = decoder.decode(line)
+                    if raw is None:
+                        continue
+                    result = to_batch_result(raw)
+                    if result is not None:
+                        yield result
+                    elif raw.event == "done":
+                        return
+            finally:
+                response.close()
+        raise ended_early(self.base_url)
 
     # ---- sessions -----------------------------------------------------------------------
 
