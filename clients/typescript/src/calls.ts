@@ -120,13 +120,13 @@ export function sessionExecuteCall(sessionId: string, code: string, options: Ses
            stream };
 }
 
-export function batchCall(items: BatchItem[]): Call<ExecutionResult[]> {
+export function batchCall(items: BatchItem[], stream = false): Call<ExecutionResult[]> {
   const body = items.map((item) => (typeof item === "string" ? { code: item }
     : defined({ ...item, network: networkBody(item.network) })));
   // Items run in parallel, but one session's items run in turn: the longest is a floor, not a bound.
   const timeouts = body.map((item) => item.timeout).filter((t): t is number => typeof t === "number");
   return {
-    method: "POST", path: "/v1/batch", json: { items: body },
+    method: "POST", path: "/v1/batch", json: stream ? { items: body, stream: true } : { items: body },
     runTimeout: timeouts.length ? Math.max(...timeouts) : undefined,
     parse: async (r) => (await listField<unknown>(r, "results", isObject, "batch results")).map((v) => asResult(v)),
   };

@@ -17,9 +17,9 @@ import {
 import * as calls from "./calls.js";
 import { type ClientOptions, Transport } from "./http.js";
 import { Session } from "./session.js";
-import { EventStream, ServerStream, wantsStream } from "./stream.js";
+import { EventStream, readBatchEvent, ServerStream, wantsStream } from "./stream.js";
 import type {
-  BatchItem, ExecuteOptions, ExecutionResult, Health, RequestOptions, SessionInfo, SessionOptions, StreamOptions,
+  BatchItem, BatchStreamItem, ExecuteOptions, ExecutionResult, Health, RequestOptions, SessionInfo, SessionOptions, StreamOptions,
 } from "./types.js";
 
 export class Client {
@@ -64,6 +64,14 @@ export class Client {
    */
   async batch(items: BatchItem[], options: RequestOptions = {}): Promise<ExecutionResult[]> {
     return await this.transport.send(calls.batchCall(items), options.signal);
+  }
+
+  /**
+   * `batch`, streamed (`for await`): `{ index, result }` in item order, each as soon as it and every item
+   * before it are in. Leaving early hangs up, which cancels the items without a session.
+   */
+  batchStream(items: BatchItem[], options: RequestOptions = {}): ServerStream<BatchStreamItem> {
+    return new ServerStream(this.transport, calls.batchCall(items, true), options.signal, readBatchEvent);
   }
 
   // ---- sessions -----------------------------------------------------------------------

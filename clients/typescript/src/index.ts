@@ -29,7 +29,7 @@ export { type ClientOptions, DEFAULT_BASE_URL, DEFAULT_TIMEOUT } from "./http.js
 export { Session } from "./session.js";
 export { EventStream, ServerStream } from "./stream.js";
 export type {
-  BatchItem, DisplayData, ErrorOutput, ExecuteOptions, ExecuteResult, ExecutionError, ExecutionResult, FileData,
+  BatchItem, BatchStreamItem, DisplayData, ErrorOutput, ExecuteOptions, ExecuteResult, ExecutionError, ExecutionResult, FileData,
   FileInfo, Health, LimitsOverride, Network, NetworkConnection, Output, RequestOptions, SessionExecuteOptions,
   SessionInfo, SessionNetwork, SessionOptions,
   SessionStreamOptions, Status, StreamCallbacks, StreamEvent, StreamOptions, StreamOutput, ToolCallRecord, Usage,

@@ -16,11 +16,12 @@ import { errorFromEvent, isObject, unreadable, UnavailableError } from "./errors
 import type { Call, OpenResponse, Transport } from "./http.js";
 import { events, type ServerSentEvent } from "./sse.js";
 import type {
-  DisplayData, ErrorOutput, ExecuteResult, ExecutionResult, StreamCallbacks, StreamEvent, StreamOutput,
+  BatchStreamItem, DisplayData, ErrorOutput, ExecuteResult, ExecutionResult, StreamCallbacks, StreamEvent, StreamOutput,
 } from "./types.js";
 
-/** What a stream's reader makes of one raw event: a value (maybe the last one), or the end. */
-export type Read<T> = { value: T; last?: boolean } | { end: true };
+/** What a stream's reader makes of one raw event: a value (maybe the last one), the end, or nothing (an event a
+ * newer server added). */
+export type Read<T> = { value: T; last?: boolean } | { end: true } | { skip: true };
 
 /**
  * A server's event stream as an async iterator of `T`: nothing is sent until the first `next()`,
@@ -80,6 +81,21 @@ export class EventStream extends ServerStream<StreamEvent> {
   }
 }
 
+/** A streamed batch's event: `{ index, result }` for a `result`, the end at `done`; an `error` event throws. */
+export function readBatchEvent(raw: ServerSentEvent): Read<BatchStreamItem> {
+  let payload: unknown;
+  try {
+    payload = JSON.parse(raw.data);
+  } catch (error) {
+    throw unreadable(`a ${JSON.stringify(raw.event)} event`, error);
+  }
+  if (raw.event === "error" && isObject(payload) && "error" in payload) throw errorFromEvent(payload.error);
+  if (raw.event === "done") return { end: true };
+  if (raw.event !== "result") return { skip: true };
+  if (!isObject(payload) || typeof payload.index !== "number") throw unreadable("a \"result\" event");
+  return { value: { index: payload.index, result: asResult(payload.result) } };
+}
+
 /** Whether any callback is given, so the call should stream. */
 export function wantsStream(callbacks: StreamCallbacks): boolean {
   return Boolean(callbacks.onStdout || callbacks.onStderr || callbacks.onOutput || callbacks.onError || callbacks.onEvent);
@@ -103,6 +119,7 @@ async function* readStream<T>(transport: Transport, call: Call<unknown>, signal:
     for await (const raw of events(opened.chunks)) {
       if (complete) continue; // the body ends right after the last event; read it out to keep the connection
       const item = read(raw);
+      if ("skip" in item) continue;
       if ("end" in item) {
         complete = true;
         continue;

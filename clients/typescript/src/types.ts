@@ -131,6 +131,12 @@ export interface SessionOptions extends RequestOptions {
  * session's network and may not ask for its own). */
 export type BatchItem = string | (Omit<Schemas["BatchItem"], "network"> & { network?: Network });
 
+/** One item's result from `client.batchStream()`: its place in the batch, and its result. */
+export interface BatchStreamItem {
+  index: number;
+  result: ExecutionResult;
+}
+
 /**
  * One event of a streaming run, parsed into the same types a finished result holds.
  *

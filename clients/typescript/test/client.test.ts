@@ -99,6 +99,15 @@ describe("batch", () => {
     }
     await assert.rejects(c.batch([{ code: "1", session_id: session.id }]), NotFoundError);
   });
+
+  test("streams each result in item order", async () => {
+    const c = client();
+    const got: Array<[number, string]> = [];
+    for await (const { index, result } of c.batchStream(["print('a')", "import time; time.sleep(0.3); print('b')", "print('c')"])) {
+      got.push([index, result.stdout]);
+    }
+    assert.deepEqual(got, [[0, "a\n"], [1, "b\n"], [2, "c\n"]]);
+  });
 });
 
 describe("operations", () => {
