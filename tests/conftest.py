@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 import uvicorn
@@ -103,6 +105,20 @@ def dead_instances(prefix: str = "sandlot-") -> list[str]:
     if os.path.isdir(state):
         found += [f"state dir {state}/{name}" for name in os.listdir(state) if dead(name)]
     return found
+
+
+LOOPS: dict[str, Callable[[Awaitable[Any]], Any]] = {"asyncio": asyncio.run}
+try:
+    import uvloop  # what `sandlot serve` runs the engine (and so the egress proxy) on
+    LOOPS["uvloop"] = uvloop.run
+except ImportError:  # pragma: no cover
+    pass
+
+
+@pytest.fixture(params=sorted(LOOPS))
+def run(request: pytest.FixtureRequest) -> Callable[[Awaitable[Any]], Any]:
+    """Runs a coroutine to its end, once on each event loop the server may use (the egress proxy's tests)."""
+    return LOOPS[request.param]
 
 
 @pytest.fixture(scope="session", autouse=True)

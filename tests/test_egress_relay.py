@@ -89,19 +89,6 @@ async def scenario(max_bytes: int = 256 << 20) -> tuple[list[Any], list[bytes], 
     return records, got, origin, max_bytes
 
 
-LOOPS: dict[str, Callable[[Awaitable[Any]], Any]] = {"asyncio": asyncio.run}
-try:
-    import uvloop  # what `sandlot serve` runs the engine (and so the proxy) on
-    LOOPS["uvloop"] = uvloop.run
-except ImportError:  # pragma: no cover
-    pass
-
-
-@pytest.fixture(params=sorted(LOOPS))
-def run(request: pytest.FixtureRequest) -> Callable[[Awaitable[Any]], Any]:
-    return LOOPS[request.param]
-
-
 def check_exact(records: list[Any], got: list[bytes], origin: RawOrigin) -> None:
     response = got[0]
     head, _, body = response.partition(b"\r\n\r\n")

@@ -22,18 +22,6 @@ from sandlot.egress import upstreams as upstreams_module
 from sandlot.egress.framing import response_framing
 from sandlot.testing.egress import proxy_on_a_port
 
-LOOPS: dict[str, Callable[[Awaitable[Any]], Any]] = {"asyncio": asyncio.run}
-try:
-    import uvloop  # what `sandlot serve` runs the engine (and so the proxy) on
-    LOOPS["uvloop"] = uvloop.run
-except ImportError:  # pragma: no cover
-    pass
-
-
-@pytest.fixture(params=sorted(LOOPS))
-def run(request: pytest.FixtureRequest) -> Callable[[Awaitable[Any]], Any]:
-    return LOOPS[request.param]
-
 
 class KeepAliveOrigin:
     """HTTP/1.1 with keep-alive. ``/n/SIZE``: SIZE bytes; ``/chunked``: a chunked body; ``/extra``: 4 bytes after
