@@ -6,6 +6,7 @@ answer is built and read in ``_base``. Keep the two files in step.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Generator, Mapping, Sequence
 from typing import Any, TypeVar, cast
@@ -17,7 +18,7 @@ from .._models import CommandResult, ExecutionResult
 from . import _base as calls
 from ._base import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, BaseClient, BatchItem, Call
 from ._errors import error_from_response, transport_errors
-from ._sse import SSEDecoder, ended_early, to_batch_result, to_stream_event
+from ._sse import ServerSentEvent, SSEDecoder, ended_early, to_batch_result, to_stream_event
 from ._types import AsyncEventCallback, FileInfo, SessionInfo, StreamEvent
 
 T = TypeVar("T")
@@ -75,27 +76,13 @@ class AsyncClient(BaseClient):
 
     async def batch_stream(self, items: Sequence[BatchItem]) -> AsyncGenerator[tuple[int, ExecutionResult], None]:
         """``batch``, streamed; see ``Client.batch_stream``."""
-        self._check_open()
-        call = calls.batch_call(items, stream=True)
-        with transport_errors(self.base_url):
-            response = await self._http.send(self._request(self._http, call), stream=True)
-            try:
-                if not response.is_success:
-                    await response.aread()
-                    raise error_from_response(response)
-                response.encoding = "utf-8"
-                decoder = SSEDecoder()
-                async for line in response.aiter_lines():
-                    raw = decoder.decode(line)
-                    if raw is None:
-                        continue
-                    result = to_batch_result(raw)
-                    if result is not None:
-                        yield result
-                    elif raw.event == "done":
-                        return
-            finally:
-                await response.aclose()
+        async with contextlib.aclosing(self._raw_events(calls.batch_call(items, stream=True))) as raws:
+            async for raw in raws:
+                result = to_batch_result(raw)
+                if result is not None:
+                    yield result
+                elif raw.event == "done":
+                    return
         raise ended_early(self.base_url)
 
     # ---- sessions -----------------------------------------------------------------------
@@ -137,7 +124,9 @@ class AsyncClient(BaseClient):
             response = await self._http.send(self._request(self._http, call))
         return self._finish(call, response)
 
-    async def _events(self, call: Call[ExecutionResult]) -> AsyncGenerator[StreamEvent, None]:
+    async def _raw_events(self, call: Call[Any]) -> AsyncGenerator[ServerSentEvent, None]:
+        """The events of a streamed call as they arrive; closing this early disconnects, and the server cancels
+        the work."""
         self._check_open()
         with transport_errors(self.base_url):
             response = await self._http.send(self._request(self._http, call), stream=True)
@@ -150,12 +139,17 @@ class AsyncClient(BaseClient):
                 async for line in response.aiter_lines():
                     raw = decoder.decode(line)
                     if raw is not None:
-                        event = to_stream_event(raw)
-                        yield event
-                        if event.event == "done":
-                            return
+                        yield raw
             finally:
-                await response.aclose()  # before "done", this disconnects, and the server cancels the run
+                await response.aclose()
+
+    async def _events(self, call: Call[ExecutionResult]) -> AsyncGenerator[StreamEvent, None]:
+        async with contextlib.aclosing(self._raw_events(call)) as raws:
+            async for raw in raws:
+                event = to_stream_event(raw)
+                yield event
+                if event.event == "done":
+                    return
         raise ended_early(self.base_url)
 
     async def _run_streaming(self, call: Call[ExecutionResult], on_event: AsyncEventCallback) -> ExecutionResult:

@@ -6,6 +6,7 @@ Only I/O lives here; every request and every answer is built and read in
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
@@ -16,7 +17,7 @@ from .._models import CommandResult, ExecutionResult
 from . import _base as calls
 from ._base import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, BaseClient, BatchItem, Call
 from ._errors import error_from_response, transport_errors
-from ._sse import SSEDecoder, ended_early, to_batch_result, to_stream_event
+from ._sse import ServerSentEvent, SSEDecoder, ended_early, to_batch_result, to_stream_event
 from ._types import EventCallback, FileInfo, SessionInfo, StreamEvent
 
 T = TypeVar("T")
@@ -89,27 +90,13 @@ class Client(BaseClient):
     def batch_stream(self, items: Sequence[BatchItem]) -> Generator[tuple[int, ExecutionResult], None, None]:
         """``batch``, streamed: ``(index, result)`` in item order, each as soon as it and every item before it
         are in. Closing the generator early disconnects (the server cancels the items without a session)."""
-        self._check_open()
-        call = calls.batch_call(items, stream=True)
-        with transport_errors(self.base_url):
-            response = self._http.send(self._request(self._http, call), stream=True)
-            try:
-                if not response.is_success:
-                    response.read()
-                    raise error_from_response(response)
-                response.encoding = "utf-8"
-                decoder = SSEDecoder()
-                for line in response.iter_lines():
-                    raw = decoder.decode(line)
-                    if raw is None:
-                        continue
-                    result = to_batch_result(raw)
-                    if result is not None:
-                        yield result
-                    elif raw.event == "done":
-                        return
-            finally:
-                response.close()
+        with contextlib.closing(self._raw_events(calls.batch_call(items, stream=True))) as raws:
+            for raw in raws:
+                result = to_batch_result(raw)
+                if result is not None:
+                    yield result
+                elif raw.event == "done":
+                    return
         raise ended_early(self.base_url)
 
     # ---- sessions -----------------------------------------------------------------------
@@ -152,7 +139,9 @@ class Client(BaseClient):
             response = self._http.send(self._request(self._http, call))
         return self._finish(call, response)
 
-    def _events(self, call: Call[ExecutionResult]) -> Generator[StreamEvent, None, None]:
+    def _raw_events(self, call: Call[Any]) -> Generator[ServerSentEvent, None, None]:
+        """The events of a streamed call as they arrive; closing this early disconnects, and the server cancels
+        the work."""
         self._check_open()
         with transport_errors(self.base_url):
             response = self._http.send(self._request(self._http, call), stream=True)
@@ -165,12 +154,17 @@ class Client(BaseClient):
                 for line in response.iter_lines():
                     raw = decoder.decode(line)
                     if raw is not None:
-                        event = to_stream_event(raw)
-                        yield event
-                        if event.event == "done":
-                            return
+                        yield raw
             finally:
-                response.close()  # before "done", this disconnects, and the server cancels the run
+                response.close()
+
+    def _events(self, call: Call[ExecutionResult]) -> Generator[StreamEvent, None, None]:
+        with contextlib.closing(self._raw_events(call)) as raws:
+            for raw in raws:
+                event = to_stream_event(raw)
+                yield event
+                if event.event == "done":
+                    return
         raise ended_early(self.base_url)
 
     def _run_streaming(self, call: Call[ExecutionResult], on_event: EventCallback) -> ExecutionResult:
