@@ -35,7 +35,7 @@ given: Python refuses a string of over 4300 digits with a ``ValueError``)."""
 def response_framing(head: bytes, method: str) -> Framing:
     """The framing of the response whose whole head (through its blank line) is ``head``, to a ``method``
     request. The rules are RFC 9112's, in its order: no body after HEAD, a 1xx, 204 or 304, whatever the head
-    says; then Transfer-Encoding (its end only a chunked parser would see: until EOF here); then one
+    says; then Transfer-Encoding (chunked last: its end is in its chunks, ``ChunkedEnd``; else the EOF); then one
     Content-Length."""
     lines = head.split(b"\r\n")
     parts = lines[0].split(b" ", 2)

@@ -221,7 +221,7 @@ class _Direction:
             self.remaining -= size
             if self.remaining <= 0:
                 self.eof = True
-                self.relay.message_through()
+                self.relay.message_ended = True
 
     def _send(self) -> bool:
         try:
@@ -356,9 +356,6 @@ class Relay:
     def awaiting_head(self, outbound: bool) -> bool:
         return not outbound and self._rewrite is not None
 
-    def message_through(self) -> None:
-        self.message_ended = True
-
     def passed(self, outbound: bool, size: int) -> bool:
         """Counts ``size`` bytes read from one side; False (and the relay done) once they pass the run's cap."""
         self._last = time.monotonic()
@@ -390,8 +387,6 @@ class Relay:
             rewritten, self._rewrite = self._rewrite(head), None
             if self._framing is not None:
                 body = self._frame(self._framing(head), body)
-            elif self._chunked is not None:
-                body = self._chunk_through(body)
             data = rewritten + body
             if self._sandbox_done and self.framed is None:
                 self._shut_upstream()  # the sandbox's half-close, held while the head might have kept the connection
@@ -418,7 +413,7 @@ class Relay:
             self.upstream_spent = True  # bytes after the response that no request asked for: not clean
         self._chunked = None
         self._in.eof = True
-        self.message_through()
+        self.message_ended = True
         return data[:end]
 
     def _frame(self, framed: Framing, body: bytes) -> bytes:
@@ -443,7 +438,7 @@ class Relay:
         self._in.remaining = framed.length - len(body)
         if self._in.remaining == 0:
             self._in.eof = True
-            self.message_through()
+            self.message_ended = True
         return body
 
     def _shut_upstream(self) -> None:
