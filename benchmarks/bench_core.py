@@ -285,11 +285,12 @@ def time_jupyter_execute(client: Any, series: Series, n: int, pause: float) -> N
 
 
 async def wait_settled(engine: Engine, timeout: float = 60.0) -> None:
-    """Until the pool is full and background teardown is done, so the next run starts from a quiet machine."""
+    """Until the pools (the default one and the lean zygote's) are full and background teardown is done, so the
+    next run starts from a quiet machine."""
     deadline = time.monotonic() + timeout
-    pool = engine.pool
-    while not (len(pool.ready) >= pool.target and pool.starting == 0
-               and engine.sandboxes_alive == len(pool.ready) + len(engine.sessions)):
+    pools = [pool for pool in (engine.pool, engine.lean_pool) if pool is not None]
+    while not (all(len(pool.ready) >= pool.target and pool.starting == 0 for pool in pools)
+               and engine.sandboxes_alive == sum(len(pool.ready) for pool in pools) + len(engine.sessions)):
         if time.monotonic() > deadline:
             raise RuntimeError(f"pool did not settle in {timeout:.0f} s: {engine!r}")
         await asyncio.sleep(0.002)

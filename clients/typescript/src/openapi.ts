@@ -948,6 +948,7 @@ export type components = {
             sessions: number;
             /**
              * Pool Ready
+             * @description Warm sandboxes waiting: the default pool's and the lean zygote's.
              * @default 0
              */
             pool_ready: number;
@@ -959,6 +960,8 @@ export type components = {
             environments?: {
                 [key: string]: components["schemas"]["EnvironmentHealth"];
             } | null;
+            /** @description The lean zygote (it preloads nothing) that serves the one-shot runs whose code imports only the standard library; absent when there is none. A dead one does not make the server unhealthy: those runs go to the default zygote meanwhile. */
+            lean?: components["schemas"]["EnvironmentHealth"] | null;
             /**
              * Version
              * @default

@@ -573,6 +573,13 @@ class ClusterEngine:
     def pool(self) -> _ClusterPool:
         return _ClusterPool([n.figures for n in self.live_nodes()])
 
+    @property
+    def warm_sandboxes(self) -> int:
+        return len(self.pool.ready)
+
+    lean_pool = None
+    """Each node's engine has its own lean zygote; the front-end's metrics show the nodes' pools summed."""
+
     def health(self) -> dict[str, Any]:
         """Ready while at least one node can serve a run; each unhealthy node's reasons are listed."""
         live = self.live_nodes()

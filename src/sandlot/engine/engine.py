@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -51,6 +52,7 @@ from .collector import EventCallback, RunOutcome
 from .commands import Command, check_command, command_cwd
 from .factory import NetworkSpec, SandboxFactory
 from .handout import MAX_WAIT, Handout
+from .imports import standard_library_only
 from .instances import Instance
 from .lanes import Lane
 from .pool import PoolState, max_target
@@ -65,6 +67,8 @@ REFILL_QUIET = 0.01
 burst of requests is not slowed by forks and containment competing for the CPU."""
 SPAWN_ATTEMPTS = 5
 PLACE_AFTER = 0.05
+LEAN_RETRY = 30.0
+"""Seconds between tries to start the lean zygote after a start that failed (its runs go to the default one)."""
 """A one-shot run still running after this long moves to its tenant's cpu group. Most runs are over by then,
 and never pay for the move: a cgroup v1 move waits for an RCU grace period after an idle spell, and while it
 waits every fork and exit on the host waits too (measured once here, on a loaded host: idle p50 5.3 ms
@@ -111,6 +115,11 @@ class Engine:
         """Why the last pool refill failed (None once one succeeds): what health says ran out."""
         self.environments = EnvironmentRegistry(self.config)
         self._lanes: dict[str, Lane] = {}
+        self._lean: Lane | None = None
+        """The lean zygote's lane (no preloads) for one-shot runs that import only the standard library; None when
+        ``lean_pool_size`` is 0 or nothing is preloaded (it would be the default zygote again)."""
+        self._preloaded = frozenset(m.partition(".")[0] for m in self.config.preload)
+        self._lean_tried = -LEAN_RETRY
         """The named environments' zygotes and pools (``lanes``), by name; each starts at its first use."""
         self.egress = Egress(self.config.egress, self.config.cache_dir)
         """Network for the runs that ask for it (``sandlot.egress``): checked here, served by a proxy per sandbox."""
@@ -122,6 +131,17 @@ class Engine:
     @property
     def pool(self) -> PoolState[Sandbox]:
         return self._pool
+
+    @property
+    def warm_sandboxes(self) -> int:
+        """Sandboxes waiting in the default pool and the lean zygote's (health's ``pool_ready``: an idle server
+        has as many sandboxes alive as these and its sessions')."""
+        return len(self._pool.ready) + (len(self._lean.pool.ready) if self._lean is not None else 0)
+
+    @property
+    def lean_pool(self) -> PoolState[Sandbox] | None:
+        """The lean zygote's pool (None when there is no lean zygote)."""
+        return self._lean.pool if self._lean is not None else None
 
     @property
     def handout(self) -> Handout[Sandbox]:
@@ -171,6 +191,11 @@ class Engine:
         try:
             self._factory = SandboxFactory(self.config, self.isolation, self._instance)
             self._lanes = {env.name: Lane(env, self._factory) for env in self.environments.named()}
+            if self.config.lean_pool_size and self.config.preload:
+                lean = dataclasses.replace(self.environments.default, preload=(), pool_size=self.config.lean_pool_size,
+                                           pool_max_size=None)
+                self._lean = Lane(lean, self._factory, label="the lean zygote",
+                                  make_supervisor=self._factory.lean_supervisor)
             await self._factory.start_zygote()
         except BaseException:
             if self._factory is not None:
@@ -209,7 +234,7 @@ class Engine:
         factory = self._factory
         if factory is None:
             return
-        for lane in self._lanes.values():
+        for lane in self._every_lane():
             await lane.close()
         try:
             await self._close_sessions()
@@ -246,7 +271,9 @@ class Engine:
         policy = self.network_policy(network)
         for attempt in range(1, SPAWN_ATTEMPTS + 1):
             sandbox = await self._sandbox_for(run_limits, tenant, environment,
-                                              network=self._network_spec(policy, WORKSPACE_IN_SANDBOX))
+                                              network=self._network_spec(policy, WORKSPACE_IN_SANDBOX),
+                                              lean=self._lean is not None
+                                              and standard_library_only(code, preloaded=self._preloaded))
             if begun is not None:
                 begun.set()
             if tenant is not None:
@@ -354,16 +381,20 @@ class Engine:
 
     @tracing.timed("sandlot.sandbox_take_ms")
     async def _sandbox_for(self, limits: Limits, tenant: str | None, environment: str | None = None, *,
-                           network: NetworkSpec | None = None) -> Sandbox:
+                           network: NetworkSpec | None = None, lean: bool = False) -> Sandbox:
         """A sandbox held to ``limits`` and counted as ``tenant``'s (the caller releases it): from the pool
         (retargeted), fairly when the pool runs short, or started on demand for limits no pooled one can take,
         and for ``network`` (the pool's sandboxes have no TCP sockets: another seccomp program). A named
-        ``environment``'s comes from its lane (its zygote started now if this is its first use)."""
+        ``environment``'s comes from its lane (its zygote started now if this is its first use). ``lean`` (the
+        code imports only the standard library): the lean zygote's, when one is ready now; else the default
+        pool's, as any other run's."""
         factory = self._open_factory()
         who = tenant or ""
         lane = self._lane(environment)
-        sandbox: Sandbox | None
-        if lane is not None:
+        sandbox = self._take_lean(limits) if lean and lane is None and network is None else None
+        if sandbox is not None:
+            pass  # the lean zygote's
+        elif lane is not None:
             sandbox = await lane.take(limits, tenant, network=network)
         elif network is None and can_retarget(self.config.limits, limits, has_cgroup=factory.cgroups is not None):
             sandbox = None
@@ -387,6 +418,20 @@ class Engine:
                 raise InvalidRequestError(f"these limits cannot be applied: {exc.strerror}") from None
             raise
         return sandbox
+
+    def _take_lean(self, limits: Limits) -> Sandbox | None:
+        """A ready sandbox of the lean zygote's, if there is one; None sends the run to the default pool. First
+        come, first served: the hand-out's fairness rules the default pool, where every run can go, and a run
+        queued there must not keep another from a lean sandbox ready now. The first such run starts the lean
+        zygote (in the background: that run takes the default pool's), and one every ``LEAN_RETRY`` seconds
+        tries again after a start that failed."""
+        lane = self._lean
+        if lane is None:
+            return None
+        if lane.supervisor is None and time.monotonic() - self._lean_tried >= LEAN_RETRY:
+            self._lean_tried = time.monotonic()
+            lane.start_soon()
+        return lane.take_ready(limits)
 
     async def _place_later(self, factory: SandboxFactory, sandbox: Sandbox, tenant: str) -> None:
         await asyncio.sleep(PLACE_AFTER)
@@ -816,6 +861,7 @@ class Engine:
             reasons.append(f"no sandbox uid is free: all {self.config.uid_count} are in use (uid_count)")
         environments = {name: lane.health() for name, lane in self._lanes.items()}
         return {"ok": not reasons, "reasons": reasons, "environments": environments,
+                "lean": self._lean.health() if self._lean is not None else None,
                 "disk": None if disk is None else {"free_bytes": disk[0], "free_inodes": disk[1]}, "uids_free": uids_free,
                 "zygote": {"state": zygote.state, "pid": zygote.pid, "restarts": zygote.restarts,
                            "consecutive_failures": zygote.consecutive_failures, "retry_in": zygote.retry_in,
@@ -909,7 +955,7 @@ class Engine:
                     self._spawn_background(session.unmount_if_idle())
             for surplus in self._pool.shrink_if_idle(time.monotonic()):
                 self._spawn_background(self._open_factory().destroy(surplus, keep_workspace=False))
-            for lane in self._lanes.values():
+            for lane in self._every_lane():
                 lane.shrink_if_idle(time.monotonic())
 
     async def _pause_quietly(self, session: Session) -> None:
@@ -936,6 +982,10 @@ class Engine:
             if self._factory is not None:
                 self._spawn_background(self._factory.destroy(dead, keep_workspace=False))
         return sandbox
+
+    def _every_lane(self) -> list[Lane]:
+        """The named environments' lanes and the lean zygote's."""
+        return [*self._lanes.values(), *([self._lean] if self._lean is not None else [])]
 
     def _lane(self, environment: str | None) -> Lane | None:
         """The lane of a named environment, None for the default one; unknown: ``InvalidRequestError``."""

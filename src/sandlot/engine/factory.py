@@ -133,7 +133,15 @@ class SandboxFactory:
         setup = dataclasses.replace(self._setup, preload=preload, environment=environment,
                                     ro_dirs=_outermost([*seen, *ro_dirs]), deny_modules=deny_modules,
                                     allow_modules=allow_modules)
+        return self._lane_supervisor(setup, python, on_lost)
 
+    def lean_supervisor(self, on_lost: Callable[[], Awaitable[None]]) -> ZygoteSupervisor:
+        """A supervisor (not started) for the lean zygote: the default environment's in every respect (its
+        Python, view, module policy, containment) but that it preloads nothing (``imports``)."""
+        return self._lane_supervisor(dataclasses.replace(self._setup, preload=[]), sys.executable, on_lost)
+
+    def _lane_supervisor(self, setup: ZygoteSetup, python: str,
+                         on_lost: Callable[[], Awaitable[None]]) -> ZygoteSupervisor:
         async def lost(zygote: Zygote, reason: str) -> None:
             self.lose_sandboxes_of(zygote, reason)
             await on_lost()

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._config import Limits
@@ -38,9 +39,14 @@ REFILL_BACKOFF_MAX = 5.0
 class Lane:
     """One named environment's zygote (started at its first use) and its warm pool."""
 
-    def __init__(self, environment: Environment, factory: SandboxFactory) -> None:
+    def __init__(self, environment: Environment, factory: SandboxFactory, *, label: str | None = None,
+                 make_supervisor: Callable[[Callable[[], Awaitable[None]]], ZygoteSupervisor] | None = None) -> None:
+        """``make_supervisor`` (given the lane's ``on_lost``) makes its zygote's supervisor when that is not the
+        named environment's own (the lean zygote's); ``label`` names the lane in log lines."""
         self.environment = environment
+        self.label = label or f"environment {environment.name}"
         self._factory = factory
+        self._make_supervisor = make_supervisor or self._environment_supervisor
         config = factory.config
         self.pool: PoolState[Sandbox] = PoolState(
             environment.pool_size, shrink_after=config.pool_shrink_after,
@@ -75,13 +81,26 @@ class Lane:
             if starting.done() and self._starting is starting:
                 self._starting = None
 
-    async def _start(self) -> ZygoteSupervisor:
+    def _environment_supervisor(self, on_lost: Callable[[], Awaitable[None]]) -> ZygoteSupervisor:
         env = self.environment
         assert env.info is not None, "the registry probes every named environment at engine start"
-        supervisor = self._factory.lane_supervisor(
+        return self._factory.lane_supervisor(
             environment=env.name, python=env.python, preload=list(env.preload),
             ro_dirs=interpreter.visible_dirs(env.info), deny_modules=list(env.modules.deny),
-            allow_modules=None if env.modules.allow is None else list(env.modules.allow), on_lost=self._zygote_lost)
+            allow_modules=None if env.modules.allow is None else list(env.modules.allow), on_lost=on_lost)
+
+    def start_soon(self) -> None:
+        """Start its zygote in the background (for a lane whose callers do not wait for it: the lean zygote's);
+        a start that fails is logged, and ``start_error`` says why."""
+        async def start() -> None:
+            with contextlib.suppress(SetupError, RestartingError, ClosedError, SpawnError):
+                await self.up()
+
+        self._spawn(start())
+
+    async def _start(self) -> ZygoteSupervisor:
+        env = self.environment
+        supervisor = self._make_supervisor(self._zygote_lost)
         self.supervisor = supervisor
         try:
             await supervisor.start()
@@ -89,13 +108,13 @@ class Lane:
             self.supervisor = None
             self._factory.lane_supervisors.remove(supervisor)
             await supervisor.stop()
-            if isinstance(exc, SetupError):
+            if isinstance(exc, SetupError) and not self._factory.closed:
                 self.start_error = str(exc)
-                log.error("sandlot: environment %s: %s", env.name, exc)
+                log.error("sandlot: %s: %s", self.label, exc)
                 raise SetupError(f"environment {env.name!r}: {exc}") from None
             raise
         self.start_error = None
-        log.info("sandlot: environment %s: zygote ready (%s, preloaded %s in %.0f ms)", env.name, env.python,
+        log.info("sandlot: %s: zygote ready (%s, preloaded %s in %.0f ms)", self.label, env.python,
                  ",".join(env.preload) or "nothing", supervisor.zygote.info.get("preload_ms", 0.0))
         supervisor.on_up.append(self._wakeup.set)
         self._spawn(supervisor.watch())
@@ -124,9 +143,27 @@ class Lane:
             except SpawnError as exc:
                 if attempt == SPAWN_ATTEMPTS:
                     raise
-                log.warning("sandlot: environment %s: a sandbox failed to start (%s); trying another",
-                            self.environment.name, exc)
+                log.warning("sandlot: %s: a sandbox failed to start (%s); trying another", self.label, exc)
         raise AssertionError("unreachable")
+
+    def take_ready(self, limits: Limits) -> Sandbox | None:
+        """A pooled sandbox for ``limits`` if one is ready now and the zygote is up, else None (and the pool
+        grows for the next burst): for a caller that has somewhere else to go (the lean zygote's runs)."""
+        supervisor = self.supervisor
+        if supervisor is None or supervisor.state != "up" or self._starting is not None:
+            return None
+        if not can_retarget(self.environment.limits, limits, has_cgroup=self._factory.cgroups is not None):
+            return None
+        sandbox = self.pool.take()
+        for dead in self.pool.take_dead():
+            self._spawn(self._factory.destroy(dead, keep_workspace=False))
+        self._wakeup.set()
+        if sandbox is None:
+            self.pool.missed(time.monotonic())
+            return None
+        if sandbox.cgroup is not None:
+            sandbox.cgroup.taken()
+        return sandbox
 
     async def _refill_loop(self, supervisor: ZygoteSupervisor) -> None:
         while True:
@@ -148,7 +185,7 @@ class Lane:
         except (RestartingError, ClosedError):
             abandoned = True
         except (SpawnError, CapacityError, ResourceExhaustedError) as exc:
-            log.warning("sandlot: environment %s: could not refill its pool: %s", self.environment.name, exc)
+            log.warning("sandlot: %s: could not refill its pool: %s", self.label, exc)
             self.refill_error = str(exc)
         finally:
             if abandoned:
@@ -182,7 +219,13 @@ class Lane:
         self._wakeup.set()
 
     async def close(self) -> None:
-        """Stop its refills and watch (the factory kills its sandboxes and stops its zygote)."""
+        """Stop its refills and watch, and a start under way (the factory kills its sandboxes and stops its
+        zygote)."""
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            starting.cancel()
+            with contextlib.suppress(BaseException):
+                await starting
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):

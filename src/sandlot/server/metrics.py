@@ -81,6 +81,10 @@ class _EngineCollector(Collector):
         pool = engine.pool
         yield GaugeMetricFamily("sandlot_pool_ready", "Warm sandboxes waiting in the pool.", value=len(pool.ready))
         yield GaugeMetricFamily("sandlot_pool_target", "Warm sandboxes the pool aims to keep.", value=pool.target)
+        lean = engine.lean_pool
+        if lean is not None:
+            yield GaugeMetricFamily("sandlot_lean_pool_ready", "Warm sandboxes waiting in the lean zygote's pool "
+                                    "(one-shot runs that import only the standard library).", value=len(lean.ready))
         yield CounterMetricFamily("sandlot_pool_refills", "Sandboxes started to refill the pool.", value=pool.started_total)
         yield CounterMetricFamily("sandlot_pool_refill_failures", "Pool refills that failed.", value=pool.failed_total)
         yield GaugeMetricFamily("sandlot_sandboxes_alive", "Sandboxes alive (pool, runs, sessions).",

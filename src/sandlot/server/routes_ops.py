@@ -30,8 +30,8 @@ def health_body(state: ServerState) -> tuple[int, dict[str, Any]]:
     status = "draining" if state.draining else "ok" if not reasons else "unavailable"
     body = {"status": status, "reasons": reasons, "isolation": engine.isolation,
             "sandboxes_alive": engine.sandboxes_alive, "sessions": len(engine.sessions),
-            "pool_ready": len(engine.pool.ready), "zygote": health.get("zygote"),
-            "environments": health.get("environments") or None, "version": __version__}
+            "pool_ready": engine.warm_sandboxes, "zygote": health.get("zygote"),
+            "environments": health.get("environments") or None, "lean": health.get("lean"), "version": __version__}
     return (200 if not reasons else 503), body
 
 

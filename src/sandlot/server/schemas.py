@@ -305,11 +305,15 @@ class Health(BaseModel):
     isolation: str | None = None
     sandboxes_alive: int = 0
     sessions: int = 0
-    pool_ready: int = 0
+    pool_ready: int = Field(0, description="Warm sandboxes waiting: the default pool's and the lean zygote's.")
     zygote: ZygoteHealth | None = None
     environments: dict[str, EnvironmentHealth] | None = Field(
         None, description="The named environments' zygotes, by name (a dead one there does not make the server "
                           "unhealthy: that environment's requests wait for it, or get 503).")
+    lean: EnvironmentHealth | None = Field(
+        None, description="The lean zygote (it preloads nothing) that serves the one-shot runs whose code imports "
+                          "only the standard library; absent when there is none. A dead one does not make the "
+                          "server unhealthy: those runs go to the default zygote meanwhile.")
     version: str = ""
 
 
