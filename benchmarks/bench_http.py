@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 from pydantic import BaseModel
@@ -39,6 +40,8 @@ from sandlot.testing.figures import percentile
 from sandlot.testing.serving import ServerProcess, free_port
 
 POOL_SIZE = 16
+LEAN_POOL_SIZE = getattr(EngineConfig.model_fields.get("lean_pool_size"), "default", 0)
+"""The lean zygote's pool: the engine's default ``lean_pool_size`` (0 on a main from before it)."""
 BURST = 8
 CLIENTS = 16
 THROUGHPUT_VS_IN_PROCESS = 0.8
@@ -97,7 +100,12 @@ async def in_process(iterations: int) -> dict[str, dict[str, float]]:
 
 
 async def wait_engine_pool(engine: Engine) -> None:
-    while len(engine.pool.ready) < engine.pool.target:
+    """Until the default pool and the lean zygote's (once started: the first run starts it) are full."""
+    while True:
+        lean = getattr(engine, "lean_pool", None)  # a main from before the lean zygote has none
+        if len(engine.pool.ready) >= engine.pool.target and (lean is None or len(lean.ready) >= lean.target
+                                                             or engine.health()["lean"]["state"] == "unused"):
+            return
         await asyncio.sleep(0.01)
 
 
@@ -149,8 +157,16 @@ async def sustained(run: Callable[[], Awaitable[bool]], seconds: float) -> dict[
 
 # ---- over HTTP -------------------------------------------------------------------------
 
+def pools_full(health: dict[str, Any]) -> bool:
+    """The default pool full, and the lean zygote's too once it is up (``pool_ready`` counts both)."""
+    lean = health.get("lean")
+    lean_ready = lean["pool_ready"] if lean else 0
+    lean_full = not lean or lean["state"] == "unused" or lean_ready >= LEAN_POOL_SIZE
+    return health["pool_ready"] - lean_ready >= POOL_SIZE and lean_full
+
+
 def wait_pool_full(client: httpx.Client) -> None:
-    while client.get("/healthz").json()["pool_ready"] < POOL_SIZE:
+    while not pools_full(client.get("/healthz").json()):
         time.sleep(0.01)
 
 
@@ -196,7 +212,7 @@ async def http_bursts(base_url: str, bursts: int) -> list[float]:
     limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
     async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
         for _ in range(bursts):
-            while (await client.get("/healthz")).json()["pool_ready"] < POOL_SIZE:
+            while not pools_full((await client.get("/healthz")).json()):
                 await asyncio.sleep(0.01)
 
             async def one() -> None:

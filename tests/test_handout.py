@@ -41,6 +41,24 @@ def test_the_tenant_holding_fewest_is_served_first_and_each_queue_in_order() -> 
     assert run(scenario()) == ["paced", "flood 1", "flood 2"]
 
 
+def test_a_lean_sandbox_goes_to_the_fairest_waiter_that_said_one_will_do() -> None:
+    async def scenario() -> None:
+        shares: Handout[str] = Handout(capacity=16)
+        shares.hold("flood")
+        numpy_run = shares.enqueue("paced")  # needs the default zygote
+        flood_lean = shares.enqueue("flood", lean=True)
+        paced_lean = shares.enqueue("paced", lean=True)
+        assert shares.lean_waiting
+        # "paced" holds fewer: its oldest request that a lean sandbox will do, not its oldest.
+        assert shares.next_waiter(ready=3, starting=0, lean=True) is paced_lean
+        assert shares.next_waiter(ready=3, starting=0, lean=True) is flood_lean
+        assert not shares.lean_waiting and shares.next_waiter(ready=3, starting=0, lean=True) is None
+        assert shares.next_waiter(ready=3, starting=0) is numpy_run  # a default sandbox does for anyone
+        assert shares.waiting == 0
+
+    run(scenario())
+
+
 def test_a_tenant_that_waits_does_not_jump_its_own_queue() -> None:
     async def scenario() -> None:
         shares: Handout[str] = Handout(capacity=16)

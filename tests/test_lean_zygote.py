@@ -114,6 +114,27 @@ def test_a_lean_sandbox_is_contained_like_any_other() -> None:
     asyncio.run(scenario())
 
 
+def test_runs_waiting_for_a_sandbox_get_the_lean_zygotes_refills() -> None:
+    """With the default zygote stopped (its pool empty, no refills), runs that queued for a sandbox are served as
+    the lean pool refills: the hand-out gives lean sandboxes to the waiters that said one will do."""
+    async def scenario() -> list[str]:
+        async with Engine(EngineConfig(preload=("numpy",), pool_size=1, pool_max_size=1, lean_pool_size=1)) as engine:
+            await lean_up(engine)
+            while len(engine.pool.ready) < 1:
+                await asyncio.sleep(0.01)
+            zygote = engine.health()["zygote"]["pid"]
+            os.kill(zygote, signal.SIGSTOP)
+            try:
+                results = await asyncio.wait_for(asyncio.gather(*(engine.execute(PRELOAD_SEEN) for _ in range(4))), 20)
+            finally:
+                os.kill(zygote, signal.SIGCONT)
+            assert all(r.status == "ok" for r in results), results
+            return sorted(r.stdout for r in results)
+
+    # One from each pool at once, then the two that waited from the lean zygote's refills.
+    assert asyncio.run(scenario()) == ["False\n", "False\n", "False\n", "True\n"]
+
+
 def test_runs_go_on_while_the_lean_zygote_is_dead_and_it_comes_back() -> None:
     async def scenario() -> None:
         async with Engine(EngineConfig(preload=("numpy",), pool_size=2, lean_pool_size=1)) as engine:

@@ -55,16 +55,13 @@ from .handout import MAX_WAIT, Handout
 from .imports import standard_library_only
 from .instances import Instance
 from .lanes import Lane
-from .pool import PoolState, max_target
+from .pool import REFILL_QUIET, PoolState, max_target
 from .sandbox import Sandbox, can_retarget
 from .session import ATTACH_TIMEOUT, Session, granted_network
 
 log = logging.getLogger("sandlot")
 
 WORKSPACE_IN_SANDBOX = "/workspace"
-REFILL_QUIET = 0.01
-"""While the pool has slack, refills wait for this long without a request, so a
-burst of requests is not slowed by forks and containment competing for the CPU."""
 SPAWN_ATTEMPTS = 5
 PLACE_AFTER = 0.05
 LEAN_RETRY = 30.0
@@ -195,7 +192,8 @@ class Engine:
                 lean = dataclasses.replace(self.environments.default, preload=(), pool_size=self.config.lean_pool_size,
                                            pool_max_size=None)
                 self._lean = Lane(lean, self._factory, label="the lean zygote",
-                                  make_supervisor=self._factory.lean_supervisor)
+                                  make_supervisor=self._factory.lean_supervisor, last_take=lambda: self._last_take,
+                                  on_ready=self._hand_out_lean)
             await self._factory.start_zygote()
         except BaseException:
             if self._factory is not None:
@@ -391,7 +389,8 @@ class Engine:
         factory = self._open_factory()
         who = tenant or ""
         lane = self._lane(environment)
-        sandbox = self._take_lean(limits) if lean and lane is None and network is None else None
+        lean = lean and lane is None and network is None and self._lean_serves(limits)
+        sandbox = self._take_lean() if lean and not self._handout.lean_waiting else None
         if sandbox is not None:
             pass  # the lean zygote's
         elif lane is not None:
@@ -402,7 +401,7 @@ class Engine:
                 sandbox = self._take()
             if sandbox is None:
                 self._pool.missed(time.monotonic())
-                sandbox = await self._wait_for_pooled(who)
+                sandbox = await self._wait_for_pooled(who, lean=lean)
         else:
             self._pool_wakeup.set()
             sandbox = await self._start_on_demand(factory, limits, tenant, network=network)
@@ -419,27 +418,48 @@ class Engine:
             raise
         return sandbox
 
-    def _take_lean(self, limits: Limits) -> Sandbox | None:
-        """A ready sandbox of the lean zygote's, if there is one; None sends the run to the default pool. First
-        come, first served: the hand-out's fairness rules the default pool, where every run can go, and a run
-        queued there must not keep another from a lean sandbox ready now. The first such run starts the lean
-        zygote (in the background: that run takes the default pool's), and one every ``LEAN_RETRY`` seconds
-        tries again after a start that failed."""
+    def _lean_serves(self, limits: Limits) -> bool:
+        """Whether a run the lean zygote could serve (its code imports only the standard library) may have one of
+        its sandboxes. The first such run starts the lean zygote (in the background: that run goes to the default
+        pool), and one every ``LEAN_RETRY`` seconds tries again after a start that failed."""
         lane = self._lean
         if lane is None:
-            return None
+            return False
         if lane.supervisor is None and time.monotonic() - self._lean_tried >= LEAN_RETRY:
             self._lean_tried = time.monotonic()
             lane.start_soon()
-        return lane.take_ready(limits)
+        return lane.serves(limits)
+
+    def _take_lean(self) -> Sandbox | None:
+        """A ready sandbox of the lean zygote's, if there is one (None: the run goes to the default pool, where it
+        waits, if it must, for whichever pool has one for it first: ``_hand_out_lean``)."""
+        assert self._lean is not None
+        sandbox = self._lean.take_ready()
+        if sandbox is not None:
+            self._last_take = time.monotonic()  # refills and teardowns of both pools wait for a quiet spell
+        return sandbox
+
+    def _hand_out_lean(self) -> None:
+        """Ready lean sandboxes go to the waiting requests that said one will do, fairly (see ``handout``)."""
+        lane = self._lean
+        while lane is not None and self._handout.lean_waiting and lane.pool.ready:
+            sandbox = self._take_lean()
+            if sandbox is None:
+                return
+            waiter = self._handout.next_waiter(len(lane.pool.ready) + 1, lane.pool.starting, lean=True)
+            if waiter is None:
+                lane.pool.give_back(sandbox)  # the reserve, kept for another tenant
+                return
+            waiter.set_result(sandbox)
 
     async def _place_later(self, factory: SandboxFactory, sandbox: Sandbox, tenant: str) -> None:
         await asyncio.sleep(PLACE_AFTER)
         factory.place(sandbox, tenant)  # nothing to do if its teardown has begun
 
-    async def _wait_for_pooled(self, who: str) -> Sandbox:
-        """Wait in ``who``'s queue for the next pooled sandbox the hand-out gives it (see ``handout``)."""
-        future = self._handout.enqueue(who)
+    async def _wait_for_pooled(self, who: str, *, lean: bool = False) -> Sandbox:
+        """Wait in ``who``'s queue for the next pooled sandbox the hand-out gives it (see ``handout``): the
+        default pool's, or with ``lean`` the lean zygote's if one is ready first."""
+        future = self._handout.enqueue(who, lean=lean)
         self._pool_wakeup.set()
         try:
             return await asyncio.wait_for(asyncio.shield(future), MAX_WAIT)
@@ -461,6 +481,10 @@ class Engine:
             raise
 
     def _give_back(self, sandbox: Sandbox) -> None:
+        if self._lean is not None and self._lean.owns(sandbox):
+            self._lean.pool.give_back(sandbox)
+            self._hand_out_lean()
+            return
         self._pool.give_back(sandbox)
         self._hand_out()
 

@@ -17,6 +17,11 @@ Two rules keep a flood from taking what another tenant needs next:
   Retry-After) at once rather than a place in a queue without bound; a place in the queue lasts at most
   ``MAX_WAIT`` seconds.
 
+A request that can run in a sandbox of the lean zygote too (``imports``) says so when it queues (``lean``): the
+lean pool's sandboxes go to those waiters by the same rule (``next_waiter(lean=True)``), and a new request takes a
+ready lean sandbox at once only while none of them waits (``lean_waiting``), so that pool is first come, first
+served as well.
+
 Like ``PoolState`` this is bookkeeping only: the engine hands the sandboxes over and does the I/O; only the
 event loop's thread touches it.
 """
@@ -45,7 +50,8 @@ class Handout(Generic[T]):
         self.capacity = capacity
         self.held: dict[str, int] = {}
         """Sandboxes each tenant holds now: runs in flight and open sessions."""
-        self._queues: dict[str, deque[tuple[int, asyncio.Future[T]]]] = {}
+        self._queues: dict[str, deque[tuple[int, asyncio.Future[T], bool]]] = {}
+        """Each tenant's waiting requests, oldest first: (ticket, future, whether a lean sandbox will do)."""
         self._asked: dict[str, float] = {}
         self._served: dict[str, int] = {}
         self._ticket = itertools.count()
@@ -57,6 +63,11 @@ class Handout(Generic[T]):
     @property
     def waiting(self) -> int:
         return sum(len(queue) for queue in self._queues.values())
+
+    @property
+    def lean_waiting(self) -> bool:
+        """Whether a waiting request would take a lean sandbox."""
+        return any(lean for queue in self._queues.values() for _, _, lean in queue)
 
     # ---- what tenants hold ---------------------------------------------------------
 
@@ -86,8 +97,9 @@ class Handout(Generic[T]):
             return False  # behind its own earlier requests
         return ready > RESERVE or (ready > 0 and (starting == 0 or self._may_have_reserve(tenant, now)))
 
-    def enqueue(self, tenant: str) -> asyncio.Future[T]:
-        """A place in ``tenant``'s queue; the future gets a sandbox. CapacityError past the tenant's share."""
+    def enqueue(self, tenant: str, *, lean: bool = False) -> asyncio.Future[T]:
+        """A place in ``tenant``'s queue; the future gets a sandbox (a lean one too, with ``lean``).
+        CapacityError past the tenant's share."""
         queue = self._queues.get(tenant)
         mine = self.held.get(tenant, 0) + (len(queue) if queue else 0)
         share = self.share(tenant)
@@ -96,35 +108,40 @@ class Handout(Generic[T]):
                                 f"{self.capacity} between {self._tenants_in_play(tenant)} keys; retry shortly",
                                 retry_after=1.0)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queues.setdefault(tenant, deque()).append((next(self._ticket), future))
+        self._queues.setdefault(tenant, deque()).append((next(self._ticket), future, lean))
         return future
 
     def share(self, tenant: str) -> int:
         """How many sandboxes ``tenant`` may hold and wait for together while they are scarce."""
         return max(1, self.capacity // self._tenants_in_play(tenant))
 
-    def next_waiter(self, ready: int, starting: int) -> asyncio.Future[T] | None:
-        """The waiting request to hand one of ``ready`` sandboxes to (taken out of its queue), or None."""
+    def next_waiter(self, ready: int, starting: int, *, lean: bool = False) -> asyncio.Future[T] | None:
+        """The waiting request to hand one of ``ready`` sandboxes to (taken out of its queue), or None; with
+        ``lean`` (a lean sandbox), only a request that said a lean one will do."""
         if ready == 0:
             return None
         now = time.monotonic()
         keep_reserve = ready <= RESERVE and starting > 0
         best: tuple[int, int, int] | None = None
-        chosen = None
+        chosen: tuple[str, tuple[int, asyncio.Future[T], bool]] | None = None
         for tenant, queue in self._queues.items():
             if keep_reserve and not self._may_have_reserve(tenant, now):
                 continue
-            rank = (self.held.get(tenant, 0), self._served.get(tenant, -1), queue[0][0])
+            oldest = next((entry for entry in queue if entry[2]), None) if lean else queue[0]
+            if oldest is None:
+                continue
+            rank = (self.held.get(tenant, 0), self._served.get(tenant, -1), oldest[0])
             if best is None or rank < best:
-                best, chosen = rank, tenant
+                best, chosen = rank, (tenant, oldest)
         if chosen is None:
             return None
-        queue = self._queues[chosen]
-        _, future = queue.popleft()
+        tenant, entry = chosen
+        queue = self._queues[tenant]
+        queue.remove(entry)
         if not queue:
-            del self._queues[chosen]
-        self._served[chosen] = next(self._ticket)
-        return future
+            del self._queues[tenant]
+        self._served[tenant] = next(self._ticket)
+        return entry[1]
 
     def withdraw(self, tenant: str, future: asyncio.Future[T]) -> None:
         """A request that stopped waiting (cancelled, timed out) leaves its queue."""
@@ -141,7 +158,7 @@ class Handout(Generic[T]):
     def fail_all(self, error: Callable[[], BaseException]) -> None:
         """Every waiting request gets an ``error()`` (the zygote is restarting, the engine is closing)."""
         for queue in self._queues.values():
-            for _, future in queue:
+            for _, future, _lean in queue:
                 if not future.done():
                     future.set_exception(error())
         self._queues.clear()

@@ -26,7 +26,7 @@ from .._config import Limits
 from .._errors import CapacityError, ClosedError, ResourceExhaustedError, RestartingError, SetupError, SpawnError
 from ..environments import Environment, interpreter
 from .factory import NetworkSpec, SandboxFactory
-from .pool import PoolState, max_target
+from .pool import REFILL_QUIET, PoolState, max_target
 from .sandbox import Sandbox, can_retarget
 from .supervisor import ZygoteSupervisor
 
@@ -40,13 +40,19 @@ class Lane:
     """One named environment's zygote (started at its first use) and its warm pool."""
 
     def __init__(self, environment: Environment, factory: SandboxFactory, *, label: str | None = None,
-                 make_supervisor: Callable[[Callable[[], Awaitable[None]]], ZygoteSupervisor] | None = None) -> None:
+                 make_supervisor: Callable[[Callable[[], Awaitable[None]]], ZygoteSupervisor] | None = None,
+                 last_take: Callable[[], float] | None = None, on_ready: Callable[[], None] | None = None) -> None:
         """``make_supervisor`` (given the lane's ``on_lost``) makes its zygote's supervisor when that is not the
-        named environment's own (the lean zygote's); ``label`` names the lane in log lines."""
+        named environment's own (the lean zygote's); ``label`` names the lane in log lines; ``last_take`` (the
+        monotonic time a request last took a sandbox) makes its refills wait for a quiet spell, as the default
+        pool's do (``REFILL_QUIET``), while its pool is at least half full; ``on_ready`` is called when a refill
+        has put a sandbox in its pool (the engine hands it to a request waiting for one)."""
         self.environment = environment
         self.label = label or f"environment {environment.name}"
         self._factory = factory
         self._make_supervisor = make_supervisor or self._environment_supervisor
+        self._last_take = last_take
+        self._on_ready = on_ready
         config = factory.config
         self.pool: PoolState[Sandbox] = PoolState(
             environment.pool_size, shrink_after=config.pool_shrink_after,
@@ -146,14 +152,18 @@ class Lane:
                 log.warning("sandlot: %s: a sandbox failed to start (%s); trying another", self.label, exc)
         raise AssertionError("unreachable")
 
-    def take_ready(self, limits: Limits) -> Sandbox | None:
-        """A pooled sandbox for ``limits`` if one is ready now and the zygote is up, else None (and the pool
-        grows for the next burst): for a caller that has somewhere else to go (the lean zygote's runs)."""
+    def serves(self, limits: Limits) -> bool:
+        """Whether its zygote is up and its pooled sandboxes can be held to ``limits``."""
         supervisor = self.supervisor
-        if supervisor is None or supervisor.state != "up" or self._starting is not None:
-            return None
-        if not can_retarget(self.environment.limits, limits, has_cgroup=self._factory.cgroups is not None):
-            return None
+        return (supervisor is not None and supervisor.state == "up" and self._starting is None
+                and can_retarget(self.environment.limits, limits, has_cgroup=self._factory.cgroups is not None))
+
+    def owns(self, sandbox: Sandbox) -> bool:
+        return self.supervisor is not None and sandbox.zygote is self.supervisor.zygote
+
+    def take_ready(self) -> Sandbox | None:
+        """A pooled sandbox if one is ready now, else None (and the pool grows for the next burst): for a caller
+        that has somewhere else to go (the lean zygote's runs), and has asked ``serves`` first."""
         sandbox = self.pool.take()
         for dead in self.pool.take_dead():
             self._spawn(self._factory.destroy(dead, keep_workspace=False))
@@ -171,8 +181,17 @@ class Lane:
             self._wakeup.clear()
             if self.pool.failing:
                 await asyncio.sleep(min(REFILL_BACKOFF_MAX, 0.05 * 2 ** min(self.pool.failing, 7)))
+            if self._last_take is not None:
+                await self._quiet_spell(self._last_take)
             for _ in range(self.pool.starts_needed()):
                 self._spawn(self._refill_one(supervisor))
+
+    async def _quiet_spell(self, last_take: Callable[[], float]) -> None:
+        while len(self.pool.ready) + self.pool.starting >= self.pool.target / 2:
+            quiet_for = time.monotonic() - last_take()
+            if quiet_for >= REFILL_QUIET:
+                return
+            await asyncio.sleep(REFILL_QUIET - quiet_for)
 
     async def _refill_one(self, supervisor: ZygoteSupervisor) -> None:
         sandbox = None
@@ -194,6 +213,8 @@ class Lane:
                 self.pool.start_finished(sandbox)
                 if sandbox is not None:
                     self.refill_error = None
+                    if self._on_ready is not None:
+                        self._on_ready()
                 self._wakeup.set()
 
     def shrink_if_idle(self, now: float) -> None:

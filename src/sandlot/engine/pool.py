@@ -25,6 +25,10 @@ class _Poolable(Protocol):
 
 T = TypeVar("T", bound=_Poolable)
 
+REFILL_QUIET = 0.01
+"""While a pool has slack, refills wait for this long without a request, so a
+burst of requests is not slowed by forks and containment competing for the CPU."""
+
 
 def max_target(pool_size: int, configured: int | None, max_sandboxes: int) -> int:
     """The most a pool of ``pool_size`` may grow to: the operator's figure (``configured``), or 4x pool_size within
