@@ -54,7 +54,7 @@ from .factory import NetworkSpec, SandboxFactory
 from .handout import MAX_WAIT, Handout
 from .imports import standard_library_only
 from .instances import Instance
-from .lanes import Lane
+from .lanes import Lane, SharedQueue
 from .pool import REFILL_QUIET, PoolState, max_target
 from .sandbox import Sandbox, can_retarget
 from .session import ATTACH_TIMEOUT, Session, granted_network
@@ -192,8 +192,10 @@ class Engine:
                 lean = dataclasses.replace(self.environments.default, preload=(), pool_size=self.config.lean_pool_size,
                                            pool_max_size=None)
                 self._lean = Lane(lean, self._factory, label="the lean zygote",
-                                  make_supervisor=self._factory.lean_supervisor, last_take=lambda: self._last_take,
-                                  on_ready=self._hand_out_lean)
+                                  make_supervisor=self._factory.lean_supervisor,
+                                  queue=SharedQueue(last_take=lambda: self._last_take,
+                                                    waiting=lambda: self._handout.lean_waiting,
+                                                    ready=self._hand_out_lean, stalled=self._lean_stalled))
             await self._factory.start_zygote()
         except BaseException:
             if self._factory is not None:
@@ -397,10 +399,17 @@ class Engine:
             sandbox = await lane.take(limits, tenant, network=network)
         elif network is None and can_retarget(self.config.limits, limits, has_cgroup=factory.cgroups is not None):
             sandbox = None
-            if self._handout.may_take(who, len(self._pool.ready), self._pool.starting):
+            # A run the lean zygote could serve takes a default sandbox too while nothing waits (it is ready
+            # now: latency), not once runs queue (the CPU is short: it waits for a lean one, cheaper to make).
+            may_use_default = not lean or not self._handout.waiting or self._lean_blocked()
+            if may_use_default and self._handout.may_take(who, len(self._pool.ready), self._pool.starting):
                 sandbox = self._take()
             if sandbox is None:
-                self._pool.missed(time.monotonic())
+                if lean:  # the lean pool grows, and its refills start a sandbox for this run
+                    assert self._lean is not None
+                    self._lean.pool.missed(time.monotonic())
+                else:
+                    self._pool.missed(time.monotonic())
                 sandbox = await self._wait_for_pooled(who, lean=lean)
         else:
             self._pool_wakeup.set()
@@ -439,6 +448,25 @@ class Engine:
             self._last_take = time.monotonic()  # refills and teardowns of both pools wait for a quiet spell
         return sandbox
 
+    def _waiting_for_default(self) -> int:
+        """The waiting requests the default pool starts sandboxes for: those only it can serve, and the others too
+        while the lean zygote cannot (they would wait for it in vain)."""
+        waiting = self._handout.waiting
+        return waiting if self._lean_blocked() else waiting - self._handout.lean_waiting
+
+    def _lean_blocked(self) -> bool:
+        """Whether the lean zygote cannot make a sandbox for a run now: there is none, it is not up, or every
+        sandbox ``max_sandboxes`` allows is alive. Then its runs take the default pool's as any other run does;
+        else they take only its sandboxes (cheaper to make: the default pool is not refilled for them)."""
+        lane = self._lean
+        return (lane is None or lane.supervisor is None or lane.supervisor.state != "up"
+                or len(self._open_factory().alive) >= self.config.max_sandboxes)
+
+    def _lean_stalled(self) -> None:
+        """The lean zygote died, or a refill of its pool found no room: the default pool serves its waiters."""
+        self._hand_out()
+        self._pool_wakeup.set()
+
     def _hand_out_lean(self) -> None:
         """Ready lean sandboxes go to the waiting requests that said one will do, fairly (see ``handout``)."""
         lane = self._lean
@@ -460,6 +488,9 @@ class Engine:
         """Wait in ``who``'s queue for the next pooled sandbox the hand-out gives it (see ``handout``): the
         default pool's, or with ``lean`` the lean zygote's if one is ready first."""
         future = self._handout.enqueue(who, lean=lean)
+        if lean:
+            assert self._lean is not None
+            self._lean.wake()
         self._pool_wakeup.set()
         try:
             return await asyncio.wait_for(asyncio.shield(future), MAX_WAIT)
@@ -489,12 +520,14 @@ class Engine:
         self._hand_out()
 
     def _hand_out(self) -> None:
-        """Ready sandboxes go to the requests waiting for one, fairly (see ``handout``)."""
+        """Ready sandboxes go to the requests waiting for one, fairly (see ``handout``); while the lean zygote is
+        up, only to those it cannot serve (the others wait for its sandboxes, which cost less to make)."""
         while self._handout.waiting and self._pool.ready:
             sandbox = self._take()
             if sandbox is None:
                 return
-            waiter = self._handout.next_waiter(len(self._pool.ready) + 1, self._pool.starting)
+            waiter = self._handout.next_waiter(len(self._pool.ready) + 1, self._pool.starting,
+                                               lean=None if self._lean_blocked() else False)
             if waiter is None:
                 self._pool.give_back(sandbox)  # the reserve, kept for another tenant
                 return
@@ -790,6 +823,8 @@ class Engine:
             self._refill_error = None
         if self._handout.waiting:
             self._pool_wakeup.set()  # a refill can start for a waiting request now
+        if self._lean is not None and self._handout.lean_waiting:
+            self._lean.wake()
 
     async def forget_session(self, session: Session) -> None:
         """A closed session's record and files go."""
@@ -919,7 +954,7 @@ class Engine:
                 if quiet_for >= REFILL_QUIET:
                     break
                 await asyncio.sleep(REFILL_QUIET - quiet_for)
-            needed = self._pool.starts_needed(self._handout.waiting)
+            needed = self._pool.starts_needed(self._waiting_for_default())
             for _ in range(needed):
                 self._spawn_background(self._refill_one())
 

@@ -65,9 +65,9 @@ class Handout(Generic[T]):
         return sum(len(queue) for queue in self._queues.values())
 
     @property
-    def lean_waiting(self) -> bool:
-        """Whether a waiting request would take a lean sandbox."""
-        return any(lean for queue in self._queues.values() for _, _, lean in queue)
+    def lean_waiting(self) -> int:
+        """How many waiting requests would take a lean sandbox."""
+        return sum(lean for queue in self._queues.values() for _, _, lean in queue)
 
     # ---- what tenants hold ---------------------------------------------------------
 
@@ -115,9 +115,10 @@ class Handout(Generic[T]):
         """How many sandboxes ``tenant`` may hold and wait for together while they are scarce."""
         return max(1, self.capacity // self._tenants_in_play(tenant))
 
-    def next_waiter(self, ready: int, starting: int, *, lean: bool = False) -> asyncio.Future[T] | None:
-        """The waiting request to hand one of ``ready`` sandboxes to (taken out of its queue), or None; with
-        ``lean`` (a lean sandbox), only a request that said a lean one will do."""
+    def next_waiter(self, ready: int, starting: int, *, lean: bool | None = None) -> asyncio.Future[T] | None:
+        """The waiting request to hand one of ``ready`` sandboxes to (taken out of its queue), or None. ``lean``
+        True (a lean sandbox): only a request that said a lean one will do; False: only one that did not (the
+        others wait for the lean zygote's); None: any."""
         if ready == 0:
             return None
         now = time.monotonic()
@@ -127,7 +128,7 @@ class Handout(Generic[T]):
         for tenant, queue in self._queues.items():
             if keep_reserve and not self._may_have_reserve(tenant, now):
                 continue
-            oldest = next((entry for entry in queue if entry[2]), None) if lean else queue[0]
+            oldest = queue[0] if lean is None else next((entry for entry in queue if entry[2] is lean), None)
             if oldest is None:
                 continue
             rank = (self.held.get(tenant, 0), self._served.get(tenant, -1), oldest[0])

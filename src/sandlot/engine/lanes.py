@@ -20,6 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .._config import Limits
@@ -32,6 +33,20 @@ from .supervisor import ZygoteSupervisor
 
 log = logging.getLogger("sandlot")
 
+
+@dataclass(frozen=True)
+class SharedQueue:
+    """How a lane's sandboxes serve requests queued in the engine's hand-out (the lean zygote's): its refills wait
+    for a quiet spell after ``last_take()`` as the default pool's do (``REFILL_QUIET``), start sandboxes for the
+    ``waiting()`` requests one of them would do for, and call ``ready()`` when one is in the pool (the engine
+    hands it over) and ``stalled()`` when it cannot make one for them (its zygote died, or a refill found every
+    sandbox ``max_sandboxes`` allows alive): the default pool serves them meanwhile."""
+
+    last_take: Callable[[], float]
+    waiting: Callable[[], int]
+    ready: Callable[[], None]
+    stalled: Callable[[], None]
+
 SPAWN_ATTEMPTS = 5
 REFILL_BACKOFF_MAX = 5.0
 
@@ -41,18 +56,15 @@ class Lane:
 
     def __init__(self, environment: Environment, factory: SandboxFactory, *, label: str | None = None,
                  make_supervisor: Callable[[Callable[[], Awaitable[None]]], ZygoteSupervisor] | None = None,
-                 last_take: Callable[[], float] | None = None, on_ready: Callable[[], None] | None = None) -> None:
+                 queue: SharedQueue | None = None) -> None:
         """``make_supervisor`` (given the lane's ``on_lost``) makes its zygote's supervisor when that is not the
-        named environment's own (the lean zygote's); ``label`` names the lane in log lines; ``last_take`` (the
-        monotonic time a request last took a sandbox) makes its refills wait for a quiet spell, as the default
-        pool's do (``REFILL_QUIET``), while its pool is at least half full; ``on_ready`` is called when a refill
-        has put a sandbox in its pool (the engine hands it to a request waiting for one)."""
+        named environment's own (the lean zygote's); ``label`` names the lane in log lines; ``queue``: its
+        sandboxes also serve requests queued in the engine's hand-out."""
         self.environment = environment
         self.label = label or f"environment {environment.name}"
         self._factory = factory
         self._make_supervisor = make_supervisor or self._environment_supervisor
-        self._last_take = last_take
-        self._on_ready = on_ready
+        self._queue = queue
         config = factory.config
         self.pool: PoolState[Sandbox] = PoolState(
             environment.pool_size, shrink_after=config.pool_shrink_after,
@@ -181,14 +193,16 @@ class Lane:
             self._wakeup.clear()
             if self.pool.failing:
                 await asyncio.sleep(min(REFILL_BACKOFF_MAX, 0.05 * 2 ** min(self.pool.failing, 7)))
-            if self._last_take is not None:
-                await self._quiet_spell(self._last_take)
-            for _ in range(self.pool.starts_needed()):
+            waiting = 0
+            if self._queue is not None:
+                await self._quiet_spell(self._queue)
+                waiting = self._queue.waiting()
+            for _ in range(self.pool.starts_needed(waiting)):
                 self._spawn(self._refill_one(supervisor))
 
-    async def _quiet_spell(self, last_take: Callable[[], float]) -> None:
-        while len(self.pool.ready) + self.pool.starting >= self.pool.target / 2:
-            quiet_for = time.monotonic() - last_take()
+    async def _quiet_spell(self, queue: SharedQueue) -> None:
+        while len(self.pool.ready) + self.pool.starting >= self.pool.target / 2 and not queue.waiting():
+            quiet_for = time.monotonic() - queue.last_take()
             if quiet_for >= REFILL_QUIET:
                 return
             await asyncio.sleep(REFILL_QUIET - quiet_for)
@@ -209,12 +223,14 @@ class Lane:
         finally:
             if abandoned:
                 self.pool.start_abandoned()
+                if self._queue is not None:
+                    self._queue.stalled()
             else:
                 self.pool.start_finished(sandbox)
                 if sandbox is not None:
                     self.refill_error = None
-                    if self._on_ready is not None:
-                        self._on_ready()
+                    if self._queue is not None:
+                        self._queue.ready()
                 self._wakeup.set()
 
     def shrink_if_idle(self, now: float) -> None:
@@ -226,6 +242,8 @@ class Lane:
         for sandbox in self.pool.drain():
             self._spawn(self._factory.destroy(sandbox, keep_workspace=False))
         self._wakeup.set()
+        if self._queue is not None:
+            self._queue.stalled()
 
     def health(self) -> dict[str, Any]:
         """This lane's part of ``/healthz``: its zygote's state, or ``unused`` before its first request."""
