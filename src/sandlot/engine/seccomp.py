@@ -81,8 +81,18 @@ PERSONALITY_QUERY = 0xFFFFFFFF
 PR_SET_PDEATHSIG = 1
 
 
-def build_program(*, allow_process_groups: bool, network: bool = False) -> bytes:
-    """Compile the policy to a BPF program for this machine's architecture."""
+BINARY_TREE = 2
+"""libseccomp's ``SCMP_FLTATR_CTL_OPTIMIZE`` level that lays the syscall checks out as a binary search tree
+instead of one long chain. The same rules, compiled differently (``tests/test_seccomp_program.py`` runs both
+programs on every syscall number and the argument cases the rules test, and gets the same verdicts): the kernel
+checks a syscall in ~9 comparisons instead of up to ~300, and, what costs more here, each sandbox's attach is
+~0.08 ms of CPU instead of ~0.29 ms (the kernel emulates the whole program once per syscall number to build its
+action cache, with interrupts off)."""
+
+
+def build_program(*, allow_process_groups: bool, network: bool = False, optimize: int = BINARY_TREE) -> bytes:
+    """Compile the policy to a BPF program for this machine's architecture (``optimize``: libseccomp's level,
+    1 for its plain chain)."""
     try:
         import pyseccomp as sc
     except ImportError as exc:  # pragma: no cover - a declared dependency
@@ -90,6 +100,7 @@ def build_program(*, allow_process_groups: bool, network: bool = False) -> bytes
 
     program = sc.SyscallFilter(sc.ERRNO(errno.EPERM))
     program.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)
+    program.set_attr(sc.Attr.CTL_OPTIMIZE, optimize)
     names = ALLOWED | PROCESS_GROUP_CALLS if allow_process_groups else ALLOWED
     for name in sorted(names):
         if _known(sc, name):
