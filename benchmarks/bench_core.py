@@ -285,8 +285,8 @@ def time_jupyter_execute(client: Any, series: Series, n: int, pause: float) -> N
 
 
 async def wait_settled(engine: Engine, timeout: float = 60.0) -> None:
-    """Until the pools (the default one and the lean zygote's) are full and background teardown is done, so the
-    next run starts from a quiet machine."""
+    """Until the pools (the default one and the lean zygote's, once its first run started it) are full and
+    background teardown is done, so the next run starts from a quiet machine."""
     deadline = time.monotonic() + timeout
     pools = [pool for pool in (engine.pool, engine.lean_pool) if pool is not None]
     while not (all(len(pool.ready) >= pool.target and pool.starting == 0 for pool in pools)

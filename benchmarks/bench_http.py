@@ -103,8 +103,7 @@ async def wait_engine_pool(engine: Engine) -> None:
     """Until the default pool and the lean zygote's (once started: the first run starts it) are full."""
     while True:
         lean = getattr(engine, "lean_pool", None)  # a main from before the lean zygote has none
-        if len(engine.pool.ready) >= engine.pool.target and (lean is None or len(lean.ready) >= lean.target
-                                                             or engine.health()["lean"]["state"] == "unused"):
+        if len(engine.pool.ready) >= engine.pool.target and (lean is None or len(lean.ready) >= lean.target):
             return
         await asyncio.sleep(0.01)
 

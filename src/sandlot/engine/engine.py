@@ -137,8 +137,8 @@ class Engine:
 
     @property
     def lean_pool(self) -> PoolState[Sandbox] | None:
-        """The lean zygote's pool (None when there is no lean zygote)."""
-        return self._lean.pool if self._lean is not None else None
+        """The lean zygote's pool (None when there is no lean zygote, or before its first run started it)."""
+        return self._lean.pool if self._lean is not None and self._lean.supervisor is not None else None
 
     @property
     def handout(self) -> Handout[Sandbox]:
