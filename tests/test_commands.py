@@ -195,6 +195,28 @@ def test_background_commands_list_tail_stdin_and_kill(client: httpx.Client, sess
     assert_error(client.get(f"{base}/cmd_nope"), 404, "not_found")
 
 
+def test_a_command_sent_while_the_pids_limit_is_reached_waits_for_a_slot(tight: httpx.Client) -> None:
+    """A fork bomb just killed still holds the pids limit until its processes are reaped: the next command waits
+    for a process slot (START_RETRY) instead of failing, and the sandbox (its interpreter's state) lives on. Found
+    by the E2B fork-bomb test under load: the runtime died when it could not start the command's thread."""
+    session = tight.post("/v1/sessions").json()["id"]
+    base = f"/v1/sessions/{session}/commands"
+    try:
+        assert tight.post(f"/v1/sessions/{session}/execute", json={"code": "kept = 7"}).json()["status"] == "ok"
+        # Children that hold every process slot for 1.5 s (sh would give up at its first failed fork).
+        filler = ("python3 -c 'import os, time\nwhile True:\n    try:\n        pid = os.fork()\n    except OSError:\n"
+                  "        break\n    if pid == 0:\n        time.sleep(1.5); os._exit(0)\nprint(\"full\", flush=True)\n"
+                  "while True:\n    try:\n        os.wait()\n    except ChildProcessError:\n        break'")
+        cid = tight.post(base, json={"cmd": filler, "background": True}).json()["id"]
+        assert wait_until(lambda: "full" in tight.get(f"{base}/{cid}").json()["stdout"], 10)
+        alive = run(tight, session, cmd="echo alive")  # sent while every one of the 32 process slots is taken
+        assert assert_command(alive)["stdout"] == "alive\n"
+        cell = tight.post(f"/v1/sessions/{session}/execute", json={"code": "print(kept)"}).json()
+        assert (cell["stdout"], cell["restarted"]) == ("7\n", False), cell
+    finally:
+        tight.delete(f"/v1/sessions/{session}")
+
+
 def test_a_background_command_ends_on_its_own_and_with_eof(client: httpx.Client, session: str) -> None:
     base = f"/v1/sessions/{session}/commands"
     cid = client.post(base, json={"cmd": "wc -l", "background": True}).json()["id"]

@@ -25,11 +25,18 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 READ_SIZE = 1 << 16
 EXITED_POLL = 0.05
+START_RETRY = 2.0
+"""Seconds a command waits for a free process slot (a thread for it, a fork for its shell) while the pids limit is
+reached: a fork bomb that was just killed still holds it until its processes are reaped. Then the command starts,
+or is reported as not started; the sandbox never dies of it."""
 """Seconds between checks, while pipes stay open, of whether ``sh`` exited (a child it left behind
 keeps the pipes open; its later output is not the command's)."""
 
@@ -73,9 +80,16 @@ class Commands:
                 self._running[command_id] = command
                 start_pump = not self._pumping
                 self._pumping = True
-            threading.Thread(target=command.run, name=f"command-{command_id}", daemon=True).start()
+            try:
+                _when_a_slot_is_free(lambda: _start_thread(command.run, f"command-{command_id}"))
+            except RuntimeError:
+                command.not_started("no process is free for it (the sandbox's pids limit)")
             if start_pump:
-                threading.Thread(target=self._keep_reading, name="command-pump", daemon=True).start()
+                try:
+                    _when_a_slot_is_free(lambda: _start_thread(self._keep_reading, "command-pump"))
+                except RuntimeError:
+                    with self._lock:
+                        self._pumping = False  # the next command tries again; the main loop reads meanwhile
             return
         running = self._running.get(command_id)
         if running is None:
@@ -102,14 +116,14 @@ class Commands:
                                  "cwd": where, "env": env, "close_fds": True, "pass_fds": (self._workspace_fd,)}
         if self._own_groups:
             try:
-                return subprocess.Popen(argv, process_group=0, **pipes), True
+                return _when_a_slot_is_free(lambda: subprocess.Popen(argv, process_group=0, **pipes)), True
             except PermissionError:
                 # The child's errno does not say which step failed. If it starts without a group of
                 # its own, it was setpgid, which seccomp refuses in degraded mode: never ask again.
-                proc = subprocess.Popen(argv, **pipes)
+                proc = _when_a_slot_is_free(lambda: subprocess.Popen(argv, **pipes))
                 self._own_groups = False
                 return proc, False
-        return subprocess.Popen(argv, **pipes), False
+        return _when_a_slot_is_free(lambda: subprocess.Popen(argv, **pipes)), False
 
     def finished(self, command: _Command, message: dict[str, Any]) -> None:
         with self._lock:
@@ -132,6 +146,9 @@ class _Command:
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
         self._killed = False
+
+    def not_started(self, why: str) -> None:
+        self._end(None, None, f"the command could not be started: {why}")
 
     def feed(self, data: bytes, eof: bool) -> None:
         with self._lock:
@@ -275,6 +292,23 @@ class _Command:
                 os.close(fd)
         self._owner.finished(self, {"t": "cmd_exit", "id": self.id, "exit_code": exit_code, "signal": signum,
                                     "error": error})
+
+
+def _start_thread(target: Callable[[], None], name: str) -> None:
+    threading.Thread(target=target, name=name, daemon=True).start()
+
+
+def _when_a_slot_is_free(start: Callable[[], T]) -> T:
+    """``start()``, tried again for up to ``START_RETRY`` seconds while the pids limit refuses a new thread
+    (RuntimeError) or process (EAGAIN)."""
+    deadline = time.monotonic() + START_RETRY
+    while True:
+        try:
+            return start()
+        except (RuntimeError, BlockingIOError):
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _end_group(pgid: int) -> None:
