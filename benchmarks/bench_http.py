@@ -40,8 +40,6 @@ from sandlot.testing.figures import percentile
 from sandlot.testing.serving import ServerProcess, free_port
 
 POOL_SIZE = 16
-LEAN_POOL_SIZE = getattr(EngineConfig.model_fields.get("lean_pool_size"), "default", 0)
-"""The lean zygote's pool: the engine's default ``lean_pool_size`` (0 on a main from before it)."""
 BURST = 8
 CLIENTS = 16
 THROUGHPUT_VS_IN_PROCESS = 0.8
@@ -157,10 +155,11 @@ async def sustained(run: Callable[[], Awaitable[bool]], seconds: float) -> dict[
 # ---- over HTTP -------------------------------------------------------------------------
 
 def pools_full(health: dict[str, Any]) -> bool:
-    """The default pool full, and the lean zygote's too once it is up (``pool_ready`` counts both)."""
+    """The default pool full, and the lean zygote's too (to its target now: it grows under bursts) once it is up
+    (``pool_ready`` counts both)."""
     lean = health.get("lean")
     lean_ready = lean["pool_ready"] if lean else 0
-    lean_full = not lean or lean["state"] == "unused" or lean_ready >= LEAN_POOL_SIZE
+    lean_full = not lean or lean["state"] == "unused" or lean_ready >= lean["pool_target"]
     return health["pool_ready"] - lean_ready >= POOL_SIZE and lean_full
 
 

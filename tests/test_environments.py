@@ -126,7 +126,8 @@ def zygotes() -> list[int]:
 
 def test_an_environment_nobody_used_has_no_zygote_until_its_first_run(client: httpx.Client) -> None:
     lanes = client.get("/healthz").json()["environments"]
-    assert lanes["lazy"] == {"state": "unused", "pid": None, "restarts": 0, "last_error": None, "pool_ready": 0}
+    assert lanes["lazy"] == {"state": "unused", "pid": None, "restarts": 0, "last_error": None, "pool_ready": 0,
+                             "pool_target": 0}
     # Other in-process servers of the test run have zygotes of their own: count this one's by what changes.
     started = [lane["pid"] for lane in lanes.values() if lane["pid"] is not None]
     assert set([*started, client.get("/healthz").json()["zygote"]["pid"]]) <= set(zygotes())

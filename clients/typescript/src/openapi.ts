@@ -666,6 +666,12 @@ export type components = {
              * @default 0
              */
             pool_ready: number;
+            /**
+             * Pool Target
+             * @description Warm sandboxes its pool aims to keep now (it grows under bursts).
+             * @default 0
+             */
+            pool_target: number;
         };
         /** EnvironmentInfo */
         EnvironmentInfo: {

@@ -249,10 +249,11 @@ class Lane:
         """This lane's part of ``/healthz``: its zygote's state, or ``unused`` before its first request."""
         if self.supervisor is None:
             return {"state": "failed" if self.start_error else "unused", "pid": None, "restarts": 0,
-                    "last_error": self.start_error, "pool_ready": 0}
+                    "last_error": self.start_error, "pool_ready": 0, "pool_target": 0}
         snapshot = self.supervisor.snapshot()
         return {"state": snapshot.state, "pid": snapshot.pid, "restarts": snapshot.restarts,
-                "last_error": snapshot.last_error or self.refill_error, "pool_ready": len(self.pool.ready)}
+                "last_error": snapshot.last_error or self.refill_error, "pool_ready": len(self.pool.ready),
+                "pool_target": self.pool.target}
 
     def wake(self) -> None:
         self._wakeup.set()

@@ -280,6 +280,7 @@ class EnvironmentHealth(BaseModel):
     restarts: int = 0
     last_error: str | None = None
     pool_ready: int = 0
+    pool_target: int = Field(0, description="Warm sandboxes its pool aims to keep now (it grows under bursts).")
 
 
 class EnvironmentInfo(BaseModel):
