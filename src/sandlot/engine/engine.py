@@ -64,12 +64,12 @@ log = logging.getLogger("sandlot")
 WORKSPACE_IN_SANDBOX = "/workspace"
 SPAWN_ATTEMPTS = 5
 PLACE_AFTER = 0.05
-LEAN_RETRY = 30.0
-"""Seconds between tries to start the lean zygote after a start that failed (its runs go to the default one)."""
 """A one-shot run still running after this long moves to its tenant's cpu group. Most runs are over by then,
 and never pay for the move: a cgroup v1 move waits for an RCU grace period after an idle spell, and while it
 waits every fork and exit on the host waits too (measured once here, on a loaded host: idle p50 5.3 ms
 without the move, 8.5 ms with it at the start of every run)."""
+LEAN_RETRY = 30.0
+"""Seconds between tries to start the lean zygote after a start that failed (its runs go to the default one)."""
 TEARDOWN_MAX_DELAY = 0.25
 """A finished one-shot sandbox is killed in a gap between requests too (killing
 unmaps ~80 MB of copy-on-write memory: milliseconds of kernel CPU), but never
@@ -112,12 +112,12 @@ class Engine:
         """Why the last pool refill failed (None once one succeeds): what health says ran out."""
         self.environments = EnvironmentRegistry(self.config)
         self._lanes: dict[str, Lane] = {}
+        """The named environments' zygotes and pools (``lanes``), by name; each starts at its first use."""
         self._lean: Lane | None = None
         """The lean zygote's lane (no preloads) for one-shot runs that import only the standard library; None when
         ``lean_pool_size`` is 0 or nothing is preloaded (it would be the default zygote again)."""
         self._preloaded = frozenset(m.partition(".")[0] for m in self.config.preload)
         self._lean_tried = -LEAN_RETRY
-        """The named environments' zygotes and pools (``lanes``), by name; each starts at its first use."""
         self.egress = Egress(self.config.egress, self.config.cache_dir)
         """Network for the runs that ask for it (``sandlot.egress``): checked here, served by a proxy per sandbox."""
 
@@ -386,8 +386,9 @@ class Engine:
         (retargeted), fairly when the pool runs short, or started on demand for limits no pooled one can take,
         and for ``network`` (the pool's sandboxes have no TCP sockets: another seccomp program). A named
         ``environment``'s comes from its lane (its zygote started now if this is its first use). ``lean`` (the
-        code imports only the standard library): the lean zygote's, when one is ready now; else the default
-        pool's, as any other run's."""
+        code imports only the standard library): the lean zygote's when one is ready and no run waits for one;
+        else a ready default one while nothing queues, or a place in the queue for whichever pool serves it
+        first (docs/architecture.md, the lean zygote)."""
         factory = self._open_factory()
         who = tenant or ""
         lane = self._lane(environment)

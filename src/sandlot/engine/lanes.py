@@ -33,6 +33,9 @@ from .supervisor import ZygoteSupervisor
 
 log = logging.getLogger("sandlot")
 
+SPAWN_ATTEMPTS = 5
+REFILL_BACKOFF_MAX = 5.0
+
 
 @dataclass(frozen=True)
 class SharedQueue:
@@ -46,9 +49,6 @@ class SharedQueue:
     waiting: Callable[[], int]
     ready: Callable[[], None]
     stalled: Callable[[], None]
-
-SPAWN_ATTEMPTS = 5
-REFILL_BACKOFF_MAX = 5.0
 
 
 class Lane:
