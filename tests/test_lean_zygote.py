@@ -21,7 +21,7 @@ from conftest import running_server
 from sandlot import Engine, EngineConfig
 from sandlot._config import ModulePolicy
 from sandlot._errors import RestartingError
-from sandlot.engine.imports import standard_library_only
+from sandlot.engine.imports import MAX_PARSED, standard_library_only
 from sandlot.server import ServerConfig
 
 PRELOADED = frozenset({"numpy", "pandas", "matplotlib"})
@@ -184,3 +184,12 @@ def test_health_shows_the_lean_zygote() -> None:
             assert time.monotonic() < deadline, lean
             time.sleep(0.05)
         assert isinstance(lean["pid"], int) and lean["restarts"] == 0, lean
+
+
+def test_code_too_long_to_read_on_the_event_loop_goes_to_the_default_zygote() -> None:
+    line = "x = 1\n"
+    long = "import json\n" + line * (MAX_PARSED // len(line))
+    short = "import json\n" + line * (MAX_PARSED // len(line) - 10)
+    assert len(long) > MAX_PARSED >= len(short)
+    assert standard_library_only(long, preloaded=PRELOADED) is False
+    assert standard_library_only(short, preloaded=PRELOADED) is True
