@@ -219,17 +219,31 @@ def server_figures(s: Server) -> dict[str, int]:
     return {"processes": len(pids), "pss_bytes": pss}
 
 
+def settled_figures(s: Server, limit: float = 30) -> dict[str, int]:
+    """``server_figures`` once the warm pool is full and the count of processes holds still (0.3 s apart): taken
+    while refills still ran, a figure counted pool sandboxes that a later one had too many or too few of."""
+    s.wait_pool()
+    deadline = time.monotonic() + limit
+    figures = server_figures(s)
+    while True:
+        time.sleep(0.3)
+        again = server_figures(s)
+        if again["processes"] == figures["processes"] or time.monotonic() > deadline:
+            return again
+        figures = again
+
+
 def part_density(paused: int, live: int, report: dict[str, Any]) -> None:
     print(f"4. density: {paused} paused sessions, {live} live")
     # The server is told it may hold every live session at once (plus its pool and the paused ones' wake-up).
     with server(SANDLOT_MAX_SANDBOXES=str(max(128, live + 32))) as s, httpx.Client(base_url=s.url, timeout=120) as c:
-        idle = server_figures(s)
+        idle = settled_figures(s)
         live_ids = []
         for _ in range(live):
             sid = ok(c.post("/v1/sessions", json={}), 201)["id"]
             ok(c.post(f"/v1/sessions/{sid}/execute", json={"code": "v = list(range(1000))"}))
             live_ids.append(sid)
-        with_live = server_figures(s)
+        with_live = settled_figures(s)
         disk_before = du(s.data_dir)
         source = ok(c.post("/v1/sessions", json={}), 201)["id"]
         ok(c.post(f"/v1/sessions/{source}/execute", json={"code": "import numpy as np\nstate = {'k': list(range(100))}"}))
@@ -237,7 +251,7 @@ def part_density(paused: int, live: int, report: dict[str, Any]) -> None:
         began = time.perf_counter()
         fork_many(c, source, paused - 1)
         made = time.perf_counter() - began
-        after = server_figures(s)
+        after = settled_figures(s)
         disk = du(s.data_dir) - disk_before
         counted = len(c.get("/v1/sessions", params={"state": "paused"}).json()["sessions"])
         woken = ok(c.post(f"/v1/sessions/{source}/execute", json={"code": "print(len(state['k']))"}))
