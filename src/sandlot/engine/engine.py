@@ -400,10 +400,10 @@ class Engine:
             sandbox = await lane.take(limits, tenant, network=network)
         elif network is None and can_retarget(self.config.limits, limits, has_cgroup=factory.cgroups is not None):
             sandbox = None
-            # A run the lean zygote could serve takes a default sandbox too while nothing waits (it is ready
-            # now: latency), not once runs queue (the CPU is short: it waits for a lean one, cheaper to make).
-            may_use_default = not lean or not self._handout.waiting or self._lean_blocked()
-            if may_use_default and self._handout.may_take(who, len(self._pool.ready), self._pool.starting):
+            # A run the lean zygote could serve takes a ready default sandbox by the hand-out's rules too: at once
+            # while nothing is scarce, or the reserve when its tenant holds none (fairness). A tenant whose runs
+            # queue waits behind them, for a lean sandbox (cheaper to make: the CPU is short).
+            if self._handout.may_take(who, len(self._pool.ready), self._pool.starting):
                 sandbox = self._take()
             if sandbox is None:
                 if lean:  # the lean pool grows, and its refills start a sandbox for this run
