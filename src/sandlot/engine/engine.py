@@ -272,7 +272,7 @@ class Engine:
         for attempt in range(1, SPAWN_ATTEMPTS + 1):
             sandbox = await self._sandbox_for(run_limits, tenant, environment,
                                               network=self._network_spec(policy, WORKSPACE_IN_SANDBOX),
-                                              lean=self._lean is not None
+                                              lean=self._lean is not None and policy is None
                                               and standard_library_only(code, preloaded=self._preloaded))
             if begun is not None:
                 begun.set()

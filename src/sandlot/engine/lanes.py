@@ -146,15 +146,9 @@ class Lane:
         supervisor = await self.up()
         factory = self._factory
         if network is None and can_retarget(self.environment.limits, limits, has_cgroup=factory.cgroups is not None):
-            sandbox = self.pool.take()
-            for dead in self.pool.take_dead():
-                self._spawn(factory.destroy(dead, keep_workspace=False))
-            self._wakeup.set()
+            sandbox = self.take_ready()  # a miss makes the next burst find a bigger pool
             if sandbox is not None:
-                if sandbox.cgroup is not None:
-                    sandbox.cgroup.taken()
                 return sandbox
-            self.pool.missed(time.monotonic())  # the next burst finds a bigger pool
         for attempt in range(1, SPAWN_ATTEMPTS + 1):
             try:
                 return await factory.start(limits, tenant=tenant, supervisor=supervisor, network=network)
@@ -174,8 +168,8 @@ class Lane:
         return self.supervisor is not None and sandbox.zygote is self.supervisor.zygote
 
     def take_ready(self) -> Sandbox | None:
-        """A pooled sandbox if one is ready now, else None (and the pool grows for the next burst): for a caller
-        that has somewhere else to go (the lean zygote's runs), and has asked ``serves`` first."""
+        """A pooled sandbox if one is ready now, else None (and the pool grows for the next burst). ``take``'s
+        first step; the lean zygote's runs, which have somewhere else to go, call it alone (after ``serves``)."""
         sandbox = self.pool.take()
         for dead in self.pool.take_dead():
             self._spawn(self._factory.destroy(dead, keep_workspace=False))
